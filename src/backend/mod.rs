@@ -1,0 +1,4 @@
+//! Backends: the CPU functions over slices (reference and engine), and later the GPU launches.
+
+pub mod cpu;
+pub mod geom;
