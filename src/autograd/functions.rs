@@ -1,0 +1,289 @@
+//! Differentiable ops: each runs the forward through `ops`, records what its backward needs,
+//! and supplies the hand-written backward.
+//!
+//! Saved state per op: conv saves its input and weight; ReLU its input; BN its input and batch
+//! statistics; max pool its input (the argmax is recomputed); avg pool and the layout ops save
+//! only shapes; the weighted sum saves its inputs and weights; cross-entropy its probabilities.
+
+use crate::ops::{self, ConvParams};
+use crate::tensor::{fmt_shape, Tensor};
+
+use super::tape::Var;
+
+fn same_tape<'a>(op: &str, vars: impl IntoIterator<Item = &'a Var>) -> &'a Var {
+    let mut it = vars.into_iter();
+    let first = it.next().unwrap_or_else(|| panic!("{op}: no inputs"));
+    first
+}
+
+/// 2-D convolution without bias.
+pub fn conv2d(x: &Var, w: &Var, p: ConvParams) -> Var {
+    let y = ops::conv::conv2d(x.value(), w.value(), p);
+    let (xv, wv) = (x.value().clone(), w.value().clone());
+    x.tape().push(
+        y,
+        &[x, w],
+        Box::new(move |dy, need| {
+            vec![
+                need[0].then(|| ops::conv::conv2d_bwd_data(dy, &wv, xv.shape(), p)),
+                need[1].then(|| ops::conv::conv2d_bwd_weight(&xv, dy, wv.shape(), p)),
+            ]
+        }),
+    )
+}
+
+/// max(x, 0).
+pub fn relu(x: &Var) -> Var {
+    let y = ops::elementwise::relu(x.value());
+    let xv = x.value().clone();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::relu_bwd(&xv, dy))]))
+}
+
+/// Running statistics and hyperparameters of a batch-norm layer.
+#[derive(Clone, Debug)]
+pub struct BnState {
+    /// Running mean `[c]`.
+    pub running_mean: Tensor,
+    /// Running (unbiased) variance `[c]`.
+    pub running_var: Tensor,
+    /// Weight of the new batch statistic in the running update (PyTorch: 0.1).
+    pub momentum: f64,
+    /// Added to the variance (PyTorch: 1e-5).
+    pub eps: f64,
+}
+
+impl BnState {
+    /// Fresh statistics (mean 0, variance 1) for `c` channels, PyTorch's defaults.
+    pub fn new(c: usize, dtype: crate::tensor::DType) -> BnState {
+        BnState {
+            running_mean: Tensor::zeros(&[c], dtype),
+            running_var: Tensor::full(&[c], 1.0, dtype),
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+/// Batch norm. `training`: batch statistics (and the running stats in `state` are updated);
+/// otherwise the running stats. `affine`: `gamma` and `beta` given together.
+pub fn batch_norm(x: &Var, affine: Option<(&Var, &Var)>, state: &mut BnState, training: bool) -> Var {
+    let (gamma, beta) = (affine.map(|a| a.0.value().clone()), affine.map(|a| a.1.value().clone()));
+    let eps = state.eps;
+    let mut parents = vec![x];
+    if let Some((g, b)) = affine {
+        parents.push(g);
+        parents.push(b);
+    }
+    let xv = x.value().clone();
+    if training {
+        let (y, saved) = ops::norm::batch_norm_train(&xv, gamma.as_ref(), beta.as_ref(), eps);
+        ops::norm::bn_update_running(
+            xv.shape(),
+            &saved,
+            eps,
+            state.momentum,
+            &mut state.running_mean,
+            &mut state.running_var,
+        );
+        x.tape().push(
+            y,
+            &parents,
+            Box::new(move |dy, need| {
+                let affine_need = need.len() == 3 && (need[1] || need[2]);
+                let gr = ops::norm::batch_norm_train_bwd(&xv, dy, &saved, gamma.as_ref(), affine_need);
+                let mut out = vec![need[0].then_some(gr.dx)];
+                if need.len() == 3 {
+                    out.push(gr.dgamma);
+                    out.push(gr.dbeta);
+                }
+                out
+            }),
+        )
+    } else {
+        let (rm, rv) = (state.running_mean.clone(), state.running_var.clone());
+        let y = ops::norm::batch_norm_eval(&xv, gamma.as_ref(), beta.as_ref(), &rm, &rv, eps);
+        x.tape().push(
+            y,
+            &parents,
+            Box::new(move |dy, need| {
+                let affine_need = need.len() == 3 && (need[1] || need[2]);
+                let gr = ops::norm::batch_norm_eval_bwd(&xv, dy, &rm, &rv, gamma.as_ref(), eps, affine_need);
+                let mut out = vec![need[0].then_some(gr.dx)];
+                if need.len() == 3 {
+                    out.push(gr.dgamma);
+                    out.push(gr.dbeta);
+                }
+                out
+            }),
+        )
+    }
+}
+
+/// k x k max pooling.
+pub fn max_pool(x: &Var, k: usize, stride: usize, pad: usize) -> Var {
+    let y = ops::pool::max_pool(x.value(), k, stride, pad);
+    let xv = x.value().clone();
+    x.tape().push(
+        y,
+        &[x],
+        Box::new(move |dy, _| vec![Some(ops::pool::max_pool_bwd(&xv, dy, k, stride, pad))]),
+    )
+}
+
+/// k x k average pooling, padding excluded from the divisor.
+pub fn avg_pool(x: &Var, k: usize, stride: usize, pad: usize) -> Var {
+    let y = ops::pool::avg_pool(x.value(), k, stride, pad);
+    let shape = x.shape().to_vec();
+    x.tape().push(
+        y,
+        &[x],
+        Box::new(move |dy, _| vec![Some(ops::pool::avg_pool_bwd(dy, &shape, k, stride, pad))]),
+    )
+}
+
+/// a + b.
+pub fn add(a: &Var, b: &Var) -> Var {
+    let y = ops::elementwise::add(a.value(), b.value());
+    a.tape().push(
+        y,
+        &[a, b],
+        Box::new(|dy, need| vec![need[0].then(|| dy.clone()), need[1].then(|| dy.clone())]),
+    )
+}
+
+/// Σ xs (at least one term).
+pub fn add_n(xs: &[Var]) -> Var {
+    let first = same_tape("add_n", xs);
+    xs[1..].iter().fold(first.clone(), |acc, x| add(&acc, x))
+}
+
+/// s · x.
+pub fn scale(x: &Var, s: f64) -> Var {
+    let y = ops::elementwise::scale(x.value(), s);
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::scale(dy, s))]))
+}
+
+/// Σ_k w[k] · xs[k], `w` a vector of length k: the mixed op's weighted sum.
+pub fn weighted_sum(xs: &[Var], w: &Var) -> Var {
+    let _ = same_tape("weighted_sum", xs);
+    let xvals: Vec<Tensor> = xs.iter().map(|x| x.value().clone()).collect();
+    let refs: Vec<&Tensor> = xvals.iter().collect();
+    let y = ops::elementwise::weighted_sum(&refs, w.value());
+    let wv = w.value().clone();
+    let mut parents: Vec<&Var> = xs.iter().collect();
+    parents.push(w);
+    let k = xs.len();
+    w.tape().push(
+        y,
+        &parents,
+        Box::new(move |dy, need| {
+            let wk = wv.to_f64_vec();
+            let mut out: Vec<Option<Tensor>> =
+                (0..k).map(|i| need[i].then(|| ops::elementwise::scale(dy, wk[i]))).collect();
+            out.push(need[k].then(|| {
+                let refs: Vec<&Tensor> = xvals.iter().collect();
+                ops::elementwise::weighted_sum_bwd_weights(&refs, dy)
+            }));
+            out
+        }),
+    )
+}
+
+/// Concatenation along channels.
+pub fn concat_channels(xs: &[Var]) -> Var {
+    let first = same_tape("concat_channels", xs);
+    let vals: Vec<&Tensor> = xs.iter().map(|x| x.value()).collect();
+    let y = ops::layout::concat_channels(&vals);
+    let chans: Vec<usize> = xs.iter().map(|x| x.shape()[1]).collect();
+    let parents: Vec<&Var> = xs.iter().collect();
+    first.tape().push(
+        y,
+        &parents,
+        Box::new(move |dy, need| {
+            ops::layout::split_channels(dy, &chans)
+                .into_iter()
+                .zip(need)
+                .map(|(g, &n)| n.then_some(g))
+                .collect()
+        }),
+    )
+}
+
+/// `x[:, :, top..top+oh, left..left+ow]`.
+pub fn crop(x: &Var, top: usize, left: usize, oh: usize, ow: usize) -> Var {
+    let y = ops::layout::crop(x.value(), top, left, oh, ow);
+    let shape = x.shape().to_vec();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::layout::crop_bwd(dy, &shape, top, left))]))
+}
+
+/// The `none` op: zeros of the strided output shape; no gradient flows to `x`.
+pub fn zero(x: &Var, stride: usize) -> Var {
+    x.tape().constant(ops::elementwise::zero(x.value(), stride))
+}
+
+/// Row-wise softmax of `[rows, k]` (or of a `[k]` vector).
+pub fn softmax(x: &Var) -> Var {
+    let y = ops::softmax::softmax(x.value());
+    let yv = y.clone();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::softmax::softmax_bwd(&yv, dy))]))
+}
+
+/// Row `i` of a `[rows, k]` matrix.
+pub fn row(x: &Var, i: usize) -> Var {
+    let y = ops::softmax::row(x.value(), i);
+    let shape = x.shape().to_vec();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::softmax::row_bwd(dy, &shape, i))]))
+}
+
+/// Global average pooling `[n, c, h, w]` -> `[n, c]`.
+pub fn global_avg_pool(x: &Var) -> Var {
+    let y = ops::reduce::global_avg_pool(x.value());
+    let shape = x.shape().to_vec();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::reduce::global_avg_pool_bwd(dy, &shape))]))
+}
+
+/// y = x Wᵀ + b.
+pub fn linear(x: &Var, w: &Var, b: &Var) -> Var {
+    let y = ops::linear::linear(x.value(), w.value(), Some(b.value()));
+    let (xv, wv) = (x.value().clone(), w.value().clone());
+    x.tape().push(
+        y,
+        &[x, w, b],
+        Box::new(move |dy, need| {
+            let dx = need[0].then(|| ops::linear::linear_bwd_data(dy, &wv, xv.shape()));
+            let (dw, db) = if need[1] || need[2] {
+                let (dw, db) = ops::linear::linear_bwd_weight(&xv, dy, &wv);
+                (Some(dw), Some(db))
+            } else {
+                (None, None)
+            };
+            vec![dx, dw, db]
+        }),
+    )
+}
+
+/// Mean softmax cross-entropy of `logits` `[n, classes]` against `labels`.
+pub fn cross_entropy(logits: &Var, labels: &[u32]) -> Var {
+    let (loss, probs) = ops::loss::softmax_xent(logits.value(), labels);
+    let labels = labels.to_vec();
+    logits.tape().push(
+        loss,
+        &[logits],
+        Box::new(move |dl, _| vec![Some(ops::loss::softmax_xent_bwd(&probs, &labels, dl.item()))]),
+    )
+}
+
+/// Σ x.
+pub fn sum_all(x: &Var) -> Var {
+    let y = ops::elementwise::sum_all(x.value());
+    let shape = x.shape().to_vec();
+    x.tape().push(y, &[x], Box::new(move |dl, _| vec![Some(Tensor::full(&shape, dl.item(), dl.dtype()))]))
+}
+
+/// <x, r> for a constant `r` of x's shape: a scalar projection (used by gradient checks).
+pub fn inner(x: &Var, r: &Tensor) -> Var {
+    assert_eq!(x.shape(), r.shape(), "inner: x {} vs r {}", fmt_shape(x.shape()), fmt_shape(r.shape()));
+    let y = ops::elementwise::inner(x.value(), r);
+    let rv = r.clone();
+    x.tape().push(y, &[x], Box::new(move |dl, _| vec![Some(ops::elementwise::scale(&rv, dl.item()))]))
+}

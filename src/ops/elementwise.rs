@@ -1,0 +1,115 @@
+//! Elementwise ops: ReLU, add, scale, weighted sum of k tensors, the zero op.
+
+use super::{nchw, same_dtype, same_shape};
+use crate::backend::cpu::{self, Real as _};
+use crate::backend::geom::out_dim;
+use crate::tensor::{fmt_shape, Tensor};
+use crate::with_dtype;
+
+/// max(x, 0).
+pub fn relu(x: &Tensor) -> Tensor {
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; x.numel()];
+        cpu::elementwise::relu_fwd(x.data::<T>(), &mut y);
+        Tensor::from_vec(x.shape(), y)
+    })
+}
+
+/// dy where x > 0, else 0.
+pub fn relu_bwd(x: &Tensor, dy: &Tensor) -> Tensor {
+    same_shape("relu_bwd", x, dy);
+    with_dtype!(x.dtype(), T => {
+        let mut dx = vec![T::ZERO; x.numel()];
+        cpu::elementwise::relu_bwd(x.data::<T>(), dy.data::<T>(), &mut dx);
+        Tensor::from_vec(x.shape(), dx)
+    })
+}
+
+/// a + b (same shapes).
+pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
+    same_shape("add", a, b);
+    with_dtype!(a.dtype(), T => {
+        let mut y = vec![T::ZERO; a.numel()];
+        cpu::elementwise::add(a.data::<T>(), b.data::<T>(), &mut y);
+        Tensor::from_vec(a.shape(), y)
+    })
+}
+
+/// s * x.
+pub fn scale(x: &Tensor, s: f64) -> Tensor {
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; x.numel()];
+        cpu::elementwise::scale(x.data::<T>(), T::from_f64(s), &mut y);
+        Tensor::from_vec(x.shape(), y)
+    })
+}
+
+/// y += alpha * x, in place on `y` (copy-on-write if shared).
+pub fn axpy(alpha: f64, x: &Tensor, y: &mut Tensor) {
+    same_shape("axpy", x, y);
+    with_dtype!(x.dtype(), T => cpu::elementwise::axpy(T::from_f64(alpha), x.data::<T>(), y.data_mut::<T>()))
+}
+
+/// Σ_k w[k] · xs[k] for `xs` of one shape and `w` a vector of length k.
+pub fn weighted_sum(xs: &[&Tensor], w: &Tensor) -> Tensor {
+    check_weighted("weighted_sum", xs, w);
+    with_dtype!(w.dtype(), T => {
+        let parts: Vec<&[T]> = xs.iter().map(|x| x.data::<T>()).collect();
+        let mut y = vec![T::ZERO; xs[0].numel()];
+        cpu::elementwise::weighted_sum(&parts, w.data::<T>(), &mut y);
+        Tensor::from_vec(xs[0].shape(), y)
+    })
+}
+
+/// The gradient of [`weighted_sum`] w.r.t. its weights: dw[k] = <dy, xs[k]>.
+pub fn weighted_sum_bwd_weights(xs: &[&Tensor], dy: &Tensor) -> Tensor {
+    assert!(!xs.is_empty(), "weighted_sum_bwd_weights: no inputs");
+    for x in xs {
+        same_shape("weighted_sum_bwd_weights", x, dy);
+    }
+    with_dtype!(dy.dtype(), T => {
+        let parts: Vec<&[T]> = xs.iter().map(|x| x.data::<T>()).collect();
+        let mut dw = vec![T::ZERO; xs.len()];
+        cpu::elementwise::weighted_sum_bwd_weights(&parts, dy.data::<T>(), &mut dw);
+        Tensor::from_vec(&[xs.len()], dw)
+    })
+}
+
+fn check_weighted(op: &str, xs: &[&Tensor], w: &Tensor) {
+    assert!(!xs.is_empty(), "{op}: no inputs");
+    assert_eq!(
+        w.shape(),
+        &[xs.len()],
+        "{op}: weights {} do not match {} inputs",
+        fmt_shape(w.shape()),
+        xs.len()
+    );
+    for x in xs {
+        same_shape(op, xs[0], x);
+        same_dtype(op, x, w);
+    }
+}
+
+/// The DARTS `none` op: zeros of the output shape of a stride-`stride` op on `x` (NCHW).
+pub fn zero(x: &Tensor, stride: usize) -> Tensor {
+    let [n, c, h, w] = nchw("zero", "x", x);
+    // x[:, :, ::s, ::s] has ceil(h / s) rows: a 1-tap window with stride s.
+    let (oh, ow) = (out_dim(h, 1, stride, 0, 1), out_dim(w, 1, stride, 0, 1));
+    Tensor::zeros(&[n, c, oh, ow], x.dtype())
+}
+
+/// Sum of every element, as a 0-d tensor.
+pub fn sum_all(x: &Tensor) -> Tensor {
+    with_dtype!(x.dtype(), T => Tensor::from_vec(&[], vec![cpu::elementwise::sum(x.data::<T>())]))
+}
+
+/// <x, r>: the inner product with a same-shaped tensor, as a 0-d tensor.
+pub fn inner(x: &Tensor, r: &Tensor) -> Tensor {
+    same_shape("inner", x, r);
+    with_dtype!(x.dtype(), T => Tensor::from_vec(&[], vec![cpu::elementwise::dot(x.data::<T>(), r.data::<T>())]))
+}
+
+/// Sum of squares of every element, as f64 (for gradient-norm clipping).
+pub fn sum_sq(x: &Tensor) -> f64 {
+    with_dtype!(x.dtype(), T => cpu::elementwise::sum_sq(x.data::<T>()).to_f64())
+}

@@ -1,0 +1,42 @@
+//! Softmax cross-entropy (mean over the batch) and top-1 accuracy.
+
+use crate::backend::cpu::{self, Real as _};
+use crate::tensor::{fmt_shape, Tensor};
+use crate::with_dtype;
+
+fn dims(op: &str, logits: &Tensor, labels: &[u32]) -> (usize, usize) {
+    match *logits.shape() {
+        [n, k] if n == labels.len() => (n, k),
+        _ => panic!(
+            "{op}: logits {} do not match {} labels (want [n, classes])",
+            fmt_shape(logits.shape()),
+            labels.len()
+        ),
+    }
+}
+
+/// Mean cross-entropy as a 0-d tensor, and the softmax probabilities (saved for backward).
+pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> (Tensor, Tensor) {
+    let (n, k) = dims("softmax_xent", logits, labels);
+    with_dtype!(logits.dtype(), T => {
+        let mut probs = vec![T::ZERO; n * k];
+        let loss = cpu::loss::softmax_xent_fwd(n, k, logits.data::<T>(), labels, &mut probs);
+        (Tensor::from_vec(&[], vec![loss]), Tensor::from_vec(&[n, k], probs))
+    })
+}
+
+/// Gradient w.r.t. the logits, given the probabilities and d(loss).
+pub fn softmax_xent_bwd(probs: &Tensor, labels: &[u32], dloss: f64) -> Tensor {
+    let (n, k) = dims("softmax_xent_bwd", probs, labels);
+    with_dtype!(probs.dtype(), T => {
+        let mut d = vec![T::ZERO; n * k];
+        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels, T::from_f64(dloss), &mut d);
+        Tensor::from_vec(&[n, k], d)
+    })
+}
+
+/// Number of rows whose argmax equals the label.
+pub fn top1_correct(logits: &Tensor, labels: &[u32]) -> usize {
+    let (n, k) = dims("top1_correct", logits, labels);
+    with_dtype!(logits.dtype(), T => cpu::loss::top1_correct(n, k, logits.data::<T>(), labels))
+}

@@ -1,0 +1,204 @@
+//! Batch normalisation over `[n, c, h, w]` (or `[n, c]`), per channel, affine optional.
+//!
+//! Training mode normalises with the batch mean and biased variance and updates running stats
+//! with momentum (unbiased variance); eval mode uses the running stats.
+
+use super::same_dtype;
+use crate::backend::cpu::{self, Real as _};
+use crate::backend::geom::BnGeom;
+use crate::tensor::{fmt_shape, Tensor};
+use crate::with_dtype;
+
+/// Per-channel statistics saved by a training-mode forward for its backward.
+#[derive(Clone, Debug)]
+pub struct BnSaved {
+    /// Batch mean `[c]`.
+    pub mean: Tensor,
+    /// 1 / sqrt(biased batch variance + eps) `[c]`.
+    pub invstd: Tensor,
+}
+
+/// The reduction layout of `x`.
+pub fn bn_geom(op: &str, x_shape: &[usize]) -> BnGeom {
+    match *x_shape {
+        [n, c] => BnGeom { n, c, hw: 1 },
+        [n, c, h, w] => BnGeom { n, c, hw: h * w },
+        _ => panic!("{op}: x must be [n, c] or [n, c, h, w], got {}", fmt_shape(x_shape)),
+    }
+}
+
+fn check_channel(op: &str, what: &str, g: &BnGeom, t: Option<&Tensor>, x: &Tensor) {
+    if let Some(t) = t {
+        assert_eq!(
+            t.shape(),
+            &[g.c],
+            "{op}: {what} {} does not match the {} channels of x {}",
+            fmt_shape(t.shape()),
+            g.c,
+            fmt_shape(x.shape())
+        );
+        same_dtype(op, x, t);
+    }
+}
+
+/// Training-mode forward: y and the saved batch statistics.
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> (Tensor, BnSaved) {
+    let g = bn_geom("batch_norm_train", x.shape());
+    check_channel("batch_norm_train", "gamma", &g, gamma, x);
+    check_channel("batch_norm_train", "beta", &g, beta, x);
+    assert!(
+        g.per_channel() > 1,
+        "batch_norm_train: needs more than one value per channel, x is {}",
+        fmt_shape(x.shape())
+    );
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; g.len()];
+        let mut mean = vec![T::ZERO; g.c];
+        let mut invstd = vec![T::ZERO; g.c];
+        cpu::batchnorm::bn_fwd_train(
+            &g,
+            x.data::<T>(),
+            gamma.map(|t| t.data::<T>()),
+            beta.map(|t| t.data::<T>()),
+            T::from_f64(eps),
+            &mut y,
+            &mut mean,
+            &mut invstd,
+        );
+        let saved = BnSaved { mean: Tensor::from_vec(&[g.c], mean), invstd: Tensor::from_vec(&[g.c], invstd) };
+        (Tensor::from_vec(x.shape(), y), saved)
+    })
+}
+
+/// running = (1 − momentum) running + momentum · batch, with the unbiased batch variance.
+pub fn bn_update_running(
+    x_shape: &[usize],
+    saved: &BnSaved,
+    eps: f64,
+    momentum: f64,
+    running_mean: &mut Tensor,
+    running_var: &mut Tensor,
+) {
+    let g = bn_geom("bn_update_running", x_shape);
+    with_dtype!(saved.mean.dtype(), T => cpu::batchnorm::bn_update_running(
+        &g,
+        saved.mean.data::<T>(),
+        saved.invstd.data::<T>(),
+        T::from_f64(eps),
+        T::from_f64(momentum),
+        running_mean.data_mut::<T>(),
+        running_var.data_mut::<T>(),
+    ))
+}
+
+/// Eval-mode forward with running statistics.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+) -> Tensor {
+    let g = bn_geom("batch_norm_eval", x.shape());
+    check_channel("batch_norm_eval", "gamma", &g, gamma, x);
+    check_channel("batch_norm_eval", "beta", &g, beta, x);
+    check_channel("batch_norm_eval", "running_mean", &g, Some(running_mean), x);
+    check_channel("batch_norm_eval", "running_var", &g, Some(running_var), x);
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; g.len()];
+        cpu::batchnorm::bn_fwd_eval(
+            &g,
+            x.data::<T>(),
+            gamma.map(|t| t.data::<T>()),
+            beta.map(|t| t.data::<T>()),
+            running_mean.data::<T>(),
+            running_var.data::<T>(),
+            T::from_f64(eps),
+            &mut y,
+        );
+        Tensor::from_vec(x.shape(), y)
+    })
+}
+
+/// Gradients of a BN layer: input, and (when affine) gamma and beta.
+pub struct BnGrads {
+    /// d/dx.
+    pub dx: Tensor,
+    /// d/dgamma (affine only).
+    pub dgamma: Option<Tensor>,
+    /// d/dbeta (affine only).
+    pub dbeta: Option<Tensor>,
+}
+
+/// Training-mode backward (through the batch statistics).
+pub fn batch_norm_train_bwd(
+    x: &Tensor,
+    dy: &Tensor,
+    saved: &BnSaved,
+    gamma: Option<&Tensor>,
+    affine: bool,
+) -> BnGrads {
+    let g = bn_geom("batch_norm_train_bwd", x.shape());
+    super::same_shape("batch_norm_train_bwd", x, dy);
+    with_dtype!(x.dtype(), T => {
+        let mut dx = vec![T::ZERO; g.len()];
+        let (mut dg, mut db) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+        cpu::batchnorm::bn_bwd_train(
+            &g,
+            x.data::<T>(),
+            dy.data::<T>(),
+            saved.mean.data::<T>(),
+            saved.invstd.data::<T>(),
+            gamma.map(|t| t.data::<T>()),
+            &mut dx,
+            if affine { Some(&mut dg) } else { None },
+            if affine { Some(&mut db) } else { None },
+        );
+        BnGrads {
+            dx: Tensor::from_vec(x.shape(), dx),
+            dgamma: affine.then(|| Tensor::from_vec(&[g.c], dg)),
+            dbeta: affine.then(|| Tensor::from_vec(&[g.c], db)),
+        }
+    })
+}
+
+/// Eval-mode backward (running statistics are constants).
+pub fn batch_norm_eval_bwd(
+    x: &Tensor,
+    dy: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    gamma: Option<&Tensor>,
+    eps: f64,
+    affine: bool,
+) -> BnGrads {
+    let g = bn_geom("batch_norm_eval_bwd", x.shape());
+    super::same_shape("batch_norm_eval_bwd", x, dy);
+    with_dtype!(x.dtype(), T => {
+        let mut dx = vec![T::ZERO; g.len()];
+        let (mut dg, mut db) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+        cpu::batchnorm::bn_bwd_eval(
+            &g,
+            dy.data::<T>(),
+            x.data::<T>(),
+            running_mean.data::<T>(),
+            running_var.data::<T>(),
+            gamma.map(|t| t.data::<T>()),
+            T::from_f64(eps),
+            &mut dx,
+            if affine { Some(&mut dg) } else { None },
+            if affine { Some(&mut db) } else { None },
+        );
+        BnGrads {
+            dx: Tensor::from_vec(x.shape(), dx),
+            dgamma: affine.then(|| Tensor::from_vec(&[g.c], dg)),
+            dbeta: affine.then(|| Tensor::from_vec(&[g.c], db)),
+        }
+    })
+}

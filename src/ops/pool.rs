@@ -1,0 +1,70 @@
+//! Max and average pooling (average excludes padding, like `count_include_pad=False`).
+
+use super::nchw;
+use crate::backend::cpu::{self, Real as _};
+use crate::backend::geom::Pool2dGeom;
+use crate::tensor::{fmt_shape, Tensor};
+use crate::with_dtype;
+
+fn geom(op: &str, x_shape: &[usize], k: usize, stride: usize, pad: usize) -> Pool2dGeom {
+    let [n, c, h, w] = <[usize; 4]>::try_from(x_shape)
+        .unwrap_or_else(|_| panic!("{op}: x must be 4-D NCHW, got {}", fmt_shape(x_shape)));
+    let g = Pool2dGeom { n, c, h, w, k, stride, pad };
+    assert!(
+        stride >= 1 && pad < k && g.out_h() > 0 && g.out_w() > 0,
+        "{op}: window {k} stride {stride} pad {pad} does not fit x {}",
+        fmt_shape(x_shape)
+    );
+    g
+}
+
+fn out_shape(g: &Pool2dGeom) -> [usize; 4] {
+    [g.n, g.c, g.out_h(), g.out_w()]
+}
+
+fn check_dy(op: &str, g: &Pool2dGeom, dy: &Tensor) {
+    let got = nchw(op, "dy", dy);
+    assert_eq!(got, out_shape(g), "{op}: dy {} vs output {}", fmt_shape(&got), fmt_shape(&out_shape(g)));
+}
+
+/// k x k max pooling.
+pub fn max_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
+    let g = geom("max_pool", x.shape(), k, stride, pad);
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; g.y_len()];
+        cpu::pool::max_pool_fwd(&g, x.data::<T>(), &mut y);
+        Tensor::from_vec(&out_shape(&g), y)
+    })
+}
+
+/// Backward of [`max_pool`] (the argmax is recomputed from `x`).
+pub fn max_pool_bwd(x: &Tensor, dy: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
+    let g = geom("max_pool_bwd", x.shape(), k, stride, pad);
+    check_dy("max_pool_bwd", &g, dy);
+    with_dtype!(x.dtype(), T => {
+        let mut dx = vec![T::ZERO; g.x_len()];
+        cpu::pool::max_pool_bwd(&g, x.data::<T>(), dy.data::<T>(), &mut dx);
+        Tensor::from_vec(x.shape(), dx)
+    })
+}
+
+/// k x k average pooling over in-bounds taps only.
+pub fn avg_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
+    let g = geom("avg_pool", x.shape(), k, stride, pad);
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; g.y_len()];
+        cpu::pool::avg_pool_fwd(&g, x.data::<T>(), &mut y);
+        Tensor::from_vec(&out_shape(&g), y)
+    })
+}
+
+/// Backward of [`avg_pool`].
+pub fn avg_pool_bwd(dy: &Tensor, x_shape: &[usize], k: usize, stride: usize, pad: usize) -> Tensor {
+    let g = geom("avg_pool_bwd", x_shape, k, stride, pad);
+    check_dy("avg_pool_bwd", &g, dy);
+    with_dtype!(dy.dtype(), T => {
+        let mut dx = vec![T::ZERO; g.x_len()];
+        cpu::pool::avg_pool_bwd(&g, dy.data::<T>(), &mut dx);
+        Tensor::from_vec(x_shape, dx)
+    })
+}
