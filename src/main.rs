@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Checks the engine on this machine: gradients of a small network through the autograd
     /// tape against finite differences in f64, then CPU conv2d timings at DARTS shapes.
+    /// Reports the CUDA driver and device (or exactly why there is none), the PTX targets built
+    /// into this binary, and whether the kernel emulator is built in.
+    Info,
     Check {
         /// Batch size for the conv2d timings (the DARTS search uses 64).
         #[arg(long, default_value_t = 64)]
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
+        Command::Info => info(),
     }
 }
 
@@ -79,6 +83,39 @@ fn check(batch: usize, reps: usize) -> ExitCode {
         eprintln!("\nerror: a gradient check failed (relative error >= 1e-6)");
         ExitCode::FAILURE
     }
+}
+
+fn info() -> ExitCode {
+    use darts::backend::gpu::{cuda::CudaRuntime, kernels, Runtime};
+    println!("darts {}", env!("CARGO_PKG_VERSION"));
+    println!("CPU: {} rayon threads", rayon::current_num_threads());
+    match CudaRuntime::new(0, false) {
+        Ok(rt) => {
+            let i = rt.info();
+            println!("CUDA: {}", rt.describe());
+            println!("  driver API version {}.{}", i.driver_version / 1000, (i.driver_version % 1000) / 10);
+        }
+        Err(e) => println!("CUDA: not available: {e}"),
+    }
+    if kernels::PTX_BUILT {
+        let targets: Vec<String> = kernels::PTX_ARCHS.iter().map(|a| format!("compute_{a}")).collect();
+        println!(
+            "PTX: {} ({} modules, {} kernels)",
+            targets.join(", "),
+            kernels::MODULES.len(),
+            kernels::all_kernels().count()
+        );
+    } else {
+        println!("PTX: none (built without nvcc; install the CUDA toolkit or set NVCC, then rebuild)");
+    }
+    #[cfg(feature = "emu")]
+    {
+        let emu = darts::backend::gpu::emu::EmuRuntime::new(0, 0);
+        println!("emulator: built in ({} kernels)", emu.kernel_names().len());
+    }
+    #[cfg(not(feature = "emu"))]
+    println!("emulator: not built (feature `emu` is off)");
+    ExitCode::SUCCESS
 }
 
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {

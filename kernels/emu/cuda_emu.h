@@ -12,9 +12,9 @@
 //     #endif
 //   Here it declares `T* const name` pointing at the block's dynamic buffer (dyn_smem_bytes of
 //   the launch, 256-byte aligned). Every DARTS_DYN_SMEM in a kernel aliases the same buffer,
-//   as in CUDA. A literal `extern __shared__` does not compile here (g++ reports "multiple
-//   storage classes" / "conflicting specifiers"): C++ has no way to bind an extern
-//   array declaration of an arbitrary name to a per-block buffer.
+//   as in CUDA. A literal `extern __shared__` does not compile here (g++: "conflicting
+//   specifiers in declaration of 'smem'"): C++ cannot bind an extern array of an arbitrary
+//   name to a per-block buffer, so the build should reject it with a clear message first.
 // * Static shared memory (`__shared__ float tile[32][33];`) works unchanged: it becomes a
 //   `static thread_local` variable. One OS thread runs one block at a time and every fiber
 //   (CUDA thread) of that block runs on that OS thread, so the block's threads share it and
@@ -110,13 +110,28 @@ inline uint3 make_uint3(unsigned int x, unsigned int y, unsigned int z) { return
 constexpr int warpSize = 32;
 
 // ---------------------------------------------------------------- synchronisation
-// Barriers switch fibers; an opaque call, so the compiler reloads shared memory after it.
-inline void __syncthreads() { (void)::darts_emu::block_barrier(0); }
-inline int __syncthreads_count(int pred) { return ::darts_emu::block_barrier(pred != 0); }
-inline int __syncthreads_or(int pred) { return ::darts_emu::block_barrier(pred != 0) != 0; }
+// Barriers and collectives switch fibers. The memory clobbers keep the compiler from caching
+// __shared__ data (statics whose address never escapes) in registers across the switch.
+namespace darts_emu {
+inline int barrier(int pred) {
+    __asm__ __volatile__("" ::: "memory");
+    const int r = block_barrier(pred);
+    __asm__ __volatile__("" ::: "memory");
+    return r;
+}
+inline std::uint64_t collective(int op, unsigned mask, std::uint64_t value, int arg, int width) {
+    __asm__ __volatile__("" ::: "memory");
+    const std::uint64_t r = warp_collective(op, mask, value, arg, width);
+    __asm__ __volatile__("" ::: "memory");
+    return r;
+}
+}  // namespace darts_emu
+inline void __syncthreads() { (void)::darts_emu::barrier(0); }
+inline int __syncthreads_count(int pred) { return ::darts_emu::barrier(pred != 0); }
+inline int __syncthreads_or(int pred) { return ::darts_emu::barrier(pred != 0) != 0; }
 inline int __syncthreads_and(int pred) {
     const dim3 b = blockDim;
-    return ::darts_emu::block_barrier(pred != 0) == static_cast<int>(b.x * b.y * b.z);
+    return ::darts_emu::barrier(pred != 0) == static_cast<int>(b.x * b.y * b.z);
 }
 // Blocks run on several OS threads: fences must be real.
 inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
@@ -141,7 +156,7 @@ inline T from_bits(std::uint64_t b) {
 }
 template <class T>
 inline T shfl(int op, unsigned mask, T var, int arg, int width) {
-    return from_bits<T>(warp_collective(op, mask, to_bits(var), arg, width));
+    return from_bits<T>(collective(op, mask, to_bits(var), arg, width));
 }
 }  // namespace darts_emu
 
@@ -162,23 +177,23 @@ inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSiz
     return ::darts_emu::shfl(::darts_emu::kShflXor, mask, var, laneMask, width);
 }
 inline unsigned __ballot_sync(unsigned mask, int pred) {
-    return static_cast<unsigned>(::darts_emu::warp_collective(::darts_emu::kBallot, mask, pred != 0, 0, 32));
+    return static_cast<unsigned>(::darts_emu::collective(::darts_emu::kBallot, mask, pred != 0, 0, 32));
 }
 inline int __any_sync(unsigned mask, int pred) {
-    return static_cast<int>(::darts_emu::warp_collective(::darts_emu::kAny, mask, pred != 0, 0, 32));
+    return static_cast<int>(::darts_emu::collective(::darts_emu::kAny, mask, pred != 0, 0, 32));
 }
 inline int __all_sync(unsigned mask, int pred) {
-    return static_cast<int>(::darts_emu::warp_collective(::darts_emu::kAll, mask, pred != 0, 0, 32));
+    return static_cast<int>(::darts_emu::collective(::darts_emu::kAll, mask, pred != 0, 0, 32));
 }
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
-    (void)::darts_emu::warp_collective(::darts_emu::kSync, mask, 0, 0, 32);
+    (void)::darts_emu::collective(::darts_emu::kSync, mask, 0, 0, 32);
 }
 // Approximation: lanes of the warp that have not exited (the emulator has no divergence).
 inline unsigned __activemask() { return ::darts_emu::active_mask(); }
 
 #define DARTS_EMU_REDUCE(NAME, T, OP)                                                     \
     inline T NAME(unsigned mask, T value) {                                               \
-        return static_cast<T>(::darts_emu::warp_collective(::darts_emu::OP, mask,         \
+        return static_cast<T>(::darts_emu::collective(::darts_emu::OP, mask,         \
                                                            static_cast<unsigned>(value), 0, 32)); \
     }
 DARTS_EMU_REDUCE(__reduce_add_sync, unsigned, kReduceAddU)

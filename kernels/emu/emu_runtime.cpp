@@ -43,6 +43,7 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define DARTS_EMU_ASAN 1
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #else
 #define DARTS_EMU_ASAN 0
@@ -183,6 +184,10 @@ struct Ctx {
 };
 
 void ctx_init(Ctx& c, unsigned char* lo, size_t size, void (*entry)()) {
+#if DARTS_EMU_ASAN
+    // A reused stack still carries the redzones of frames that never returned.
+    ASAN_UNPOISON_MEMORY_REGION(lo, size);
+#endif
 #if DARTS_EMU_ASM_SWITCH
     // Frame popped by darts_emu_ctx_switch: six registers, then `ret` into entry, which then
     // sees %rsp % 16 == 8 as after a call (its own return address is a null trap).
@@ -496,11 +501,11 @@ void block_fiber(Worker& w, Fiber& f) {
     after_switch(w);
 }
 
-// Abandons the block: nothing resumes this fiber; its stack is reclaimed when the next block
-// starts.
-[[noreturn]] void fiber_fail(Worker& w, Fiber& f, const std::string& msg) {
+// Abandons the block after an error (already in w.err): nothing resumes this fiber, and its
+// stack is reclaimed when the next block starts. Frames on it are never unwound, so callers
+// build the message in a statement of its own: no std::string temporary is live here.
+[[noreturn]] void abandon(Worker& w, Fiber& f) {
     w.failed = true;
-    w.err = where(w) + msg;
     ctx_switch(f.ctx, w.sched, true);
     std::abort();  // unreachable
 }
@@ -514,6 +519,7 @@ void runner_main() {
     after_switch(w);
     const unsigned my_stack = w.runner_stack;
     const Launch& L = *w.launch;
+    bool threw = false;
     while (w.next_start < w.n) {
         const unsigned pos = w.next_start++;
         Fiber& f = w.fibers[L.reverse ? w.n - 1 - pos : pos];
@@ -527,10 +533,13 @@ void runner_main() {
         try {
             L.tramp(L.args);
         } catch (const std::exception& e) {
-            fiber_fail(w, f, thread_name(f) + " threw a C++ exception: " + e.what());
+            threw = true;
+            w.err = where(w) + thread_name(f) + " threw a C++ exception: " + e.what();
         } catch (...) {
-            fiber_fail(w, f, thread_name(f) + " threw a C++ exception");
+            threw = true;
+            w.err = where(w) + thread_name(f) + " threw a C++ exception";
         }
+        if (threw) abandon(w, f);  // outside the handler, so the exception is freed
         // f may have blocked and resumed meanwhile; it kept this stack.
         f.state = kDone;
         ++w.n_done;
@@ -569,10 +578,11 @@ void complete_collective(Worker& w, Fiber& self, Warp& wp, unsigned mask) {
     for (unsigned m = mask; m; m &= m - 1) {
         const Fiber& g = lanes[__builtin_ctz(m)];
         if (g.wop != op || g.wmask != mask) {
-            fiber_fail(w, self, format("lanes of warp %u met at different warp collectives: lane %u in "
-                                       "%s(mask 0x%08x), lane %u in %s(mask 0x%08x)",
-                                       self.linear >> 5, self.linear & 31, op_name(op), mask,
-                                       g.linear & 31, op_name(g.wop), g.wmask));
+            w.err = where(w) + format("lanes of warp %u met at different warp collectives: lane %u in "
+                                      "%s(mask 0x%08x), lane %u in %s(mask 0x%08x)",
+                                      self.linear >> 5, self.linear & 31, op_name(op), mask, g.linear & 31,
+                                      op_name(g.wop), g.wmask);
+            abandon(w, self);
         }
     }
     unsigned bits = 0;  // ballot of the predicates
@@ -652,12 +662,14 @@ uint64_t warp_collective(int op, unsigned mask, uint64_t value, int arg, int wid
     const unsigned lane = f.linear & 31, bit = 1u << lane;
     mask &= wp.valid;  // a full mask in a partial last warp names only the lanes that exist
     if (!(mask & bit)) {
-        fiber_fail(w, f, format("%s by %s (warp %u lane %u) with mask 0x%08x, which does not name the "
-                                "calling lane", op_name(op), thread_name(f).c_str(), f.linear >> 5, lane, mask));
+        w.err = where(w) + format("%s by %s (warp %u lane %u) with mask 0x%08x, which does not name the "
+                                  "calling lane", op_name(op), thread_name(f).c_str(), f.linear >> 5, lane, mask);
+        abandon(w, f);
     }
     if (width <= 0 || width > 32 || (width & (width - 1))) {
-        fiber_fail(w, f, format("%s by %s with width %d (must be a power of two <= 32)", op_name(op),
-                                thread_name(f).c_str(), width));
+        w.err = where(w) + format("%s by %s with width %d (must be a power of two <= 32)", op_name(op),
+                                  thread_name(f).c_str(), width);
+        abandon(w, f);
     }
     f.wop = op;
     f.wmask = mask;
@@ -665,8 +677,9 @@ uint64_t warp_collective(int op, unsigned mask, uint64_t value, int arg, int wid
     f.wwidth = width;
     f.wval = value;
     if (const unsigned gone = mask & wp.exited) {
-        fiber_fail(w, f, format("%s(mask 0x%08x) in warp %u cannot complete: lane(s) %s already exited",
-                                op_name(op), mask, f.linear >> 5, lane_list(gone).c_str()));
+        w.err = where(w) + format("%s(mask 0x%08x) in warp %u cannot complete: lane(s) %s exited",
+                                  op_name(op), mask, f.linear >> 5, lane_list(gone).c_str());
+        abandon(w, f);
     }
     wp.arrived |= bit;
     if ((wp.arrived & mask) != mask) {

@@ -12,9 +12,17 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace darts_emu {
+int block_barrier(int pred);  // runtime internal (emu_shared.h), used by throwing_tramp
+}
+
+#define KFN(name) nullptr
+#include "crosscheck_cases.h"
 
 #define DARTS_TEST_FILE(stem) extern "C" const darts_emu_kernel* darts_emu_kernels_##stem(size_t* count);
 #include "all_kernels.inc"
@@ -51,14 +59,18 @@ struct Result {
 };
 
 // args: pointers to each argument's value, like cuLaunchKernel's kernelParams.
-Result launch(const char* name, Dim g, Dim b, unsigned smem, std::vector<void*> args, int schedule = 0,
-              int workers = 0) {
+Result launch_raw(const char* name, Dim g, Dim b, unsigned smem, void** args, int schedule, int workers) {
     auto it = g_kernels.find(name);
     if (it == g_kernels.end()) return {-1, std::string("kernel not registered: ") + name};
     char err[1024];
-    const int rc = darts_emu_launch(name, it->second, g.x, g.y, g.z, b.x, b.y, b.z, smem, args.data(), schedule,
-                                    workers, err, sizeof err);
+    const int rc = darts_emu_launch(name, it->second, g.x, g.y, g.z, b.x, b.y, b.z, smem, args, schedule, workers,
+                                    err, sizeof err);
     return {rc, rc ? err : ""};
+}
+
+Result launch(const char* name, Dim g, Dim b, unsigned smem, std::vector<void*> args, int schedule = 0,
+              int workers = 0) {
+    return launch_raw(name, g, b, smem, args.data(), schedule, workers);
 }
 
 bool launch_ok(const Result& r, const std::string& what) {
@@ -186,7 +198,7 @@ void test_local_tile() {
 void test_dyn_smem() {
     int n = 1000;
     auto x = random_floats(n, -1, 1);
-    for (unsigned bs : {128u, 64u, 256u}) {  // a different dynamic size each launch
+    for (unsigned bs : {128u, 64u, 256u, 1u, 33u}) {  // a different dynamic size each launch
         std::vector<float> y(n, 0.0f);
         const float* px = x.data();
         float* py = y.data();
@@ -328,6 +340,31 @@ void test_warp_ops() {
     }
 }
 
+void test_intrinsics() {
+    struct alignas(16) {
+        float x, y, z, w;
+    } in = {4, 1, -3, 7};
+    std::vector<float> f(10, 0);
+    std::vector<int> i(10, 0);
+    std::vector<unsigned long long> u(2, 0);
+    void* pin = &in;
+    float* pf = f.data();
+    int* pi = i.data();
+    unsigned long long* pu = u.data();
+    if (!launch_ok(launch("intrinsics_probe", {1}, {1}, 0, {&pin, &pf, &pi, &pu}), "intrinsics_probe")) return;
+    const std::vector<float> wf = {0.5f, 0.25f, 0.25f, -2, 1, 5, 7, 9, INFINITY, -INFINITY};
+    const std::vector<int> wi = {6, 43, INT_MIN, 0, 7, 3, 3, 5, 40, 1};
+    const std::vector<unsigned long long> wu = {5, 5};
+    std::string detail;
+    for (size_t k = 0; k < 10; ++k) {
+        if (f[k] != wf[k]) detail += " f[" + std::to_string(k) + "]=" + std::to_string(f[k]);
+        if (i[k] != wi[k]) detail += " i[" + std::to_string(k) + "]=" + std::to_string(i[k]);
+    }
+    for (size_t k = 0; k < 2; ++k)
+        if (u[k] != wu[k]) detail += " u[" + std::to_string(k) + "]=" + std::to_string(u[k]);
+    check(detail.empty(), "intrinsics_probe (math, bit, atomic, vector-type, block/warp-op intrinsics)", detail);
+}
+
 void test_concurrent_launches() {
     // The Rust test harness launches from several threads at once; they share the worker pool.
     const int nblocks = 32;
@@ -374,6 +411,13 @@ void test_launch_validation() {
 
 // ---------------------------------------------------------------- deliberately broken kernels
 
+// Not CUDA: a hand-written trampoline whose "kernel" throws after a barrier (so from a fiber
+// that blocked and resumed).
+void throwing_tramp(void**) {
+    darts_emu::block_barrier(0);  // what __syncthreads() calls
+    throw std::runtime_error("boom");
+}
+
 void test_broken() {
     {
         int n = 1000;
@@ -416,9 +460,20 @@ void test_broken() {
         std::vector<float> y(64);
         const float* px = x.data();
         float* py = y.data();
-        Result r = launch("warp_exit_shfl", {1}, {64}, 0, {&px, &py}, 0);
-        check(r.rc != 0 && r.err.find("__shfl_down_sync") != std::string::npos && r.err.find("exited") != std::string::npos,
-              "warp_exit_shfl reported (lanes exited before a full-mask shuffle)", r.err);
+        for (int sched = 0; sched < 2; ++sched) {  // 0: found stuck; 1: lanes 16-31 exit first
+            Result r = launch("warp_exit_shfl", {1}, {64}, 0, {&px, &py}, sched);
+            check(r.rc != 0 && r.err.find("__shfl_down_sync") != std::string::npos &&
+                      r.err.find("exited") != std::string::npos,
+                  "warp_exit_shfl reported (lanes exited before a full-mask shuffle), schedule " +
+                      std::to_string(sched), r.err);
+        }
+        Result r = launch("shfl_bad_mask", {1}, {32}, 0, {&px, &py});
+        check(r.rc != 0 && r.err.find("does not name the calling lane") != std::string::npos,
+              "shfl_bad_mask reported", r.err);
+        char err[512];
+        r.rc = darts_emu_launch("throws", throwing_tramp, 2, 1, 1, 64, 1, 1, 0, nullptr, 1, 2, err, sizeof err);
+        check(r.rc != 0 && std::strstr(err, "threw a C++ exception: boom") != nullptr,
+              "exception escaping a kernel reported", err);
         // The emulator keeps working after a failed launch.
         int n = 64;
         float a = 2, b = 0;
@@ -466,11 +521,110 @@ void bench(const char* label) {
                 "(%.1f us each)\n", label, r, 1e6 / r);
 }
 
+// ---------------------------------------------------------------- GPU cross-check
+
+// Runs crosscheck_cases.h under the emulator, keeping each recorded result.
+struct EmuLauncher {
+    int schedule;
+    std::vector<std::vector<char>> mem;
+    std::map<std::string, std::vector<char>> results;
+    std::string failures;
+    FILE* dump = nullptr;  // --dump: write records in gpu_crosscheck's format
+    void* upload(const void* host, size_t bytes) {
+        mem.emplace_back(static_cast<const char*>(host), static_cast<const char*>(host) + bytes);
+        return mem.back().data();
+    }
+    void launch(const char* name, const void*, D3 g, D3 b, unsigned smem, void** args) {
+        Result r = launch_raw(name, {g.x, g.y, g.z}, {b.x, b.y, b.z}, smem, args, schedule, 0);
+        if (r.rc) failures += r.err + "\n";
+    }
+    void record(const char* what, const void* p, size_t bytes, double tol) {
+        results[what].assign(static_cast<const char*>(p), static_cast<const char*>(p) + bytes);
+        if (dump) {
+            char name[64] = {0};
+            std::snprintf(name, sizeof name, "%s", what);
+            const unsigned long long n = bytes;
+            std::fwrite(name, 1, 64, dump);
+            std::fwrite(&tol, sizeof tol, 1, dump);
+            std::fwrite(&n, sizeof n, 1, dump);
+            std::fwrite(p, 1, bytes, dump);
+        }
+    }
+};
+
+// Compares the emulator with the results gpu/gpu_crosscheck.cu wrote on a real GPU.
+void compare_with_gpu(const char* path) {
+    FILE* f = std::fopen(path, "rb");
+    if (!f) {
+        check(false, std::string("open ") + path);
+        return;
+    }
+    struct Rec {
+        std::string name;
+        double tol;
+        std::vector<char> data;
+    };
+    std::vector<Rec> gpu;
+    for (;;) {
+        char name[64];
+        double tol;
+        unsigned long long n;
+        if (std::fread(name, 1, 64, f) != 64 || std::fread(&tol, sizeof tol, 1, f) != 1 || std::fread(&n, sizeof n, 1, f) != 1)
+            break;
+        name[63] = 0;
+        Rec r{name, tol, std::vector<char>(n)};
+        if (std::fread(r.data.data(), 1, n, f) != n) break;
+        gpu.push_back(std::move(r));
+    }
+    std::fclose(f);
+    check(!gpu.empty(), std::string("GPU results read from ") + path, std::to_string(gpu.size()) + " records");
+    for (int sched = 0; sched < 2; ++sched) {
+        EmuLauncher l{sched, {}, {}, {}};
+        run_crosscheck_cases(l);
+        if (!l.failures.empty()) check(false, "cross-check launches", l.failures);
+        for (const Rec& g : gpu) {
+            const std::vector<char>& e = l.results[g.name];
+            std::string detail;
+            bool ok = e.size() == g.data.size();
+            if (ok && g.tol == 0) {
+                size_t diff = 0;
+                for (size_t i = 0; i + 4 <= e.size(); i += 4) diff += std::memcmp(&e[i], &g.data[i], 4) != 0;
+                ok = diff == 0;
+                detail = ok ? "bit-identical" : std::to_string(diff) + " words differ";
+            } else if (ok) {
+                double worst = 0;
+                for (size_t i = 0; i + 4 <= e.size(); i += 4) {
+                    float a, b;
+                    std::memcpy(&a, &e[i], 4);
+                    std::memcpy(&b, &g.data[i], 4);
+                    worst = std::max(worst, std::fabs((double)a - b) / std::max(1.0, std::fabs((double)b)));
+                }
+                ok = worst <= g.tol;
+                detail = "max rel err " + std::to_string(worst);
+            }
+            check(ok, "emulator (schedule " + std::to_string(sched) + ") matches GPU: " + g.name, detail);
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const char* label = argc > 1 ? argv[1] : "emu";
     load_kernels();
+    if (argc > 2 && std::strcmp(argv[1], "--dump") == 0) {  // to test --compare without a GPU
+        EmuLauncher l{0, {}, {}, {}, std::fopen(argv[2], "wb")};
+        if (!l.dump) return 2;
+        run_crosscheck_cases(l);
+        std::fclose(l.dump);
+        std::printf("%s", l.failures.c_str());
+        return l.failures.empty() ? 0 : 1;
+    }
+    if (argc > 2 && std::strcmp(argv[1], "--compare") == 0) {
+        compare_with_gpu(argv[2]);
+        std::printf("gpu cross-check: %d check(s) failed\n", g_failed);
+        return g_failed ? 1 : 0;
+    }
     test_saxpy();
     test_gelu();
     test_index_map();
@@ -479,6 +633,7 @@ int main(int argc, char** argv) {
     test_dyn_smem();
     test_atomics();
     test_warp_ops();
+    test_intrinsics();
     test_concurrent_launches();
     test_launch_validation();
     test_broken();

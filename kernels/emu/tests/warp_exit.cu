@@ -6,3 +6,9 @@ extern "C" __global__ void warp_exit_shfl(const float* __restrict__ x, float* __
     v += __shfl_down_sync(0xffffffffu, v, 8);
     y[t] = v;
 }
+
+// BROKEN ON PURPOSE: each lane's mask names some other lane, never itself.
+extern "C" __global__ void shfl_bad_mask(const float* __restrict__ x, float* __restrict__ y) {
+    const unsigned t = threadIdx.x;
+    y[t] = __shfl_sync(1u << ((t + 1) & 31), x[t], 0);
+}

@@ -21,7 +21,7 @@
 //!
 //! Every result is bitwise deterministic and independent of the rayon thread count: the forward
 //! and data-gradient ops split the work into disjoint output slices, and the weight gradient
-//! sums over the batch with a partition fixed by the geometry alone ([`reduce_over_batch`]).
+//! sums over the batch with a partition fixed by the geometry alone (`reduce_over_batch`).
 
 mod depthwise;
 mod general;
@@ -206,12 +206,13 @@ pub(super) struct Tap {
 impl Tap {
     /// The tap of kernel offset `k` on an axis of `in_len` inputs and `out_len` outputs.
     pub fn new(out_len: usize, in_len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Tap {
-        let shift = k * dil; // input = o*stride + shift - pad
-                             // o*stride >= pad - shift  <=>  o >= ceil((pad - shift) / stride)
+        // Output o reads input o*stride + shift - pad.
+        let shift = k * dil;
+        // In bounds below: o*stride >= pad - shift  <=>  o >= ceil((pad - shift) / stride).
         let lo = if shift >= pad { 0 } else { (pad - shift).div_ceil(stride) };
-        // o*stride <= in_len - 1 + pad - shift
+        // In bounds above: o*stride <= in_len + pad - shift - 1 (kept non-negative by the test).
         let hi =
-            if in_len + pad <= shift { 0 } else { ((in_len - 1 + pad - shift) / stride + 1).min(out_len) };
+            if in_len + pad <= shift { 0 } else { ((in_len + pad - shift - 1) / stride + 1).min(out_len) };
         if lo < hi {
             Tap { outs: lo..hi, first: lo * stride + shift - pad, stride }
         } else {

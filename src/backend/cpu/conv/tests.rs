@@ -70,10 +70,14 @@ fn cases() -> Vec<(Path, Conv2dGeom)> {
         // Depthwise rows wide enough for the register-blocked interior (several LANES chunks
         // plus a tail), and stride-1 padding beyond the kernel span (the scatter fallback).
         (Depthwise, geom(2, 3, 3, (5, 23), (3, 3), 1, 1, 1, 3)),
+        (Depthwise, geom(2, 3, 3, (5, 45), (3, 3), 1, 1, 1, 3)),
+        (Depthwise, geom(1, 3, 3, (5, 90), (5, 5), 2, 2, 1, 3)),
         (Depthwise, geom(1, 5, 5, (6, 37), (5, 5), 2, 2, 1, 5)),
         (Depthwise, geom(2, 3, 3, (7, 29), (5, 5), 1, 4, 2, 3)),
         (Depthwise, geom(2, 4, 4, (9, 20), (3, 3), 2, 1, 2, 4)),
         (Depthwise, geom(1, 3, 3, (7, 9), (3, 3), 1, 4, 1, 3)),
+        (Depthwise, geom(2, 3, 3, (11, 13), (3, 3), 3, 1, 1, 3)),
+        (Depthwise, geom(1, 4, 4, (10, 35), (5, 5), 3, 2, 2, 4)),
         // Pointwise: stride 1, 2 (FactorizedReduce) and 3.
         (Pointwise, geom(2, 3, 5, (7, 9), (1, 1), 1, 0, 1, 1)),
         (Pointwise, geom(1, 16, 16, (7, 9), (1, 1), 2, 0, 1, 1)),
@@ -287,6 +291,7 @@ fn results_are_independent_of_thread_count() {
         geom(37, 4, 6, (9, 11), (3, 3), 2, 1, 1, 2),
         geom(37, 8, 8, (9, 11), (5, 5), 1, 4, 2, 8),
         geom(37, 8, 8, (9, 27), (5, 5), 1, 2, 1, 8),
+        geom(37, 4, 4, (5, 45), (3, 3), 1, 1, 1, 4),
         geom(37, 8, 8, (9, 11), (3, 3), 2, 1, 1, 8),
         geom(37, 8, 6, (9, 11), (1, 1), 1, 0, 1, 1),
         geom(37, 8, 6, (9, 11), (1, 1), 2, 0, 1, 1),
@@ -303,9 +308,32 @@ fn results_are_independent_of_thread_count() {
     }
 }
 
+/// Empty batches and empty images (whose padded output is not empty) on every path.
+#[test]
+fn degenerate_geometries_match_naive() {
+    let list = [
+        geom(0, 3, 4, (7, 7), (3, 3), 1, 1, 1, 1),
+        geom(0, 3, 3, (7, 7), (3, 3), 1, 1, 1, 3),
+        geom(0, 3, 4, (7, 7), (1, 1), 1, 0, 1, 1),
+        geom(1, 3, 4, (0, 3), (3, 3), 1, 2, 1, 1),
+        geom(2, 3, 3, (0, 3), (3, 3), 1, 2, 1, 3),
+        geom(2, 3, 3, (3, 0), (3, 3), 1, 2, 1, 3),
+        geom(2, 3, 3, (1, 1), (5, 5), 2, 4, 2, 3),
+    ];
+    for (i, g) in list.into_iter().enumerate() {
+        let (y0, dx0, dw0) = naive(&g, 500 + i as u64);
+        for ops in [dispatched(), general()] {
+            let (y, dx, dw) = run_ops::<f64>(&g, ops, 500 + i as u64);
+            assert_close(&y, &y0, 1e-12, &format!("fwd {g:?}"));
+            assert_close(&dx, &dx0, 1e-12, &format!("bwd_data {g:?}"));
+            assert_close(&dw, &dw0, 1e-12, &format!("bwd_weight {g:?}"));
+        }
+    }
+}
+
 #[test]
 fn taps_match_brute_force() {
-    for (out_len, in_len) in [(7, 7), (4, 7), (1, 3), (0, 2), (9, 2)] {
+    for (out_len, in_len) in [(7, 7), (4, 7), (1, 3), (0, 2), (9, 2), (3, 0)] {
         for (stride, pad, dil) in [(1, 0, 1), (1, 2, 1), (2, 1, 1), (2, 4, 2), (3, 0, 2), (1, 4, 2)] {
             for k in 0..5 {
                 let t = Tap::new(out_len, in_len, k, stride, pad, dil);

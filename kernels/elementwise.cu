@@ -1,0 +1,82 @@
+/*
+Elementwise kernels (f32): ReLU forward/backward, add, scale, axpy, fill.
+
+  relu_fwd_f32   y[i]  = x[i] < 0 ? 0 : x[i]        (NaN propagates, -0 stays -0; as the CPU backend)
+  relu_bwd_f32   dx[i] = x[i] > 0 ? dy[i] : 0       (x is the forward INPUT)
+  add_f32        y[i]  = a[i] + b[i]
+  scale_f32      y[i]  = s * x[i]
+  axpy_f32       y[i]  = fmaf(alpha, x[i], y[i])    (y += alpha x, one rounding)
+  fill_f32       y[i]  = v
+
+Launch shape (every kernel in this file):
+  block = ELEMENTWISE_BLOCK (256) threads recommended; any 1-D block size is correct.
+  grid  = min(ceil(n / 256), 65535) blocks, 1-D. Every kernel is a grid-stride loop, so any
+          grid >= 1 is correct; the cap keeps the stride (and i + stride) far below 2^32.
+  shared memory: none, static or dynamic.
+Assumptions:
+  * contiguous buffers of n floats, n < 2^31 (n <= 0 does nothing);
+  * aliasing: an output may be the very same buffer as an input (in place, e.g. add_f32(a, b, a)
+    for gradient accumulation, relu_fwd_f32(x, x)): each element is read before it is written
+    by the same thread. That is why these pointers are not __restrict__. Partial overlap (an
+    output offset from an input) is not allowed.
+  * every result depends only on its own element, so it is bitwise independent of the grid,
+    block size and scheduling. Multiply-adds are written as fmaf so that nvcc (which would
+    contract a*b+c) and the host emulator (g++, which would not) round identically.
+*/
+#define ELEMENTWISE_BLOCK 256
+
+// Every kernel below is the same grid-stride loop over [0, n), written out:
+//   const unsigned un = n > 0 ? n : 0, stride = blockDim.x * gridDim.x;
+//   for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) ...
+// (unsigned, so i + stride cannot overflow for n < 2^31 and a capped grid).
+
+extern "C" __global__ void relu_fwd_f32(const float* x, float* y, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        const float v = x[i];
+        y[i] = v < 0.0f ? 0.0f : v;
+    }
+}
+
+extern "C" __global__ void relu_bwd_f32(const float* x, const float* dy, float* dx, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        const float v = x[i];
+        const float g = dy[i];
+        dx[i] = v > 0.0f ? g : 0.0f;
+    }
+}
+
+extern "C" __global__ void add_f32(const float* a, const float* b, float* y, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        y[i] = a[i] + b[i];
+    }
+}
+
+extern "C" __global__ void scale_f32(const float* x, float s, float* y, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        y[i] = s * x[i];
+    }
+}
+
+extern "C" __global__ void axpy_f32(float alpha, const float* x, float* y, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        y[i] = fmaf(alpha, x[i], y[i]);
+    }
+}
+
+extern "C" __global__ void fill_f32(float* __restrict__ y, float v, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        y[i] = v;
+    }
+}

@@ -1,0 +1,252 @@
+//! `CudaRuntime`: the CUDA driver through cudarc (dynamic loading: the binary runs, and fails
+//! cleanly, on machines without CUDA), one stream, a caching allocator, lazily loaded modules.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, DriverError};
+use cudarc::nvrtc::Ptx;
+
+use super::kernels::{self, PTX_BUILT};
+use super::runtime::{Arg, DevPtr, GpuError, LaunchCfg, PackedArgs, Runtime, RuntimeKind};
+
+/// Facts about the device, for `darts info` and logs.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    /// Device name.
+    pub name: String,
+    /// Compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+    /// Total memory in bytes.
+    pub total_mem: usize,
+    /// The PTX target loaded for this device (x10), if any was built.
+    pub ptx_target: Option<u32>,
+    /// Driver API version (e.g. 12080).
+    pub driver_version: i32,
+}
+
+/// Free device allocations kept for reuse, by rounded size.
+#[derive(Default)]
+struct Cache {
+    free: HashMap<usize, Vec<DevPtr>>,
+    cached_bytes: usize,
+}
+
+/// The CUDA runtime. Create with [`CudaRuntime::new`].
+pub struct CudaRuntime {
+    ctx: Arc<CudaContext>,
+    info: DeviceInfo,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+    cache: Mutex<Cache>,
+    /// Synchronise and check for errors after every launch (slow; pinpoints the failing kernel).
+    verify: bool,
+}
+
+fn drv(call: &str, e: DriverError) -> GpuError {
+    if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+        return GpuError::OutOfMemory { bytes: 0 };
+    }
+    GpuError::Driver(format!("{call}: {e}"))
+}
+
+/// Rounds an allocation up to its cache bucket: powers of two up to 1 MiB, then 1 MiB steps,
+/// so reuse is likely without wasting more than a few percent on large buffers.
+fn bucket(bytes: usize) -> usize {
+    const MIB: usize = 1 << 20;
+    if bytes <= MIB {
+        bytes.max(256).next_power_of_two()
+    } else {
+        bytes.div_ceil(MIB) * MIB
+    }
+}
+
+impl CudaRuntime {
+    /// Opens device `ordinal`. Never panics: a missing libcuda, a missing device or a binary
+    /// without PTX each give their own error.
+    pub fn new(ordinal: usize, verify: bool) -> Result<CudaRuntime, GpuError> {
+        // cudarc panics if libcuda is absent, so check first.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(GpuError::NoDriver(
+                "libcuda.so could not be loaded (no NVIDIA driver installed, or not on the library path)"
+                    .into(),
+            ));
+        }
+        let count = CudaContext::device_count().map_err(|e| GpuError::NoDevice(e.to_string()))?;
+        if count <= 0 {
+            return Err(GpuError::NoDevice("the driver reports 0 devices".into()));
+        }
+        if ordinal >= count as usize {
+            return Err(GpuError::NoDevice(format!("device {ordinal} requested, {count} present")));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::NoDevice(e.to_string()))?;
+        // One stream and our own caching allocator: cudarc's per-allocation event tracking is
+        // pure overhead here.
+        unsafe { ctx.disable_event_tracking() };
+        let (major, minor) = ctx.compute_capability().map_err(|e| drv("compute_capability", e))?;
+        let cc = (major * 10 + minor) as u32;
+        let ptx_target = kernels::MODULES.first().and_then(|m| kernels::ptx_for(m, cc)).map(|(a, _)| a);
+        let mut driver_version = 0;
+        unsafe { sys::cuDriverGetVersion(&mut driver_version) }
+            .result()
+            .map_err(|e| drv("cuDriverGetVersion", e))?;
+        let info = DeviceInfo {
+            name: ctx.name().map_err(|e| drv("device name", e))?,
+            compute_capability: (major, minor),
+            total_mem: ctx.total_mem().map_err(|e| drv("total_mem", e))?,
+            ptx_target,
+            driver_version,
+        };
+        if !PTX_BUILT {
+            return Err(GpuError::NoKernels);
+        }
+        if ptx_target.is_none() {
+            return Err(GpuError::Driver(format!(
+                "no built PTX target supports compute capability {major}.{minor} (built: {:?})",
+                kernels::PTX_ARCHS
+            )));
+        }
+        Ok(CudaRuntime {
+            ctx,
+            info,
+            modules: Mutex::default(),
+            functions: Mutex::default(),
+            cache: Mutex::default(),
+            verify,
+        })
+    }
+
+    /// Device facts.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn function(&self, kernel: &str) -> Result<CudaFunction, GpuError> {
+        if let Some(f) = self.functions.lock().unwrap().get(kernel) {
+            return Ok(f.clone());
+        }
+        let module = kernels::module_of(kernel).ok_or_else(|| GpuError::UnknownKernel(kernel.into()))?;
+        let m = {
+            let mut mods = self.modules.lock().unwrap();
+            match mods.get(module.stem) {
+                Some(m) => m.clone(),
+                None => {
+                    let cc = self.info.ptx_target.unwrap_or(0);
+                    let (_, ptx) = kernels::ptx_for(module, cc).ok_or(GpuError::NoKernels)?;
+                    let m = self
+                        .ctx
+                        .load_module(Ptx::from_src(ptx))
+                        .map_err(|e| drv(&format!("loading module {}", module.stem), e))?;
+                    mods.insert(module.stem, m.clone());
+                    m
+                }
+            }
+        };
+        let f = m.load_function(kernel).map_err(|e| drv(&format!("loading kernel {kernel}"), e))?;
+        self.functions.lock().unwrap().insert(kernel.to_string(), f.clone());
+        Ok(f)
+    }
+
+    fn release_cache(&self) {
+        let mut cache = self.cache.lock().unwrap();
+        for (_, ptrs) in cache.free.drain() {
+            for p in ptrs {
+                let _ = unsafe { result::free_sync(p) };
+            }
+        }
+        cache.cached_bytes = 0;
+    }
+}
+
+impl Runtime for CudaRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Cuda
+    }
+
+    fn describe(&self) -> String {
+        let i = &self.info;
+        format!(
+            "{} (compute {}.{}, {:.1} GiB, PTX compute_{})",
+            i.name,
+            i.compute_capability.0,
+            i.compute_capability.1,
+            i.total_mem as f64 / (1u64 << 30) as f64,
+            i.ptx_target.unwrap_or(0)
+        )
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
+        let size = bucket(bytes);
+        {
+            let mut cache = self.cache.lock().unwrap();
+            if let Some(p) = cache.free.get_mut(&size).and_then(|v| v.pop()) {
+                cache.cached_bytes -= size;
+                return Ok(p);
+            }
+        }
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        match unsafe { result::malloc_sync(size) } {
+            Ok(p) => Ok(p),
+            Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+                // Give the cached blocks back to the driver and try once more.
+                self.release_cache();
+                unsafe { result::malloc_sync(size) }.map_err(|_| GpuError::OutOfMemory { bytes })
+            }
+            Err(e) => Err(drv("cuMemAlloc", e)),
+        }
+    }
+
+    fn free(&self, ptr: DevPtr, bytes: usize) {
+        let size = bucket(bytes);
+        let mut cache = self.cache.lock().unwrap();
+        cache.free.entry(size).or_default().push(ptr);
+        cache.cached_bytes += size;
+    }
+
+    fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| drv("cuMemcpyHtoD", e))
+    }
+
+    fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| drv("cuMemcpyDtoH", e))
+    }
+
+    fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(|e| drv("cuMemcpyDtoD", e))
+    }
+
+    fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
+        let f = self.function(kernel)?;
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        let mut packed = PackedArgs::new(args);
+        unsafe {
+            result::launch_kernel(
+                f.cu_function(),
+                cfg.grid,
+                cfg.block,
+                cfg.shared_bytes,
+                std::ptr::null_mut(), // the legacy default stream: ordered with the sync copies
+                packed.as_mut_ptrs(),
+            )
+        }
+        .map_err(|e| drv(&format!("launching {kernel} {cfg:?}"), e))?;
+        if self.verify {
+            self.ctx.synchronize().map_err(|e| drv(&format!("after {kernel}"), e))?;
+        }
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<(), GpuError> {
+        self.ctx.synchronize().map_err(|e| drv("synchronize", e))
+    }
+}
+
+impl Drop for CudaRuntime {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        self.release_cache();
+    }
+}

@@ -1,0 +1,49 @@
+//! `kernels/elementwise.cu`: ReLU, add, scale, axpy, fill (grid-stride, block 256).
+
+use super::{check_len, grid_for, int, BLOCK};
+use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
+
+fn launch(kernel: &str, n: usize, out: &GpuBuf, args: &[Arg]) -> Result<(), GpuError> {
+    out.runtime().launch(kernel, LaunchCfg::linear(grid_for(n), BLOCK), args)
+}
+
+/// y = max(x, 0).
+pub fn relu_fwd(x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = x.len();
+    check_len("relu_fwd", n, &[("y", y)]);
+    launch("relu_fwd_f32", n, y, &[x.arg(), y.arg(), Arg::I32(int("relu_fwd", n))])
+}
+
+/// dx = dy where x > 0, else 0.
+pub fn relu_bwd(x: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = x.len();
+    check_len("relu_bwd", n, &[("dy", dy), ("dx", dx)]);
+    launch("relu_bwd_f32", n, dx, &[x.arg(), dy.arg(), dx.arg(), Arg::I32(int("relu_bwd", n))])
+}
+
+/// y = a + b.
+pub fn add(a: &GpuBuf, b: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = a.len();
+    check_len("add", n, &[("b", b), ("y", y)]);
+    launch("add_f32", n, y, &[a.arg(), b.arg(), y.arg(), Arg::I32(int("add", n))])
+}
+
+/// y = s x.
+pub fn scale(x: &GpuBuf, s: f32, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = x.len();
+    check_len("scale", n, &[("y", y)]);
+    launch("scale_f32", n, y, &[x.arg(), Arg::F32(s), y.arg(), Arg::I32(int("scale", n))])
+}
+
+/// y += alpha x.
+pub fn axpy(alpha: f32, x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = x.len();
+    check_len("axpy", n, &[("y", y)]);
+    launch("axpy_f32", n, y, &[Arg::F32(alpha), x.arg(), y.arg(), Arg::I32(int("axpy", n))])
+}
+
+/// y = v everywhere.
+pub fn fill(y: &mut GpuBuf, v: f32) -> Result<(), GpuError> {
+    let n = y.len();
+    launch("fill_f32", n, y, &[y.arg(), Arg::F32(v), Arg::I32(int("fill", n))])
+}

@@ -1,0 +1,73 @@
+//! `kernels/optim.cu`: SGD with momentum and weight decay, and Adam, elementwise (PyTorch
+//! semantics, matching `backend::cpu::optim`).
+
+use super::{check_len, grid_for, int, BLOCK};
+use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
+
+/// d = g + wd w; buf = first ? d : momentum buf + d; w -= lr buf.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_step(
+    w: &mut GpuBuf,
+    g: &GpuBuf,
+    buf: &mut GpuBuf,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    first_step: bool,
+) -> Result<(), GpuError> {
+    let n = w.len();
+    check_len("sgd_step", n, &[("g", g), ("buf", buf)]);
+    w.runtime().launch(
+        "sgd_step_f32",
+        LaunchCfg::linear(grid_for(n), BLOCK),
+        &[
+            w.arg(),
+            g.arg(),
+            buf.arg(),
+            Arg::F32(lr),
+            Arg::F32(momentum),
+            Arg::F32(weight_decay),
+            Arg::I32(first_step as i32),
+            Arg::I32(int("sgd_step", n)),
+        ],
+    )
+}
+
+/// One Adam step (`step` counts from 1; bias corrections computed here in f64, as PyTorch does).
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(
+    w: &mut GpuBuf,
+    g: &GpuBuf,
+    m: &mut GpuBuf,
+    v: &mut GpuBuf,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    step: u32,
+) -> Result<(), GpuError> {
+    assert!(step >= 1, "adam_step: step counts from 1");
+    let n = w.len();
+    check_len("adam_step", n, &[("g", g), ("m", m), ("v", v)]);
+    let bias_c1 = 1.0 - (beta1 as f64).powi(step as i32);
+    let bias_c2 = 1.0 - (beta2 as f64).powi(step as i32);
+    w.runtime().launch(
+        "adam_step_f32",
+        LaunchCfg::linear(grid_for(n), BLOCK),
+        &[
+            w.arg(),
+            g.arg(),
+            m.arg(),
+            v.arg(),
+            Arg::F32(lr),
+            Arg::F32(beta1),
+            Arg::F32(beta2),
+            Arg::F32(eps),
+            Arg::F32(weight_decay),
+            Arg::F32(bias_c1 as f32),
+            Arg::F32(bias_c2 as f32),
+            Arg::I32(int("adam_step", n)),
+        ],
+    )
+}

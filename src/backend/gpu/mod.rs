@@ -1,0 +1,19 @@
+//! The GPU backend: a [`Runtime`] (CUDA through cudarc, or the host emulator), device buffers,
+//! and launch code for each kernel family in `kernels/*.cu`.
+//!
+//! Launch code is written once against `Runtime`, so the emulator runs exactly the grid sizing
+//! and argument lists that a GPU gets.
+
+pub mod buffer;
+pub mod cuda;
+#[cfg(feature = "emu")]
+pub mod emu;
+pub mod kernels;
+pub mod launch;
+pub mod runtime;
+
+pub use buffer::{Gpu, GpuBuf};
+pub use runtime::{Arg, DevPtr, GpuError, LaunchCfg, Runtime, RuntimeKind};
+
+/// Whether the kernel emulator is compiled into this binary.
+pub const EMU_BUILT: bool = cfg!(feature = "emu");

@@ -1,0 +1,157 @@
+//! The seam between op code and a GPU: allocate, free, copy, launch, synchronize.
+//!
+//! `CudaRuntime` implements it with the CUDA driver; `EmuRuntime` runs the same kernels on the
+//! host. Op code (grid sizing, argument order, buffer offsets) is written once against this
+//! trait, so the emulator exercises exactly the launch code that runs on a GPU.
+
+use std::ffi::c_void;
+use std::fmt;
+
+/// A device address (a `CUdeviceptr` on CUDA, a host address under the emulator).
+pub type DevPtr = u64;
+
+/// Grid, block and dynamic shared memory of a launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchCfg {
+    /// Blocks per grid (x, y, z).
+    pub grid: (u32, u32, u32),
+    /// Threads per block (x, y, z).
+    pub block: (u32, u32, u32),
+    /// Bytes of dynamic shared memory per block.
+    pub shared_bytes: u32,
+}
+
+impl LaunchCfg {
+    /// A 1-D launch of `blocks` blocks of `threads` threads.
+    pub fn linear(blocks: u32, threads: u32) -> LaunchCfg {
+        LaunchCfg { grid: (blocks.max(1), 1, 1), block: (threads, 1, 1), shared_bytes: 0 }
+    }
+}
+
+/// One kernel argument, passed by value exactly as `cuLaunchKernel` expects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    /// A device pointer.
+    Ptr(DevPtr),
+    /// `int`.
+    I32(i32),
+    /// `unsigned`.
+    U32(u32),
+    /// `float`.
+    F32(f32),
+    /// A struct of up to eight device pointers (`struct Ptrs8 { const float* p[8]; }`); unused
+    /// slots are null.
+    Ptrs8([DevPtr; 8]),
+}
+
+/// Argument values laid out in memory plus the `void*` array pointing at each.
+pub struct PackedArgs {
+    // Each value in its own 8-byte-aligned box so the pointers stay valid while `ptrs` lives.
+    _values: Vec<Box<[u64]>>,
+    ptrs: Vec<*mut c_void>,
+}
+
+impl PackedArgs {
+    /// Packs `args` in order.
+    pub fn new(args: &[Arg]) -> PackedArgs {
+        let mut values: Vec<Box<[u64]>> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Ptr(p) => vec![*p].into_boxed_slice(),
+                Arg::I32(v) => vec![*v as u32 as u64].into_boxed_slice(),
+                Arg::U32(v) => vec![*v as u64].into_boxed_slice(),
+                Arg::F32(v) => vec![v.to_bits() as u64].into_boxed_slice(),
+                Arg::Ptrs8(p) => p.to_vec().into_boxed_slice(),
+            })
+            .collect();
+        // Little-endian: a 32-bit value sits in the low bytes of its u64, where a pointer to the
+        // u64 reads it as an `int`/`float`.
+        let ptrs = values.iter_mut().map(|b| b.as_mut_ptr() as *mut c_void).collect();
+        PackedArgs { _values: values, ptrs }
+    }
+
+    /// The `kernelParams` array.
+    pub fn as_mut_ptrs(&mut self) -> &mut [*mut c_void] {
+        &mut self.ptrs
+    }
+}
+
+/// Which implementation a runtime is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// A real GPU through the CUDA driver.
+    Cuda,
+    /// The host emulator.
+    Emu,
+}
+
+/// Errors from a GPU runtime.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GpuError {
+    /// libcuda could not be loaded.
+    NoDriver(String),
+    /// The driver reports no device (or the ordinal is out of range).
+    NoDevice(String),
+    /// The binary has no PTX (built without nvcc).
+    NoKernels,
+    /// The emulator was not compiled in.
+    NoEmulator,
+    /// A kernel name that no module provides.
+    UnknownKernel(String),
+    /// Device memory exhausted.
+    OutOfMemory {
+        /// The request that failed.
+        bytes: usize,
+    },
+    /// Any other driver error, with the call that failed.
+    Driver(String),
+    /// The emulator caught a bug (out-of-bounds write, divergent barrier, ...).
+    Emu(String),
+}
+
+impl fmt::Display for GpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuError::NoDriver(why) => write!(f, "no CUDA driver: {why}"),
+            GpuError::NoDevice(why) => write!(f, "no CUDA device: {why}"),
+            GpuError::NoKernels => write!(
+                f,
+                "this binary was built without CUDA kernels (nvcc was not found at build time); \
+                 install the CUDA toolkit (or set NVCC / CUDA_HOME) and rebuild"
+            ),
+            GpuError::NoEmulator => {
+                write!(f, "this binary was built without the kernel emulator (feature `emu`)")
+            }
+            GpuError::UnknownKernel(k) => write!(f, "no kernel named {k:?} in the built modules"),
+            GpuError::OutOfMemory { bytes } => {
+                write!(f, "out of GPU memory allocating {bytes} bytes; try a smaller --batch")
+            }
+            GpuError::Driver(e) => write!(f, "CUDA error: {e}"),
+            GpuError::Emu(e) => write!(f, "emulator: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}
+
+/// A device that runs the project's kernels.
+pub trait Runtime: Send + Sync {
+    /// CUDA or emulator.
+    fn kind(&self) -> RuntimeKind;
+    /// A one-line description (device name, compute capability, PTX target).
+    fn describe(&self) -> String;
+    /// Allocates `bytes` (contents unspecified).
+    fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError>;
+    /// Returns an allocation of `bytes` made by [`Runtime::alloc`].
+    fn free(&self, ptr: DevPtr, bytes: usize);
+    /// Copies host bytes to the device.
+    fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError>;
+    /// Copies device bytes to the host (waits for preceding work).
+    fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError>;
+    /// Copies `bytes` between device buffers.
+    fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError>;
+    /// Launches `kernel` with `args` in `cuLaunchKernel` order.
+    fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError>;
+    /// Waits for all launched work.
+    fn synchronize(&self) -> Result<(), GpuError>;
+}
