@@ -30,7 +30,7 @@ cat "$out/machine.txt"
 
 step info 60 "$bin/darts" info
 # The CUDA versions of the kernel tests (ignored where there is no GPU).
-step gpu-kernels 120 "$bin/tests/gpu_kernels" --ignored --nocapture
+step gpu-kernels 120 "$bin/tests/gpu_vs_cpu" --ignored --nocapture
 # The whole suite also runs here (emulator included), as a sanity check of the binaries.
 for t in "$bin"/tests/*; do
   name=$(basename "$t")
