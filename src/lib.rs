@@ -6,8 +6,10 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod device;
 pub mod ops;
 pub mod rng;
 pub mod tensor;
+pub mod verify;
 
 pub use tensor::{DType, Device, Tensor};

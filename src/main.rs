@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use darts::autograd::check::{demo_inputs, demo_network, finite_diff_errors, DEMO_INPUTS};
+use darts::backend::gpu::GpuError;
+use darts::device::DeviceChoice;
 use darts::ops::{self, ConvParams};
 use darts::rng::Rng;
 use darts::{DType, Tensor};
@@ -21,6 +23,24 @@ struct Cli {
 enum Command {
     /// Checks the engine on this machine: gradients of a small network through the autograd
     /// tape against finite differences in f64, then CPU conv2d timings at DARTS shapes.
+    /// Runs every GPU kernel at the DARTS search shapes against the CPU reference (f64) and
+    /// prints a table: op, part, shape, relative error, largest absolute error, time on the
+    /// device, pass/fail. Exits non-zero if any case fails. Run it on a new GPU or after
+    /// changing a kernel.
+    Verify {
+        /// Device under test: cuda (a real GPU) or emu (the kernels on the CPU, slow).
+        #[arg(long, default_value = "cuda")]
+        device: DeviceChoice,
+        /// Only these op families (comma-separated, e.g. conv_depthwise,batch_norm).
+        #[arg(long, value_delimiter = ',')]
+        ops: Vec<String>,
+        /// Batch size of the shapes (default: 64, the search's; 2 on the emulator).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Timed repetitions per case (default: 5 on CUDA, 1 on the emulator).
+        #[arg(long)]
+        reps: Option<usize>,
+    },
     /// Reports the CUDA driver and device (or exactly why there is none), the PTX targets built
     /// into this binary, and whether the kernel emulator is built in.
     Info,
@@ -35,10 +55,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A GPU failure inside an op (out of memory, a driver error, an emulator check) unwinds
+    // with the GpuError as payload: print it as an error, not as a panic with a backtrace.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| match info.payload().downcast_ref::<GpuError>() {
+        Some(e) => eprintln!("error: {e}"),
+        None => default_hook(info),
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
         Command::Info => info(),
+        Command::Verify { device, ops, batch, reps } => verify(device, &ops, batch, reps),
     }
 }
 
@@ -81,6 +109,45 @@ fn check(batch: usize, reps: usize) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         eprintln!("\nerror: a gradient check failed (relative error >= 1e-6)");
+        ExitCode::FAILURE
+    }
+}
+
+fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Option<usize>) -> ExitCode {
+    if !matches!(choice, DeviceChoice::Cuda | DeviceChoice::Emu) {
+        eprintln!("error: verify checks a GPU runtime: --device cuda or --device emu");
+        return ExitCode::from(2);
+    }
+    let device = match darts::device::open(choice, true) {
+        Ok((d, _)) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let emu = choice == DeviceChoice::Emu;
+    let batch = batch.unwrap_or(if emu { 2 } else { 64 });
+    let reps = reps.unwrap_or(if emu { 1 } else { 5 });
+    let mut cases = darts::verify::darts_cases(batch);
+    if !only.is_empty() {
+        let known: Vec<&str> = cases.iter().map(|c| c.op).collect();
+        if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
+            let mut names = known.clone();
+            names.dedup();
+            eprintln!("error: unknown op {bad:?}; known: {}", names.join(", "));
+            return ExitCode::from(2);
+        }
+        cases.retain(|c| only.iter().any(|o| o == c.op));
+    }
+    println!("verify on {device:?}, batch {batch}, {} cases, tolerance {:e}", cases.len(), darts::verify::TOLERANCE);
+    println!("{}", darts::verify::header());
+    let rows = darts::verify::run(&cases, &device, reps, |r| println!("{}", darts::verify::format_row(r)));
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    if failed == 0 {
+        println!("all {} cases passed", rows.len());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{failed} of {} cases FAILED", rows.len());
         ExitCode::FAILURE
     }
 }

@@ -1,4 +1,5 @@
-//! `Tensor`: a shape plus shared, immutable storage on a device, in f32 or f64.
+//! `Tensor`: a shape plus shared, immutable storage on a device, in f32 or f64 (f32 only on a
+//! GPU).
 //!
 //! Tensors are values: ops produce new tensors, clones share storage (`Arc`). The one mutation
 //! path, [`Tensor::data_mut`], copies on write when the storage is shared, so an optimiser can
@@ -8,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::backend::cpu::Real;
+use crate::backend::gpu::{Gpu, GpuBuf, GpuError, RuntimeKind};
 
 /// Element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,10 +30,51 @@ impl fmt::Display for DType {
 }
 
 /// Where a tensor's data lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Device {
     /// Host memory, computed by the CPU backend.
     Cpu,
+    /// A GPU runtime (CUDA, or the emulator that runs the same kernels on the host).
+    Gpu(Gpu),
+}
+
+impl Device {
+    /// The runtime, for a GPU device.
+    pub fn runtime(&self) -> Option<&Gpu> {
+        match self {
+            Device::Cpu => None,
+            Device::Gpu(rt) => Some(rt),
+        }
+    }
+    /// A short name: `cpu`, `cuda` or `emu`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Gpu(rt) => match rt.kind() {
+                RuntimeKind::Cuda => "cuda",
+                RuntimeKind::Emu => "emu",
+            },
+        }
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Device) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Gpu(a), Device::Gpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Gpu(rt) => write!(f, "{} [{}]", self.name(), rt.describe()),
+        }
+    }
 }
 
 /// The data behind a tensor.
@@ -41,6 +84,15 @@ pub enum Storage {
     F32(Arc<Vec<f32>>),
     /// Host f64.
     F64(Arc<Vec<f64>>),
+    /// Device f32.
+    Gpu(Arc<GpuBuf>),
+}
+
+/// Unwraps a GPU result inside an op. A device failure (out of memory, a driver error, an
+/// emulator check) is not something an op can recover from: it unwinds with the [`GpuError`]
+/// as the payload, which the CLI turns into a clean error message.
+pub fn gpu_ok<T>(r: Result<T, GpuError>) -> T {
+    r.unwrap_or_else(|e| std::panic::panic_any(e))
 }
 
 /// A scalar type a tensor can hold: ties a [`Real`] to its [`DType`] and storage variant.
@@ -137,6 +189,23 @@ impl Tensor {
         with_dtype!(dtype, T => Tensor::from_vec(shape, vec![T::ZERO; n]))
     }
 
+    /// All zeros on `device` (f32 on a GPU).
+    pub fn zeros_on(shape: &[usize], dtype: DType, device: &Device) -> Tensor {
+        Tensor::full_on(shape, 0.0, dtype, device)
+    }
+
+    /// Every element equal to `v`, on `device` (filled there: no host copy for a GPU).
+    pub fn full_on(shape: &[usize], v: f64, dtype: DType, device: &Device) -> Tensor {
+        match device {
+            Device::Cpu => Tensor::full(shape, v, dtype),
+            Device::Gpu(rt) => {
+                let mut t = Tensor::empty_gpu(shape, rt);
+                gpu_ok(crate::backend::gpu::launch::elementwise::fill(t.gpu_buf_mut(), v as f32));
+                t
+            }
+        }
+    }
+
     /// Every element equal to `v` (rounded to the dtype).
     pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
         let n = shape.iter().product();
@@ -166,20 +235,88 @@ impl Tensor {
     /// Element type.
     pub fn dtype(&self) -> DType {
         match self.storage {
-            Storage::F32(_) => DType::F32,
+            Storage::F32(_) | Storage::Gpu(_) => DType::F32,
             Storage::F64(_) => DType::F64,
         }
     }
 
     /// Where the data lives.
     pub fn device(&self) -> Device {
-        Device::Cpu
+        match &self.storage {
+            Storage::Gpu(b) => Device::Gpu(b.runtime().clone()),
+            _ => Device::Cpu,
+        }
+    }
+
+    /// True when the data is on a GPU runtime.
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.storage, Storage::Gpu(_))
+    }
+
+    /// The device buffer of a GPU tensor.
+    pub fn gpu_buf(&self) -> Option<&GpuBuf> {
+        match &self.storage {
+            Storage::Gpu(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Mutable device buffer (copied on the device first if shared); panics for a CPU tensor.
+    pub fn gpu_buf_mut(&mut self) -> &mut GpuBuf {
+        let Storage::Gpu(b) = &mut self.storage else {
+            panic!("Tensor::gpu_buf_mut: tensor {} is on the CPU", fmt_shape(&self.shape))
+        };
+        if Arc::get_mut(b).is_none() {
+            let rt = b.runtime().clone();
+            let copy = gpu_ok(GpuBuf::alloc(&rt, b.len()));
+            gpu_ok(rt.dtod(b.ptr(), copy.ptr(), b.len() * 4));
+            *b = Arc::new(copy);
+        }
+        Arc::get_mut(b).expect("unique after copy")
+    }
+
+    /// A tensor over a device buffer.
+    pub fn from_gpu(shape: &[usize], buf: GpuBuf) -> Tensor {
+        let numel: usize = shape.iter().product();
+        assert_eq!(numel, buf.len(), "Tensor::from_gpu: shape {} vs {} values", fmt_shape(shape), buf.len());
+        Tensor { shape: shape.to_vec(), storage: Storage::Gpu(Arc::new(buf)) }
+    }
+
+    /// An uninitialised GPU tensor (the emulator fills it with NaN).
+    pub fn empty_gpu(shape: &[usize], rt: &Gpu) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_gpu(shape, gpu_ok(GpuBuf::alloc(rt, n)))
+    }
+
+    /// A copy on `device` (f32 on a GPU; a CPU copy keeps the GPU tensor's f32).
+    pub fn to_device(&self, device: &Device) -> Tensor {
+        match (device, &self.storage) {
+            (Device::Cpu, Storage::Gpu(b)) => Tensor::from_vec(&self.shape, gpu_ok(b.to_host())),
+            (Device::Cpu, _) => self.clone(),
+            (Device::Gpu(rt), Storage::Gpu(b)) if Arc::ptr_eq(rt, b.runtime()) => self.clone(),
+            (Device::Gpu(rt), _) => {
+                let host = self.to_cpu();
+                let v: Vec<f32> = match &host.storage {
+                    Storage::F32(v) => v.to_vec(),
+                    _ => host.to_f64_vec().iter().map(|&x| x as f32).collect(),
+                };
+                Tensor::from_gpu(&self.shape, gpu_ok(GpuBuf::from_host(rt, &v)))
+            }
+        }
+    }
+
+    /// A host copy (a clone if already on the CPU).
+    pub fn to_cpu(&self) -> Tensor {
+        self.to_device(&Device::Cpu)
     }
 
     /// The elements as a slice of `T`; panics if the dtype is not `T`.
     pub fn data<T: Element>(&self) -> &[T] {
         match T::view(&self.storage) {
             Some(s) => s,
+            None if self.is_gpu() => {
+                panic!("Tensor::data: tensor {} is on the GPU; call to_cpu() first", fmt_shape(&self.shape))
+            }
             None => panic!(
                 "Tensor::data: tensor {} is {}, asked for {}",
                 fmt_shape(&self.shape),
@@ -204,6 +341,7 @@ impl Tensor {
         match &self.storage {
             Storage::F32(v) => v.iter().map(|&x| x as f64).collect(),
             Storage::F64(v) => v.to_vec(),
+            Storage::Gpu(b) => gpu_ok(b.to_host()).iter().map(|&x| x as f64).collect(),
         }
     }
 
@@ -231,6 +369,7 @@ impl Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
+        assert!(!self.is_gpu(), "to_dtype: GPU tensors are f32 only; move {} to the CPU first", fmt_shape(&self.shape));
         Tensor::from_f64(&self.shape, &self.to_f64_vec(), dtype)
     }
 }

@@ -106,7 +106,7 @@ impl Tape {
             "backward: the loss must be a scalar, got {}",
             fmt_shape(loss.shape())
         );
-        let seed = Tensor::full(loss.shape(), 1.0, loss.value.dtype());
+        let seed = Tensor::full_on(loss.shape(), 1.0, loss.value.dtype(), &loss.value.device());
         self.backward_with_seed(loss, seed, wanted)
     }
 

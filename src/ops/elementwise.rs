@@ -1,13 +1,17 @@
 //! Elementwise ops: ReLU, add, scale, weighted sum of k tensors, the zero op.
 
-use super::{nchw, same_dtype, same_shape};
+use super::{buf, gpu_out, gpu_rt, nchw, same_dtype, same_shape};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::geom::out_dim;
-use crate::tensor::{fmt_shape, Tensor};
+use crate::backend::gpu::launch::{elementwise as gew, reduce as gred, weighted_sum as gws};
+use crate::tensor::{fmt_shape, gpu_ok, Tensor};
 use crate::with_dtype;
 
 /// max(x, 0).
 pub fn relu(x: &Tensor) -> Tensor {
+    if let Some(rt) = gpu_rt("relu", &[x]) {
+        return gpu_out(&rt, x.shape(), |y| gew::relu_fwd(buf(x), y));
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; x.numel()];
         cpu::elementwise::relu_fwd(x.data::<T>(), &mut y);
@@ -18,6 +22,9 @@ pub fn relu(x: &Tensor) -> Tensor {
 /// dy where x > 0, else 0.
 pub fn relu_bwd(x: &Tensor, dy: &Tensor) -> Tensor {
     same_shape("relu_bwd", x, dy);
+    if let Some(rt) = gpu_rt("relu_bwd", &[x, dy]) {
+        return gpu_out(&rt, x.shape(), |dx| gew::relu_bwd(buf(x), buf(dy), dx));
+    }
     with_dtype!(x.dtype(), T => {
         let mut dx = vec![T::ZERO; x.numel()];
         cpu::elementwise::relu_bwd(x.data::<T>(), dy.data::<T>(), &mut dx);
@@ -28,6 +35,9 @@ pub fn relu_bwd(x: &Tensor, dy: &Tensor) -> Tensor {
 /// a + b (same shapes).
 pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
     same_shape("add", a, b);
+    if let Some(rt) = gpu_rt("add", &[a, b]) {
+        return gpu_out(&rt, a.shape(), |y| gew::add(buf(a), buf(b), y));
+    }
     with_dtype!(a.dtype(), T => {
         let mut y = vec![T::ZERO; a.numel()];
         cpu::elementwise::add(a.data::<T>(), b.data::<T>(), &mut y);
@@ -37,6 +47,9 @@ pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
 
 /// s * x.
 pub fn scale(x: &Tensor, s: f64) -> Tensor {
+    if let Some(rt) = gpu_rt("scale", &[x]) {
+        return gpu_out(&rt, x.shape(), |y| gew::scale(buf(x), s as f32, y));
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; x.numel()];
         cpu::elementwise::scale(x.data::<T>(), T::from_f64(s), &mut y);
@@ -47,12 +60,20 @@ pub fn scale(x: &Tensor, s: f64) -> Tensor {
 /// y += alpha * x, in place on `y` (copy-on-write if shared).
 pub fn axpy(alpha: f64, x: &Tensor, y: &mut Tensor) {
     same_shape("axpy", x, y);
+    if x.is_gpu() {
+        return gpu_ok(gew::axpy(alpha as f32, buf(x), y.gpu_buf_mut()));
+    }
     with_dtype!(x.dtype(), T => cpu::elementwise::axpy(T::from_f64(alpha), x.data::<T>(), y.data_mut::<T>()))
 }
 
 /// Σ_k w[k] · xs[k] for `xs` of one shape and `w` a vector of length k.
 pub fn weighted_sum(xs: &[&Tensor], w: &Tensor) -> Tensor {
     check_weighted("weighted_sum", xs, w);
+    if let Some(rt) = gpu_rt("weighted_sum", &[xs[0], w]) {
+        assert!(xs.len() <= gws::MAX_K, "weighted_sum: {} inputs, the GPU kernel takes at most {}", xs.len(), gws::MAX_K);
+        let slots: Vec<Option<&_>> = xs.iter().map(|x| Some(buf(x))).collect();
+        return gpu_out(&rt, xs[0].shape(), |y| gws::weighted_sum(&slots, buf(w), y));
+    }
     with_dtype!(w.dtype(), T => {
         let parts: Vec<&[T]> = xs.iter().map(|x| x.data::<T>()).collect();
         let mut y = vec![T::ZERO; xs[0].numel()];
@@ -66,6 +87,10 @@ pub fn weighted_sum_bwd_weights(xs: &[&Tensor], dy: &Tensor) -> Tensor {
     assert!(!xs.is_empty(), "weighted_sum_bwd_weights: no inputs");
     for x in xs {
         same_shape("weighted_sum_bwd_weights", x, dy);
+    }
+    if let Some(rt) = gpu_rt("weighted_sum_bwd_weights", &[xs[0], dy]) {
+        let slots: Vec<Option<&_>> = xs.iter().map(|x| Some(buf(x))).collect();
+        return gpu_out(&rt, &[xs.len()], |dw| gws::weighted_sum_bwd_w(&slots, buf(dy), dw));
     }
     with_dtype!(dy.dtype(), T => {
         let parts: Vec<&[T]> = xs.iter().map(|x| x.data::<T>()).collect();
@@ -95,21 +120,31 @@ pub fn zero(x: &Tensor, stride: usize) -> Tensor {
     let [n, c, h, w] = nchw("zero", "x", x);
     // x[:, :, ::s, ::s] has ceil(h / s) rows: a 1-tap window with stride s.
     let (oh, ow) = (out_dim(h, 1, stride, 0, 1), out_dim(w, 1, stride, 0, 1));
-    Tensor::zeros(&[n, c, oh, ow], x.dtype())
+    Tensor::zeros_on(&[n, c, oh, ow], x.dtype(), &x.device())
 }
 
 /// Sum of every element, as a 0-d tensor.
 pub fn sum_all(x: &Tensor) -> Tensor {
+    if x.is_gpu() {
+        return Tensor::from_gpu(&[], gpu_ok(gred::sum(buf(x))));
+    }
     with_dtype!(x.dtype(), T => Tensor::from_vec(&[], vec![cpu::elementwise::sum(x.data::<T>())]))
 }
 
 /// <x, r>: the inner product with a same-shaped tensor, as a 0-d tensor.
 pub fn inner(x: &Tensor, r: &Tensor) -> Tensor {
     same_shape("inner", x, r);
+    if let Some(rt) = gpu_rt("inner", &[x, r]) {
+        // <x, r> is the weight gradient of a one-input weighted sum.
+        return gpu_out(&rt, &[], |y| gws::weighted_sum_bwd_w(&[Some(buf(r))], buf(x), y));
+    }
     with_dtype!(x.dtype(), T => Tensor::from_vec(&[], vec![cpu::elementwise::dot(x.data::<T>(), r.data::<T>())]))
 }
 
 /// Sum of squares of every element, as f64 (for gradient-norm clipping).
 pub fn sum_sq(x: &Tensor) -> f64 {
+    if x.is_gpu() {
+        return gpu_ok(gpu_ok(gred::sum_sq_many(&[buf(x)])).to_host())[0] as f64;
+    }
     with_dtype!(x.dtype(), T => cpu::elementwise::sum_sq(x.data::<T>()).to_f64())
 }

@@ -25,12 +25,14 @@ pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> (Tensor, Tensor) {
     })
 }
 
-/// Gradient w.r.t. the logits, given the probabilities and d(loss).
-pub fn softmax_xent_bwd(probs: &Tensor, labels: &[u32], dloss: f64) -> Tensor {
+/// Gradient w.r.t. the logits, given the probabilities and d(loss) (a one-element tensor on the
+/// same device, so a GPU backward never reads it back to the host).
+pub fn softmax_xent_bwd(probs: &Tensor, labels: &[u32], dloss: &Tensor) -> Tensor {
     let (n, k) = dims("softmax_xent_bwd", probs, labels);
     with_dtype!(probs.dtype(), T => {
         let mut d = vec![T::ZERO; n * k];
-        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels, T::from_f64(dloss), &mut d);
+        let dl = dloss.data::<T>()[0];
+        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels, dl, &mut d);
         Tensor::from_vec(&[n, k], d)
     })
 }

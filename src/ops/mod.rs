@@ -18,10 +18,45 @@ pub mod softmax;
 
 pub use conv::ConvParams;
 
-use crate::tensor::{fmt_shape, Tensor};
+use crate::backend::gpu::{Gpu, GpuBuf, GpuError};
+use crate::tensor::{fmt_shape, gpu_ok, Tensor};
 
-/// Panics unless `a` and `b` have the same dtype (ops never mix precisions).
+/// The runtime if the tensors live on a GPU; `None` on the CPU. Panics naming the op when the
+/// tensors are on different devices.
+pub(crate) fn gpu_rt(op: &str, ts: &[&Tensor]) -> Option<Gpu> {
+    let first = ts.first()?.device();
+    for t in &ts[1..] {
+        assert!(
+            t.device() == first,
+            "{op}: tensors on different devices ({:?} {} vs {:?} {})",
+            first,
+            fmt_shape(ts[0].shape()),
+            t.device(),
+            fmt_shape(t.shape())
+        );
+    }
+    first.runtime().cloned()
+}
+
+/// The device buffer of a tensor known to be on the GPU.
+pub(crate) fn buf(t: &Tensor) -> &GpuBuf {
+    t.gpu_buf().expect("tensor on the GPU")
+}
+
+/// Allocates a GPU output of `shape`, fills it with `launch`, and wraps it as a tensor.
+pub(crate) fn gpu_out(
+    rt: &Gpu,
+    shape: &[usize],
+    launch: impl FnOnce(&mut GpuBuf) -> Result<(), GpuError>,
+) -> Tensor {
+    let mut y = gpu_ok(GpuBuf::alloc(rt, shape.iter().product()));
+    gpu_ok(launch(&mut y));
+    Tensor::from_gpu(shape, y)
+}
+
+/// Panics unless `a` and `b` have the same dtype and device (ops never mix them).
 pub(crate) fn same_dtype(op: &str, a: &Tensor, b: &Tensor) {
+    gpu_rt(op, &[a, b]);
     assert_eq!(
         a.dtype(),
         b.dtype(),

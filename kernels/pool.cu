@@ -1,0 +1,214 @@
+/*
+k x k max and average pooling (f32, NCHW) with stride s and zero padding p, forward and backward,
+mirroring src/backend/cpu/pool.rs.
+
+  window (oi, oj) of a (plane, h, w) input covers rows [oi*s - p, oi*s - p + k) and columns
+  [oj*s - p, oj*s - p + k), clipped to the input: only in-bounds taps take part.
+  max forward   y = x[argmax], argmax = the FIRST maximum in row-major tap order (a later tap
+                wins only if strictly greater, or if it is NaN and the best so far is not, so a
+                NaN propagates as in PyTorch); padding never wins. A window with no in-bounds
+                tap (impossible when p < k) gives -inf.
+  max backward  dx[i, j] = sum of dy over the windows whose argmax is (i, j), argmax recomputed
+                from x with the same rule (no indices are stored by the forward).
+  avg forward   y = (sum of the in-bounds taps) / count, count = in-bounds taps
+                (count_include_pad = False); 0 for an empty window.
+  avg backward  dx[i, j] = sum over the windows containing (i, j) of dy / count.
+Every backward is a GATHER over the input: one thread owns one dx element and adds its
+windows' contributions in (oi, oj) row-major order, the order in which the CPU backend adds them,
+so each dx is the same f32 sum on every schedule. No atomics; dx is overwritten, never
+accumulated into.
+
+Windows containing input row i:  oi in [ceil((i + p - k + 1) / s), floor((i + p) / s)]
+clipped to [0, oh). (Same for columns.) At most ceil(k / s) of them.
+
+Launch shapes (planes = n * c; every index < 2^31):
+  max_pool_fwd_f32, avg_pool_fwd_f32
+      one thread per output element, grid-stride over planes*oh*ow: block = POOL_BLOCK = 256,
+      grid = min(ceil(planes*oh*ow / 256), 65535); no shared memory. Neighbouring threads read
+      neighbouring (stride-s) taps, so the k*k reads per output are coalesced and the overlap
+      between windows is served by L1.
+  avg_pool_bwd_f32
+      one thread per INPUT element, grid-stride over planes*h*w, same block and grid rule;
+      reads at most ceil(k/s)^2 dy values (L1-resident neighbours); no shared memory.
+  max_pool_bwd_f32
+      a 2-D tile of TW x TH input pixels per block: block = (TW, TH, 1), TW*TH <= 256,
+      grid = (ceil(w / TW), ceil(h / TH), min(planes, 65535)) with a loop over planes in z.
+      The host picks TW = clamp(pow2ceil(w), 8, 32), TH = min(pow2ceil(h), 256 / TW), so small
+      planes do not idle most of a 256-thread block; the result does not depend on the tile
+      (each dx is a per-thread sum in a fixed order).
+      Phase 1: the block's threads compute the argmax of every window touching the tile
+      (k*k L1-cached reads each) and stage it with its dy in shared memory.
+      Phase 2: each thread scans the <= ceil(k/s)^2 staged windows of its pixel and sums the
+      dy of those whose argmax is that pixel. So each window's argmax is computed once per tile
+      (about (TH+k-1)(TW+k-1)/(TH*TW) times per window overall, 1.3x for 32x8, k=3, s=1), not
+      once per pixel it covers (k^2/s^2 times, 9x).
+      dynamic shared = 8 * WR * WC bytes with WR = (TH + k - 2) / s + 1 and
+      WC = (TW + k - 2) / s + 1 (int argmax + float dy per window): 2720 bytes for k=3, s=1,
+      32x8; the host computes it with the same formulas.
+Assumptions: contiguous NCHW tensors; k, s >= 1, p >= 0; oh = floor((h + 2p - k) / s) + 1 and
+ow likewise (as Pool2dGeom computes them; 0 when the window does not fit); dy / dx must not
+alias x / y. k is a runtime value: the tap loops are not unrolled (DARTS uses k = 3).
+*/
+#ifndef DARTS_DYN_SMEM
+#define DARTS_DYN_SMEM(T, name) extern __shared__ __align__(16) T name[]
+#endif
+
+#define POOL_BLOCK 256
+
+// In-bounds taps of output row (or column) o: [*lo, *hi), empty when *hi <= *lo.
+static __device__ __forceinline__ void pool_taps(int o, int len, int k, int s, int p, int* lo, int* hi) {
+    const int start = o * s - p;
+    *lo = start < 0 ? 0 : start;
+    const int end = start + k;
+    *hi = end > len ? len : end;
+}
+
+// Windows (along one axis) that contain input index i: [*lo, *hi] inclusive, clipped to [0, out).
+static __device__ __forceinline__ void pool_windows_of(int i, int out, int k, int s, int p, int* lo, int* hi) {
+    const int a = i + p - k + 1;  // first window start <= i ... window o covers o*s-p .. o*s-p+k-1
+    *lo = a <= 0 ? 0 : (a + s - 1) / s;
+    const int b = (i + p) / s;
+    *hi = b < out - 1 ? b : out - 1;
+}
+
+// Plane-local index of the argmax of window (oi, oj), or -1 for a window with no in-bounds tap.
+// First maximum in row-major order wins; a NaN beats any number (the CPU backend's rule).
+static __device__ __forceinline__ int pool_window_argmax(const float* __restrict__ xp, int h, int w, int k, int s,
+                                                        int p, int oi, int oj) {
+    int r0, r1, c0, c1;
+    pool_taps(oi, h, k, s, p, &r0, &r1);
+    pool_taps(oj, w, k, s, p, &c0, &c1);
+    int best = -1;
+    float bv = 0.0f;
+    for (int i = r0; i < r1; ++i) {
+        for (int j = c0; j < c1; ++j) {
+            const float v = __ldg(xp + i * w + j);
+            if (best < 0 || v > bv || (v != v && bv == bv)) {
+                best = i * w + j;
+                bv = v;
+            }
+        }
+    }
+    return best;
+}
+
+extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
+    max_pool_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int k, int s,
+                     int p, int oh, int ow) {
+    const unsigned total = static_cast<unsigned>(planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int oj = static_cast<int>(idx % static_cast<unsigned>(ow));
+        const unsigned t = idx / static_cast<unsigned>(ow);
+        const int oi = static_cast<int>(t % static_cast<unsigned>(oh));
+        const unsigned plane = t / static_cast<unsigned>(oh);
+        const float* xp = x + static_cast<size_t>(plane) * h * w;
+        const int a = pool_window_argmax(xp, h, w, k, s, p, oi, oj);
+        y[idx] = a >= 0 ? __ldg(xp + a) : -INFINITY;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
+    avg_pool_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int k, int s,
+                     int p, int oh, int ow) {
+    const unsigned total = static_cast<unsigned>(planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int oj = static_cast<int>(idx % static_cast<unsigned>(ow));
+        const unsigned t = idx / static_cast<unsigned>(ow);
+        const int oi = static_cast<int>(t % static_cast<unsigned>(oh));
+        const unsigned plane = t / static_cast<unsigned>(oh);
+        const float* xp = x + static_cast<size_t>(plane) * h * w;
+        int r0, r1, c0, c1;
+        pool_taps(oi, h, k, s, p, &r0, &r1);
+        pool_taps(oj, w, k, s, p, &c0, &c1);
+        float acc = 0.0f;
+        for (int i = r0; i < r1; ++i) {
+            for (int j = c0; j < c1; ++j) acc += __ldg(xp + i * w + j);
+        }
+        const int rows = r1 > r0 ? r1 - r0 : 0, cols = c1 > c0 ? c1 - c0 : 0;
+        const int count = rows * cols;
+        y[idx] = acc / static_cast<float>(count > 0 ? count : 1);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
+    avg_pool_bwd_f32(const float* __restrict__ dy, float* __restrict__ dx, int planes, int h, int w, int k, int s,
+                     int p, int oh, int ow) {
+    const unsigned total = static_cast<unsigned>(planes) * static_cast<unsigned>(h) * static_cast<unsigned>(w);
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int j = static_cast<int>(idx % static_cast<unsigned>(w));
+        const unsigned t = idx / static_cast<unsigned>(w);
+        const int i = static_cast<int>(t % static_cast<unsigned>(h));
+        const unsigned plane = t / static_cast<unsigned>(h);
+        const float* dyp = dy + static_cast<size_t>(plane) * oh * ow;
+        int oi0, oi1, oj0, oj1;
+        pool_windows_of(i, oh, k, s, p, &oi0, &oi1);
+        pool_windows_of(j, ow, k, s, p, &oj0, &oj1);
+        float acc = 0.0f;
+        for (int oi = oi0; oi <= oi1; ++oi) {
+            int r0, r1;
+            pool_taps(oi, h, k, s, p, &r0, &r1);
+            for (int oj = oj0; oj <= oj1; ++oj) {
+                int c0, c1;
+                pool_taps(oj, w, k, s, p, &c0, &c1);
+                // (i, j) is in-bounds and inside the window, so the window has >= 1 tap.
+                const float count = static_cast<float>((r1 - r0) * (c1 - c0));
+                acc += __ldg(dyp + oi * ow + oj) / count;
+            }
+        }
+        dx[idx] = acc;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
+    max_pool_bwd_f32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx, int planes,
+                     int h, int w, int k, int s, int p, int oh, int ow) {
+    DARTS_DYN_SMEM(float, pool_smem);
+    const int tw = static_cast<int>(blockDim.x), th = static_cast<int>(blockDim.y);
+    const int nthreads = tw * th;
+    const int tid = static_cast<int>(threadIdx.y) * tw + static_cast<int>(threadIdx.x);
+    const int i0 = static_cast<int>(blockIdx.y) * th, j0 = static_cast<int>(blockIdx.x) * tw;
+    const int i = i0 + static_cast<int>(threadIdx.y), j = j0 + static_cast<int>(threadIdx.x);
+    const int i_last = (i0 + th < h ? i0 + th : h) - 1, j_last = (j0 + tw < w ? j0 + tw : w) - 1;
+    // Windows touching the tile: [wr0, wr1] x [wc0, wc1] (empty when the tile is past the edge).
+    int wr0, wr1, wc0, wc1, dummy;
+    pool_windows_of(i0, oh, k, s, p, &wr0, &dummy);
+    pool_windows_of(i_last, oh, k, s, p, &dummy, &wr1);
+    pool_windows_of(j0, ow, k, s, p, &wc0, &dummy);
+    pool_windows_of(j_last, ow, k, s, p, &dummy, &wc1);
+    const int nr = wr1 >= wr0 ? wr1 - wr0 + 1 : 0, nc = wc1 >= wc0 ? wc1 - wc0 + 1 : 0;
+    const int nwin = nr * nc;  // <= WR * WC of the host's shared-memory size
+    int* s_arg = reinterpret_cast<int*>(pool_smem);
+    float* s_dy = pool_smem + nwin;
+    // Per-pixel window ranges do not depend on the plane.
+    int oi0 = 0, oi1 = -1, oj0 = 0, oj1 = -1;
+    if (i < h && j < w) {
+        pool_windows_of(i, oh, k, s, p, &oi0, &oi1);
+        pool_windows_of(j, ow, k, s, p, &oj0, &oj1);
+    }
+    const int hw = h * w, ohw = oh * ow;
+    for (unsigned plane = blockIdx.z; plane < static_cast<unsigned>(planes); plane += gridDim.z) {
+        const float* xp = x + static_cast<size_t>(plane) * hw;
+        const float* dyp = dy + static_cast<size_t>(plane) * ohw;
+        for (int t = tid; t < nwin; t += nthreads) {
+            const int oi = wr0 + t / nc, oj = wc0 + t % nc;
+            s_arg[t] = pool_window_argmax(xp, h, w, k, s, p, oi, oj);
+            s_dy[t] = __ldg(dyp + oi * ow + oj);
+        }
+        __syncthreads();
+        if (i < h && j < w) {
+            const int me = i * w + j;
+            float acc = 0.0f;
+            for (int oi = oi0; oi <= oi1; ++oi) {
+                const int row = (oi - wr0) * nc - wc0;
+                for (int oj = oj0; oj <= oj1; ++oj) {
+                    if (s_arg[row + oj] == me) acc += s_dy[row + oj];
+                }
+            }
+            dx[static_cast<size_t>(plane) * hw + me] = acc;
+        }
+        __syncthreads();  // the next plane overwrites the staged windows
+    }
+}

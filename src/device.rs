@@ -1,0 +1,71 @@
+//! Choosing a device from the command line: `auto`, `cpu`, `cuda` or `emu`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::backend::gpu::cuda::CudaRuntime;
+use crate::backend::gpu::GpuError;
+use crate::tensor::Device;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// CUDA when a driver and GPU are present, else the CPU.
+    Auto,
+    /// The CPU engine.
+    Cpu,
+    /// A CUDA GPU (device 0); an error if there is none.
+    Cuda,
+    /// The CUDA emulator (a test instrument: slow, never picked by `auto`).
+    Emu,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            "emu" => Ok(DeviceChoice::Emu),
+            _ => Err(format!("unknown device {s:?}: expected auto, cpu, cuda or emu")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Emu => "emu",
+        })
+    }
+}
+
+/// Opens the chosen device. `verify` makes CUDA synchronise and check after every launch.
+/// For `auto`, also returns why CUDA was not taken (to tell the user).
+pub fn open(choice: DeviceChoice, verify: bool) -> Result<(Device, Option<String>), GpuError> {
+    match choice {
+        DeviceChoice::Cpu => Ok((Device::Cpu, None)),
+        DeviceChoice::Cuda => Ok((Device::Gpu(Arc::new(CudaRuntime::new(0, verify)?)), None)),
+        DeviceChoice::Emu => emu(),
+        DeviceChoice::Auto => match CudaRuntime::new(0, verify) {
+            Ok(rt) => Ok((Device::Gpu(Arc::new(rt)), None)),
+            Err(e) => Ok((Device::Cpu, Some(e.to_string()))),
+        },
+    }
+}
+
+#[cfg(feature = "emu")]
+fn emu() -> Result<(Device, Option<String>), GpuError> {
+    let rt = crate::backend::gpu::emu::EmuRuntime::new(0, 0);
+    Ok((Device::Gpu(Arc::new(rt)), None))
+}
+
+#[cfg(not(feature = "emu"))]
+fn emu() -> Result<(Device, Option<String>), GpuError> {
+    Err(GpuError::NoEmulator)
+}

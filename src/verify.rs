@@ -1,0 +1,304 @@
+//! `darts verify`: every kernel at the DARTS search shapes against the CPU reference.
+//!
+//! Each case is an op call written once against the op layer; it runs on the CPU in f64 (the
+//! reference) and on the device under test in f32 on the same inputs. The report gives, per op
+//! and part, the relative error ‖dev − ref‖/‖ref‖, the largest absolute error, the median time on
+//! the device, and pass/fail (relative error < 1e-5, no NaN).
+
+use std::time::Instant;
+
+use crate::autograd::check::rel_err;
+use crate::ops::{self, ConvParams};
+use crate::rng::Rng;
+use crate::tensor::{DType, Device, Tensor};
+
+/// Relative error below which a case passes.
+pub const TOLERANCE: f64 = 1e-5;
+
+type OpFn = Box<dyn Fn(&[Tensor]) -> Vec<Tensor>>;
+
+/// One op call to check.
+pub struct Case {
+    /// Op family (what `--ops` filters on).
+    pub op: &'static str,
+    /// Forward, bwd_data, ...
+    pub part: &'static str,
+    /// Human-readable shape.
+    pub shape: String,
+    inputs: Vec<Tensor>,
+    run: OpFn,
+}
+
+/// The outcome of one case.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Op family.
+    pub op: &'static str,
+    /// Part.
+    pub part: &'static str,
+    /// Shape.
+    pub shape: String,
+    /// Worst relative error over the outputs.
+    pub rel_err: f64,
+    /// Largest absolute error.
+    pub max_abs: f64,
+    /// Median device time per call, milliseconds.
+    pub ms: f64,
+    /// Within tolerance and finite.
+    pub pass: bool,
+}
+
+fn rand(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    Tensor::from_f64(shape, &rng.normals(shape.iter().product()), DType::F32)
+}
+
+fn case(op: &'static str, part: &'static str, shape: String, inputs: Vec<Tensor>, run: OpFn) -> Case {
+    Case { op, part, shape, inputs, run }
+}
+
+fn conv_cases(cs: &mut Vec<Case>, rng: &mut Rng, name: &'static str, x: [usize; 4], w: [usize; 4], p: ConvParams) {
+    let xt = rand(rng, &x);
+    let wt = rand(rng, &w);
+    let y = ops::conv::conv2d(&xt, &wt, p);
+    let dy = rand(rng, y.shape());
+    let label = format!("x{x:?} w{w:?} s{} d{}", p.stride, p.dilation);
+    cs.push(case(name, "forward", label.clone(), vec![xt.clone(), wt.clone()], Box::new(move |t| vec![ops::conv::conv2d(&t[0], &t[1], p)])));
+    cs.push(case(
+        name,
+        "bwd_data",
+        label.clone(),
+        vec![dy.clone(), wt.clone()],
+        Box::new(move |t| vec![ops::conv::conv2d_bwd_data(&t[0], &t[1], &x, p)]),
+    ));
+    cs.push(case(name, "bwd_weight", label, vec![xt, dy], Box::new(move |t| vec![ops::conv::conv2d_bwd_weight(&t[0], &t[1], &w, p)])));
+}
+
+/// Every case at the DARTS search-network shapes for batch `b` (C = 16, 8 cells).
+pub fn darts_cases(b: usize) -> Vec<Case> {
+    let mut rng = Rng::new(7);
+    let rng = &mut rng;
+    let mut cs = Vec::new();
+    // Stem, preprocess 1x1 convs, FactorizedReduce's strided 1x1.
+    conv_cases(&mut cs, rng, "conv_stem", [b, 3, 32, 32], [48, 3, 3, 3], ConvParams::new(1, 1));
+    for (cin, cout, hw) in [(16, 16, 32), (32, 32, 16), (64, 64, 8), (48, 16, 32), (128, 32, 16), (256, 64, 8)] {
+        conv_cases(&mut cs, rng, "conv_pointwise", [b, cin, hw, hw], [cout, cin, 1, 1], ConvParams::new(1, 0));
+    }
+    for (c, hw) in [(64, 32), (128, 16)] {
+        conv_cases(&mut cs, rng, "conv_factorized", [b, c, hw, hw], [c / 2, c, 1, 1], ConvParams::new(2, 0));
+    }
+    // Depthwise: sep (k 3, 5) and dil (k 3, 5, dilation 2), stride 1 in normal cells, 2 on
+    // reduction edges.
+    for (c, hw, s) in [(16, 32, 1), (32, 16, 1), (64, 8, 1), (32, 32, 2), (64, 16, 2)] {
+        for (k, d) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
+            let p = ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c);
+            conv_cases(&mut cs, rng, "conv_depthwise", [b, c, hw, hw], [c, 1, k, k], p);
+        }
+    }
+    // Batch norm (non-affine as in every search cell, affine as in the stem).
+    for (c, hw, affine) in [(16, 32, false), (32, 16, false), (64, 8, false), (48, 32, true)] {
+        let x = rand(rng, &[b, c, hw, hw]);
+        let dy = rand(rng, &[b, c, hw, hw]);
+        let (g, bt, rm) = (rand(rng, &[c]), rand(rng, &[c]), rand(rng, &[c]));
+        let rv = Tensor::from_f64(&[c], &rng.uniforms(c, 0.5, 1.5), DType::F32);
+        let label = format!("[{b}, {c}, {hw}, {hw}]{}", if affine { " affine" } else { "" });
+        let inputs = vec![x, dy, g, bt, rm, rv];
+        let aff = move |t: &[Tensor]| if affine { (Some(t[2].clone()), Some(t[3].clone())) } else { (None, None) };
+        cs.push(case(
+            "batch_norm",
+            "forward_train",
+            label.clone(),
+            inputs.clone(),
+            Box::new(move |t| {
+                let (g, bt) = aff(t);
+                let (y, s) = ops::norm::batch_norm_train(&t[0], g.as_ref(), bt.as_ref(), 1e-5);
+                vec![y, s.mean, s.invstd]
+            }),
+        ));
+        cs.push(case(
+            "batch_norm",
+            "backward_train",
+            label.clone(),
+            inputs.clone(),
+            Box::new(move |t| {
+                let (g, bt) = aff(t);
+                let (_, s) = ops::norm::batch_norm_train(&t[0], g.as_ref(), bt.as_ref(), 1e-5);
+                let gr = ops::norm::batch_norm_train_bwd(&t[0], &t[1], &s, g.as_ref(), affine);
+                let mut v = vec![gr.dx];
+                v.extend(gr.dgamma);
+                v.extend(gr.dbeta);
+                v
+            }),
+        ));
+        cs.push(case(
+            "batch_norm",
+            "forward_eval",
+            label,
+            inputs,
+            Box::new(move |t| {
+                let (g, bt) = aff(t);
+                vec![ops::norm::batch_norm_eval(&t[0], g.as_ref(), bt.as_ref(), &t[4], &t[5], 1e-5)]
+            }),
+        ));
+    }
+    // Pools (3x3, pad 1) at stride 1 in normal cells and 2 on reduction edges.
+    for (c, hw, s) in [(16, 32, 1), (32, 16, 1), (64, 8, 1), (32, 32, 2), (64, 16, 2)] {
+        let x = rand(rng, &[b, c, hw, hw]);
+        let y = ops::pool::max_pool(&x, 3, s, 1);
+        let dy = rand(rng, y.shape());
+        let label = format!("[{b}, {c}, {hw}, {hw}] s{s}");
+        let xs = [b, c, hw, hw];
+        cs.push(case("max_pool", "forward", label.clone(), vec![x.clone()], Box::new(move |t| vec![ops::pool::max_pool(&t[0], 3, s, 1)])));
+        cs.push(case("max_pool", "backward", label.clone(), vec![x.clone(), dy.clone()], Box::new(move |t| vec![ops::pool::max_pool_bwd(&t[0], &t[1], 3, s, 1)])));
+        cs.push(case("avg_pool", "forward", label.clone(), vec![x], Box::new(move |t| vec![ops::pool::avg_pool(&t[0], 3, s, 1)])));
+        cs.push(case("avg_pool", "backward", label, vec![dy], Box::new(move |t| vec![ops::pool::avg_pool_bwd(&t[0], &xs, 3, s, 1)])));
+    }
+    // Elementwise, mixed-op weighted sum, node concat, FactorizedReduce crop.
+    for (c, hw) in [(16, 32), (64, 8)] {
+        let shape = [b, c, hw, hw];
+        let label = format!("{shape:?}");
+        let (x, dy) = (rand(rng, &shape), rand(rng, &shape));
+        cs.push(case("relu", "forward", label.clone(), vec![x.clone()], Box::new(|t| vec![ops::elementwise::relu(&t[0])])));
+        cs.push(case("relu", "backward", label.clone(), vec![x.clone(), dy.clone()], Box::new(|t| vec![ops::elementwise::relu_bwd(&t[0], &t[1])])));
+        let mut parts: Vec<Tensor> = (0..7).map(|_| rand(rng, &shape)).collect();
+        parts.push(Tensor::from_f64(&[7], &rng.uniforms(7, 0.0, 1.0), DType::F32));
+        parts.push(dy.clone());
+        cs.push(case(
+            "weighted_sum",
+            "forward",
+            format!("7 x {label}"),
+            parts.clone(),
+            Box::new(|t| vec![ops::elementwise::weighted_sum(&t[..7].iter().collect::<Vec<_>>(), &t[7])]),
+        ));
+        cs.push(case(
+            "weighted_sum",
+            "bwd_weights",
+            format!("7 x {label}"),
+            parts,
+            Box::new(|t| vec![ops::elementwise::weighted_sum_bwd_weights(&t[..7].iter().collect::<Vec<_>>(), &t[8])]),
+        ));
+        let nodes: Vec<Tensor> = (0..4).map(|_| rand(rng, &shape)).collect();
+        cs.push(case("concat", "forward", format!("4 x {label}"), nodes, Box::new(|t| vec![ops::layout::concat_channels(&t.iter().collect::<Vec<_>>())])));
+        let cat = rand(rng, &[b, 4 * c, hw, hw]);
+        cs.push(case("concat", "split", format!("[{b}, {}, {hw}, {hw}]", 4 * c), vec![cat], Box::new(move |t| ops::layout::split_channels(&t[0], &[c; 4]))));
+        cs.push(case("crop", "forward", label.clone(), vec![x], Box::new(move |t| vec![ops::layout::crop(&t[0], 1, 1, hw - 1, hw - 1)])));
+        let dyc = rand(rng, &[b, c, hw - 1, hw - 1]);
+        cs.push(case("crop", "backward", label, vec![dyc], Box::new(move |t| vec![ops::layout::crop_bwd(&t[0], &shape, 1, 1)])));
+    }
+    // Head: global average pool, linear 256 -> 10, cross-entropy, accuracy; alphas softmax.
+    let feat = rand(rng, &[b, 256, 8, 8]);
+    cs.push(case("global_avg_pool", "forward", format!("[{b}, 256, 8, 8]"), vec![feat], Box::new(|t| vec![ops::reduce::global_avg_pool(&t[0])])));
+    let dpool = rand(rng, &[b, 256]);
+    cs.push(case("global_avg_pool", "backward", format!("[{b}, 256]"), vec![dpool.clone()], Box::new(move |t| vec![ops::reduce::global_avg_pool_bwd(&t[0], &[b, 256, 8, 8])])));
+    let (lw, lb, dl) = (rand(rng, &[10, 256]), rand(rng, &[10]), rand(rng, &[b, 10]));
+    cs.push(case("linear", "forward", "256 -> 10".into(), vec![dpool.clone(), lw.clone(), lb.clone()], Box::new(|t| vec![ops::linear::linear(&t[0], &t[1], Some(&t[2]))])));
+    cs.push(case("linear", "bwd_data", "256 -> 10".into(), vec![dl.clone(), lw.clone()], Box::new(move |t| vec![ops::linear::linear_bwd_data(&t[0], &t[1], &[b, 256])])));
+    cs.push(case(
+        "linear",
+        "bwd_weight",
+        "256 -> 10".into(),
+        vec![dpool, dl.clone(), lw],
+        Box::new(|t| {
+            let (dw, db) = ops::linear::linear_bwd_weight(&t[0], &t[1], &t[2]);
+            vec![dw, db]
+        }),
+    ));
+    let labels: Vec<u32> = (0..b).map(|_| rng.below(10) as u32).collect();
+    let l2 = labels.clone();
+    cs.push(case(
+        "cross_entropy",
+        "forward+backward",
+        format!("[{b}, 10]"),
+        vec![dl.clone()],
+        Box::new(move |t| {
+            let (loss, probs) = ops::loss::softmax_xent(&t[0], &l2);
+            let one = Tensor::full_on(&[], 1.0, DType::F32, &t[0].device());
+            let d = ops::loss::softmax_xent_bwd(&probs, &l2, &one);
+            vec![loss, d]
+        }),
+    ));
+    cs.push(case(
+        "accuracy",
+        "top1",
+        format!("[{b}, 10]"),
+        vec![dl],
+        Box::new(move |t| vec![Tensor::scalar(ops::loss::top1_correct(&t[0], &labels) as f64, DType::F32)]),
+    ));
+    let alpha = rand(rng, &[14, 8]);
+    let dsm = rand(rng, &[14, 8]);
+    cs.push(case("softmax", "forward", "[14, 8]".into(), vec![alpha.clone()], Box::new(|t| vec![ops::softmax::softmax(&t[0])])));
+    cs.push(case(
+        "softmax",
+        "backward",
+        "[14, 8]".into(),
+        vec![alpha, dsm],
+        Box::new(|t| vec![ops::softmax::softmax_bwd(&ops::softmax::softmax(&t[0]), &t[1])]),
+    ));
+    cs
+}
+
+/// Runs `cases` on `device` (timing `reps` calls each) against the CPU in f64.
+pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMut(&Row)) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for c in cases {
+        let reference: Vec<Tensor> = {
+            let inputs: Vec<Tensor> = c.inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+            (c.run)(&inputs)
+        };
+        let inputs: Vec<Tensor> = c.inputs.iter().map(|t| t.to_device(device)).collect();
+        let sync = || {
+            if let Some(rt) = device.runtime() {
+                crate::tensor::gpu_ok(rt.synchronize());
+            }
+        };
+        let out = (c.run)(&inputs);
+        sync();
+        let mut times: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                drop((c.run)(&inputs));
+                sync();
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(|a, b| a.total_cmp(b));
+        let (mut worst_rel, mut worst_abs, mut finite) = (0.0f64, 0.0f64, true);
+        for (o, r) in out.iter().zip(&reference) {
+            let (o, r) = (o.to_f64_vec(), r.to_f64_vec());
+            finite &= o.iter().all(|v| v.is_finite());
+            worst_rel = worst_rel.max(rel_err(&o, &r));
+            worst_abs = o.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(worst_abs, f64::max);
+        }
+        let pass = finite && out.len() == reference.len() && worst_rel < TOLERANCE;
+        let row = Row {
+            op: c.op,
+            part: c.part,
+            shape: c.shape.clone(),
+            rel_err: worst_rel,
+            max_abs: worst_abs,
+            ms: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+            pass,
+        };
+        progress(&row);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Formats one row of the report table.
+pub fn format_row(r: &Row) -> String {
+    format!(
+        "{:<16} {:<16} {:<34} {:>9.2e} {:>9.2e} {:>9.3} {}",
+        r.op,
+        r.part,
+        r.shape,
+        r.rel_err,
+        r.max_abs,
+        r.ms,
+        if r.pass { "pass" } else { "FAIL" }
+    )
+}
+
+/// The table header matching [`format_row`].
+pub fn header() -> String {
+    format!("{:<16} {:<16} {:<34} {:>9} {:>9} {:>9} {}", "op", "part", "shape", "rel err", "max abs", "ms", "result")
+}
