@@ -6,7 +6,10 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod data;
 pub mod device;
+pub mod model;
+pub mod nn;
 pub mod ops;
 pub mod rng;
 pub mod tensor;

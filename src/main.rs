@@ -139,7 +139,11 @@ fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Opt
         }
         cases.retain(|c| only.iter().any(|o| o == c.op));
     }
-    println!("verify on {device:?}, batch {batch}, {} cases, tolerance {:e}", cases.len(), darts::verify::TOLERANCE);
+    println!(
+        "verify on {device:?}, batch {batch}, {} cases, tolerance {:e}",
+        cases.len(),
+        darts::verify::TOLERANCE
+    );
     println!("{}", darts::verify::header());
     let rows = darts::verify::run(&cases, &device, reps, |r| println!("{}", darts::verify::format_row(r)));
     let failed = rows.iter().filter(|r| !r.pass).count();

@@ -369,7 +369,11 @@ impl Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
-        assert!(!self.is_gpu(), "to_dtype: GPU tensors are f32 only; move {} to the CPU first", fmt_shape(&self.shape));
+        assert!(
+            !self.is_gpu(),
+            "to_dtype: GPU tensors are f32 only; move {} to the CPU first",
+            fmt_shape(&self.shape)
+        );
         Tensor::from_f64(&self.shape, &self.to_f64_vec(), dtype)
     }
 }

@@ -56,13 +56,26 @@ fn case(op: &'static str, part: &'static str, shape: String, inputs: Vec<Tensor>
     Case { op, part, shape, inputs, run }
 }
 
-fn conv_cases(cs: &mut Vec<Case>, rng: &mut Rng, name: &'static str, x: [usize; 4], w: [usize; 4], p: ConvParams) {
+fn conv_cases(
+    cs: &mut Vec<Case>,
+    rng: &mut Rng,
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    p: ConvParams,
+) {
     let xt = rand(rng, &x);
     let wt = rand(rng, &w);
     let y = ops::conv::conv2d(&xt, &wt, p);
     let dy = rand(rng, y.shape());
     let label = format!("x{x:?} w{w:?} s{} d{}", p.stride, p.dilation);
-    cs.push(case(name, "forward", label.clone(), vec![xt.clone(), wt.clone()], Box::new(move |t| vec![ops::conv::conv2d(&t[0], &t[1], p)])));
+    cs.push(case(
+        name,
+        "forward",
+        label.clone(),
+        vec![xt.clone(), wt.clone()],
+        Box::new(move |t| vec![ops::conv::conv2d(&t[0], &t[1], p)]),
+    ));
     cs.push(case(
         name,
         "bwd_data",
@@ -70,7 +83,13 @@ fn conv_cases(cs: &mut Vec<Case>, rng: &mut Rng, name: &'static str, x: [usize; 
         vec![dy.clone(), wt.clone()],
         Box::new(move |t| vec![ops::conv::conv2d_bwd_data(&t[0], &t[1], &x, p)]),
     ));
-    cs.push(case(name, "bwd_weight", label, vec![xt, dy], Box::new(move |t| vec![ops::conv::conv2d_bwd_weight(&t[0], &t[1], &w, p)])));
+    cs.push(case(
+        name,
+        "bwd_weight",
+        label,
+        vec![xt, dy],
+        Box::new(move |t| vec![ops::conv::conv2d_bwd_weight(&t[0], &t[1], &w, p)]),
+    ));
 }
 
 /// Every case at the DARTS search-network shapes for batch `b` (C = 16, 8 cells).
@@ -80,8 +99,17 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
     let mut cs = Vec::new();
     // Stem, preprocess 1x1 convs, FactorizedReduce's strided 1x1.
     conv_cases(&mut cs, rng, "conv_stem", [b, 3, 32, 32], [48, 3, 3, 3], ConvParams::new(1, 1));
-    for (cin, cout, hw) in [(16, 16, 32), (32, 32, 16), (64, 64, 8), (48, 16, 32), (128, 32, 16), (256, 64, 8)] {
-        conv_cases(&mut cs, rng, "conv_pointwise", [b, cin, hw, hw], [cout, cin, 1, 1], ConvParams::new(1, 0));
+    for (cin, cout, hw) in
+        [(16, 16, 32), (32, 32, 16), (64, 64, 8), (48, 16, 32), (128, 32, 16), (256, 64, 8)]
+    {
+        conv_cases(
+            &mut cs,
+            rng,
+            "conv_pointwise",
+            [b, cin, hw, hw],
+            [cout, cin, 1, 1],
+            ConvParams::new(1, 0),
+        );
     }
     for (c, hw) in [(64, 32), (128, 16)] {
         conv_cases(&mut cs, rng, "conv_factorized", [b, c, hw, hw], [c / 2, c, 1, 1], ConvParams::new(2, 0));
@@ -102,7 +130,8 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         let rv = Tensor::from_f64(&[c], &rng.uniforms(c, 0.5, 1.5), DType::F32);
         let label = format!("[{b}, {c}, {hw}, {hw}]{}", if affine { " affine" } else { "" });
         let inputs = vec![x, dy, g, bt, rm, rv];
-        let aff = move |t: &[Tensor]| if affine { (Some(t[2].clone()), Some(t[3].clone())) } else { (None, None) };
+        let aff =
+            move |t: &[Tensor]| if affine { (Some(t[2].clone()), Some(t[3].clone())) } else { (None, None) };
         cs.push(case(
             "batch_norm",
             "forward_train",
@@ -147,18 +176,54 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         let dy = rand(rng, y.shape());
         let label = format!("[{b}, {c}, {hw}, {hw}] s{s}");
         let xs = [b, c, hw, hw];
-        cs.push(case("max_pool", "forward", label.clone(), vec![x.clone()], Box::new(move |t| vec![ops::pool::max_pool(&t[0], 3, s, 1)])));
-        cs.push(case("max_pool", "backward", label.clone(), vec![x.clone(), dy.clone()], Box::new(move |t| vec![ops::pool::max_pool_bwd(&t[0], &t[1], 3, s, 1)])));
-        cs.push(case("avg_pool", "forward", label.clone(), vec![x], Box::new(move |t| vec![ops::pool::avg_pool(&t[0], 3, s, 1)])));
-        cs.push(case("avg_pool", "backward", label, vec![dy], Box::new(move |t| vec![ops::pool::avg_pool_bwd(&t[0], &xs, 3, s, 1)])));
+        cs.push(case(
+            "max_pool",
+            "forward",
+            label.clone(),
+            vec![x.clone()],
+            Box::new(move |t| vec![ops::pool::max_pool(&t[0], 3, s, 1)]),
+        ));
+        cs.push(case(
+            "max_pool",
+            "backward",
+            label.clone(),
+            vec![x.clone(), dy.clone()],
+            Box::new(move |t| vec![ops::pool::max_pool_bwd(&t[0], &t[1], 3, s, 1)]),
+        ));
+        cs.push(case(
+            "avg_pool",
+            "forward",
+            label.clone(),
+            vec![x],
+            Box::new(move |t| vec![ops::pool::avg_pool(&t[0], 3, s, 1)]),
+        ));
+        cs.push(case(
+            "avg_pool",
+            "backward",
+            label,
+            vec![dy],
+            Box::new(move |t| vec![ops::pool::avg_pool_bwd(&t[0], &xs, 3, s, 1)]),
+        ));
     }
     // Elementwise, mixed-op weighted sum, node concat, FactorizedReduce crop.
     for (c, hw) in [(16, 32), (64, 8)] {
         let shape = [b, c, hw, hw];
         let label = format!("{shape:?}");
         let (x, dy) = (rand(rng, &shape), rand(rng, &shape));
-        cs.push(case("relu", "forward", label.clone(), vec![x.clone()], Box::new(|t| vec![ops::elementwise::relu(&t[0])])));
-        cs.push(case("relu", "backward", label.clone(), vec![x.clone(), dy.clone()], Box::new(|t| vec![ops::elementwise::relu_bwd(&t[0], &t[1])])));
+        cs.push(case(
+            "relu",
+            "forward",
+            label.clone(),
+            vec![x.clone()],
+            Box::new(|t| vec![ops::elementwise::relu(&t[0])]),
+        ));
+        cs.push(case(
+            "relu",
+            "backward",
+            label.clone(),
+            vec![x.clone(), dy.clone()],
+            Box::new(|t| vec![ops::elementwise::relu_bwd(&t[0], &t[1])]),
+        ));
         let mut parts: Vec<Tensor> = (0..7).map(|_| rand(rng, &shape)).collect();
         parts.push(Tensor::from_f64(&[7], &rng.uniforms(7, 0.0, 1.0), DType::F32));
         parts.push(dy.clone());
@@ -174,24 +239,74 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             "bwd_weights",
             format!("7 x {label}"),
             parts,
-            Box::new(|t| vec![ops::elementwise::weighted_sum_bwd_weights(&t[..7].iter().collect::<Vec<_>>(), &t[8])]),
+            Box::new(|t| {
+                vec![ops::elementwise::weighted_sum_bwd_weights(&t[..7].iter().collect::<Vec<_>>(), &t[8])]
+            }),
         ));
         let nodes: Vec<Tensor> = (0..4).map(|_| rand(rng, &shape)).collect();
-        cs.push(case("concat", "forward", format!("4 x {label}"), nodes, Box::new(|t| vec![ops::layout::concat_channels(&t.iter().collect::<Vec<_>>())])));
+        cs.push(case(
+            "concat",
+            "forward",
+            format!("4 x {label}"),
+            nodes,
+            Box::new(|t| vec![ops::layout::concat_channels(&t.iter().collect::<Vec<_>>())]),
+        ));
         let cat = rand(rng, &[b, 4 * c, hw, hw]);
-        cs.push(case("concat", "split", format!("[{b}, {}, {hw}, {hw}]", 4 * c), vec![cat], Box::new(move |t| ops::layout::split_channels(&t[0], &[c; 4]))));
-        cs.push(case("crop", "forward", label.clone(), vec![x], Box::new(move |t| vec![ops::layout::crop(&t[0], 1, 1, hw - 1, hw - 1)])));
+        cs.push(case(
+            "concat",
+            "split",
+            format!("[{b}, {}, {hw}, {hw}]", 4 * c),
+            vec![cat],
+            Box::new(move |t| ops::layout::split_channels(&t[0], &[c; 4])),
+        ));
+        cs.push(case(
+            "crop",
+            "forward",
+            label.clone(),
+            vec![x],
+            Box::new(move |t| vec![ops::layout::crop(&t[0], 1, 1, hw - 1, hw - 1)]),
+        ));
         let dyc = rand(rng, &[b, c, hw - 1, hw - 1]);
-        cs.push(case("crop", "backward", label, vec![dyc], Box::new(move |t| vec![ops::layout::crop_bwd(&t[0], &shape, 1, 1)])));
+        cs.push(case(
+            "crop",
+            "backward",
+            label,
+            vec![dyc],
+            Box::new(move |t| vec![ops::layout::crop_bwd(&t[0], &shape, 1, 1)]),
+        ));
     }
     // Head: global average pool, linear 256 -> 10, cross-entropy, accuracy; alphas softmax.
     let feat = rand(rng, &[b, 256, 8, 8]);
-    cs.push(case("global_avg_pool", "forward", format!("[{b}, 256, 8, 8]"), vec![feat], Box::new(|t| vec![ops::reduce::global_avg_pool(&t[0])])));
+    cs.push(case(
+        "global_avg_pool",
+        "forward",
+        format!("[{b}, 256, 8, 8]"),
+        vec![feat],
+        Box::new(|t| vec![ops::reduce::global_avg_pool(&t[0])]),
+    ));
     let dpool = rand(rng, &[b, 256]);
-    cs.push(case("global_avg_pool", "backward", format!("[{b}, 256]"), vec![dpool.clone()], Box::new(move |t| vec![ops::reduce::global_avg_pool_bwd(&t[0], &[b, 256, 8, 8])])));
+    cs.push(case(
+        "global_avg_pool",
+        "backward",
+        format!("[{b}, 256]"),
+        vec![dpool.clone()],
+        Box::new(move |t| vec![ops::reduce::global_avg_pool_bwd(&t[0], &[b, 256, 8, 8])]),
+    ));
     let (lw, lb, dl) = (rand(rng, &[10, 256]), rand(rng, &[10]), rand(rng, &[b, 10]));
-    cs.push(case("linear", "forward", "256 -> 10".into(), vec![dpool.clone(), lw.clone(), lb.clone()], Box::new(|t| vec![ops::linear::linear(&t[0], &t[1], Some(&t[2]))])));
-    cs.push(case("linear", "bwd_data", "256 -> 10".into(), vec![dl.clone(), lw.clone()], Box::new(move |t| vec![ops::linear::linear_bwd_data(&t[0], &t[1], &[b, 256])])));
+    cs.push(case(
+        "linear",
+        "forward",
+        "256 -> 10".into(),
+        vec![dpool.clone(), lw.clone(), lb.clone()],
+        Box::new(|t| vec![ops::linear::linear(&t[0], &t[1], Some(&t[2]))]),
+    ));
+    cs.push(case(
+        "linear",
+        "bwd_data",
+        "256 -> 10".into(),
+        vec![dl.clone(), lw.clone()],
+        Box::new(move |t| vec![ops::linear::linear_bwd_data(&t[0], &t[1], &[b, 256])]),
+    ));
     cs.push(case(
         "linear",
         "bwd_weight",
@@ -225,7 +340,13 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
     ));
     let alpha = rand(rng, &[14, 8]);
     let dsm = rand(rng, &[14, 8]);
-    cs.push(case("softmax", "forward", "[14, 8]".into(), vec![alpha.clone()], Box::new(|t| vec![ops::softmax::softmax(&t[0])])));
+    cs.push(case(
+        "softmax",
+        "forward",
+        "[14, 8]".into(),
+        vec![alpha.clone()],
+        Box::new(|t| vec![ops::softmax::softmax(&t[0])]),
+    ));
     cs.push(case(
         "softmax",
         "backward",
@@ -300,5 +421,8 @@ pub fn format_row(r: &Row) -> String {
 
 /// The table header matching [`format_row`].
 pub fn header() -> String {
-    format!("{:<16} {:<16} {:<34} {:>9} {:>9} {:>9} {}", "op", "part", "shape", "rel err", "max abs", "ms", "result")
+    format!(
+        "{:<16} {:<16} {:<34} {:>9} {:>9} {:>9} {}",
+        "op", "part", "shape", "rel err", "max abs", "ms", "result"
+    )
 }

@@ -277,7 +277,11 @@ pub fn cross_entropy(logits: &Var, labels: &[u32]) -> Var {
 pub fn sum_all(x: &Var) -> Var {
     let y = ops::elementwise::sum_all(x.value());
     let shape = x.shape().to_vec();
-    x.tape().push(y, &[x], Box::new(move |dl, _| vec![Some(Tensor::full_on(&shape, dl.item(), dl.dtype(), &dl.device()))]))
+    x.tape().push(
+        y,
+        &[x],
+        Box::new(move |dl, _| vec![Some(Tensor::full_on(&shape, dl.item(), dl.dtype(), &dl.device()))]),
+    )
 }
 
 /// <x, r> for a constant `r` of x's shape: a scalar projection (used by gradient checks).

@@ -70,7 +70,12 @@ pub fn axpy(alpha: f64, x: &Tensor, y: &mut Tensor) {
 pub fn weighted_sum(xs: &[&Tensor], w: &Tensor) -> Tensor {
     check_weighted("weighted_sum", xs, w);
     if let Some(rt) = gpu_rt("weighted_sum", &[xs[0], w]) {
-        assert!(xs.len() <= gws::MAX_K, "weighted_sum: {} inputs, the GPU kernel takes at most {}", xs.len(), gws::MAX_K);
+        assert!(
+            xs.len() <= gws::MAX_K,
+            "weighted_sum: {} inputs, the GPU kernel takes at most {}",
+            xs.len(),
+            gws::MAX_K
+        );
         let slots: Vec<Option<&_>> = xs.iter().map(|x| Some(buf(x))).collect();
         return gpu_out(&rt, xs[0].shape(), |y| gws::weighted_sum(&slots, buf(w), y));
     }

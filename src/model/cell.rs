@@ -1,0 +1,83 @@
+//! A search cell: two preprocessed inputs, four intermediate nodes fed by 14 mixed edges, and
+//! the channel concat of the four nodes as output.
+
+use super::mixed::MixedOp;
+use crate::autograd::functions as F;
+use crate::autograd::Var;
+use crate::nn::{Ctx, FactorizedReduce, ReluConvBn, Store};
+use crate::rng::Rng;
+
+/// Intermediate nodes per cell.
+pub const STEPS: usize = 4;
+/// Edges per cell: 2 + 3 + 4 + 5.
+pub const EDGES: usize = 14;
+
+#[derive(Clone, Debug)]
+enum Pre0 {
+    Conv(ReluConvBn),
+    Reduce(FactorizedReduce),
+}
+
+/// One cell (names `cells.<i>.preprocess0`, `.preprocess1`, `._ops.<e>`).
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// A reduction cell (stride 2 on the edges from its inputs, channels doubled).
+    pub reduction: bool,
+    pre0: Pre0,
+    pre1: ReluConvBn,
+    edges: Vec<MixedOp>,
+}
+
+impl Cell {
+    /// Cell `index` with input channels `c_pp` (two cells back), `c_p` (previous cell) and
+    /// `c` channels per node.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        s: &mut Store,
+        index: usize,
+        c_pp: usize,
+        c_p: usize,
+        c: usize,
+        reduction: bool,
+        reduction_prev: bool,
+        rng: &mut Rng,
+    ) -> Cell {
+        let prefix = format!("cells.{index}");
+        let pre0 = if reduction_prev {
+            Pre0::Reduce(FactorizedReduce::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
+        } else {
+            Pre0::Conv(ReluConvBn::new(s, &format!("{prefix}.preprocess0"), c_pp, c, 1, 1, 0, rng))
+        };
+        let pre1 = ReluConvBn::new(s, &format!("{prefix}.preprocess1"), c_p, c, 1, 1, 0, rng);
+        let mut edges = Vec::with_capacity(EDGES);
+        for i in 0..STEPS {
+            for j in 0..2 + i {
+                let stride = if reduction && j < 2 { 2 } else { 1 };
+                edges.push(MixedOp::new(s, &format!("{prefix}._ops.{}", edges.len()), c, stride, rng));
+            }
+        }
+        Cell { reduction, pre0, pre1, edges }
+    }
+
+    /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` of this cell type.
+    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, weights: &Var) -> Var {
+        let s0 = match &self.pre0 {
+            Pre0::Conv(c) => c.forward(ctx, s0),
+            Pre0::Reduce(r) => r.forward(ctx, s0),
+        };
+        let s1 = self.pre1.forward(ctx, s1);
+        let mut states = vec![s0, s1];
+        let mut offset = 0;
+        for _ in 0..STEPS {
+            let terms: Vec<Var> = (0..states.len())
+                .map(|j| {
+                    let w = F::row(weights, offset + j);
+                    self.edges[offset + j].forward(ctx, &states[j], &w)
+                })
+                .collect();
+            offset += states.len();
+            states.push(F::add_n(&terms));
+        }
+        F::concat_channels(&states[2..])
+    }
+}

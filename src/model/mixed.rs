@@ -1,0 +1,74 @@
+//! The mixed op: Σ_k softmax(α_edge)_k · o_k(x) over the eight candidate operations.
+
+use crate::autograd::functions as F;
+use crate::autograd::Var;
+use crate::nn::{Ctx, DilConv, FactorizedReduce, PoolBn, PoolKind, SepConv, Store};
+use crate::rng::Rng;
+
+/// The candidate operations, in the column order of α (the reference's `PRIMITIVES`).
+pub const PRIMITIVES: [&str; 8] = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+];
+
+/// One candidate on an edge.
+#[derive(Clone, Debug)]
+enum Candidate {
+    Zero { stride: usize },
+    Pool(PoolBn),
+    Identity,
+    Reduce(FactorizedReduce),
+    Sep(SepConv),
+    Dil(DilConv),
+}
+
+/// The eight candidates of one edge (names `<prefix>._ops.<k>...`).
+#[derive(Clone, Debug)]
+pub struct MixedOp {
+    ops: Vec<Candidate>,
+}
+
+impl MixedOp {
+    /// An edge on `c` channels with the given stride (2 on a reduction cell's input edges).
+    pub fn new(s: &mut Store, prefix: &str, c: usize, stride: usize, rng: &mut Rng) -> MixedOp {
+        let p = |k: usize| format!("{prefix}._ops.{k}");
+        let ops = vec![
+            Candidate::Zero { stride },
+            Candidate::Pool(PoolBn::new(s, &p(1), PoolKind::Max, c, stride)),
+            Candidate::Pool(PoolBn::new(s, &p(2), PoolKind::Avg, c, stride)),
+            if stride == 1 {
+                Candidate::Identity
+            } else {
+                Candidate::Reduce(FactorizedReduce::new(s, &p(3), c, c, rng))
+            },
+            Candidate::Sep(SepConv::new(s, &p(4), c, 3, stride, rng)),
+            Candidate::Sep(SepConv::new(s, &p(5), c, 5, stride, rng)),
+            Candidate::Dil(DilConv::new(s, &p(6), c, 3, stride, rng)),
+            Candidate::Dil(DilConv::new(s, &p(7), c, 5, stride, rng)),
+        ];
+        MixedOp { ops }
+    }
+
+    /// Σ_k w[k] o_k(x), `w` the edge's softmax weights `[8]`.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var, w: &Var) -> Var {
+        let outs: Vec<Var> = self
+            .ops
+            .iter()
+            .map(|op| match op {
+                Candidate::Zero { stride } => F::zero(x, *stride),
+                Candidate::Pool(p) => p.forward(ctx, x),
+                Candidate::Identity => x.clone(),
+                Candidate::Reduce(r) => r.forward(ctx, x),
+                Candidate::Sep(s) => s.forward(ctx, x),
+                Candidate::Dil(d) => d.forward(ctx, x),
+            })
+            .collect();
+        F::weighted_sum(&outs, w)
+    }
+}

@@ -1,0 +1,132 @@
+//! The DARTS search network (`model_search.Network` of the reference): stem, `layers` cells with
+//! reductions at 1/3 and 2/3 of the depth, global average pooling, a linear classifier, and the
+//! architecture parameters α (normal and reduce, `[14, 8]` each).
+
+use super::cell::{Cell, EDGES};
+use super::mixed::PRIMITIVES;
+use crate::autograd::functions as F;
+use crate::autograd::{Groups, Tape, Var};
+use crate::nn::{Ctx, Store, B, P};
+use crate::ops::ConvParams;
+use crate::rng::Rng;
+use crate::tensor::{DType, Tensor};
+
+/// Shape of a search network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Initial channels C (16 in the paper).
+    pub channels: usize,
+    /// Number of cells (8 in the paper).
+    pub layers: usize,
+    /// Classes (10 for CIFAR-10).
+    pub classes: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig { channels: 16, layers: 8, classes: 10 }
+    }
+}
+
+/// The search network's structure: modules holding indices into a [`Store`] of named
+/// parameters and BN buffers (kept apart so a forward can read the structure while it updates
+/// the store's BN statistics).
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// Its configuration.
+    pub config: NetConfig,
+    stem_w: P,
+    stem_gamma: P,
+    stem_beta: P,
+    stem_bn: B,
+    cells: Vec<Cell>,
+    classifier_w: P,
+    classifier_b: P,
+    /// α of normal cells.
+    pub alphas_normal: P,
+    /// α of reduction cells.
+    pub alphas_reduce: P,
+}
+
+impl Network {
+    /// A freshly initialised network and its store: PyTorch's default conv/linear
+    /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`.
+    pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
+        let NetConfig { channels: c, layers, classes } = config;
+        assert!(layers >= 3, "Network: at least 3 layers (reductions at 1/3 and 2/3), got {layers}");
+        let mut s = Store::new(dtype);
+        let c_stem = 3 * c;
+        let stem_w = s.conv("stem.0.weight".into(), [c_stem, 3, 3, 3], rng);
+        let stem_gamma = s.add("stem.1.weight".into(), Tensor::full(&[c_stem], 1.0, dtype), Groups::WEIGHTS);
+        let stem_beta = s.add("stem.1.bias".into(), Tensor::zeros(&[c_stem], dtype), Groups::WEIGHTS);
+        let stem_bn = s.bn("stem.1".into(), c_stem);
+
+        let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
+        let mut cells = Vec::with_capacity(layers);
+        let mut reduction_prev = false;
+        for i in 0..layers {
+            let reduction = i == layers / 3 || i == 2 * layers / 3;
+            if reduction {
+                c_cur *= 2;
+            }
+            cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, rng));
+            reduction_prev = reduction;
+            (c_pp, c_p) = (c_p, 4 * c_cur);
+        }
+        let bound = 1.0 / (c_p as f64).sqrt();
+        let w = Tensor::from_f64(&[classes, c_p], &rng.uniforms(classes * c_p, -bound, bound), dtype);
+        let classifier_w = s.add("classifier.weight".into(), w, Groups::WEIGHTS);
+        let b = Tensor::from_f64(&[classes], &rng.uniforms(classes, -bound, bound), dtype);
+        let classifier_b = s.add("classifier.bias".into(), b, Groups::WEIGHTS);
+        let k = PRIMITIVES.len();
+        let alpha = |rng: &mut Rng| {
+            let v: Vec<f64> = rng.normals(EDGES * k).iter().map(|x| 1e-3 * x).collect();
+            Tensor::from_f64(&[EDGES, k], &v, dtype)
+        };
+        let alphas_normal = s.add("alphas_normal".into(), alpha(rng), Groups::ARCH);
+        let alphas_reduce = s.add("alphas_reduce".into(), alpha(rng), Groups::ARCH);
+        let net = Network {
+            config,
+            stem_w,
+            stem_gamma,
+            stem_beta,
+            stem_bn,
+            cells,
+            classifier_w,
+            classifier_b,
+            alphas_normal,
+            alphas_reduce,
+        };
+        (net, s)
+    }
+
+    /// Logits `[n, classes]` of images `x` `[n, 3, 32, 32]` on a fresh tape (in `ctx`).
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let stem = F::conv2d(x, ctx.p(self.stem_w), ConvParams::new(1, 1));
+        let affine = Some((self.stem_gamma, self.stem_beta));
+        let stem = ctx.bn(&stem, self.stem_bn, affine);
+        // The softmaxes are shared by every cell of a type (the reference recomputes them per
+        // cell; the values are identical).
+        let w_normal = F::softmax(ctx.p(self.alphas_normal));
+        let w_reduce = F::softmax(ctx.p(self.alphas_reduce));
+        let (mut s0, mut s1) = (stem.clone(), stem);
+        for cell in &self.cells {
+            let w = if cell.reduction { &w_reduce } else { &w_normal };
+            let out = cell.forward(ctx, &s0, &s1, w);
+            (s0, s1) = (s1, out);
+        }
+        let pooled = F::global_avg_pool(&s1);
+        F::linear(&pooled, ctx.p(self.classifier_w), ctx.p(self.classifier_b))
+    }
+
+    /// Runs a forward of images `x` on a fresh tape and returns the tape, the logits and the
+    /// mean cross-entropy against `labels`. `training`: BN batch statistics (and running-stat
+    /// updates in `store`), else BN running statistics.
+    pub fn loss(&self, store: &mut Store, x: &Tensor, labels: &[u32], training: bool) -> (Tape, Var, Var) {
+        let mut ctx = Ctx::new(&store.params, &mut store.bns, training);
+        let xv = ctx.tape.constant(x.clone());
+        let logits = self.forward(&mut ctx, &xv);
+        let loss = F::cross_entropy(&logits, labels);
+        (ctx.tape.clone(), logits, loss)
+    }
+}

@@ -1,0 +1,183 @@
+//! The DARTS building blocks, each a sequence of ops with the reference layer order and
+//! state-dict names (`operations.py` of the reference implementation). BN has no affine
+//! parameters in the search network.
+
+use super::store::{Ctx, Store, B, P};
+use crate::autograd::functions as F;
+use crate::autograd::Var;
+use crate::ops::ConvParams;
+use crate::rng::Rng;
+
+/// ReLU → k×k conv (no bias) → BN. Names: `op.1.weight`, `op.2.*`.
+#[derive(Clone, Debug)]
+pub struct ReluConvBn {
+    w: P,
+    bn: B,
+    p: ConvParams,
+}
+
+impl ReluConvBn {
+    /// A block from `c_in` to `c_out` channels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        s: &mut Store,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        rng: &mut Rng,
+    ) -> Self {
+        let w = s.conv(format!("{prefix}.op.1.weight"), [c_out, c_in, k, k], rng);
+        let bn = s.bn(format!("{prefix}.op.2"), c_out);
+        ReluConvBn { w, bn, p: ConvParams::new(stride, pad) }
+    }
+
+    /// Forward.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let y = F::conv2d(&F::relu(x), ctx.p(self.w), self.p);
+        ctx.bn(&y, self.bn, None)
+    }
+}
+
+/// ReLU → two 1×1 stride-2 convs to `c_out / 2` channels each, the second on the input shifted
+/// by one pixel (`x[:, :, 1:, 1:]`) → channel concat → BN. Names: `conv_1.weight`,
+/// `conv_2.weight`, `bn.*`.
+#[derive(Clone, Debug)]
+pub struct FactorizedReduce {
+    w1: P,
+    w2: P,
+    bn: B,
+}
+
+impl FactorizedReduce {
+    /// Halves the resolution, `c_in` → `c_out` (even) channels.
+    pub fn new(s: &mut Store, prefix: &str, c_in: usize, c_out: usize, rng: &mut Rng) -> Self {
+        assert!(c_out % 2 == 0, "FactorizedReduce: c_out {c_out} must be even");
+        let w1 = s.conv(format!("{prefix}.conv_1.weight"), [c_out / 2, c_in, 1, 1], rng);
+        let w2 = s.conv(format!("{prefix}.conv_2.weight"), [c_out / 2, c_in, 1, 1], rng);
+        let bn = s.bn(format!("{prefix}.bn"), c_out);
+        FactorizedReduce { w1, w2, bn }
+    }
+
+    /// Forward.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let r = F::relu(x);
+        let (h, w) = (x.shape()[2], x.shape()[3]);
+        let p = ConvParams::new(2, 0);
+        let a = F::conv2d(&r, ctx.p(self.w1), p);
+        let b = F::conv2d(&F::crop(&r, 1, 1, h - 1, w - 1), ctx.p(self.w2), p);
+        let y = F::concat_channels(&[a, b]);
+        ctx.bn(&y, self.bn, None)
+    }
+}
+
+/// Two ReLU → depthwise k×k → pointwise 1×1 → BN stacks, the first with the edge's stride.
+/// Names: `op.1` (dw), `op.2` (pw), `op.3` (BN), `op.5` (dw), `op.6` (pw), `op.7` (BN).
+#[derive(Clone, Debug)]
+pub struct SepConv {
+    dw1: P,
+    pw1: P,
+    bn1: B,
+    dw2: P,
+    pw2: P,
+    bn2: B,
+    k: usize,
+    stride: usize,
+}
+
+impl SepConv {
+    /// A separable conv on `c` channels.
+    pub fn new(s: &mut Store, prefix: &str, c: usize, k: usize, stride: usize, rng: &mut Rng) -> Self {
+        SepConv {
+            dw1: s.conv(format!("{prefix}.op.1.weight"), [c, 1, k, k], rng),
+            pw1: s.conv(format!("{prefix}.op.2.weight"), [c, c, 1, 1], rng),
+            bn1: s.bn(format!("{prefix}.op.3"), c),
+            dw2: s.conv(format!("{prefix}.op.5.weight"), [c, 1, k, k], rng),
+            pw2: s.conv(format!("{prefix}.op.6.weight"), [c, c, 1, 1], rng),
+            bn2: s.bn(format!("{prefix}.op.7"), c),
+            k,
+            stride,
+        }
+    }
+
+    /// Forward.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let c = x.shape()[1];
+        let pad = (self.k - 1) / 2;
+        let dw = |s| ConvParams::new(s, pad).groups(c);
+        let y = F::conv2d(&F::relu(x), ctx.p(self.dw1), dw(self.stride));
+        let y = F::conv2d(&y, ctx.p(self.pw1), ConvParams::new(1, 0));
+        let y = ctx.bn(&y, self.bn1, None);
+        let y = F::conv2d(&F::relu(&y), ctx.p(self.dw2), dw(1));
+        let y = F::conv2d(&y, ctx.p(self.pw2), ConvParams::new(1, 0));
+        ctx.bn(&y, self.bn2, None)
+    }
+}
+
+/// ReLU → depthwise k×k with dilation 2 → pointwise 1×1 → BN. Names: `op.1`, `op.2`, `op.3`.
+#[derive(Clone, Debug)]
+pub struct DilConv {
+    dw: P,
+    pw: P,
+    bn: B,
+    k: usize,
+    stride: usize,
+}
+
+impl DilConv {
+    /// A dilated separable conv on `c` channels.
+    pub fn new(s: &mut Store, prefix: &str, c: usize, k: usize, stride: usize, rng: &mut Rng) -> Self {
+        DilConv {
+            dw: s.conv(format!("{prefix}.op.1.weight"), [c, 1, k, k], rng),
+            pw: s.conv(format!("{prefix}.op.2.weight"), [c, c, 1, 1], rng),
+            bn: s.bn(format!("{prefix}.op.3"), c),
+            k,
+            stride,
+        }
+    }
+
+    /// Forward.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let c = x.shape()[1];
+        let p = ConvParams::new(self.stride, self.k - 1).dilation(2).groups(c);
+        let y = F::conv2d(&F::relu(x), ctx.p(self.dw), p);
+        let y = F::conv2d(&y, ctx.p(self.pw), ConvParams::new(1, 0));
+        ctx.bn(&y, self.bn, None)
+    }
+}
+
+/// Which pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Max over the window.
+    Max,
+    /// Mean over the in-bounds taps.
+    Avg,
+}
+
+/// 3×3 pool (padding 1) → BN, as pools appear inside a search-network mixed op.
+/// Names: `1.*` (the BN after the pool).
+#[derive(Clone, Debug)]
+pub struct PoolBn {
+    kind: PoolKind,
+    stride: usize,
+    bn: B,
+}
+
+impl PoolBn {
+    /// A pool on `c` channels.
+    pub fn new(s: &mut Store, prefix: &str, kind: PoolKind, c: usize, stride: usize) -> Self {
+        PoolBn { kind, stride, bn: s.bn(format!("{prefix}.1"), c) }
+    }
+
+    /// Forward.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let y = match self.kind {
+            PoolKind::Max => F::max_pool(x, 3, self.stride, 1),
+            PoolKind::Avg => F::avg_pool(x, 3, self.stride, 1),
+        };
+        ctx.bn(&y, self.bn, None)
+    }
+}
