@@ -6,6 +6,7 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod model;
