@@ -12,7 +12,9 @@ pub mod device;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod rng;
+pub mod search;
 pub mod tensor;
 pub mod verify;
 

@@ -66,6 +66,10 @@ impl GradStore {
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
     }
+    /// Sets the gradient of `id`.
+    pub fn insert(&mut self, id: ParamId, g: Tensor) {
+        self.grads.insert(id, g);
+    }
     /// Adds `g` to the gradient of `id`.
     pub(crate) fn accumulate(&mut self, id: ParamId, g: Tensor) {
         match self.grads.remove(&id) {

@@ -12,6 +12,7 @@ pub mod layout;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;

@@ -1,0 +1,6 @@
+//! The DARTS search: the bilevel step (architect first/second order + weight step).
+
+pub mod state_io;
+pub mod step;
+
+pub use step::{Batch, Order, SearchState, StepConfig, StepStats};

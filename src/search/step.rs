@@ -1,0 +1,205 @@
+//! One DARTS search step: the architecture step on a validation batch (first order, or second
+//! order through the unrolled model), then the weight step on a training batch.
+
+use crate::autograd::{GradStore, Groups, ParamId};
+use crate::model::Network;
+use crate::nn::Store;
+use crate::ops;
+use crate::optim::{clip_grad_norm, Adam, Sgd};
+use crate::tensor::Tensor;
+
+/// First or second order architecture gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// dα = ∇α L_val(w, α).
+    First,
+    /// dα through the unrolled weights w' = w − ξ ∇w L_train (finite-difference Hessian term).
+    Second,
+}
+
+/// Hyperparameters of the bilevel step (the reference's defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct StepConfig {
+    /// First or second order.
+    pub order: Order,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// SGD weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clip of the weight step.
+    pub grad_clip: f64,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        StepConfig { order: Order::First, momentum: 0.9, weight_decay: 3e-4, grad_clip: 5.0 }
+    }
+}
+
+/// What one step measured.
+#[derive(Clone, Debug, Default)]
+pub struct StepStats {
+    /// Weight-step training loss.
+    pub loss_train: f64,
+    /// Architecture-step validation loss (at w first order, at w' second order).
+    pub loss_val: f64,
+    /// Weight-gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Top-1 correct in the training batch.
+    pub correct_train: usize,
+}
+
+/// A batch: normalised images `[n, 3, 32, 32]` and labels.
+pub struct Batch<'a> {
+    /// Images.
+    pub x: &'a Tensor,
+    /// Labels.
+    pub y: &'a [u32],
+}
+
+/// Everything a search updates: the network, its store, and both optimisers.
+#[derive(Clone, Debug)]
+pub struct SearchState {
+    /// Structure.
+    pub net: Network,
+    /// Weights, alphas, BN buffers.
+    pub store: Store,
+    /// The weights' optimiser.
+    pub sgd: Sgd,
+    /// The alphas' optimiser.
+    pub adam: Adam,
+    /// Step hyperparameters.
+    pub config: StepConfig,
+    /// The gradients of the last step (weights before clipping; alphas as given to Adam).
+    pub last_grads: Option<GradStore>,
+}
+
+impl SearchState {
+    /// Fresh optimisers for `net`/`store`.
+    pub fn new(net: Network, store: Store, config: StepConfig) -> SearchState {
+        let n = store.params.len();
+        SearchState {
+            net,
+            store,
+            sgd: Sgd::new(n, config.momentum, config.weight_decay),
+            adam: Adam::darts(n),
+            config,
+            last_grads: None,
+        }
+    }
+
+    /// Indices of the weights.
+    pub fn weight_ids(&self) -> Vec<usize> {
+        ids(&self.store, Groups::WEIGHTS)
+    }
+
+    /// Indices of the alphas.
+    pub fn arch_ids(&self) -> Vec<usize> {
+        ids(&self.store, Groups::ARCH)
+    }
+
+    /// A full step with weight learning rate `lr` (also ξ of the unrolled step).
+    pub fn step(&mut self, train: &Batch, val: &Batch, lr: f64) -> StepStats {
+        let (loss_val, dalpha) = match self.config.order {
+            Order::First => self.arch_grad_first(val),
+            Order::Second => self.arch_grad_second(train, val, lr),
+        };
+        let arch = self.arch_ids();
+        self.adam.step(&mut self.store, &arch, &dalpha);
+
+        let (tape, logits, loss) = self.net.loss(&mut self.store, train.x, train.y, true);
+        let loss_train = loss.value().item();
+        let correct_train = ops::loss::top1_correct(logits.value(), train.y);
+        let mut grads = tape.backward(&loss, Groups::WEIGHTS);
+        let weights = self.weight_ids();
+        let unclipped = grads.clone();
+        let grad_norm = clip_grad_norm(&mut grads, &weights, self.config.grad_clip);
+        self.sgd.step(&mut self.store, &grads, &weights, lr);
+
+        let mut last = unclipped;
+        for (i, g) in arch.iter().zip(dalpha) {
+            last.insert(ParamId(*i), g);
+        }
+        self.last_grads = Some(last);
+        StepStats { loss_train, loss_val, grad_norm, correct_train }
+    }
+
+    /// dα = ∇α L_val(w, α) (one forward and backward on the validation batch, BN in training
+    /// mode as in the reference).
+    fn arch_grad_first(&mut self, val: &Batch) -> (f64, Vec<Tensor>) {
+        let (tape, _, loss) = self.net.loss(&mut self.store, val.x, val.y, true);
+        let grads = tape.backward(&loss, Groups::ARCH);
+        let dalpha =
+            self.arch_ids().iter().map(|&i| grads.get(ParamId(i)).expect("alpha gradient").clone()).collect();
+        (loss.value().item(), dalpha)
+    }
+
+    /// The second-order gradient of the reference `Architect._backward_step_unrolled`:
+    /// w' = w − ξ (m·buf + ∇w L_train(w) + wd·w); dα = ∇α L_val(w') − ξ (∇α L_train(w⁺) −
+    /// ∇α L_train(w⁻)) / (2ε) with w± = w ± ε v, v = ∇w' L_val(w'), ε = 0.01 / ‖v‖.
+    fn arch_grad_second(&mut self, train: &Batch, val: &Batch, xi: f64) -> (f64, Vec<Tensor>) {
+        let weights = self.weight_ids();
+        let arch = self.arch_ids();
+        // ∇w L_train(w) (this forward updates the model's BN running stats, as the reference's).
+        let (tape, _, loss) = self.net.loss(&mut self.store, train.x, train.y, true);
+        let g_train = tape.backward(&loss, Groups::WEIGHTS);
+        drop(tape);
+
+        // The unrolled model: a copy of the store with w'; its BN statistics are discarded.
+        let mut unrolled = self.store.clone();
+        for &i in &weights {
+            let w = &self.store.params[i].value;
+            let mut dtheta = ops::elementwise::add(
+                g_train.get(ParamId(i)).expect("weight gradient"),
+                &ops::elementwise::scale(w, self.config.weight_decay),
+            );
+            if let Some(buf) = &self.sgd.bufs[i] {
+                dtheta = ops::elementwise::add(&ops::elementwise::scale(buf, self.config.momentum), &dtheta);
+            }
+            unrolled.params[i].value = ops::elementwise::add(w, &ops::elementwise::scale(&dtheta, -xi));
+        }
+        let (tape, _, loss_val) = self.net.loss(&mut unrolled, val.x, val.y, true);
+        let g_val = tape.backward(&loss_val, Groups::ALL);
+        drop(tape);
+        let dalpha_val: Vec<Tensor> =
+            arch.iter().map(|&i| g_val.get(ParamId(i)).expect("alpha gradient").clone()).collect();
+        let v: Vec<Tensor> =
+            weights.iter().map(|&i| g_val.get(ParamId(i)).expect("weight gradient").clone()).collect();
+
+        // Finite-difference Hessian-vector product on the training batch, around w.
+        let v_norm = v.iter().map(ops::elementwise::sum_sq).sum::<f64>().sqrt();
+        let r = 0.01 / v_norm;
+        let shift = |store: &mut Store, by: f64| {
+            for (&i, vi) in weights.iter().zip(&v) {
+                ops::elementwise::axpy(by, vi, &mut store.params[i].value);
+            }
+        };
+        let arch_grad_at = |store: &mut Store| -> Vec<Tensor> {
+            let (tape, _, loss) = self.net.loss(store, train.x, train.y, true);
+            let g = tape.backward(&loss, Groups::ARCH);
+            arch.iter().map(|&i| g.get(ParamId(i)).expect("alpha gradient").clone()).collect()
+        };
+        shift(&mut self.store, r);
+        let g_plus = arch_grad_at(&mut self.store);
+        shift(&mut self.store, -2.0 * r);
+        let g_minus = arch_grad_at(&mut self.store);
+        shift(&mut self.store, r);
+
+        let dalpha = dalpha_val
+            .iter()
+            .zip(g_plus.iter().zip(&g_minus))
+            .map(|(d, (p, m))| {
+                let hvp = ops::elementwise::scale(
+                    &ops::elementwise::add(p, &ops::elementwise::scale(m, -1.0)),
+                    1.0 / (2.0 * r),
+                );
+                ops::elementwise::add(d, &ops::elementwise::scale(&hvp, -xi))
+            })
+            .collect();
+        (loss_val.value().item(), dalpha)
+    }
+}
+
+fn ids(store: &Store, group: Groups) -> Vec<usize> {
+    store.params.iter().enumerate().filter(|(_, p)| p.group.intersects(group)).map(|(i, _)| i).collect()
+}
