@@ -6,33 +6,22 @@ use std::path::Path;
 
 use darts::autograd::Groups;
 use darts::checkpoint::{self, Array, ArrayData};
+use darts::data::{eval_batches, Cifar10};
 use darts::model::{NetConfig, Network};
 use darts::rng::Rng;
 use darts::{DType, Tensor};
-
-const MEAN: [f64; 3] = [0.4914, 0.4822, 0.4465];
-const STD: [f64; 3] = [0.2470, 0.2435, 0.2616];
 
 fn fixture(rel: &str) -> checkpoint::Arrays {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
     checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}")).0
 }
 
-/// The first `n` test images, normalised as the reference does it in `dtype` arithmetic.
+/// The first `n` test images of the shipped sample, normalised by the data pipeline (the same
+/// images the reference's `eval` saw).
 fn test_images(n: usize, dtype: DType) -> Tensor {
-    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/test_batch.bin")).unwrap();
-    let mut v = Vec::with_capacity(n * 3072);
-    for i in 0..n {
-        let rec = &bytes[i * 3073 + 1..(i + 1) * 3073];
-        for (j, &b) in rec.iter().enumerate() {
-            let c = j / 1024;
-            v.push(match dtype {
-                DType::F64 => (b as f64 / 255.0 - MEAN[c]) / STD[c],
-                DType::F32 => ((b as f32 / 255.0 - MEAN[c] as f32) / STD[c] as f32) as f64,
-            });
-        }
-    }
-    Tensor::from_f64(&[n, 3, 32, 32], &v, dtype)
+    let data = Cifar10::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let batch = eval_batches(data.test(), 0..n, n, dtype).next().unwrap();
+    batch.images
 }
 
 fn small_net(dtype: DType) -> (Network, darts::nn::Store) {
@@ -81,7 +70,8 @@ fn logits(dtype: DType, training: bool) -> Vec<f64> {
 
 fn want(dtype: DType, which: &str) -> Vec<f64> {
     let dir = if dtype == DType::F64 { "f64" } else { "f32" };
-    let Array { data, shape } = fixture(&format!("{dir}/logits-{which}-bn.safetensors")).remove("logits").unwrap();
+    let Array { data, shape } =
+        fixture(&format!("{dir}/logits-{which}-bn.safetensors")).remove("logits").unwrap();
     assert_eq!(shape, vec![4, 10]);
     data.to_f64()
 }
@@ -109,7 +99,9 @@ fn strict_loading_names_every_problem() {
     init.insert("bogus.weight".into(), Array { shape: vec![1], data: ArrayData::F64(vec![0.0]) });
     init.get_mut("classifier.bias").unwrap().shape = vec![11];
     let (_, mut store) = small_net(DType::F64);
-    let err = checkpoint::load_store(&mut store, &init, Path::new("x.safetensors"), true, &[]).unwrap_err().to_string();
+    let err = checkpoint::load_store(&mut store, &init, Path::new("x.safetensors"), true, &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing stem.0.weight"), "{err}");
     assert!(err.contains("unexpected bogus.weight"), "{err}");
     assert!(err.contains("classifier.bias: shape [11]"), "{err}");

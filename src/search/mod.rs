@@ -1,5 +1,6 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
+pub mod genotype;
 pub mod state_io;
 pub mod step;
 

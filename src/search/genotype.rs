@@ -1,0 +1,243 @@
+//! The discrete cell read off the alphas (the reference `_parse`), and its outputs:
+//! `genotype.json`, the reference's Python notation, Graphviz DOT and a self-contained SVG.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::cell::{EDGES, STEPS};
+use crate::model::PRIMITIVES;
+
+/// Index of `none` in [`PRIMITIVES`].
+const NONE: usize = 0;
+
+/// Two (op, input) pairs per intermediate node, for normal and reduction cells.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genotype {
+    /// Normal cell: (op name, input state index) in node order, two per node.
+    pub normal: Vec<(String, usize)>,
+    /// Nodes concatenated as the normal cell's output.
+    pub normal_concat: Vec<usize>,
+    /// Reduction cell.
+    pub reduce: Vec<(String, usize)>,
+    /// Nodes concatenated as the reduction cell's output.
+    pub reduce_concat: Vec<usize>,
+}
+
+/// One cell's genes from its softmax weights `[14][8]`: for node i, the two incoming edges
+/// whose strongest non-`none` weight is largest (ties: the lower input index), each with its
+/// argmax op excluding `none` (ties: the lower op index).
+pub fn parse_cell(w: &[[f64; 8]]) -> Vec<(String, usize)> {
+    assert_eq!(w.len(), EDGES, "parse_cell: {} edges, expected {EDGES}", w.len());
+    let best_op = |row: &[f64; 8]| -> usize {
+        let mut best = if NONE == 0 { 1 } else { 0 };
+        for k in 0..8 {
+            if k != NONE && row[k] > row[best] {
+                best = k;
+            }
+        }
+        best
+    };
+    let mut genes = Vec::new();
+    let mut start = 0;
+    for i in 0..STEPS {
+        let n = i + 2;
+        let rows = &w[start..start + n];
+        let mut inputs: Vec<usize> = (0..n).collect();
+        // A stable sort on descending strength keeps the lower input first on ties.
+        inputs.sort_by(|&a, &b| rows[b][best_op(&rows[b])].total_cmp(&rows[a][best_op(&rows[a])]));
+        for &j in &inputs[..2] {
+            genes.push((PRIMITIVES[best_op(&rows[j])].to_string(), j));
+        }
+        start += n;
+    }
+    genes
+}
+
+/// Row-wise softmax of `[14, 8]` alpha logits.
+pub fn softmax_rows(alpha: &[f64]) -> Vec<[f64; 8]> {
+    alpha
+        .chunks_exact(8)
+        .map(|r| {
+            let m = r.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = r.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            std::array::from_fn(|k| e[k] / s)
+        })
+        .collect()
+}
+
+impl Genotype {
+    /// The genotype of alpha logits (normal and reduce, `[14, 8]` each, row-major).
+    pub fn from_alphas(normal: &[f64], reduce: &[f64]) -> Genotype {
+        let concat: Vec<usize> = (2..2 + STEPS).collect();
+        Genotype {
+            normal: parse_cell(&softmax_rows(normal)),
+            normal_concat: concat.clone(),
+            reduce: parse_cell(&softmax_rows(reduce)),
+            reduce_concat: concat,
+        }
+    }
+
+    /// `genotype.json`: `{"normal": [["sep_conv_3x3", 0], ...], "normal_concat": [2, 3, 4, 5], ...}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("genotype serialises")
+    }
+
+    /// The reference implementation's Python notation.
+    pub fn to_python(&self) -> String {
+        let genes = |g: &[(String, usize)]| {
+            g.iter().map(|(op, j)| format!("('{op}', {j})")).collect::<Vec<_>>().join(", ")
+        };
+        let range = |c: &[usize]| format!("range({}, {})", c[0], c[c.len() - 1] + 1);
+        format!(
+            "Genotype(normal=[{}], normal_concat={}, reduce=[{}], reduce_concat={})",
+            genes(&self.normal),
+            range(&self.normal_concat),
+            genes(&self.reduce),
+            range(&self.reduce_concat)
+        )
+    }
+}
+
+fn state_name(j: usize) -> String {
+    match j {
+        0 => "c_{k-2}".into(),
+        1 => "c_{k-1}".into(),
+        n => (n - 2).to_string(),
+    }
+}
+
+/// A Graphviz DOT drawing of one cell (inputs, the four nodes, the output).
+pub fn to_dot(genes: &[(String, usize)], title: &str) -> String {
+    let mut s = format!("digraph \"{title}\" {{\n  rankdir=LR;\n  node [shape=box, style=filled];\n");
+    s.push_str("  \"c_{k-2}\" [fillcolor=darkseagreen2];\n  \"c_{k-1}\" [fillcolor=darkseagreen2];\n");
+    for i in 0..STEPS {
+        s.push_str(&format!("  \"{i}\" [fillcolor=lightblue];\n"));
+    }
+    s.push_str("  \"c_{k}\" [fillcolor=palegoldenrod];\n");
+    for (g, (op, j)) in genes.iter().enumerate() {
+        s.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{op}\"];\n", state_name(*j), g / 2));
+    }
+    for i in 0..STEPS {
+        s.push_str(&format!("  \"{i}\" -> \"c_{{k}}\";\n"));
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// A self-contained SVG of one cell (no Graphviz needed): inputs on the left, nodes in the
+/// middle column, the output on the right, edges labelled with their op.
+pub fn to_svg(genes: &[(String, usize)], title: &str) -> String {
+    let (w, h) = (760.0, 520.0);
+    let pos = |j: usize| -> (f64, f64) {
+        match j {
+            0 => (70.0, 170.0),
+            1 => (70.0, 350.0),
+            n => (300.0 + 90.0 * ((n - 2) % 2) as f64, 80.0 + 110.0 * (n - 2) as f64),
+        }
+    };
+    let out = (680.0, 260.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+         <defs><marker id=\"a\" markerWidth=\"10\" markerHeight=\"7\" refX=\"10\" refY=\"3.5\" orient=\"auto\">\
+         <polygon points=\"0 0, 10 3.5, 0 7\"/></marker></defs>\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"16\">{title}</text>\n"
+    );
+    let line = |s: &mut String, a: (f64, f64), b: (f64, f64), label: &str| {
+        // Stop the arrow at the box edge (boxes are 70 wide, 30 tall).
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let len = (dx * dx + dy * dy).sqrt().max(1.0);
+        let t = (36.0 / len).min(0.45);
+        let (ex, ey) = (b.0 - dx * t, b.1 - dy * t);
+        s.push_str(&format!(
+            "<line x1=\"{:.0}\" y1=\"{:.0}\" x2=\"{ex:.0}\" y2=\"{ey:.0}\" stroke=\"#555\" marker-end=\"url(#a)\"/>\n",
+            a.0, a.1
+        ));
+        if !label.is_empty() {
+            let (mx, my) = (a.0 + dx * 0.55, a.1 + dy * 0.55 - 4.0);
+            s.push_str(&format!("<text x=\"{mx:.0}\" y=\"{my:.0}\" text-anchor=\"middle\" fill=\"#a33\">{label}</text>\n"));
+        }
+    };
+    for (g, (op, j)) in genes.iter().enumerate() {
+        line(&mut s, pos(*j), pos(g / 2 + 2), op);
+    }
+    for i in 0..STEPS {
+        line(&mut s, pos(i + 2), out, "");
+    }
+    let mut boxed = |s: &mut String, p: (f64, f64), text: &str, fill: &str| {
+        s.push_str(&format!(
+            "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"70\" height=\"30\" rx=\"4\" fill=\"{fill}\" stroke=\"#333\"/>\
+             <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{text}</text>\n",
+            p.0 - 35.0,
+            p.1 - 15.0,
+            p.0,
+            p.1 + 5.0
+        ));
+    };
+    boxed(&mut s, pos(0), "c_{k-2}", "#c1e1c1");
+    boxed(&mut s, pos(1), "c_{k-1}", "#c1e1c1");
+    for i in 0..STEPS {
+        boxed(&mut s, pos(i + 2), &i.to_string(), "#add8e6");
+    }
+    boxed(&mut s, out, "c_{k}", "#eee8aa");
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-made weights: node 0 prefers input 1 (sep_conv_5x5) over input 0 (max_pool);
+    /// node 1 has `none` strongest everywhere but must pick by non-none strength; node 2 has a
+    /// tie between inputs 0 and 3 (lower index wins) and a tie between ops (lower op wins).
+    #[test]
+    fn parse_follows_the_reference_rules() {
+        let mut w = vec![[0.1f64; 8]; EDGES];
+        // node 0: edges 0 (from 0), 1 (from 1)
+        w[0][1] = 0.5; // max_pool
+        w[1][5] = 0.6; // sep_conv_5x5
+        // node 1: edges 2, 3, 4 (from 0, 1, 2); none dominant, then dil_conv_3x3 on input 2,
+        // skip_connect on input 0.
+        for e in 2..5 {
+            w[e][0] = 0.9;
+        }
+        w[4][6] = 0.3;
+        w[2][3] = 0.2;
+        // node 2: edges 5..9 (inputs 0..3): inputs 0 and 3 tie at 0.4; input 3's tie is
+        // avg_pool (2) vs sep_conv_3x3 (4): the lower op index wins.
+        w[5][7] = 0.4;
+        w[8][2] = 0.4;
+        w[8][4] = 0.4;
+        // node 3: edges 9..14 (inputs 0..4): input 4 strongest, then input 2.
+        w[13][4] = 0.8;
+        w[11][3] = 0.7;
+        let g = parse_cell(&w);
+        assert_eq!(
+            g,
+            vec![
+                ("sep_conv_5x5".to_string(), 1),
+                ("max_pool_3x3".to_string(), 0),
+                ("dil_conv_3x3".to_string(), 2),
+                ("skip_connect".to_string(), 0),
+                ("dil_conv_5x5".to_string(), 0),
+                ("avg_pool_3x3".to_string(), 3),
+                ("sep_conv_3x3".to_string(), 4),
+                ("skip_connect".to_string(), 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn python_notation_and_json_shapes() {
+        let w = vec![[0.0f64; 8 * EDGES]; 1].concat();
+        let g = Genotype::from_alphas(&w, &w);
+        // All-equal weights: every node takes inputs 0 and 1 with max_pool_3x3 (first non-none).
+        assert!(g.to_python().starts_with("Genotype(normal=[('max_pool_3x3', 0), ('max_pool_3x3', 1), "));
+        assert!(g.to_python().contains("normal_concat=range(2, 6)"));
+        let v: serde_json::Value = serde_json::from_str(&g.to_json()).unwrap();
+        assert_eq!(v["normal"][0], serde_json::json!(["max_pool_3x3", 0]));
+        assert_eq!(v["reduce_concat"], serde_json::json!([2, 3, 4, 5]));
+        assert!(to_dot(&g.normal, "normal").contains("\"c_{k-2}\" -> \"0\" [label=\"max_pool_3x3\"]"));
+        assert!(to_svg(&g.normal, "normal").starts_with("<svg"));
+    }
+}
