@@ -55,6 +55,13 @@ alias x / y. k is a runtime value: the tap loops are not unrolled (DARTS uses k 
 
 #define POOL_BLOCK 256
 
+// Keeps nvcc from unrolling a loop (g++ has no `#pragma unroll`, so the emulator build skips it).
+#ifdef __CUDACC__
+#define POOL_NO_UNROLL _Pragma("unroll 1")
+#else
+#define POOL_NO_UNROLL
+#endif
+
 // In-bounds taps of output row (or column) o: [*lo, *hi), empty when *hi <= *lo.
 static __device__ __forceinline__ void pool_taps(int o, int len, int k, int s, int p, int* lo, int* hi) {
     const int start = o * s - p;
@@ -64,7 +71,8 @@ static __device__ __forceinline__ void pool_taps(int o, int len, int k, int s, i
 }
 
 // Windows (along one axis) that contain input index i: [*lo, *hi] inclusive, clipped to [0, out).
-static __device__ __forceinline__ void pool_windows_of(int i, int out, int k, int s, int p, int* lo, int* hi) {
+static __device__ __forceinline__ void pool_windows_of(int i, int out, int k, int s, int p, int* lo,
+                                                       int* hi) {
     const int a = i + p - k + 1;  // first window start <= i ... window o covers o*s-p .. o*s-p+k-1
     *lo = a <= 0 ? 0 : (a + s - 1) / s;
     const int b = (i + p) / s;
@@ -73,8 +81,8 @@ static __device__ __forceinline__ void pool_windows_of(int i, int out, int k, in
 
 // Plane-local index of the argmax of window (oi, oj), or -1 for a window with no in-bounds tap.
 // First maximum in row-major order wins; a NaN beats any number (the CPU backend's rule).
-static __device__ __forceinline__ int pool_window_argmax(const float* __restrict__ xp, int h, int w, int k, int s,
-                                                        int p, int oi, int oj) {
+static __device__ __forceinline__ int pool_window_argmax(const float* __restrict__ xp, int h, int w, int k,
+                                                        int s, int p, int oi, int oj) {
     int r0, r1, c0, c1;
     pool_taps(oi, h, k, s, p, &r0, &r1);
     pool_taps(oj, w, k, s, p, &c0, &c1);
@@ -93,9 +101,10 @@ static __device__ __forceinline__ int pool_window_argmax(const float* __restrict
 }
 
 extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
-    max_pool_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int k, int s,
-                     int p, int oh, int ow) {
-    const unsigned total = static_cast<unsigned>(planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
+    max_pool_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int k,
+                     int s, int p, int oh, int ow) {
+    const unsigned total =
+        static_cast<unsigned>(planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
         const int oj = static_cast<int>(idx % static_cast<unsigned>(ow));
@@ -109,9 +118,10 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
-    avg_pool_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int k, int s,
-                     int p, int oh, int ow) {
-    const unsigned total = static_cast<unsigned>(planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
+    avg_pool_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int k,
+                     int s, int p, int oh, int ow) {
+    const unsigned total =
+        static_cast<unsigned>(planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
         const int oj = static_cast<int>(idx % static_cast<unsigned>(ow));
@@ -133,9 +143,10 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
-    avg_pool_bwd_f32(const float* __restrict__ dy, float* __restrict__ dx, int planes, int h, int w, int k, int s,
-                     int p, int oh, int ow) {
-    const unsigned total = static_cast<unsigned>(planes) * static_cast<unsigned>(h) * static_cast<unsigned>(w);
+    avg_pool_bwd_f32(const float* __restrict__ dy, float* __restrict__ dx, int planes, int h, int w, int k,
+                     int s, int p, int oh, int ow) {
+    const unsigned total =
+        static_cast<unsigned>(planes) * static_cast<unsigned>(h) * static_cast<unsigned>(w);
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
         const int j = static_cast<int>(idx % static_cast<unsigned>(w));
@@ -150,6 +161,9 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
         for (int oi = oi0; oi <= oi1; ++oi) {
             int r0, r1;
             pool_taps(oi, h, k, s, p, &r0, &r1);
+            // Not unrolled: each iteration divides (div.rn.f32, whose slow path is a call), and
+            // an unrolled body keeps enough values live across those calls to spill.
+            POOL_NO_UNROLL
             for (int oj = oj0; oj <= oj1; ++oj) {
                 int c0, c1;
                 pool_taps(oj, w, k, s, p, &c0, &c1);
@@ -163,8 +177,8 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
-    max_pool_bwd_f32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx, int planes,
-                     int h, int w, int k, int s, int p, int oh, int ow) {
+    max_pool_bwd_f32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx,
+                     int planes, int h, int w, int k, int s, int p, int oh, int ow) {
     DARTS_DYN_SMEM(float, pool_smem);
     const int tw = static_cast<int>(blockDim.x), th = static_cast<int>(blockDim.y);
     const int nthreads = tw * th;

@@ -1,5 +1,6 @@
 //! `darts` command-line interface.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -23,6 +24,29 @@ struct Cli {
 enum Command {
     /// Checks the engine on this machine: gradients of a small network through the autograd
     /// tape against finite differences in f64, then CPU conv2d timings at DARTS shapes.
+    /// Runs a DARTS architecture search on CIFAR-10 and writes the discovered genotype.
+    ///
+    /// Outputs go to --out (default runs/<preset>-<order>-seed<seed>): config.json, log.jsonl,
+    /// alphas/epoch_NNN.json, genotype.json and genotype.txt, normal/reduce .dot and .svg, and
+    /// checkpoint.safetensors (written atomically every epoch and on Ctrl-C; --resume continues).
+    Search(SearchArgs),
+    /// Loss and top-1 accuracy of a search checkpoint on the test batch (BN in eval mode, no
+    /// augmentation).
+    Eval {
+        /// A checkpoint.safetensors (ours or the PyTorch reference's, same names).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// CIFAR-10 directory holding test_batch.bin (default: data/cifar-10-batches-bin, else
+        /// the shipped sample).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Device: auto, cpu, cuda or emu.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Batch size.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// Runs every GPU kernel at the DARTS search shapes against the CPU reference (f64) and
     /// prints a table: op, part, shape, relative error, largest absolute error, time on the
     /// device, pass/fail. Exits non-zero if any case fails. Run it on a new GPU or after
@@ -54,6 +78,59 @@ enum Command {
     },
 }
 
+/// Options of `darts search`.
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// Preset: paper (C=16, 8 cells, batch 64, 50 epochs) or cpu-small (C=4, 5 cells, batch
+    /// 32, 10 epochs; an epoch of the shipped sample in under two minutes on two cores).
+    /// Default: paper on CUDA, cpu-small on the CPU.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Architecture gradient: first or second order.
+    #[arg(long, default_value = "first")]
+    order: String,
+    /// Device: auto (CUDA if present, else CPU), cpu, cuda or emu.
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// CIFAR-10 binary directory (default: data/cifar-10-batches-bin if present, else the
+    /// shipped sample data/sample).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Epochs (overrides the preset).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Cells (overrides the preset).
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Initial channels (overrides the preset).
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Batch size (overrides the preset).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Seed of initialisation, data order and augmentation.
+    #[arg(long, default_value_t = 2)]
+    seed: u64,
+    /// Fraction of the training images for the weights (the rest train the alphas).
+    #[arg(long, default_value_t = 0.5)]
+    train_portion: f64,
+    /// Precision: f32, or f64 (CPU only, for verification).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Output directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint (its config.json is used).
+    #[arg(long)]
+    resume: bool,
+    /// Start from the weights and alphas of this checkpoint (reference names).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Stop after this many steps (with a checkpoint, as on Ctrl-C).
+    #[arg(long)]
+    max_steps: Option<usize>,
+}
+
 fn main() -> ExitCode {
     // A GPU failure inside an op (out of memory, a driver error, an emulator check) unwinds
     // with the GpuError as payload: print it as an error, not as a panic with a backtrace.
@@ -66,6 +143,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
         Command::Info => info(),
+        Command::Search(args) => search(args),
+        Command::Eval { checkpoint, data, device, batch } => eval(&checkpoint, data, device, batch),
         Command::Verify { device, ops, batch, reps } => verify(device, &ops, batch, reps),
     }
 }
@@ -111,6 +190,182 @@ fn check(batch: usize, reps: usize) -> ExitCode {
         eprintln!("\nerror: a gradient check failed (relative error >= 1e-6)");
         ExitCode::FAILURE
     }
+}
+
+/// Installs a SIGINT handler that asks the run to checkpoint and stop after the current step.
+fn install_ctrl_c() {
+    extern "C" fn on_sigint(_: i32) {
+        darts::search::run::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    extern "C" {
+        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        signal(2, on_sigint);
+    }
+}
+
+fn data_dir(data: Option<PathBuf>) -> PathBuf {
+    match data {
+        Some(d) => d,
+        None => {
+            let (dir, what) = darts::data::default_data_dir(Path::new("."));
+            eprintln!("data: {} ({what})", dir.display());
+            dir
+        }
+    }
+}
+
+fn search(a: SearchArgs) -> ExitCode {
+    use darts::search::run::{self, RunOptions, SearchConfig};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    };
+    let (device, why_cpu) = match darts::device::open(a.device, false) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    if let Some(why) = why_cpu {
+        eprintln!("device: CPU (no CUDA: {why})");
+    } else {
+        eprintln!("device: {device:?}");
+    }
+    let cfg = if a.resume {
+        let Some(out) = &a.out else { return fail(&"--resume needs --out (the run directory)") };
+        match run::read_config(out) {
+            Ok(c) => c,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        let mut cfg = match a.preset.as_deref() {
+            Some("paper") => SearchConfig::paper(),
+            Some("cpu-small") => SearchConfig::cpu_small(),
+            Some(other) => return fail(&format!("unknown preset {other:?}: expected paper or cpu-small")),
+            None if device == darts::Device::Cpu => {
+                eprintln!("preset: cpu-small (running on the CPU; --preset paper for the full network)");
+                SearchConfig::cpu_small()
+            }
+            None => {
+                eprintln!("preset: paper");
+                SearchConfig::paper()
+            }
+        };
+        if !matches!(a.order.as_str(), "first" | "second") {
+            return fail(&format!("--order must be first or second, got {:?}", a.order));
+        }
+        if !matches!(a.dtype.as_str(), "f32" | "f64") {
+            return fail(&format!("--dtype must be f32 or f64, got {:?}", a.dtype));
+        }
+        cfg.order = a.order.clone();
+        cfg.dtype = a.dtype.clone();
+        cfg.seed = a.seed;
+        cfg.train_portion = a.train_portion;
+        cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
+        cfg.layers = a.layers.unwrap_or(cfg.layers);
+        cfg.channels = a.channels.unwrap_or(cfg.channels);
+        cfg.batch = a.batch.unwrap_or(cfg.batch);
+        if cfg.epochs == 0 || cfg.batch == 0 || cfg.channels == 0 || cfg.layers < 3 {
+            return fail(&"--epochs, --batch and --channels must be positive and --layers at least 3");
+        }
+        cfg.data = data_dir(a.data.clone());
+        cfg
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-seed{}", cfg.preset, cfg.order, cfg.seed)));
+    if !a.resume && out.join("checkpoint.safetensors").exists() {
+        return fail(&format!(
+            "{} already holds a run; use --resume to continue it or --out for a new directory",
+            out.display()
+        ));
+    }
+    eprintln!(
+        "search: C={} layers={} batch={} epochs={} order={} dtype={} -> {}",
+        cfg.channels,
+        cfg.layers,
+        cfg.batch,
+        cfg.epochs,
+        cfg.order,
+        cfg.dtype,
+        out.display()
+    );
+    install_ctrl_c();
+    let opts = RunOptions {
+        out: out.clone(),
+        resume: a.resume,
+        init: a.init,
+        device,
+        max_steps: a.max_steps,
+        progress: true,
+    };
+    match run::run(&cfg, &opts) {
+        Ok(s) => {
+            if s.interrupted {
+                eprintln!(
+                    "stopped; checkpoint written; continue with: darts search --resume --out {}",
+                    out.display()
+                );
+            } else {
+                eprintln!("done: {} epochs", s.epochs_done);
+            }
+            println!("{}", s.genotype.to_python());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn eval(checkpoint_path: &Path, data: Option<PathBuf>, choice: DeviceChoice, batch: usize) -> ExitCode {
+    use darts::model::{NetConfig, Network};
+    use darts::search::{SearchState, StepConfig};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    };
+    let (arrays, _) = match darts::checkpoint::read(checkpoint_path) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    // The network's size from the tensor shapes, as the reference's loader does.
+    let Some(stem) = arrays.get("stem.0.weight") else {
+        return fail(&format!(
+            "{}: no stem.0.weight: not a DARTS search checkpoint",
+            checkpoint_path.display()
+        ));
+    };
+    let channels = stem.shape[0] / 3;
+    let layers =
+        (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
+    let classes = arrays.get("classifier.bias").map(|a| a.shape[0]).unwrap_or(10);
+    let (device, _) = match darts::device::open(choice, false) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let (net, store) =
+        Network::new(NetConfig { channels, layers, classes }, darts::DType::F32, &mut Rng::new(0));
+    let mut state = SearchState::new(net, store, StepConfig::default());
+    let prefixes = darts::search::state_io::STATE_PREFIXES;
+    if let Err(e) = darts::checkpoint::load_store(&mut state.store, &arrays, checkpoint_path, true, &prefixes)
+    {
+        return fail(&e);
+    }
+    state.store.to_device(&device);
+    let dir = data_dir(data);
+    let data = match darts::data::Cifar10::open(&dir) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let test = data.test().clone();
+    let (loss, top1) = darts::search::run::evaluate(&mut state, &test, 0..test.len(), batch.max(1), &device);
+    println!(
+        "{{\"checkpoint\": {:?}, \"images\": {}, \"loss\": {loss}, \"top1\": {top1}, \"channels\": {channels}, \"layers\": {layers}}}",
+        checkpoint_path.display().to_string(),
+        test.len()
+    );
+    ExitCode::SUCCESS
 }
 
 fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Option<usize>) -> ExitCode {

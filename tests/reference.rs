@@ -19,7 +19,7 @@ fn fixture(rel: &str) -> checkpoint::Arrays {
 /// The first `n` test images of the shipped sample, normalised by the data pipeline (the same
 /// images the reference's `eval` saw).
 fn test_images(n: usize, dtype: DType) -> Tensor {
-    let data = Cifar10::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let data = Cifar10::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
     let batch = eval_batches(data.test(), 0..n, n, dtype).next().unwrap();
     batch.images
 }

@@ -80,8 +80,8 @@ pub fn demo_network(v: &[Var]) -> Var {
     let [x, w_pre, w_dw, w_pw, gamma, beta, lin_w, lin_b, alpha] = v else {
         panic!("demo_network: expected 9 inputs, got {}", v.len())
     };
-    let dtype = x.value().dtype();
-    let (mut bn_conv, mut bn_pool) = (BnState::new(4, dtype), BnState::new(4, dtype));
+    let (dtype, device) = (x.value().dtype(), x.value().device());
+    let (mut bn_conv, mut bn_pool) = (BnState::new_on(4, dtype, &device), BnState::new_on(4, dtype, &device));
     let p = F::conv2d(&F::relu(x), w_pre, ConvParams::new(1, 0));
     let dw = F::conv2d(&F::relu(&p), w_dw, ConvParams::new(1, 1).groups(4));
     let pw = F::conv2d(&dw, w_pw, ConvParams::new(1, 0));

@@ -53,6 +53,14 @@ pub struct BnState {
 }
 
 impl BnState {
+    /// Fresh statistics (mean 0, variance 1) for `c` channels on `device`.
+    pub fn new_on(c: usize, dtype: crate::tensor::DType, device: &crate::tensor::Device) -> BnState {
+        let mut s = BnState::new(c, dtype);
+        s.running_mean = s.running_mean.to_device(device);
+        s.running_var = s.running_var.to_device(device);
+        s
+    }
+
     /// Fresh statistics (mean 0, variance 1) for `c` channels, PyTorch's defaults.
     pub fn new(c: usize, dtype: crate::tensor::DType) -> BnState {
         BnState {

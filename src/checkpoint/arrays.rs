@@ -83,7 +83,9 @@ impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckpointError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            CheckpointError::Format { path, msg } => write!(f, "{}: not a usable safetensors file: {msg}", path.display()),
+            CheckpointError::Format { path, msg } => {
+                write!(f, "{}: not a usable safetensors file: {msg}", path.display())
+            }
             CheckpointError::Mismatch { path, problems } => {
                 let shown: Vec<&str> = problems.iter().take(12).map(|s| s.as_str()).collect();
                 write!(
@@ -111,10 +113,20 @@ pub fn read(path: &Path) -> Result<(Arrays, HashMap<String, String>), Checkpoint
     for (name, view) in st.tensors() {
         let raw = view.data();
         let data = match view.dtype() {
-            Dtype::F32 => ArrayData::F32(raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-            Dtype::F64 => ArrayData::F64(raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()),
-            Dtype::I64 => ArrayData::I64(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
-            other => return Err(fmt_err(format!("tensor {name}: dtype {other:?} is not supported (F32, F64, I64)"))),
+            Dtype::F32 => ArrayData::F32(
+                raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            Dtype::F64 => ArrayData::F64(
+                raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            Dtype::I64 => ArrayData::I64(
+                raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            other => {
+                return Err(fmt_err(format!(
+                    "tensor {name}: dtype {other:?} is not supported (F32, F64, I64)"
+                )))
+            }
         };
         out.insert(name, Array { shape: view.shape().to_vec(), data });
     }
@@ -123,7 +135,11 @@ pub fn read(path: &Path) -> Result<(Arrays, HashMap<String, String>), Checkpoint
 
 /// Writes `arrays` (and string metadata) to `path` atomically: a temporary file in the same
 /// directory, flushed, then renamed over `path`, so a crash never leaves a torn checkpoint.
-pub fn write_atomic(path: &Path, arrays: &Arrays, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
+pub fn write_atomic(
+    path: &Path,
+    arrays: &Arrays,
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
     let bytes: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = arrays
         .iter()
         .map(|(name, a)| {
@@ -137,7 +153,9 @@ pub fn write_atomic(path: &Path, arrays: &Arrays, metadata: HashMap<String, Stri
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(n, raw, dt, shape)| (n.clone(), TensorView::new(*dt, shape.clone(), raw).expect("consistent view")))
+        .map(|(n, raw, dt, shape)| {
+            (n.clone(), TensorView::new(*dt, shape.clone(), raw).expect("consistent view"))
+        })
         .collect();
     let meta = if metadata.is_empty() { None } else { Some(metadata) };
     let buf = safetensors::tensor::serialize(views, meta)

@@ -47,14 +47,22 @@ pub fn load_store(
     let mut problems = Vec::new();
     let mut used = std::collections::HashSet::new();
     let dtype = store.dtype;
-    let take = |name: &str, like: &Tensor, problems: &mut Vec<String>, used: &mut std::collections::HashSet<String>| -> Option<Tensor> {
+    let take = |name: &str,
+                like: &Tensor,
+                problems: &mut Vec<String>,
+                used: &mut std::collections::HashSet<String>|
+     -> Option<Tensor> {
         let Some(a) = arrays.get(name) else {
             problems.push(format!("missing {name}"));
             return None;
         };
         used.insert(name.to_string());
         if a.shape != like.shape() {
-            problems.push(format!("{name}: shape {:?} in the file, {:?} in the network", a.shape, like.shape()));
+            problems.push(format!(
+                "{name}: shape {:?} in the file, {:?} in the network",
+                a.shape,
+                like.shape()
+            ));
             return None;
         }
         if matches!(a.data, ArrayData::I64(_)) {

@@ -1,8 +1,9 @@
 //! 2-D convolution (no bias): y = conv(x, w), with both gradients.
 
-use super::{nchw, same_dtype};
+use super::{buf, gpu_out, gpu_rt, nchw, same_dtype};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::geom::Conv2dGeom;
+use crate::backend::gpu::launch::conv as gconv;
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
 
@@ -70,6 +71,11 @@ pub fn conv_geom(op: &str, x_shape: &[usize], w_shape: &[usize], p: ConvParams) 
 pub fn conv2d(x: &Tensor, w: &Tensor, p: ConvParams) -> Tensor {
     same_dtype("conv2d", x, w);
     let g = conv_geom("conv2d", x.shape(), w.shape(), p);
+    if let Some(rt) = gpu_rt("conv2d", &[x, w]) {
+        return gpu_out(&rt, &[g.n, g.c_out, g.out_h(), g.out_w()], |y| {
+            gconv::conv2d_fwd(&g, buf(x), buf(w), y)
+        });
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; g.y_len()];
         cpu::conv::conv2d_fwd(&g, x.data::<T>(), w.data::<T>(), &mut y);
@@ -82,6 +88,9 @@ pub fn conv2d_bwd_data(dy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams
     same_dtype("conv2d_bwd_data", dy, w);
     let g = conv_geom("conv2d_bwd_data", x_shape, w.shape(), p);
     check_dy("conv2d_bwd_data", &g, dy);
+    if let Some(rt) = gpu_rt("conv2d_bwd_data", &[dy, w]) {
+        return gpu_out(&rt, x_shape, |dx| gconv::conv2d_bwd_data(&g, buf(dy), buf(w), dx));
+    }
     with_dtype!(dy.dtype(), T => {
         let mut dx = vec![T::ZERO; g.x_len()];
         cpu::conv::conv2d_bwd_data(&g, dy.data::<T>(), w.data::<T>(), &mut dx);
@@ -94,6 +103,9 @@ pub fn conv2d_bwd_weight(x: &Tensor, dy: &Tensor, w_shape: &[usize], p: ConvPara
     same_dtype("conv2d_bwd_weight", x, dy);
     let g = conv_geom("conv2d_bwd_weight", x.shape(), w_shape, p);
     check_dy("conv2d_bwd_weight", &g, dy);
+    if let Some(rt) = gpu_rt("conv2d_bwd_weight", &[x, dy]) {
+        return gpu_out(&rt, w_shape, |dw| gconv::conv2d_bwd_weight(&g, buf(x), buf(dy), dw));
+    }
     with_dtype!(x.dtype(), T => {
         let mut dw = vec![T::ZERO; g.w_len()];
         cpu::conv::conv2d_bwd_weight(&g, x.data::<T>(), dy.data::<T>(), &mut dw);

@@ -1,7 +1,9 @@
 //! Channel concat and its inverse, channel narrowing, and spatial cropping.
 
-use super::{nchw, same_dtype};
+use super::{buf, gpu_out, gpu_rt, nchw, same_dtype};
 use crate::backend::cpu::{self, Real as _};
+use crate::backend::gpu::launch::layout as glay;
+use crate::tensor::gpu_ok;
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
 
@@ -20,6 +22,10 @@ pub fn concat_channels(xs: &[&Tensor]) -> Tensor {
         same_dtype("concat_channels", xs[0], x);
     }
     let c_total: usize = xs.iter().map(|x| x.shape()[1]).sum();
+    if let Some(rt) = gpu_rt("concat_channels", xs) {
+        let parts: Vec<(&_, usize)> = xs.iter().map(|x| (buf(x), x.shape()[1])).collect();
+        return gpu_out(&rt, &[n, c_total, h, w], |y| glay::concat_channels(n, h * w, &parts, y));
+    }
     with_dtype!(xs[0].dtype(), T => {
         let parts: Vec<(&[T], usize)> = xs.iter().map(|x| (x.data::<T>(), x.shape()[1])).collect();
         let mut y = vec![T::ZERO; n * c_total * h * w];
@@ -37,6 +43,16 @@ pub fn split_channels(y: &Tensor, chans: &[usize]) -> Vec<Tensor> {
         "split_channels: pieces {chans:?} do not add up to the {c} channels of {}",
         fmt_shape(y.shape())
     );
+    if y.is_gpu() {
+        let mut outs: Vec<Tensor> =
+            chans.iter().map(|&ci| Tensor::empty_gpu(&[n, ci, h, w], buf(y).runtime())).collect();
+        {
+            let mut parts: Vec<(&mut _, usize)> =
+                outs.iter_mut().zip(chans).map(|(t, &ci)| (t.gpu_buf_mut(), ci)).collect();
+            gpu_ok(glay::split_channels(n, h * w, buf(y), &mut parts));
+        }
+        return outs;
+    }
     with_dtype!(y.dtype(), T => {
         let mut bufs: Vec<Vec<T>> = chans.iter().map(|&ci| vec![T::ZERO; n * ci * h * w]).collect();
         {
@@ -56,6 +72,9 @@ pub fn crop(x: &Tensor, top: usize, left: usize, oh: usize, ow: usize) -> Tensor
         "crop: window {oh}x{ow} at ({top}, {left}) exceeds x {}",
         fmt_shape(x.shape())
     );
+    if let Some(rt) = gpu_rt("crop", &[x]) {
+        return gpu_out(&rt, &[n, c, oh, ow], |y| glay::crop_fwd(n, c, h, w, top, left, oh, ow, buf(x), y));
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; n * c * oh * ow];
         cpu::concat::crop_fwd(n, c, h, w, top, left, oh, ow, x.data::<T>(), &mut y);
@@ -67,6 +86,9 @@ pub fn crop(x: &Tensor, top: usize, left: usize, oh: usize, ow: usize) -> Tensor
 pub fn crop_bwd(dy: &Tensor, x_shape: &[usize], top: usize, left: usize) -> Tensor {
     let [n, c, oh, ow] = nchw("crop_bwd", "dy", dy);
     let (h, w) = (x_shape[2], x_shape[3]);
+    if let Some(rt) = gpu_rt("crop_bwd", &[dy]) {
+        return gpu_out(&rt, x_shape, |dx| glay::crop_bwd(n, c, h, w, top, left, oh, ow, buf(dy), dx));
+    }
     with_dtype!(dy.dtype(), T => {
         let mut dx = vec![T::ZERO; n * c * h * w];
         cpu::concat::crop_bwd(n, c, h, w, top, left, oh, ow, dy.data::<T>(), &mut dx);

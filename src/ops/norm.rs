@@ -3,9 +3,11 @@
 //! Training mode normalises with the batch mean and biased variance and updates running stats
 //! with momentum (unbiased variance); eval mode uses the running stats.
 
-use super::same_dtype;
+use super::{buf, gpu_rt, same_dtype};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::geom::BnGeom;
+use crate::backend::gpu::launch::batchnorm as gbn;
+use crate::tensor::gpu_ok;
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
 
@@ -56,6 +58,24 @@ pub fn batch_norm_train(
         "batch_norm_train: needs more than one value per channel, x is {}",
         fmt_shape(x.shape())
     );
+    if let Some(rt) = gpu_rt("batch_norm_train", &[x]) {
+        let (mut y, mut mean, mut invstd) = (
+            Tensor::empty_gpu(x.shape(), &rt),
+            Tensor::empty_gpu(&[g.c], &rt),
+            Tensor::empty_gpu(&[g.c], &rt),
+        );
+        gpu_ok(gbn::bn_fwd_train(
+            &g,
+            buf(x),
+            gamma.map(buf),
+            beta.map(buf),
+            eps as f32,
+            y.gpu_buf_mut(),
+            mean.gpu_buf_mut(),
+            invstd.gpu_buf_mut(),
+        ));
+        return (y, BnSaved { mean, invstd });
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; g.len()];
         let mut mean = vec![T::ZERO; g.c];
@@ -85,6 +105,18 @@ pub fn bn_update_running(
     running_var: &mut Tensor,
 ) {
     let g = bn_geom("bn_update_running", x_shape);
+    if saved.mean.is_gpu() {
+        gpu_ok(gbn::bn_update_running(
+            &g,
+            buf(&saved.mean),
+            buf(&saved.invstd),
+            eps as f32,
+            momentum as f32,
+            running_mean.gpu_buf_mut(),
+            running_var.gpu_buf_mut(),
+        ));
+        return;
+    }
     with_dtype!(saved.mean.dtype(), T => cpu::batchnorm::bn_update_running(
         &g,
         saved.mean.data::<T>(),
@@ -110,6 +142,20 @@ pub fn batch_norm_eval(
     check_channel("batch_norm_eval", "beta", &g, beta, x);
     check_channel("batch_norm_eval", "running_mean", &g, Some(running_mean), x);
     check_channel("batch_norm_eval", "running_var", &g, Some(running_var), x);
+    if let Some(rt) = gpu_rt("batch_norm_eval", &[x, running_mean]) {
+        return super::gpu_out(&rt, x.shape(), |y| {
+            gbn::bn_fwd_eval(
+                &g,
+                buf(x),
+                gamma.map(buf),
+                beta.map(buf),
+                buf(running_mean),
+                buf(running_var),
+                eps as f32,
+                y,
+            )
+        });
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; g.len()];
         cpu::batchnorm::bn_fwd_eval(
@@ -146,6 +192,22 @@ pub fn batch_norm_train_bwd(
 ) -> BnGrads {
     let g = bn_geom("batch_norm_train_bwd", x.shape());
     super::same_shape("batch_norm_train_bwd", x, dy);
+    if let Some(rt) = gpu_rt("batch_norm_train_bwd", &[x, dy]) {
+        let mut dx = Tensor::empty_gpu(x.shape(), &rt);
+        let (mut dg, mut db) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
+        gpu_ok(gbn::bn_bwd_train(
+            &g,
+            buf(x),
+            buf(dy),
+            buf(&saved.mean),
+            buf(&saved.invstd),
+            gamma.map(buf),
+            dx.gpu_buf_mut(),
+            affine.then(|| dg.gpu_buf_mut()),
+            affine.then(|| db.gpu_buf_mut()),
+        ));
+        return BnGrads { dx, dgamma: affine.then_some(dg), dbeta: affine.then_some(db) };
+    }
     with_dtype!(x.dtype(), T => {
         let mut dx = vec![T::ZERO; g.len()];
         let (mut dg, mut db) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
@@ -180,6 +242,23 @@ pub fn batch_norm_eval_bwd(
 ) -> BnGrads {
     let g = bn_geom("batch_norm_eval_bwd", x.shape());
     super::same_shape("batch_norm_eval_bwd", x, dy);
+    if let Some(rt) = gpu_rt("batch_norm_eval_bwd", &[x, dy]) {
+        let mut dx = Tensor::empty_gpu(x.shape(), &rt);
+        let (mut dg, mut db) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
+        gpu_ok(gbn::bn_bwd_eval(
+            &g,
+            buf(dy),
+            buf(x),
+            buf(running_mean),
+            buf(running_var),
+            gamma.map(buf),
+            eps as f32,
+            dx.gpu_buf_mut(),
+            affine.then(|| dg.gpu_buf_mut()),
+            affine.then(|| db.gpu_buf_mut()),
+        ));
+        return BnGrads { dx, dgamma: affine.then_some(dg), dbeta: affine.then_some(db) };
+    }
     with_dtype!(x.dtype(), T => {
         let mut dx = vec![T::ZERO; g.len()];
         let (mut dg, mut db) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);

@@ -1,8 +1,9 @@
 //! Max and average pooling (average excludes padding, like `count_include_pad=False`).
 
-use super::nchw;
+use super::{buf, gpu_out, gpu_rt, nchw};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::geom::Pool2dGeom;
+use crate::backend::gpu::launch::pool as gpool;
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
 
@@ -30,6 +31,9 @@ fn check_dy(op: &str, g: &Pool2dGeom, dy: &Tensor) {
 /// k x k max pooling.
 pub fn max_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
     let g = geom("max_pool", x.shape(), k, stride, pad);
+    if let Some(rt) = gpu_rt("max_pool", &[x]) {
+        return gpu_out(&rt, &out_shape(&g), |y| gpool::max_pool_fwd(&g, buf(x), y));
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; g.y_len()];
         cpu::pool::max_pool_fwd(&g, x.data::<T>(), &mut y);
@@ -41,6 +45,9 @@ pub fn max_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
 pub fn max_pool_bwd(x: &Tensor, dy: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
     let g = geom("max_pool_bwd", x.shape(), k, stride, pad);
     check_dy("max_pool_bwd", &g, dy);
+    if let Some(rt) = gpu_rt("max_pool_bwd", &[x, dy]) {
+        return gpu_out(&rt, x.shape(), |dx| gpool::max_pool_bwd(&g, buf(x), buf(dy), dx));
+    }
     with_dtype!(x.dtype(), T => {
         let mut dx = vec![T::ZERO; g.x_len()];
         cpu::pool::max_pool_bwd(&g, x.data::<T>(), dy.data::<T>(), &mut dx);
@@ -51,6 +58,9 @@ pub fn max_pool_bwd(x: &Tensor, dy: &Tensor, k: usize, stride: usize, pad: usize
 /// k x k average pooling over in-bounds taps only.
 pub fn avg_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
     let g = geom("avg_pool", x.shape(), k, stride, pad);
+    if let Some(rt) = gpu_rt("avg_pool", &[x]) {
+        return gpu_out(&rt, &out_shape(&g), |y| gpool::avg_pool_fwd(&g, buf(x), y));
+    }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; g.y_len()];
         cpu::pool::avg_pool_fwd(&g, x.data::<T>(), &mut y);
@@ -62,6 +72,9 @@ pub fn avg_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
 pub fn avg_pool_bwd(dy: &Tensor, x_shape: &[usize], k: usize, stride: usize, pad: usize) -> Tensor {
     let g = geom("avg_pool_bwd", x_shape, k, stride, pad);
     check_dy("avg_pool_bwd", &g, dy);
+    if let Some(rt) = gpu_rt("avg_pool_bwd", &[dy]) {
+        return gpu_out(&rt, x_shape, |dx| gpool::avg_pool_bwd(&g, buf(dy), dx));
+    }
     with_dtype!(dy.dtype(), T => {
         let mut dx = vec![T::ZERO; g.x_len()];
         cpu::pool::avg_pool_bwd(&g, dy.data::<T>(), &mut dx);

@@ -29,8 +29,8 @@ pub fn parse_cell(w: &[[f64; 8]]) -> Vec<(String, usize)> {
     assert_eq!(w.len(), EDGES, "parse_cell: {} edges, expected {EDGES}", w.len());
     let best_op = |row: &[f64; 8]| -> usize {
         let mut best = if NONE == 0 { 1 } else { 0 };
-        for k in 0..8 {
-            if k != NONE && row[k] > row[best] {
+        for (k, &v) in row.iter().enumerate() {
+            if k != NONE && v > row[best] {
                 best = k;
             }
         }
@@ -154,7 +154,9 @@ pub fn to_svg(genes: &[(String, usize)], title: &str) -> String {
         ));
         if !label.is_empty() {
             let (mx, my) = (a.0 + dx * 0.55, a.1 + dy * 0.55 - 4.0);
-            s.push_str(&format!("<text x=\"{mx:.0}\" y=\"{my:.0}\" text-anchor=\"middle\" fill=\"#a33\">{label}</text>\n"));
+            s.push_str(&format!(
+                "<text x=\"{mx:.0}\" y=\"{my:.0}\" text-anchor=\"middle\" fill=\"#a33\">{label}</text>\n"
+            ));
         }
     };
     for (g, (op, j)) in genes.iter().enumerate() {
@@ -163,7 +165,7 @@ pub fn to_svg(genes: &[(String, usize)], title: &str) -> String {
     for i in 0..STEPS {
         line(&mut s, pos(i + 2), out, "");
     }
-    let mut boxed = |s: &mut String, p: (f64, f64), text: &str, fill: &str| {
+    let boxed = |s: &mut String, p: (f64, f64), text: &str, fill: &str| {
         s.push_str(&format!(
             "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"70\" height=\"30\" rx=\"4\" fill=\"{fill}\" stroke=\"#333\"/>\
              <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{text}</text>\n",
@@ -196,10 +198,10 @@ mod tests {
         // node 0: edges 0 (from 0), 1 (from 1)
         w[0][1] = 0.5; // max_pool
         w[1][5] = 0.6; // sep_conv_5x5
-        // node 1: edges 2, 3, 4 (from 0, 1, 2); none dominant, then dil_conv_3x3 on input 2,
-        // skip_connect on input 0.
-        for e in 2..5 {
-            w[e][0] = 0.9;
+                       // node 1: edges 2, 3, 4 (from 0, 1, 2); none dominant, then dil_conv_3x3 on input 2,
+                       // skip_connect on input 0.
+        for row in &mut w[2..5] {
+            row[0] = 0.9;
         }
         w[4][6] = 0.3;
         w[2][3] = 0.2;

@@ -10,7 +10,13 @@
 //! Each kernel family is a module with `pub fn cases(rt, rng, out)` that runs its kernels and
 //! pushes one [`Outcome`] per output tensor.
 
+mod batchnorm;
+mod conv;
+mod depthwise;
 mod first_kernels;
+mod head;
+mod layout;
+mod pool;
 
 use std::sync::Arc;
 
@@ -55,6 +61,12 @@ fn run_all(rt: &Gpu) -> Vec<Outcome> {
     let mut rng = Rng::new(2024);
     let mut out = Vec::new();
     first_kernels::cases(rt, &mut rng, &mut out);
+    batchnorm::cases(rt, &mut rng, &mut out);
+    pool::cases(rt, &mut rng, &mut out);
+    layout::cases(rt, &mut rng, &mut out);
+    head::cases(rt, &mut rng, &mut out);
+    depthwise::cases(rt, &mut rng, &mut out);
+    conv::cases(rt, &mut rng, &mut out);
     out
 }
 

@@ -1,8 +1,14 @@
 //! Launch code for each kernel family: grid sizing and argument lists, written once for every
 //! runtime. Each function documents the kernel file it drives.
 
+pub mod batchnorm;
+pub mod conv;
+pub mod depthwise;
 pub mod elementwise;
+pub mod head;
+pub mod layout;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod weighted_sum;

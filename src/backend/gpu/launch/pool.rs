@@ -65,9 +65,11 @@ pub fn max_pool_bwd(g: &Pool2dGeom, x: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf) ->
         g.k,
         g.stride
     );
+    let rows = g.h.div_ceil(th).max(1);
+    assert!(rows <= 65_535, "max_pool_bwd: {} rows need {rows} row tiles, more than a grid's 65535", g.h);
     let planes = (g.n * g.c).clamp(1, MAX_GRID_Z);
     let cfg = LaunchCfg {
-        grid: (g.w.div_ceil(tw).max(1) as u32, g.h.div_ceil(th).max(1) as u32, planes as u32),
+        grid: (g.w.div_ceil(tw).max(1) as u32, rows as u32, planes as u32),
         block: (tw as u32, th as u32, 1),
         shared_bytes: shared as u32,
     };

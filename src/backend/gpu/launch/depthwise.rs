@@ -1,0 +1,395 @@
+//! `kernels/depthwise.cu`: depthwise convolution (`groups == c_in == c_out`), its data and
+//! weight gradients, and the ReLU-fused variants the DARTS sep/dil convs use (ReLU -> depthwise:
+//! `y = dwconv(max(x, 0))`, `dx = dwconv_bwd_data(dy) * [x > 0]`, `dw = dwconv_bwd_weight(max(x, 0), dy)`).
+//!
+//! Every launch is sized here from the geometry alone (tile plan, planes per block, partial
+//! count), never from the device, so results are bitwise identical on every GPU and the emulator.
+//! The kernel file's top comment describes the tiling; [`Plan`] is its host half.
+
+use super::{check_len, elementwise, int};
+use crate::backend::geom::Conv2dGeom;
+use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
+
+/// Outputs per thread, stacked vertically (`DW_ROWS`).
+const ROWS: usize = 4;
+/// Largest output tile edge.
+const TILE: usize = 32;
+/// Most threads per block (`DW_BLOCK`).
+const BLOCK: usize = 256;
+/// Dynamic shared memory cap per block (the default limit without an opt-in).
+const MAX_SMEM: usize = 48 * 1024;
+/// The weight gradient's partial pass aims at about this many blocks (more block-iterations per
+/// block past it, so the per-block reduction is amortised).
+const WGRAD_TARGET_BLOCKS: usize = 512;
+/// Threads per block of `depthwise_bwd_weight_final_f32`.
+const FINAL_BLOCK: usize = 256;
+
+/// The tile plan of one launch: a block covers `tw` output columns by `tg * ROWS` output rows of
+/// `ppb` planes; shared memory holds `rows_in x cols_in` inputs per plane, column `c` at
+/// `(c % s) * wq + c / s` of a row of stride `rs`, planes `ps` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    tw: usize,
+    tg: usize,
+    tiles_x: usize,
+    tiles_y: usize,
+    ppb: usize,
+    threads: usize,
+    rows_in: usize,
+    cols_in: usize,
+    wq: usize,
+    rs: usize,
+    ps: usize,
+}
+
+impl Plan {
+    /// Plans a tiled launch over `planes` planes of `out_h x out_w` outputs. `rows(th)` and
+    /// `cols(tw)` are the input rows and columns a tile of `th x tw` outputs reads; `s` is the
+    /// column split of the shared layout; `grp_rows` is how many shared rows apart consecutive
+    /// row groups of a plane start (0 when they do not follow a fixed pattern).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        op: &str,
+        out_h: usize,
+        out_w: usize,
+        planes: usize,
+        s: usize,
+        grp_rows: usize,
+        rows: impl Fn(usize) -> usize,
+        cols: impl Fn(usize) -> usize,
+    ) -> Plan {
+        let mut tw = out_w.clamp(1, TILE);
+        let mut tg = out_h.clamp(1, TILE).div_ceil(ROWS);
+        loop {
+            let (rows_in, cols_in) = (rows(tg * ROWS), cols(tw));
+            let wq = cols_in.div_ceil(s);
+            let per_plane = tw * tg;
+            // Bank padding: lane l of a warp (plane p, row group g, column col) reads offset
+            // p*ps + g*grp_rows*rs + col + const; ps = per_plane and grp_rows*rs = tw (mod 32)
+            // make that l + const (mod 32), i.e. 32 distinct banks.
+            let base = s * wq;
+            let rs = if grp_rows > 0 && tw < 32 && tg > 1 {
+                (base..base + 32).find(|r| (grp_rows * r) % 32 == tw % 32).unwrap_or(base)
+            } else {
+                base
+            };
+            let ps0 = rows_in * rs;
+            let ps = ps0 + (per_plane % 32 + 32 - ps0 % 32) % 32;
+            let fit = MAX_SMEM / (4 * ps);
+            if fit >= 1 {
+                let ppb = (BLOCK / per_plane).min(fit).min(planes).max(1);
+                return Plan {
+                    tw,
+                    tg,
+                    tiles_x: out_w.div_ceil(tw),
+                    tiles_y: out_h.div_ceil(tg * ROWS),
+                    ppb,
+                    // Whole warps: the weight gradient's warp shuffles name all 32 lanes.
+                    threads: (ppb * per_plane).div_ceil(32) * 32,
+                    rows_in,
+                    cols_in,
+                    wq,
+                    rs,
+                    ps,
+                };
+            }
+            if tg > 1 {
+                tg = tg.div_ceil(2);
+            } else if tw > 1 {
+                tw = tw.div_ceil(2);
+            } else {
+                panic!(
+                    "{op}: a {rows_in}x{cols_in} input window exceeds {MAX_SMEM} bytes of shared memory \
+                     (kernel reach too large)"
+                );
+            }
+        }
+    }
+
+    fn tiles(&self) -> usize {
+        self.tiles_x * self.tiles_y
+    }
+
+    fn smem_bytes(&self) -> u32 {
+        (self.ppb * self.ps * 4) as u32
+    }
+
+    /// `tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps` as the kernels take them.
+    fn args(&self) -> [Arg; 9] {
+        [self.tw, self.tg, self.tiles_x, self.ppb, self.rows_in, self.cols_in, self.wq, self.rs, self.ps]
+            .map(|v| Arg::I32(v as i32))
+    }
+}
+
+/// Checks the geometry and returns the shape arguments every kernel of the file starts with:
+/// `n, c, h, w, oh, ow, kh, kw, s, pad, d`.
+fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg> {
+    assert!(
+        g.is_depthwise() && g.stride >= 1 && g.dilation >= 1 && g.kh >= 1 && g.kw >= 1,
+        "{op}: not a depthwise geometry (need groups == c_in == c_out > 1 and stride, dilation, \
+         kh, kw >= 1): {g:?}"
+    );
+    for len in [g.x_len(), g.y_len(), g.w_len()] {
+        int(op, len);
+    }
+    [g.n, g.c_in, g.h, g.w, g.out_h(), g.out_w(), g.kh, g.kw, g.stride, g.pad, g.dilation]
+        .iter()
+        .map(|&v| Arg::I32(int(op, v)))
+        .collect()
+}
+
+/// The forward tile plan (also the weight gradient's, over `planes`).
+fn fwd_plan(op: &str, g: &Conv2dGeom, planes: usize) -> Plan {
+    let (s, d) = (g.stride, g.dilation);
+    Plan::new(
+        op,
+        g.out_h(),
+        g.out_w(),
+        planes,
+        s,
+        ROWS * s,
+        |th| (th - 1) * s + (g.kh - 1) * d + 1,
+        |tw| (tw - 1) * s + (g.kw - 1) * d + 1,
+    )
+}
+
+/// The data gradient's plan: tiles of dx. At stride 1 the kernel gathers dy with the flipped
+/// filter (a stride-1 forward); at stride s > 1 a tile reads the dy rows
+/// `floor((ih0 + p - (kh-1)d) / s) ..= floor((ih0 + th - 1 + p) / s)`, at most
+/// `(th - 1 + (kh-1)d) / s + 2` of them.
+fn bwd_data_plan(op: &str, g: &Conv2dGeom) -> Plan {
+    let (s, d, planes) = (g.stride, g.dilation, g.n * g.c_in);
+    if s == 1 {
+        Plan::new(op, g.h, g.w, planes, 1, ROWS, |th| th + (g.kh - 1) * d, |tw| tw + (g.kw - 1) * d)
+    } else {
+        Plan::new(
+            op,
+            g.h,
+            g.w,
+            planes,
+            1,
+            0,
+            |th| (th - 1 + (g.kh - 1) * d) / s + 2,
+            |tw| (tw - 1 + (g.kw - 1) * d) / s + 2,
+        )
+    }
+}
+
+fn gather_cfg(op: &str, p: &Plan, planes: usize) -> LaunchCfg {
+    let tiles = p.tiles();
+    assert!(tiles <= 65_535, "{op}: {tiles} spatial tiles exceed grid.y");
+    LaunchCfg {
+        grid: (int(op, planes.div_ceil(p.ppb)) as u32, tiles as u32, 1),
+        block: (p.threads as u32, 1, 1),
+        shared_bytes: p.smem_bytes(),
+    }
+}
+
+fn check_fwd(op: &str, g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &GpuBuf) {
+    check_len(op, g.x_len(), &[("x", x)]);
+    check_len(op, g.w_len(), &[("w", w)]);
+    check_len(op, g.y_len(), &[("y", y)]);
+}
+
+fn fwd(
+    kernel: &str,
+    op: &str,
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    w: &GpuBuf,
+    y: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    let shape = shape_args(op, g);
+    check_fwd(op, g, x, w, y);
+    if y.is_empty() {
+        return Ok(());
+    }
+    let planes = g.n * g.c_in;
+    let p = fwd_plan(op, g, planes);
+    let mut args = vec![x.arg(), w.arg(), y.arg()];
+    args.extend(shape);
+    args.extend(p.args());
+    y.runtime().launch(kernel, gather_cfg(op, &p, planes), &args)
+}
+
+/// Depthwise forward: `y = conv(x, w)` with `x` `[n, c, h, w]`, `w` `[c, 1, kh, kw]`, `y`
+/// `[n, c, out_h, out_w]` (overwritten). Panics, naming the op, unless `g.is_depthwise()` and
+/// the lengths match.
+pub fn depthwise_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    fwd("depthwise_fwd_f32", "depthwise_fwd", g, x, w, y)
+}
+
+/// ReLU then depthwise: `y = conv(max(x, 0), w)` (the ReLU applied as the kernel loads x).
+pub fn depthwise_relu_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    fwd("depthwise_relu_fwd_f32", "depthwise_relu_fwd", g, x, w, y)
+}
+
+fn bwd_data(
+    kernel: &str,
+    op: &str,
+    g: &Conv2dGeom,
+    x: Option<&GpuBuf>,
+    dy: &GpuBuf,
+    w: &GpuBuf,
+    dx: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    let shape = shape_args(op, g);
+    check_len(op, g.y_len(), &[("dy", dy)]);
+    check_len(op, g.w_len(), &[("w", w)]);
+    check_len(op, g.x_len(), &[("dx", dx)]);
+    if let Some(x) = x {
+        check_len(op, g.x_len(), &[("x", x)]);
+    }
+    if dx.is_empty() {
+        return Ok(());
+    }
+    if dy.is_empty() {
+        // No output reads the input (the window never fits): the gradient is zero.
+        return elementwise::fill(dx, 0.0);
+    }
+    let planes = g.n * g.c_in;
+    let p = bwd_data_plan(op, g);
+    let mut args: Vec<Arg> = x.map(|x| x.arg()).into_iter().collect();
+    args.extend([dy.arg(), w.arg(), dx.arg()]);
+    args.extend(shape);
+    args.extend(p.args());
+    dx.runtime().launch(kernel, gather_cfg(op, &p, planes), &args)
+}
+
+/// Depthwise data gradient: `dx` (overwritten, `[n, c, h, w]`) from `dy` and the weight.
+pub fn depthwise_bwd_data(g: &Conv2dGeom, dy: &GpuBuf, w: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
+    bwd_data("depthwise_bwd_data_f32", "depthwise_bwd_data", g, None, dy, w, dx)
+}
+
+/// Data gradient of ReLU then depthwise, ReLU backward fused: `dx = bwd_data(dy, w) * [x > 0]`,
+/// with `x` the ReLU's input.
+pub fn depthwise_relu_bwd_data(
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    dy: &GpuBuf,
+    w: &GpuBuf,
+    dx: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    bwd_data("depthwise_relu_bwd_data_f32", "depthwise_relu_bwd_data", g, Some(x), dy, w, dx)
+}
+
+/// The weight gradient's partition: `iters` groups of `ppb` images per block, `chunks` blocks
+/// per (tile, channel), `nparts = tiles * chunks` partials per (channel, tap).
+fn wgrad_split(g: &Conv2dGeom, p: &Plan) -> (usize, usize) {
+    let groups = g.n.div_ceil(p.ppb);
+    let units = g.c_in * p.tiles() * groups;
+    let iters = units.div_ceil(WGRAD_TARGET_BLOCKS).clamp(1, groups);
+    let chunks = groups.div_ceil(iters);
+    (iters, p.tiles() * chunks)
+}
+
+fn bwd_weight(
+    kernel: &str,
+    op: &str,
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    dy: &GpuBuf,
+    dw: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    let shape = shape_args(op, g);
+    check_len(op, g.x_len(), &[("x", x)]);
+    check_len(op, g.y_len(), &[("dy", dy)]);
+    check_len(op, g.w_len(), &[("dw", dw)]);
+    if dw.is_empty() {
+        return Ok(());
+    }
+    if dy.is_empty() {
+        return elementwise::fill(dw, 0.0);
+    }
+    let p = fwd_plan(op, g, g.n);
+    let (iters, nparts) = wgrad_split(g, &p);
+    let rows = g.w_len();
+    let rt = dw.runtime().clone();
+    let partial = GpuBuf::alloc(&rt, int(op, nparts * rows) as usize)?;
+    let mut args = vec![x.arg(), dy.arg(), partial.arg()];
+    args.extend(shape);
+    args.extend(p.args());
+    args.extend([Arg::I32(iters as i32), Arg::I32(p.tiles() as i32)]);
+    assert!(g.c_in <= 65_535, "{op}: {} channels exceed grid.y", g.c_in);
+    let cfg = LaunchCfg {
+        grid: (nparts as u32, g.c_in as u32, 1),
+        block: (p.threads as u32, 1, 1),
+        shared_bytes: p.smem_bytes(),
+    };
+    rt.launch(kernel, cfg, &args)?;
+    rt.launch(
+        "depthwise_bwd_weight_final_f32",
+        LaunchCfg::linear(rows.div_ceil(FINAL_BLOCK) as u32, FINAL_BLOCK as u32),
+        &[partial.arg(), Arg::I32(rows as i32), Arg::I32(nparts as i32), dw.arg()],
+    )
+}
+
+/// Depthwise weight gradient: `dw` (overwritten, `[c, 1, kh, kw]`) from `x` and `dy`, summed
+/// over the batch (two passes through a scratch buffer of partials; deterministic).
+pub fn depthwise_bwd_weight(
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    dy: &GpuBuf,
+    dw: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    bwd_weight("depthwise_bwd_weight_partial_f32", "depthwise_bwd_weight", g, x, dy, dw)
+}
+
+/// Weight gradient of ReLU then depthwise: `dw = bwd_weight(max(x, 0), dy)`, with `x` the
+/// ReLU's input.
+pub fn depthwise_relu_bwd_weight(
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    dy: &GpuBuf,
+    dw: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    bwd_weight("depthwise_relu_bwd_weight_partial_f32", "depthwise_relu_bwd_weight", g, x, dy, dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(c: usize, h: usize, w: usize, k: usize, s: usize, d: usize) -> Conv2dGeom {
+        Conv2dGeom {
+            n: 64,
+            c_in: c,
+            h,
+            w,
+            c_out: c,
+            kh: k,
+            kw: k,
+            stride: s,
+            pad: d * (k - 1) / 2,
+            dilation: d,
+            groups: c,
+        }
+    }
+
+    #[test]
+    fn darts_plans_fill_blocks_and_fit_shared_memory() {
+        for (c, hw) in [(16, 32), (32, 16), (64, 8)] {
+            for k in [3, 5] {
+                for s in [1, 2] {
+                    for d in [1, 2] {
+                        let g = geom(c, hw, hw, k, s, d);
+                        for p in [fwd_plan("t", &g, g.n * c), bwd_data_plan("t", &g), fwd_plan("t", &g, g.n)]
+                        {
+                            assert!(p.threads <= BLOCK && p.threads >= 64, "{g:?}: {p:?}");
+                            assert!(p.smem_bytes() as usize <= MAX_SMEM, "{g:?}: {p:?}");
+                            assert!(p.rs >= p.wq, "{p:?}");
+                            assert!(p.ps >= p.rows_in * p.rs, "{p:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_reach_shrinks_the_tile() {
+        let g = geom(4, 200, 200, 11, 1, 9);
+        let p = fwd_plan("t", &g, g.n * 4);
+        assert!(p.smem_bytes() as usize <= MAX_SMEM && p.tg * ROWS < 32, "{p:?}");
+    }
+}

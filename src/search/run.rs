@@ -1,0 +1,473 @@
+//! A whole search run: epochs of bilevel steps over CIFAR-10, validation, genotype and alphas
+//! per epoch, atomic checkpoints (every epoch and on Ctrl-C), exact resume, progress and logs.
+//!
+//! Outputs in the run directory: `config.json`, `log.jsonl`, `alphas/epoch_NNN.json`,
+//! `genotype.json`, `genotype.txt`, `normal.dot`/`.svg`, `reduce.dot`/`.svg`,
+//! `checkpoint.safetensors`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::genotype::{to_dot, to_svg, Genotype};
+use super::state_io::{load_state, state_arrays};
+use super::step::{Batch, Order, SearchState, StepConfig};
+use crate::backend::gpu::GpuError;
+use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
+use crate::data::{
+    eval_batches, search_samplers, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH,
+};
+use crate::model::{NetConfig, Network};
+use crate::ops;
+use crate::optim::cosine_lr;
+use crate::rng::Rng;
+use crate::tensor::{DType, Device, Tensor};
+
+/// Everything that defines a run (saved as `config.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchConfig {
+    /// Preset the defaults came from.
+    pub preset: String,
+    /// Initial channels.
+    pub channels: usize,
+    /// Cells.
+    pub layers: usize,
+    /// Batch size (train and validation).
+    pub batch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// `first` or `second`.
+    pub order: String,
+    /// Seed of initialisation, data order and augmentation.
+    pub seed: u64,
+    /// Fraction of the training images used for the weights.
+    pub train_portion: f64,
+    /// Weight learning rate at epoch 0 (cosine to `lr_min`).
+    pub lr_max: f64,
+    /// Final learning-rate floor.
+    pub lr_min: f64,
+    /// `f32` or `f64`.
+    pub dtype: String,
+    /// CIFAR-10 directory.
+    pub data: PathBuf,
+}
+
+impl SearchConfig {
+    /// The `paper` preset: C = 16, 8 cells, batch 64, 50 epochs.
+    pub fn paper() -> SearchConfig {
+        SearchConfig {
+            preset: "paper".into(),
+            channels: 16,
+            layers: 8,
+            batch: 64,
+            epochs: 50,
+            order: "first".into(),
+            seed: 2,
+            train_portion: 0.5,
+            lr_max: 0.025,
+            lr_min: 0.001,
+            dtype: "f32".into(),
+            data: PathBuf::new(),
+        }
+    }
+
+    /// The `cpu-small` preset: a narrow 5-cell network that runs an epoch of the shipped sample
+    /// in well under two minutes on two cores.
+    pub fn cpu_small() -> SearchConfig {
+        SearchConfig {
+            preset: "cpu-small".into(),
+            channels: 4,
+            layers: 5,
+            batch: 32,
+            epochs: 10,
+            ..Self::paper()
+        }
+    }
+
+    fn order(&self) -> Order {
+        if self.order == "second" {
+            Order::Second
+        } else {
+            Order::First
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        if self.dtype == "f64" {
+            DType::F64
+        } else {
+            DType::F32
+        }
+    }
+}
+
+/// Why a run stopped early or could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// Bad configuration or arguments.
+    Config(String),
+    /// The data set.
+    Data(DataError),
+    /// A checkpoint file.
+    Checkpoint(CheckpointError),
+    /// Writing outputs.
+    Io(PathBuf, std::io::Error),
+    /// The GPU.
+    Gpu(GpuError),
+    /// The loss became NaN or infinite.
+    NonFinite {
+        /// Epoch of the step.
+        epoch: usize,
+        /// Step within the epoch.
+        step: usize,
+        /// The value.
+        loss: f64,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Config(m) => f.write_str(m),
+            RunError::Data(e) => write!(f, "{e}"),
+            RunError::Checkpoint(e) => write!(f, "{e}"),
+            RunError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            RunError::Gpu(e) => write!(f, "{e}"),
+            RunError::NonFinite { epoch, step, loss } => write!(
+                f,
+                "the loss became {loss} at epoch {epoch}, step {step}; stopped, the last good checkpoint is kept \
+                 (try a lower learning rate or --dtype f64 to investigate)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<DataError> for RunError {
+    fn from(e: DataError) -> Self {
+        RunError::Data(e)
+    }
+}
+impl From<CheckpointError> for RunError {
+    fn from(e: CheckpointError) -> Self {
+        RunError::Checkpoint(e)
+    }
+}
+
+/// Set by the Ctrl-C handler: finish the current step, checkpoint, stop.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Options of one invocation that are not part of the run's identity.
+pub struct RunOptions {
+    /// Where the outputs go.
+    pub out: PathBuf,
+    /// Continue from `out/checkpoint.safetensors`.
+    pub resume: bool,
+    /// Start from the weights and alphas of this reference-named checkpoint.
+    pub init: Option<PathBuf>,
+    /// Device to run on.
+    pub device: Device,
+    /// Stop (as on Ctrl-C, with a checkpoint) after this many steps in this invocation.
+    pub max_steps: Option<usize>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// The end state of a run.
+pub struct RunSummary {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Validation accuracy after each completed epoch (this invocation).
+    pub val_acc: Vec<f64>,
+    /// Final genotype.
+    pub genotype: Genotype,
+    /// Whether the run stopped early (Ctrl-C or `max_steps`).
+    pub interrupted: bool,
+    /// The final state.
+    pub state: SearchState,
+}
+
+fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, RunError> {
+    r.map_err(|e| RunError::Io(path.into(), e))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), RunError> {
+    let tmp = path.with_extension("tmp");
+    io(&tmp, fs::write(&tmp, text))?;
+    io(path, fs::rename(&tmp, path))
+}
+
+fn words_array(w: &[u64]) -> Array {
+    Array { shape: vec![w.len()], data: ArrayData::I64(w.iter().map(|&x| x as i64).collect()) }
+}
+
+fn array_words(a: Option<&Array>, name: &str, path: &Path) -> Result<Vec<u64>, RunError> {
+    match a {
+        Some(Array { data: ArrayData::I64(v), .. }) => Ok(v.iter().map(|&x| x as u64).collect()),
+        _ => Err(RunError::Checkpoint(CheckpointError::Mismatch {
+            path: path.into(),
+            problems: vec![format!("missing or non-integer {name}")],
+        })),
+    }
+}
+
+/// Where the run stands (stored in the checkpoint under `run.*` and `rng.*`).
+struct Position {
+    epoch: usize,
+    step_in_epoch: usize,
+    global_step: usize,
+    train: SamplerState,
+    val: SamplerState,
+}
+
+fn save_checkpoint(out: &Path, state: &SearchState, pos: &Position) -> Result<(), RunError> {
+    let mut arrays = state_arrays(state);
+    arrays.insert(
+        "run.position".into(),
+        words_array(&[pos.epoch as u64, pos.step_in_epoch as u64, pos.global_step as u64]),
+    );
+    arrays.insert("rng.train_sampler".into(), words_array(&pos.train.to_words()));
+    arrays.insert("rng.val_sampler".into(), words_array(&pos.val.to_words()));
+    let meta = HashMap::from([("format".to_string(), "darts search checkpoint".to_string())]);
+    checkpoint::write_atomic(&out.join("checkpoint.safetensors"), &arrays, meta)?;
+    Ok(())
+}
+
+fn alphas(state: &SearchState) -> (Vec<f64>, Vec<f64>) {
+    let p = |i: crate::nn::P| state.store.params[i.0].value.to_f64_vec();
+    (p(state.net.alphas_normal), p(state.net.alphas_reduce))
+}
+
+fn write_genotype(out: &Path, g: &Genotype) -> Result<(), RunError> {
+    write_file(&out.join("genotype.json"), &g.to_json())?;
+    write_file(&out.join("genotype.txt"), &(g.to_python() + "\n"))?;
+    write_file(&out.join("normal.dot"), &to_dot(&g.normal, "normal"))?;
+    write_file(&out.join("reduce.dot"), &to_dot(&g.reduce, "reduce"))?;
+    write_file(&out.join("normal.svg"), &to_svg(&g.normal, "normal cell"))?;
+    write_file(&out.join("reduce.svg"), &to_svg(&g.reduce, "reduction cell"))
+}
+
+/// Loss and top-1 accuracy of `state` over images `range` of `set` (BN in eval mode).
+pub fn evaluate(
+    state: &mut SearchState,
+    set: &crate::data::CifarSet,
+    range: std::ops::Range<usize>,
+    batch: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let (mut loss_sum, mut correct, mut n) = (0.0, 0usize, 0usize);
+    let dtype = state.store.dtype;
+    for b in eval_batches(set, range, batch, dtype) {
+        let x = b.images.to_device(device);
+        let (_, logits, loss) = state.net.loss(&mut state.store, &x, &b.labels, false);
+        loss_sum += loss.value().item() * b.labels.len() as f64;
+        correct += ops::loss::top1_correct(logits.value(), &b.labels);
+        n += b.labels.len();
+    }
+    (loss_sum / n.max(1) as f64, correct as f64 / n.max(1) as f64)
+}
+
+struct Progress {
+    on: bool,
+    start: Instant,
+    epoch: usize,
+    epochs: usize,
+    steps: usize,
+}
+
+impl Progress {
+    fn show(&self, step: usize, loss: f64, acc: f64, images: usize) {
+        let (epoch, epochs, steps) = (self.epoch, self.epochs, self.steps);
+        if !self.on {
+            return;
+        }
+        let width = 30;
+        let filled = (step * width) / steps.max(1);
+        let rate = images as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\repoch {:>3}/{epochs} [{}{}] {step:>4}/{steps} loss {loss:.4} acc {:.3} {rate:.1} img/s ",
+            epoch + 1,
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            acc
+        );
+        let _ = std::io::stderr().flush();
+    }
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+/// Runs (or resumes) a search described by `cfg` with outputs in `opts.out`.
+pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let out = &opts.out;
+    io(out, fs::create_dir_all(out.join("alphas")))?;
+    let dtype = cfg.dtype();
+    if dtype == DType::F64 && opts.device != Device::Cpu {
+        return Err(RunError::Config("--dtype f64 runs on the CPU only (GPU kernels are f32)".into()));
+    }
+    let data = Cifar10::open(&cfg.data)?;
+    let train_set = data.train().clone();
+    let samplers = search_samplers(train_set.len(), cfg.train_portion, cfg.batch, cfg.seed)?;
+    let steps_per_epoch = samplers.train.batches_per_epoch();
+    let val_range = samplers.split.val.clone();
+
+    let mut rng = Rng::new(cfg.seed);
+    let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10 };
+    let (net, store) = Network::new(net_cfg, dtype, &mut rng);
+    let mut state = SearchState::new(net, store, StepConfig { order: cfg.order(), ..Default::default() });
+    let ckpt = out.join("checkpoint.safetensors");
+    let mut pos = Position {
+        epoch: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        train: samplers.train.state(),
+        val: samplers.val.state(),
+    };
+    if opts.resume {
+        let (arrays, _) = checkpoint::read(&ckpt)?;
+        load_state(&mut state, &arrays, &ckpt)?;
+        let p = array_words(arrays.get("run.position"), "run.position", &ckpt)?;
+        let bad = |what: &str| {
+            RunError::Checkpoint(CheckpointError::Mismatch {
+                path: ckpt.clone(),
+                problems: vec![what.into()],
+            })
+        };
+        let [e, s, g] = p[..] else { return Err(bad("run.position must hold 3 values")) };
+        pos.epoch = e as usize;
+        pos.step_in_epoch = s as usize;
+        pos.global_step = g as usize;
+        pos.train = SamplerState::from_words(&array_words(
+            arrays.get("rng.train_sampler"),
+            "rng.train_sampler",
+            &ckpt,
+        )?)
+        .ok_or_else(|| bad("rng.train_sampler must hold 11 words"))?;
+        pos.val =
+            SamplerState::from_words(&array_words(arrays.get("rng.val_sampler"), "rng.val_sampler", &ckpt)?)
+                .ok_or_else(|| bad("rng.val_sampler must hold 11 words"))?;
+    } else {
+        if let Some(init) = &opts.init {
+            let (arrays, _) = checkpoint::read(init)?;
+            checkpoint::load_store(&mut state.store, &arrays, init, true, &super::state_io::STATE_PREFIXES)?;
+        }
+        let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
+        write_file(&out.join("config.json"), &cfg_json)?;
+        io(out, fs::write(out.join("log.jsonl"), ""))?;
+    }
+    state.store.to_device(&opts.device);
+    for b in state.sgd.bufs.iter_mut().chain(&mut state.adam.m).chain(&mut state.adam.v).flatten() {
+        *b = b.to_device(&opts.device);
+    }
+
+    let mut train_sampler = samplers.train;
+    let mut val_sampler = samplers.val;
+    train_sampler.set_state(&pos.train)?;
+    val_sampler.set_state(&pos.val)?;
+    let mut train_loader = Loader::spawn(train_set.clone(), train_sampler, dtype, DEFAULT_DEPTH)?;
+    let mut val_loader = Loader::spawn(train_set.clone(), val_sampler, dtype, DEFAULT_DEPTH)?;
+    let mut log = io(out, fs::OpenOptions::new().append(true).open(out.join("log.jsonl")))?;
+    let mut val_accs = Vec::new();
+    let mut steps_this_run = 0;
+    let mut interrupted = false;
+
+    while pos.epoch < cfg.epochs {
+        let lr = cosine_lr(pos.epoch, cfg.epochs, cfg.lr_max, cfg.lr_min);
+        let progress = Progress {
+            on: opts.progress,
+            start: Instant::now(),
+            epoch: pos.epoch,
+            epochs: cfg.epochs,
+            steps: steps_per_epoch,
+        };
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        while pos.step_in_epoch < steps_per_epoch {
+            if INTERRUPTED.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| steps_this_run >= m) {
+                interrupted = true;
+                break;
+            }
+            let t0 = Instant::now();
+            let tb = train_loader.next_batch();
+            let vb = val_loader.next_batch();
+            let (xt, xv) = (tb.images.to_device(&opts.device), vb.images.to_device(&opts.device));
+            let stats = state.step(&Batch { x: &xt, y: &tb.labels }, &Batch { x: &xv, y: &vb.labels }, lr);
+            if !stats.loss_train.is_finite() || !stats.loss_val.is_finite() {
+                let loss = if stats.loss_train.is_finite() { stats.loss_val } else { stats.loss_train };
+                return Err(RunError::NonFinite { epoch: pos.epoch, step: pos.step_in_epoch, loss });
+            }
+            pos.step_in_epoch += 1;
+            pos.global_step += 1;
+            steps_this_run += 1;
+            pos.train = train_loader.state();
+            pos.val = val_loader.state();
+            let n = tb.labels.len();
+            loss_sum += stats.loss_train * n as f64;
+            correct += stats.correct_train;
+            seen += n;
+            let secs = t0.elapsed().as_secs_f64();
+            let line = serde_json::json!({
+                "kind": "step", "epoch": pos.epoch, "step": pos.step_in_epoch, "global_step": pos.global_step,
+                "lr": lr, "loss_train": stats.loss_train, "loss_val": stats.loss_val,
+                "grad_norm": stats.grad_norm, "acc_train": stats.correct_train as f64 / n as f64,
+                "seconds": secs, "images_per_second": 2.0 * n as f64 / secs,
+            });
+            io(out, writeln!(log, "{line}"))?;
+            progress.show(pos.step_in_epoch, loss_sum / seen as f64, correct as f64 / seen as f64, 2 * seen);
+        }
+        progress.done();
+        if interrupted {
+            break;
+        }
+        // End of epoch: validation, alphas, genotype, checkpoint.
+        let (val_loss, val_acc) =
+            evaluate(&mut state, &train_set, val_range.clone(), cfg.batch, &opts.device);
+        val_accs.push(val_acc);
+        let (an, ar) = alphas(&state);
+        let g = Genotype::from_alphas(&an, &ar);
+        let alphas_json = serde_json::json!({"epoch": pos.epoch, "alphas_normal": an, "alphas_reduce": ar});
+        write_file(&out.join(format!("alphas/epoch_{:03}.json", pos.epoch)), &alphas_json.to_string())?;
+        write_genotype(out, &g)?;
+        let line = serde_json::json!({
+            "kind": "epoch", "epoch": pos.epoch, "lr": lr,
+            "train_loss": loss_sum / seen.max(1) as f64, "train_acc": correct as f64 / seen.max(1) as f64,
+            "val_loss": val_loss, "val_acc": val_acc, "genotype": g.to_python(),
+            "seconds": progress.start.elapsed().as_secs_f64(),
+        });
+        io(out, writeln!(log, "{line}"))?;
+        if opts.progress {
+            eprintln!("epoch {}: val loss {val_loss:.4} acc {val_acc:.4}; {}", pos.epoch + 1, g.to_python());
+        }
+        pos.epoch += 1;
+        pos.step_in_epoch = 0;
+        save_checkpoint(out, &state, &pos)?;
+    }
+    if interrupted {
+        save_checkpoint(out, &state, &pos)?;
+    }
+    let (an, ar) = alphas(&state);
+    let genotype = Genotype::from_alphas(&an, &ar);
+    write_genotype(out, &genotype)?;
+    Ok(RunSummary { epochs_done: pos.epoch, val_acc: val_accs, genotype, interrupted, state })
+}
+
+/// Reads `config.json` of a run directory (for `--resume`).
+pub fn read_config(out: &Path) -> Result<SearchConfig, RunError> {
+    let p = out.join("config.json");
+    let text = io(&p, fs::read_to_string(&p))?;
+    serde_json::from_str(&text).map_err(|e| RunError::Config(format!("{}: {e}", p.display())))
+}
+
+/// Builds a tensor on `device` (for callers that prepare inputs).
+pub fn on(t: Tensor, device: &Device) -> Tensor {
+    t.to_device(device)
+}

@@ -1,0 +1,99 @@
+//! Whole graphs through the autograd tape on the GPU path, run by the emulator: the composite
+//! network of the foundation tests, and a tiny DARTS search (both orders), against the CPU.
+//! The same tests run on CUDA when a GPU is present (ignored here).
+#![cfg(feature = "emu")]
+
+use std::sync::Arc;
+
+use darts::autograd::check::{demo_inputs, demo_network, rel_err, DEMO_INPUTS};
+use darts::autograd::{Groups, ParamId, Tape, Var};
+use darts::backend::gpu::emu::EmuRuntime;
+use darts::model::{NetConfig, Network};
+use darts::rng::Rng;
+use darts::search::{Batch, Order, SearchState, StepConfig};
+use darts::{DType, Device, Tensor};
+
+fn emu() -> Device {
+    Device::Gpu(Arc::new(EmuRuntime::new(0, 0)))
+}
+
+/// Loss and every input's gradient of the demo network on `device` (inputs given in f32).
+fn demo_grads(device: &Device, dtype: DType) -> (f64, Vec<Vec<f64>>) {
+    let tape = Tape::new();
+    let vars: Vec<Var> = demo_inputs(99, DType::F32)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| tape.param(ParamId(i), Groups::ALL, t.to_dtype(dtype).to_device(device)))
+        .collect();
+    let loss = demo_network(&vars);
+    let grads = tape.backward(&loss, Groups::ALL);
+    let g = (0..vars.len()).map(|i| grads.get(ParamId(i)).unwrap().to_f64_vec()).collect();
+    (loss.value().item(), g)
+}
+
+fn composite_matches(device: Device) {
+    let (l_ref, g_ref) = demo_grads(&Device::Cpu, DType::F64);
+    let (l_dev, g_dev) = demo_grads(&device, DType::F32);
+    assert!((l_ref - l_dev).abs() < 1e-5 * l_ref.abs(), "loss {l_dev} vs {l_ref}");
+    for ((name, a), b) in DEMO_INPUTS.iter().zip(&g_dev).zip(&g_ref) {
+        let e = rel_err(a, b);
+        assert!(e < 1e-5, "d loss / d {name}: relative error {e:e} on {device:?}");
+    }
+}
+
+#[test]
+fn composite_network_forward_and_backward_match_the_cpu_on_the_emulator() {
+    composite_matches(emu());
+}
+
+/// A tiny search on 8x8 images: one step of each order on `device` against the CPU in f64.
+fn tiny_search_matches(device: Device) {
+    for order in [Order::First, Order::Second] {
+        let run = |device: &Device, dtype: DType| {
+            let cfg = NetConfig { channels: 2, layers: 3, classes: 10 };
+            let (net, mut store) = Network::new(cfg, dtype, &mut Rng::new(5));
+            store.to_device(device);
+            let mut s = SearchState::new(net, store, StepConfig { order, ..Default::default() });
+            let mut rng = Rng::new(9);
+            let mut losses = Vec::new();
+            for _ in 0..1 {
+                let mut images = || {
+                    Tensor::from_f64(&[2, 3, 8, 8], &rng.normals(2 * 3 * 64), DType::F32)
+                        .to_dtype(dtype)
+                        .to_device(device)
+                };
+                let (xt, xv) = (images(), images());
+                let (yt, yv) = ([1u32, 7], [3u32, 3]);
+                let st = s.step(&Batch { x: &xt, y: &yt }, &Batch { x: &xv, y: &yv }, 0.025);
+                losses.push((st.loss_train, st.loss_val));
+            }
+            let params: Vec<Vec<f64>> = s.store.params.iter().map(|p| p.value.to_f64_vec()).collect();
+            (losses, params)
+        };
+        let (l_ref, p_ref) = run(&Device::Cpu, DType::F64);
+        let (l_dev, p_dev) = run(&device, DType::F32);
+        for ((a, b), (c, d)) in l_dev.iter().zip(&l_ref) {
+            assert!(
+                (a - c).abs() < 1e-4 && (b - d).abs() < 1e-4,
+                "{order:?}: losses ({a}, {b}) vs ({c}, {d})"
+            );
+        }
+        let (all_dev, all_ref): (Vec<f64>, Vec<f64>) = (p_dev.concat(), p_ref.concat());
+        let e = rel_err(&all_dev, &all_ref);
+        assert!(e < 1e-4, "{order:?}: parameters after a step, relative error {e:e}");
+    }
+}
+
+#[test]
+fn tiny_search_steps_match_the_cpu_on_the_emulator() {
+    tiny_search_matches(emu());
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn composite_and_tiny_search_match_the_cpu_on_cuda() {
+    let rt = darts::backend::gpu::cuda::CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("{e}"));
+    let dev = Device::Gpu(Arc::new(rt));
+    composite_matches(dev.clone());
+    tiny_search_matches(dev);
+}
