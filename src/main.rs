@@ -126,6 +126,9 @@ struct SearchArgs {
     /// Start from the weights and alphas of this checkpoint (reference names).
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Use only the first N training images (quick experiments).
+    #[arg(long)]
+    train_images: Option<usize>,
     /// Stop after this many steps (with a checkpoint, as on Ctrl-C).
     #[arg(long)]
     max_steps: Option<usize>,
@@ -266,6 +269,7 @@ fn search(a: SearchArgs) -> ExitCode {
         cfg.layers = a.layers.unwrap_or(cfg.layers);
         cfg.channels = a.channels.unwrap_or(cfg.channels);
         cfg.batch = a.batch.unwrap_or(cfg.batch);
+        cfg.train_images = a.train_images;
         if cfg.epochs == 0 || cfg.batch == 0 || cfg.channels == 0 || cfg.layers < 3 {
             return fail(&"--epochs, --batch and --channels must be positive and --layers at least 3");
         }

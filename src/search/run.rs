@@ -56,6 +56,9 @@ pub struct SearchConfig {
     pub dtype: String,
     /// CIFAR-10 directory.
     pub data: PathBuf,
+    /// Use only the first N training images (all when absent).
+    #[serde(default)]
+    pub train_images: Option<usize>,
 }
 
 impl SearchConfig {
@@ -74,6 +77,7 @@ impl SearchConfig {
             lr_min: 0.001,
             dtype: "f32".into(),
             data: PathBuf::new(),
+            train_images: None,
         }
     }
 
@@ -317,7 +321,8 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     }
     let data = Cifar10::open(&cfg.data)?;
     let train_set = data.train().clone();
-    let samplers = search_samplers(train_set.len(), cfg.train_portion, cfg.batch, cfg.seed)?;
+    let n_images = cfg.train_images.map_or(train_set.len(), |k| k.min(train_set.len()));
+    let samplers = search_samplers(n_images, cfg.train_portion, cfg.batch, cfg.seed)?;
     let steps_per_epoch = samplers.train.batches_per_epoch();
     let val_range = samplers.split.val.clone();
 

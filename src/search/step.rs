@@ -28,11 +28,14 @@ pub struct StepConfig {
     pub weight_decay: f64,
     /// Gradient-norm clip of the weight step.
     pub grad_clip: f64,
+    /// Size of the finite-difference step of the Hessian-vector product: ε = hvp_scale / ‖v‖
+    /// (0.01 in the reference).
+    pub hvp_scale: f64,
 }
 
 impl Default for StepConfig {
     fn default() -> Self {
-        StepConfig { order: Order::First, momentum: 0.9, weight_decay: 3e-4, grad_clip: 5.0 }
+        StepConfig { order: Order::First, momentum: 0.9, weight_decay: 3e-4, grad_clip: 5.0, hvp_scale: 0.01 }
     }
 }
 
@@ -100,10 +103,7 @@ impl SearchState {
 
     /// A full step with weight learning rate `lr` (also ξ of the unrolled step).
     pub fn step(&mut self, train: &Batch, val: &Batch, lr: f64) -> StepStats {
-        let (loss_val, dalpha) = match self.config.order {
-            Order::First => self.arch_grad_first(val),
-            Order::Second => self.arch_grad_second(train, val, lr),
-        };
+        let (loss_val, dalpha) = self.arch_gradient(train, val, lr);
         let arch = self.arch_ids();
         self.adam.step(&mut self.store, &arch, &dalpha);
 
@@ -122,6 +122,15 @@ impl SearchState {
         }
         self.last_grads = Some(last);
         StepStats { loss_train, loss_val, grad_norm, correct_train }
+    }
+
+    /// The architecture gradient this step would give Adam (first or second order, per the
+    /// config), with the validation loss. Updates BN running statistics as the step does.
+    pub fn arch_gradient(&mut self, train: &Batch, val: &Batch, lr: f64) -> (f64, Vec<Tensor>) {
+        match self.config.order {
+            Order::First => self.arch_grad_first(val),
+            Order::Second => self.arch_grad_second(train, val, lr),
+        }
     }
 
     /// dα = ∇α L_val(w, α) (one forward and backward on the validation batch, BN in training
@@ -168,7 +177,7 @@ impl SearchState {
 
         // Finite-difference Hessian-vector product on the training batch, around w.
         let v_norm = v.iter().map(ops::elementwise::sum_sq).sum::<f64>().sqrt();
-        let r = 0.01 / v_norm;
+        let r = self.config.hvp_scale / v_norm;
         let shift = |store: &mut Store, by: f64| {
             for (&i, vi) in weights.iter().zip(&v) {
                 ops::elementwise::axpy(by, vi, &mut store.params[i].value);
