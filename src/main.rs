@@ -29,7 +29,7 @@ enum Command {
     /// Outputs go to --out (default runs/<preset>-<order>-seed<seed>): config.json, log.jsonl,
     /// alphas/epoch_NNN.json, genotype.json and genotype.txt, normal/reduce .dot and .svg, and
     /// checkpoint.safetensors (written atomically every epoch and on Ctrl-C; --resume continues).
-    Search(SearchArgs),
+    Search(Box<SearchArgs>),
     /// Loss and top-1 accuracy of a search checkpoint on the test batch (BN in eval mode, no
     /// augmentation).
     Eval {
@@ -146,7 +146,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
         Command::Info => info(),
-        Command::Search(args) => search(args),
+        Command::Search(args) => search(*args),
         Command::Eval { checkpoint, data, device, batch } => eval(&checkpoint, data, device, batch),
         Command::Verify { device, ops, batch, reps } => verify(device, &ops, batch, reps),
     }
