@@ -21,4 +21,6 @@ for line in sys.stdin:
         shutil.copy(m["executable"], "gpu-bin/tests/" + name)
         print("  gpu-bin/tests/" + name)
 '
+# The PyTorch reference, for a side-by-side baseline on the same card.
+if [ -f ../shared/bench/darts_torch.py ]; then cp ../shared/bench/darts_torch.py gpu-bin/; fi
 ls -la gpu-bin gpu-bin/tests

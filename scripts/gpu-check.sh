@@ -36,6 +36,18 @@ for t in "$bin"/tests/*; do
   name=$(basename "$t")
   step "suite-$name" 120 "$t" -q
 done
+# Every kernel at the DARTS search shapes (batch 64) against the CPU reference, with times.
+step verify 240 "$bin/darts" verify --device cuda
+# A short benchmark: 5 first-order and 3 second-order search steps at the paper preset, and
+# the PyTorch reference's own step time on the same card when it was carried along.
+bench=$(mktemp -d)
+step bench-first 240 "$bin/darts" search --device cuda --preset paper --order first --max-steps 5 --out "$bench/first"
+step bench-second 240 "$bin/darts" search --device cuda --preset paper --order second --max-steps 3 --out "$bench/second"
+cp "$bench"/first/log.jsonl "$out/bench-first.jsonl" 2>/dev/null
+cp "$bench"/second/log.jsonl "$out/bench-second.jsonl" 2>/dev/null
+if [ -f "$bin/darts_torch.py" ] && python3 -c "import torch" 2>/dev/null; then
+  step torch-baseline 300 python3 "$bin/darts_torch.py" time --batch 64 --order first,second --steps 5 --device cuda
+fi
 if command -v ptxas >/dev/null; then
   step ptxas 120 "$bin/tests/ptxas" --ignored --nocapture
 fi
