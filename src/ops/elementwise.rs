@@ -146,6 +146,16 @@ pub fn inner(x: &Tensor, r: &Tensor) -> Tensor {
     with_dtype!(x.dtype(), T => Tensor::from_vec(&[], vec![cpu::elementwise::dot(x.data::<T>(), r.data::<T>())]))
 }
 
+/// Σ over tensors of the sum of squares, as f64: on a GPU one reduction over all of them and a
+/// single scalar read back; on the CPU the per-tensor sums in order.
+pub fn sum_sq_many(xs: &[&Tensor]) -> f64 {
+    if xs.first().is_some_and(|x| x.is_gpu()) {
+        let bufs: Vec<&_> = xs.iter().map(|x| buf(x)).collect();
+        return gpu_ok(gpu_ok(gred::sum_sq_many(&bufs)).to_host())[0] as f64;
+    }
+    xs.iter().map(|x| sum_sq(x)).sum()
+}
+
 /// Sum of squares of every element, as f64 (for gradient-norm clipping).
 pub fn sum_sq(x: &Tensor) -> f64 {
     if x.is_gpu() {

@@ -101,13 +101,14 @@ impl Adam {
 /// `clip_grad_norm_`: coefficient max_norm / (norm + 1e-6) when below 1). Returns the norm
 /// before clipping.
 pub fn clip_grad_norm(grads: &mut GradStore, ids: &[usize], max_norm: f64) -> f64 {
-    // The norm of the per-tensor norms, as PyTorch computes it.
-    let norm = ids
-        .iter()
-        .filter_map(|&i| grads.get(ParamId(i)))
-        .map(|g| ops::elementwise::sum_sq(g).sqrt().powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let gs: Vec<&Tensor> = ids.iter().filter_map(|&i| grads.get(ParamId(i))).collect();
+    let norm = if gs.first().is_some_and(|g| g.is_gpu()) {
+        // One device reduction and one scalar read for the whole model.
+        ops::elementwise::sum_sq_many(&gs).sqrt()
+    } else {
+        // The norm of the per-tensor norms, as PyTorch computes it.
+        gs.iter().map(|g| ops::elementwise::sum_sq(g).sqrt().powi(2)).sum::<f64>().sqrt()
+    };
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
         for &i in ids {

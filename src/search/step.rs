@@ -176,7 +176,7 @@ impl SearchState {
             weights.iter().map(|&i| g_val.get(ParamId(i)).expect("weight gradient").clone()).collect();
 
         // Finite-difference Hessian-vector product on the training batch, around w.
-        let v_norm = v.iter().map(ops::elementwise::sum_sq).sum::<f64>().sqrt();
+        let v_norm = ops::elementwise::sum_sq_many(&v.iter().collect::<Vec<_>>()).sqrt();
         let r = self.config.hvp_scale / v_norm;
         let shift = |store: &mut Store, by: f64| {
             for (&i, vi) in weights.iter().zip(&v) {
