@@ -74,8 +74,10 @@ pub fn split_channels<T: Real>(n: usize, hw: usize, y: &[T], parts: &mut [(&mut 
     }
 }
 
+/// Panics unless a crop window fits its input and both lengths match (shared with the GPU
+/// launch code).
 #[allow(clippy::too_many_arguments)]
-fn check_crop(
+pub(crate) fn check_crop(
     op: &str,
     n: usize,
     c: usize,

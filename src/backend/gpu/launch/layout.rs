@@ -124,22 +124,7 @@ fn check_crop(
     big: usize,
     small: usize,
 ) {
-    assert!(
-        top + oh <= h && left + ow <= w,
-        "{op}: window rows {top}..{} cols {left}..{} exceed the {h}x{w} input",
-        top + oh,
-        left + ow
-    );
-    assert!(
-        big == n * c * h * w,
-        "{op}: full tensor has {big} elements, [n={n}, c={c}, h={h}, w={w}] needs {}",
-        n * c * h * w
-    );
-    assert!(
-        small == n * c * oh * ow,
-        "{op}: cropped tensor has {small} elements, [n={n}, c={c}, h={oh}, w={ow}] needs {}",
-        n * c * oh * ow
-    );
+    crate::backend::cpu::concat::check_crop(op, n, c, h, w, top, left, oh, ow, big, small);
     int(op, big);
 }
 
