@@ -326,7 +326,7 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         vec![dl.clone()],
         Box::new(move |t| {
             let (loss, probs) = ops::loss::softmax_xent(&t[0], &l2);
-            let one = Tensor::full_on(&[], 1.0, DType::F32, &t[0].device());
+            let one = Tensor::full_on(&[], 1.0, t[0].dtype(), &t[0].device());
             let d = ops::loss::softmax_xent_bwd(&probs, &l2, &one);
             vec![loss, d]
         }),

@@ -97,3 +97,16 @@ fn composite_and_tiny_search_match_the_cpu_on_cuda() {
     composite_matches(dev.clone());
     tiny_search_matches(dev);
 }
+
+/// `darts verify`'s cases (the first shape of every op and part, batch 1) pass on the emulator,
+/// so the command's own table cannot silently break.
+#[test]
+fn verify_cases_pass_on_the_emulator() {
+    let mut seen = std::collections::HashSet::new();
+    let mut cases = darts::verify::darts_cases(1);
+    cases.retain(|c| seen.insert((c.op, c.part)));
+    let rows = darts::verify::run(&cases, &emu(), 0, |_| {});
+    assert!(rows.len() >= 30, "only {} cases", rows.len());
+    let failed: Vec<String> = rows.iter().filter(|r| !r.pass).map(darts::verify::format_row).collect();
+    assert!(failed.is_empty(), "failing verify cases:\n{}", failed.join("\n"));
+}
