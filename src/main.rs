@@ -22,8 +22,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks the engine on this machine: gradients of a small network through the autograd
-    /// tape against finite differences in f64, then CPU conv2d timings at DARTS shapes.
     /// Runs a DARTS architecture search on CIFAR-10 and writes the discovered genotype.
     ///
     /// Outputs go to --out (default runs/<preset>-<order>-seed<seed>): config.json, log.jsonl,
@@ -68,6 +66,8 @@ enum Command {
     /// Reports the CUDA driver and device (or exactly why there is none), the PTX targets built
     /// into this binary, and whether the kernel emulator is built in.
     Info,
+    /// Checks the engine on this machine: gradients of a small network through the autograd
+    /// tape against finite differences in f64, then CPU conv2d timings at DARTS shapes.
     Check {
         /// Batch size for the conv2d timings (the DARTS search uses 64).
         #[arg(long, default_value_t = 64)]
