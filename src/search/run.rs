@@ -27,7 +27,7 @@ use crate::model::{NetConfig, Network};
 use crate::ops;
 use crate::optim::cosine_lr;
 use crate::rng::Rng;
-use crate::tensor::{DType, Device, Tensor};
+use crate::tensor::{DType, Device};
 
 /// Everything that defines a run (saved as `config.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -470,9 +470,4 @@ pub fn read_config(out: &Path) -> Result<SearchConfig, RunError> {
     let p = out.join("config.json");
     let text = io(&p, fs::read_to_string(&p))?;
     serde_json::from_str(&text).map_err(|e| RunError::Config(format!("{}: {e}", p.display())))
-}
-
-/// Builds a tensor on `device` (for callers that prepare inputs).
-pub fn on(t: Tensor, device: &Device) -> Tensor {
-    t.to_device(device)
 }
