@@ -7,6 +7,7 @@ use super::{buf, gpu_rt, same_dtype};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::geom::BnGeom;
 use crate::backend::gpu::launch::batchnorm as gbn;
+use crate::backend::gpu::{Gpu, GpuBuf, GpuError};
 use crate::tensor::gpu_ok;
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
@@ -182,6 +183,26 @@ pub struct BnGrads {
     pub dbeta: Option<Tensor>,
 }
 
+/// Allocates a BN backward's GPU outputs (dγ and dβ only when affine), lets `launch` fill them,
+/// and wraps them as tensors.
+fn gpu_bn_grads(
+    rt: &Gpu,
+    x_shape: &[usize],
+    c: usize,
+    affine: bool,
+    launch: impl FnOnce(&mut GpuBuf, Option<&mut GpuBuf>, Option<&mut GpuBuf>) -> Result<(), GpuError>,
+) -> BnGrads {
+    let mut dx = Tensor::empty_gpu(x_shape, rt);
+    let mut dg = affine.then(|| Tensor::empty_gpu(&[c], rt));
+    let mut db = affine.then(|| Tensor::empty_gpu(&[c], rt));
+    gpu_ok(launch(
+        dx.gpu_buf_mut(),
+        dg.as_mut().map(|t| t.gpu_buf_mut()),
+        db.as_mut().map(|t| t.gpu_buf_mut()),
+    ));
+    BnGrads { dx, dgamma: dg, dbeta: db }
+}
+
 /// Training-mode backward (through the batch statistics).
 pub fn batch_norm_train_bwd(
     x: &Tensor,
@@ -193,20 +214,10 @@ pub fn batch_norm_train_bwd(
     let g = bn_geom("batch_norm_train_bwd", x.shape());
     super::same_shape("batch_norm_train_bwd", x, dy);
     if let Some(rt) = gpu_rt("batch_norm_train_bwd", &[x, dy]) {
-        let mut dx = Tensor::empty_gpu(x.shape(), &rt);
-        let (mut dg, mut db) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
-        gpu_ok(gbn::bn_bwd_train(
-            &g,
-            buf(x),
-            buf(dy),
-            buf(&saved.mean),
-            buf(&saved.invstd),
-            gamma.map(buf),
-            dx.gpu_buf_mut(),
-            affine.then(|| dg.gpu_buf_mut()),
-            affine.then(|| db.gpu_buf_mut()),
-        ));
-        return BnGrads { dx, dgamma: affine.then_some(dg), dbeta: affine.then_some(db) };
+        return gpu_bn_grads(&rt, x.shape(), g.c, affine, |dx, dg, db| {
+            let (mean, invstd) = (buf(&saved.mean), buf(&saved.invstd));
+            gbn::bn_bwd_train(&g, buf(x), buf(dy), mean, invstd, gamma.map(buf), dx, dg, db)
+        });
     }
     with_dtype!(x.dtype(), T => {
         let mut dx = vec![T::ZERO; g.len()];
@@ -243,21 +254,10 @@ pub fn batch_norm_eval_bwd(
     let g = bn_geom("batch_norm_eval_bwd", x.shape());
     super::same_shape("batch_norm_eval_bwd", x, dy);
     if let Some(rt) = gpu_rt("batch_norm_eval_bwd", &[x, dy]) {
-        let mut dx = Tensor::empty_gpu(x.shape(), &rt);
-        let (mut dg, mut db) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
-        gpu_ok(gbn::bn_bwd_eval(
-            &g,
-            buf(dy),
-            buf(x),
-            buf(running_mean),
-            buf(running_var),
-            gamma.map(buf),
-            eps as f32,
-            dx.gpu_buf_mut(),
-            affine.then(|| dg.gpu_buf_mut()),
-            affine.then(|| db.gpu_buf_mut()),
-        ));
-        return BnGrads { dx, dgamma: affine.then_some(dg), dbeta: affine.then_some(db) };
+        return gpu_bn_grads(&rt, x.shape(), g.c, affine, |dx, dg, db| {
+            let (rm, rv) = (buf(running_mean), buf(running_var));
+            gbn::bn_bwd_eval(&g, buf(dy), buf(x), rm, rv, gamma.map(buf), eps as f32, dx, dg, db)
+        });
     }
     with_dtype!(x.dtype(), T => {
         let mut dx = vec![T::ZERO; g.len()];
