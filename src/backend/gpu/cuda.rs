@@ -8,7 +8,7 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, DriverE
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::{self, PTX_BUILT};
-use super::runtime::{Arg, DevPtr, GpuError, LaunchCfg, PackedArgs, Runtime, RuntimeKind};
+use super::runtime::{Arg, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind};
 
 /// Facts about the device, for `darts info` and logs.
 #[derive(Clone, Debug)]
@@ -25,11 +25,36 @@ pub struct DeviceInfo {
     pub driver_version: i32,
 }
 
-/// Free device allocations kept for reuse, by rounded size.
+/// What the driver's JIT made of one kernel (`cuFuncGetAttribute`): the device compiles our PTX
+/// with its own compiler, so these can differ from what `ptxas` reports at build time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelAttrs {
+    /// Registers per thread.
+    pub regs: i32,
+    /// Local memory per thread in bytes (spills and stack frames).
+    pub local_bytes: i32,
+    /// Static shared memory per block in bytes.
+    pub static_shared: i32,
+    /// The most threads per block this kernel can launch with.
+    pub max_threads: i32,
+    /// The architecture the binary was compiled for (x10).
+    pub binary_version: i32,
+}
+
+/// Free device allocations kept for reuse, by rounded size, and the bytes handed out.
 #[derive(Default)]
 struct Cache {
     free: HashMap<usize, Vec<DevPtr>>,
     cached_bytes: usize,
+    in_use: usize,
+    peak: usize,
+}
+
+impl Cache {
+    fn taken(&mut self, size: usize) {
+        self.in_use += size;
+        self.peak = self.peak.max(self.in_use);
+    }
 }
 
 /// The CUDA runtime. Create with [`CudaRuntime::new`].
@@ -147,6 +172,23 @@ impl CudaRuntime {
         Ok(f)
     }
 
+    /// Registers, local (spill) bytes and shared memory of `kernel` as the driver compiled it.
+    pub fn kernel_attributes(&self, kernel: &str) -> Result<KernelAttrs, GpuError> {
+        use sys::CUfunction_attribute_enum as A;
+        let f = self.function(kernel)?;
+        let get = |a: A| {
+            unsafe { result::function::get_function_attribute(f.cu_function(), a) }
+                .map_err(|e| drv(&format!("cuFuncGetAttribute({a:?}) of {kernel}"), e))
+        };
+        Ok(KernelAttrs {
+            regs: get(A::CU_FUNC_ATTRIBUTE_NUM_REGS)?,
+            local_bytes: get(A::CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES)?,
+            static_shared: get(A::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)?,
+            max_threads: get(A::CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK)?,
+            binary_version: get(A::CU_FUNC_ATTRIBUTE_BINARY_VERSION)?,
+        })
+    }
+
     fn release_cache(&self) {
         let mut cache = self.cache.lock().unwrap();
         for (_, ptrs) in cache.free.drain() {
@@ -181,19 +223,22 @@ impl Runtime for CudaRuntime {
             let mut cache = self.cache.lock().unwrap();
             if let Some(p) = cache.free.get_mut(&size).and_then(|v| v.pop()) {
                 cache.cached_bytes -= size;
+                cache.taken(size);
                 return Ok(p);
             }
         }
         self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
-        match unsafe { result::malloc_sync(size) } {
-            Ok(p) => Ok(p),
+        let p = match unsafe { result::malloc_sync(size) } {
+            Ok(p) => p,
             Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
                 // Give the cached blocks back to the driver and try once more.
                 self.release_cache();
-                unsafe { result::malloc_sync(size) }.map_err(|_| GpuError::OutOfMemory { bytes })
+                unsafe { result::malloc_sync(size) }.map_err(|_| GpuError::OutOfMemory { bytes })?
             }
-            Err(e) => Err(drv("cuMemAlloc", e)),
-        }
+            Err(e) => return Err(drv("cuMemAlloc", e)),
+        };
+        self.cache.lock().unwrap().taken(size);
+        Ok(p)
     }
 
     fn free(&self, ptr: DevPtr, bytes: usize) {
@@ -201,6 +246,7 @@ impl Runtime for CudaRuntime {
         let mut cache = self.cache.lock().unwrap();
         cache.free.entry(size).or_default().push(ptr);
         cache.cached_bytes += size;
+        cache.in_use -= size;
     }
 
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
@@ -241,6 +287,56 @@ impl Runtime for CudaRuntime {
 
     fn synchronize(&self) -> Result<(), GpuError> {
         self.ctx.synchronize().map_err(|e| drv("synchronize", e))
+    }
+
+    fn allow_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<(), GpuError> {
+        let f = self.function(kernel)?;
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        unsafe {
+            result::function::set_function_attribute(
+                f.cu_function(),
+                sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+        }
+        .map_err(|e| drv(&format!("allowing {kernel} {bytes} bytes of dynamic shared memory"), e))
+    }
+
+    fn time_ms(&self, work: &mut dyn FnMut() -> Result<(), GpuError>) -> Result<f64, GpuError> {
+        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        // Timing events (CU_EVENT_DEFAULT); cudarc's defaults disable timing.
+        let flags = sys::CUevent_flags::CU_EVENT_DEFAULT;
+        let start = result::event::create(flags).map_err(|e| drv("cuEventCreate", e))?;
+        let end = match result::event::create(flags) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = unsafe { result::event::destroy(start) };
+                return Err(drv("cuEventCreate", e));
+            }
+        };
+        let timed = (|| {
+            let stream = std::ptr::null_mut(); // the legacy stream every launch goes to
+            unsafe { result::event::record(start, stream) }.map_err(|e| drv("cuEventRecord", e))?;
+            work()?;
+            unsafe { result::event::record(end, stream) }.map_err(|e| drv("cuEventRecord", e))?;
+            unsafe { result::event::synchronize(end) }.map_err(|e| drv("cuEventSynchronize", e))?;
+            unsafe { result::event::elapsed(start, end) }.map_err(|e| drv("cuEventElapsedTime", e))
+        })();
+        unsafe {
+            let _ = result::event::destroy(start);
+            let _ = result::event::destroy(end);
+        }
+        Ok(timed? as f64)
+    }
+
+    fn memory(&self) -> MemStats {
+        let c = self.cache.lock().unwrap();
+        MemStats { in_use: c.in_use, peak: c.peak, cached: c.cached_bytes }
+    }
+
+    fn reset_peak_memory(&self) {
+        let mut c = self.cache.lock().unwrap();
+        c.peak = c.in_use;
     }
 }
 

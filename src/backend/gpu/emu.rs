@@ -7,11 +7,13 @@
 //! increasing or decreasing order; tests run kernels under both and demand identical bits.
 
 use std::alloc::{alloc, dealloc, Layout};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Mutex;
 
-use super::runtime::{Arg, DevPtr, GpuError, LaunchCfg, PackedArgs, Runtime, RuntimeKind};
+use super::runtime::{
+    Arg, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
+};
 
 type Tramp = unsafe extern "C" fn(*mut *mut c_void);
 
@@ -72,6 +74,12 @@ unsafe impl Send for Alloc {}
 pub struct EmuRuntime {
     kernels: HashMap<String, (CString, Tramp)>,
     allocs: Mutex<HashMap<DevPtr, Alloc>>,
+    /// Bytes allocated now and at the peak.
+    memory: Mutex<MemStats>,
+    /// Dynamic shared memory each kernel opted into (above the 48 KiB default).
+    shared_allowed: Mutex<HashMap<String, u32>>,
+    /// Launches per kernel name, for tests that count launches or check coverage.
+    launches: Mutex<BTreeMap<String, u64>>,
     schedule: i32,
     workers: i32,
 }
@@ -93,7 +101,20 @@ impl EmuRuntime {
                 kernels.insert(name.to_string_lossy().into_owned(), (name, e.tramp));
             }
         }
-        EmuRuntime { kernels, allocs: Mutex::default(), schedule, workers }
+        EmuRuntime {
+            kernels,
+            allocs: Mutex::default(),
+            memory: Mutex::default(),
+            shared_allowed: Mutex::default(),
+            launches: Mutex::default(),
+            schedule,
+            workers,
+        }
+    }
+
+    /// How many times each kernel was launched on this runtime.
+    pub fn launch_counts(&self) -> BTreeMap<String, u64> {
+        self.launches.lock().unwrap().clone()
     }
 
     /// Names of every kernel the emulator can run.
@@ -165,11 +186,15 @@ impl Runtime for EmuRuntime {
         }
         let ptr = unsafe { base.add(GUARD) } as DevPtr;
         self.allocs.lock().unwrap().insert(ptr, Alloc { base, layout, bytes });
+        let mut m = self.memory.lock().unwrap();
+        m.in_use += bytes;
+        m.peak = m.peak.max(m.in_use);
         Ok(ptr)
     }
 
     fn free(&self, ptr: DevPtr, _bytes: usize) {
         if let Some(a) = self.allocs.lock().unwrap().remove(&ptr) {
+            self.memory.lock().unwrap().in_use -= a.bytes;
             unsafe { dealloc(a.base, a.layout) };
         }
     }
@@ -195,6 +220,19 @@ impl Runtime for EmuRuntime {
 
     fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
         let (name, tramp) = self.kernels.get(kernel).ok_or_else(|| GpuError::UnknownKernel(kernel.into()))?;
+        if cfg.shared_bytes > DEFAULT_DYNAMIC_SHARED {
+            let allowed =
+                self.shared_allowed.lock().unwrap().get(kernel).copied().unwrap_or(DEFAULT_DYNAMIC_SHARED);
+            if cfg.shared_bytes > allowed {
+                return Err(GpuError::Emu(format!(
+                    "{kernel}: launch asks for {} bytes of dynamic shared memory, more than the {allowed} it may \
+                     use (a GPU refuses more than {DEFAULT_DYNAMIC_SHARED} unless the kernel opts in with \
+                     allow_dynamic_shared)",
+                    cfg.shared_bytes
+                )));
+            }
+        }
+        *self.launches.lock().unwrap().entry(kernel.to_string()).or_default() += 1;
         let mut packed = PackedArgs::new(args);
         let mut err = vec![0u8; 1024];
         let (g, b) = (cfg.grid, cfg.block);
@@ -229,6 +267,29 @@ impl Runtime for EmuRuntime {
 
     fn synchronize(&self) -> Result<(), GpuError> {
         Ok(())
+    }
+
+    fn allow_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<(), GpuError> {
+        if !self.kernels.contains_key(kernel) {
+            return Err(GpuError::UnknownKernel(kernel.into()));
+        }
+        self.shared_allowed.lock().unwrap().insert(kernel.to_string(), bytes);
+        Ok(())
+    }
+
+    fn time_ms(&self, work: &mut dyn FnMut() -> Result<(), GpuError>) -> Result<f64, GpuError> {
+        let t = std::time::Instant::now();
+        work()?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    fn memory(&self) -> MemStats {
+        *self.memory.lock().unwrap()
+    }
+
+    fn reset_peak_memory(&self) {
+        let mut m = self.memory.lock().unwrap();
+        m.peak = m.in_use;
     }
 }
 

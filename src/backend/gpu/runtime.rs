@@ -134,6 +134,21 @@ impl fmt::Display for GpuError {
 
 impl std::error::Error for GpuError {}
 
+/// Dynamic shared memory a launch may use without [`Runtime::allow_dynamic_shared`]: a CUDA
+/// device refuses more unless the kernel opted in (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`).
+pub const DEFAULT_DYNAMIC_SHARED: u32 = 48 * 1024;
+
+/// Device memory held by a runtime's allocator, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemStats {
+    /// Bytes handed out and not yet freed (as the allocator rounds them).
+    pub in_use: usize,
+    /// The largest `in_use` since the runtime was made or [`Runtime::reset_peak_memory`].
+    pub peak: usize,
+    /// Freed bytes the allocator keeps for reuse instead of returning them to the driver.
+    pub cached: usize,
+}
+
 /// A device that runs the project's kernels.
 pub trait Runtime: Send + Sync {
     /// CUDA or emulator.
@@ -154,4 +169,16 @@ pub trait Runtime: Send + Sync {
     fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError>;
     /// Waits for all launched work.
     fn synchronize(&self) -> Result<(), GpuError>;
+    /// Lets `kernel` launch with up to `bytes` of dynamic shared memory. Needed above
+    /// [`DEFAULT_DYNAMIC_SHARED`]; a launch asking for more than it allowed fails, on a GPU and
+    /// on the emulator alike.
+    fn allow_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<(), GpuError>;
+    /// Milliseconds of device time taken by the work that `work` enqueues, measured between two
+    /// events on the stream (CUDA) or by the host clock around it (the emulator runs launches
+    /// synchronously). Waits for that work to finish.
+    fn time_ms(&self, work: &mut dyn FnMut() -> Result<(), GpuError>) -> Result<f64, GpuError>;
+    /// What the allocator holds now and at its peak.
+    fn memory(&self) -> MemStats;
+    /// Starts a new peak: sets [`MemStats::peak`] to the bytes in use now.
+    fn reset_peak_memory(&self);
 }
