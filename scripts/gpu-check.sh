@@ -1,55 +1,140 @@
 #!/usr/bin/env bash
-# The GPU check: run on a machine with an NVIDIA GPU and no Rust toolchain, over binaries built
-# elsewhere by scripts/build-gpu-bundle.sh (which fills gpu-bin/: the release `darts` binary and
-# the release test executables). Writes everything it prints into RESULTS_DIR. Under 5 minutes.
+# The GPU check: one prepared run on a borrowed GPU machine (no Rust toolchain there) over the
+# bundle that scripts/build-gpu-bundle.sh built here (gpu-bin/). At most 7 minutes: every part
+# has its own time budget and a failure in one part does not stop the next. Everything goes
+# into 8 files in RESULTS_DIR:
+#
+#   summary.txt    machine, driver, and per part: pass / FAIL / skipped (why), seconds
+#   info.txt       darts info: device, PTX target, per-kernel registers and spills after JIT
+#   tests.txt      the CUDA tests: gpu_vs_cpu (every kernel) and emu_tape (tape + search steps)
+#   sanitizer.txt  compute-sanitizer memcheck, racecheck, synccheck over darts verify, batch 2
+#   verify.txt     darts verify --device cuda at batch 64
+#   kernels.txt    the criterion CUDA group (benches/kernels.rs) and the roofline table
+#   search.txt     paper-preset search, first and second order, each run twice: bitwise equal?
+#   pytorch.txt    our step against the PyTorch reference's on this card (bench-vs-pytorch.sh)
 #
 #   scripts/gpu-check.sh RESULTS_DIR
+#
+# Without a GPU (a rehearsal) every CUDA part is skipped with its reason and the script still
+# finishes and writes the same files.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh RESULTS_DIR}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 bin=gpu-bin
-[ -x "$bin/darts" ] || { echo "no $bin/darts: run scripts/build-gpu-bundle.sh first and copy gpu-bin/" >&2; exit 2; }
-status=0
-step() { # step NAME TIMEOUT CMD...: runs CMD, logs to $out/NAME.txt, records failure
-  local name=$1 limit=$2; shift 2
-  echo "== $name: $*" | tee "$out/$name.txt"
-  timeout "$limit" "$@" >>"$out/$name.txt" 2>&1
-  local rc=$?
-  tail -n 40 "$out/$name.txt"
-  echo "== $name: exit $rc" | tee -a "$out/$name.txt"
-  [ $rc -eq 0 ] || status=1
-}
-{
-  date -u +"date: %Y-%m-%dT%H:%M:%SZ"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1
-  command -v nvcc >/dev/null && nvcc --version | tail -2
-  uname -a
-} > "$out/machine.txt" 2>&1
-cat "$out/machine.txt"
+[ -x "$bin/darts" ] || { echo "no $bin/darts: run scripts/build-gpu-bundle.sh first and carry gpu-bin/" >&2; exit 2; }
+start=$(date +%s)
+summary="$out/summary.txt"
+failures=0
 
-step info 60 "$bin/darts" info
-# The CUDA versions of the kernel tests (ignored where there is no GPU).
-step gpu-kernels 120 "$bin/tests/gpu_vs_cpu" --ignored --nocapture
-# The whole suite also runs here (emulator included), as a sanity check of the binaries.
-for t in "$bin"/tests/*; do
-  name=$(basename "$t")
-  step "suite-$name" 120 "$t" -q
-done
-# Every kernel at the DARTS search shapes (batch 64) against the CPU reference, with times.
-step verify 240 "$bin/darts" verify --device cuda
-# A short benchmark: 5 first-order and 3 second-order search steps at the paper preset, and
-# the PyTorch reference's own step time on the same card when it was carried along.
-bench=$(mktemp -d)
-step bench-first 240 "$bin/darts" search --device cuda --preset paper --order first --max-steps 5 --out "$bench/first"
-step bench-second 240 "$bin/darts" search --device cuda --preset paper --order second --max-steps 3 --out "$bench/second"
-cp "$bench"/first/log.jsonl "$out/bench-first.jsonl" 2>/dev/null
-cp "$bench"/second/log.jsonl "$out/bench-second.jsonl" 2>/dev/null
-if [ -f "$bin/darts_torch.py" ] && python3 -c "import torch" 2>/dev/null; then
-  step torch-baseline 300 python3 "$bin/darts_torch.py" time --batch 64 --order first,second --steps 5 --device cuda
+# part NAME FILE BUDGET CMD...: runs CMD under `timeout BUDGET`, appends its output to FILE and
+# a line to the summary.
+part() {
+  local name=$1 file=$2 limit=$3; shift 3
+  local t0 rc secs verdict
+  t0=$(date +%s)
+  { echo; echo "== $name (budget ${limit}s): $*"; } >>"$out/$file"
+  timeout --kill-after=5 "$limit" "$@" >>"$out/$file" 2>&1
+  rc=$?
+  secs=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) verdict=pass ;;
+    124|137) verdict="FAIL (over its ${limit}s budget; output so far kept)"; failures=$((failures + 1)) ;;
+    *) verdict="FAIL (exit $rc)"; failures=$((failures + 1)) ;;
+  esac
+  echo "== $name: $verdict, ${secs}s" >>"$out/$file"
+  printf '%-34s %-44s %4ss\n' "$name" "$verdict" "$secs" | tee -a "$summary"
+}
+
+# skip NAME FILE WHY: records a part that cannot run here.
+skip() {
+  { echo; echo "== $1: skipped: $3"; } >>"$out/$2"
+  printf '%-34s %-44s\n' "$1" "skipped: $3" | tee -a "$summary"
+}
+
+for f in summary info tests sanitizer verify kernels search pytorch; do : >"$out/$f.txt"; done
+{
+  echo "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi: not available"
+  command -v nvcc >/dev/null && nvcc --version | tail -1
+  command -v compute-sanitizer >/dev/null && compute-sanitizer --version 2>&1 | head -1
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo "torch: not available"
+  uname -srm
+  echo
+} >>"$summary"
+cat "$summary"
+
+part "darts info" info.txt 40 "$bin/darts" info
+cuda=""
+if grep -q '^CUDA: [^n]' "$out/info.txt"; then cuda=yes; fi
+no_gpu="no CUDA device ($(grep -m1 '^CUDA:' "$out/info.txt" | cut -c1-60))"
+
+if [ -n "$cuda" ]; then
+  part "tests: gpu_vs_cpu (CUDA)" tests.txt 60 "$bin/tests/gpu_vs_cpu" --ignored --nocapture
+  part "tests: emu_tape (CUDA)" tests.txt 60 "$bin/tests/emu_tape" --ignored --nocapture
+else
+  skip "tests: gpu_vs_cpu (CUDA)" tests.txt "$no_gpu"
+  skip "tests: emu_tape (CUDA)" tests.txt "$no_gpu"
 fi
-if command -v ptxas >/dev/null; then
-  step ptxas 120 "$bin/tests/ptxas" --ignored --nocapture
+
+if [ -z "$cuda" ]; then
+  for tool in memcheck racecheck synccheck; do skip "sanitizer: $tool" sanitizer.txt "$no_gpu"; done
+elif ! compute-sanitizer --version >/dev/null 2>&1; then
+  for tool in memcheck racecheck synccheck; do skip "sanitizer: $tool" sanitizer.txt "compute-sanitizer not found"; done
+else
+  for tool in memcheck racecheck synccheck; do
+    part "sanitizer: $tool" sanitizer.txt 35 compute-sanitizer --tool "$tool" --error-exitcode 99 \
+      --print-limit 20 "$bin/darts" verify --device cuda --batch 2 --reps 1
+  done
 fi
-echo "gpu-check: $( [ $status -eq 0 ] && echo all passed || echo FAILURES ) (results in $out)"
-exit $status
+
+if [ -n "$cuda" ]; then
+  part "verify (batch 64)" verify.txt 45 "$bin/darts" verify --device cuda
+  part "criterion CUDA group" kernels.txt 75 "$bin/benches/kernels" --bench cuda/ \
+    --warm-up-time 0.05 --measurement-time 0.2 --noplot
+  part "roofline" kernels.txt 35 "$bin/darts" bench kernels --device cuda --samples 10
+else
+  skip "verify (batch 64)" verify.txt "$no_gpu"
+  skip "criterion CUDA group" kernels.txt "$no_gpu"
+  skip "roofline" kernels.txt "$no_gpu"
+fi
+
+# Two runs of each order from the same seed: the checkpoints (weights, alphas, BN statistics,
+# optimiser state) must be equal byte for byte.
+search_twice() {
+  local order=$1 dir
+  dir=$(mktemp -d)
+  for run in a b; do
+    "$bin/darts" search --device cuda --preset paper --order "$order" --max-steps 3 --out "$dir/$run" || return 1
+  done
+  grep -h '"step"' "$dir"/a/log.jsonl | head -3
+  if cmp "$dir/a/checkpoint.safetensors" "$dir/b/checkpoint.safetensors"; then
+    echo "$order order: the two runs' checkpoints are bitwise equal"
+  else
+    echo "$order order: the two runs' checkpoints DIFFER"
+    return 1
+  fi
+}
+if [ -n "$cuda" ]; then
+  part "search paper first x2" search.txt 40 bash -c "$(declare -f search_twice); bin=$bin; search_twice first"
+  part "search paper second x2" search.txt 50 bash -c "$(declare -f search_twice); bin=$bin; search_twice second"
+else
+  skip "search paper first x2" search.txt "$no_gpu"
+  skip "search paper second x2" search.txt "$no_gpu"
+fi
+
+if [ -z "$cuda" ]; then
+  skip "PyTorch side by side" pytorch.txt "$no_gpu"
+elif ! python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  skip "PyTorch side by side" pytorch.txt "no PyTorch with CUDA here"
+else
+  part "PyTorch side by side" pytorch.txt 75 env DARTS="$bin/darts" DARTS_TORCH="$bin/darts_torch.py" \
+    scripts/bench-vs-pytorch.sh --device cuda --preset paper --order first,second --steps 5 --warmup 1
+fi
+
+total=$(( $(date +%s) - start ))
+{
+  echo
+  echo "total ${total}s; $failures part(s) failed"
+} | tee -a "$summary"
+[ "$failures" -eq 0 ]

@@ -6,9 +6,11 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod memstat;
 pub mod model;
 pub mod nn;
 pub mod ops;

@@ -12,6 +12,10 @@ use darts::ops::{self, ConvParams};
 use darts::rng::Rng;
 use darts::{DType, Tensor};
 
+// Counts heap bytes, so benchmarks report peak host memory.
+#[global_allocator]
+static ALLOC: darts::memstat::CountingAlloc = darts::memstat::CountingAlloc;
+
 /// DARTS (Differentiable Architecture Search) on an engine written from scratch in Rust.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -64,8 +68,12 @@ enum Command {
         reps: Option<usize>,
     },
     /// Reports the CUDA driver and device (or exactly why there is none), the PTX targets built
-    /// into this binary, and whether the kernel emulator is built in.
+    /// into this binary, whether the kernel emulator is built in, and on a GPU each kernel's
+    /// registers, local (spill) bytes and shared memory as the driver's JIT compiled it.
     Info,
+    /// Benchmarks: kernel throughput against the machine's roofline, or whole search steps.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Checks the engine on this machine: gradients of a small network through the autograd
     /// tape against finite differences in f64, then CPU conv2d timings at DARTS shapes.
     Check {
@@ -75,6 +83,62 @@ enum Command {
         /// Timed repetitions per conv measurement (the median is reported).
         #[arg(long, default_value_t = 5)]
         reps: usize,
+    },
+}
+
+/// What `darts bench` measures.
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Times every kernel family (forward and backward) at the DARTS search shapes and prints a
+    /// roofline table: per case its least bytes and FLOPs, achieved GB/s and GFLOP/s, which
+    /// ceiling binds it and how close it gets (roof %). The ceilings are measured in the same
+    /// run: a large copy for bandwidth, our best GEMM (a large pointwise conv) for compute.
+    Kernels {
+        /// Device: auto, cpu, cuda or emu (emulator times say nothing about a GPU).
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Batch size of the shapes (default: 64, the search's; 2 on the emulator).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Only cases whose family/name contains this text (e.g. conv_depthwise, bwd).
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Timed calls per case, each with cold caches (the median is reported; default 20 on
+        /// CUDA, 5 elsewhere).
+        #[arg(long)]
+        samples: Option<usize>,
+    },
+    /// Times whole search steps (architecture + weight step) on random CIFAR-shaped batches, as
+    /// `darts_torch.py time` does for the PyTorch reference, and prints one JSON line with the
+    /// same fields (median seconds per step, the two halves, peak memory).
+    Step {
+        /// Device: auto, cpu, cuda or emu.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Shape preset: paper (C=16, 8 cells, batch 64) or cpu-small (C=4, 5 cells, batch 32).
+        #[arg(long, default_value = "paper")]
+        preset: String,
+        /// Architecture gradient: first or second.
+        #[arg(long, default_value = "first")]
+        order: String,
+        /// Timed steps (the median is over these).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Untimed steps before them.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Seed of the weights and the data.
+        #[arg(long, default_value_t = 2)]
+        seed: u64,
+        /// Override the preset's batch size.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Override the preset's initial channels.
+        #[arg(long)]
+        channels: Option<usize>,
+        /// Override the preset's number of cells.
+        #[arg(long)]
+        layers: Option<usize>,
     },
 }
 
@@ -149,6 +213,97 @@ fn main() -> ExitCode {
         Command::Search(args) => search(*args),
         Command::Eval { checkpoint, data, device, batch } => eval(&checkpoint, data, device, batch),
         Command::Verify { device, ops, batch, reps } => verify(device, &ops, batch, reps),
+        Command::Bench(b) => bench(b),
+    }
+}
+
+fn bench(cmd: BenchCommand) -> ExitCode {
+    use darts::bench::{self, roofline};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    };
+    match cmd {
+        BenchCommand::Kernels { device, batch, filter, samples } => {
+            let (device, why_cpu) = match darts::device::open(device, false) {
+                Ok(d) => d,
+                Err(e) => return fail(&e),
+            };
+            if let Some(why) = why_cpu {
+                eprintln!("device: CPU (no CUDA: {why})");
+            }
+            let emu = device.name() == "emu";
+            if emu {
+                eprintln!(
+                    "note: the emulator's times say nothing about a GPU; this only rehearses the command"
+                );
+            }
+            let batch = batch.unwrap_or(if emu { 2 } else { 64 });
+            if batch < 2 {
+                return fail(&"--batch must be at least 2 (batch norm needs two values per channel)");
+            }
+            let mut cases = bench::kernels::kernel_cases(&device, batch, &filter);
+            if cases.is_empty() {
+                return fail(&format!("no kernel case matches --filter {filter:?}"));
+            }
+            println!(
+                "roofline on {} ({}), batch {batch}, {} cases",
+                device.name(),
+                bench::machine_name(&device),
+                cases.len()
+            );
+            let ceilings = roofline::measure_ceilings(&device, if emu { 2 } else { 64 });
+            println!("{}", roofline::format_ceilings(&ceilings));
+            println!("{}", roofline::header());
+            let samples = samples.unwrap_or(if device.name() == "cuda" { 20 } else { 5 });
+            roofline::measure(&device, &mut cases, samples, |r| {
+                println!("{}", roofline::format_row(r, &ceilings))
+            });
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Step { device, preset, order, steps, warmup, seed, batch, channels, layers } => {
+            let order = match order.as_str() {
+                "first" => darts::search::Order::First,
+                "second" => darts::search::Order::Second,
+                o => return fail(&format!("--order must be first or second, got {o:?}")),
+            };
+            let Some(mut b) = bench::step::StepBench::preset(&preset, order) else {
+                return fail(&format!("unknown preset {preset:?}: expected paper or cpu-small"));
+            };
+            if steps == 0 {
+                return fail(&"--steps must be at least 1");
+            }
+            b.steps = steps;
+            b.warmup = warmup;
+            b.seed = seed;
+            b.batch = batch.unwrap_or(b.batch);
+            b.channels = channels.unwrap_or(b.channels);
+            b.layers = layers.unwrap_or(b.layers);
+            if b.batch < 2 || b.channels == 0 || b.layers < 3 {
+                return fail(&"--batch must be at least 2, --channels positive and --layers at least 3");
+            }
+            let (device, why_cpu) = match darts::device::open(device, false) {
+                Ok(d) => d,
+                Err(e) => return fail(&e),
+            };
+            if let Some(why) = why_cpu {
+                eprintln!("device: CPU (no CUDA: {why})");
+            }
+            eprintln!(
+                "step bench: {} C={} layers={} batch={} order={:?}, {} warm-up + {} timed steps on {}",
+                b.preset,
+                b.channels,
+                b.layers,
+                b.batch,
+                b.order,
+                b.warmup,
+                b.steps,
+                device.name()
+            );
+            let report = bench::step::run(&b, &device);
+            println!("{}", report.to_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -424,6 +579,7 @@ fn info() -> ExitCode {
             let i = rt.info();
             println!("CUDA: {}", rt.describe());
             println!("  driver API version {}.{}", i.driver_version / 1000, (i.driver_version % 1000) / 10);
+            kernel_table(&rt);
         }
         Err(e) => println!("CUDA: not available: {e}"),
     }
@@ -446,6 +602,32 @@ fn info() -> ExitCode {
     #[cfg(not(feature = "emu"))]
     println!("emulator: not built (feature `emu` is off)");
     ExitCode::SUCCESS
+}
+
+/// Per kernel: what the driver's JIT made of our PTX on this device.
+fn kernel_table(rt: &darts::backend::gpu::cuda::CudaRuntime) {
+    use darts::backend::gpu::kernels;
+    println!(
+        "  {:<40} {:>5} {:>11} {:>12} {:>11} {:>4}",
+        "kernel (as JIT-compiled here)", "regs", "local B", "static smem", "max threads", "arch"
+    );
+    let mut spills = 0;
+    for k in kernels::all_kernels() {
+        match rt.kernel_attributes(k) {
+            Ok(a) => {
+                spills += (a.local_bytes > 0) as usize;
+                println!(
+                    "  {k:<40} {:>5} {:>11} {:>12} {:>11} {:>4}",
+                    a.regs, a.local_bytes, a.static_shared, a.max_threads, a.binary_version
+                );
+            }
+            Err(e) => println!("  {k:<40} error: {e}"),
+        }
+    }
+    println!(
+        "  {} kernels, {spills} with local memory (spills or a stack frame)",
+        kernels::all_kernels().count()
+    );
 }
 
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {

@@ -101,12 +101,32 @@ impl SearchState {
         ids(&self.store, Groups::ARCH)
     }
 
-    /// A full step with weight learning rate `lr` (also ξ of the unrolled step).
+    /// A full step with weight learning rate `lr` (also ξ of the unrolled step): the
+    /// architecture step, then the weight step.
     pub fn step(&mut self, train: &Batch, val: &Batch, lr: f64) -> StepStats {
+        let (loss_val, dalpha) = self.arch_step(train, val, lr);
+        let mut stats = self.weight_step(train, lr);
+        stats.loss_val = loss_val;
+        let arch = self.arch_ids();
+        let last = self.last_grads.as_mut().expect("the weight step keeps its gradients");
+        for (i, g) in arch.iter().zip(dalpha) {
+            last.insert(ParamId(*i), g);
+        }
+        stats
+    }
+
+    /// The architecture half of a step: the α gradient (first or second order) and Adam's
+    /// update. Returns the validation loss and the gradient given to Adam.
+    pub fn arch_step(&mut self, train: &Batch, val: &Batch, lr: f64) -> (f64, Vec<Tensor>) {
         let (loss_val, dalpha) = self.arch_gradient(train, val, lr);
         let arch = self.arch_ids();
         self.adam.step(&mut self.store, &arch, &dalpha);
+        (loss_val, dalpha)
+    }
 
+    /// The weight half of a step: training loss, gradient-norm clipping and SGD at `lr`. Keeps
+    /// the unclipped weight gradients in `last_grads`. `loss_val` of the result is 0.
+    pub fn weight_step(&mut self, train: &Batch, lr: f64) -> StepStats {
         let (tape, logits, loss) = self.net.loss(&mut self.store, train.x, train.y, true);
         let loss_train = loss.value().item();
         let correct_train = ops::loss::top1_correct(logits.value(), train.y);
@@ -115,13 +135,8 @@ impl SearchState {
         let unclipped = grads.clone();
         let grad_norm = clip_grad_norm(&mut grads, &weights, self.config.grad_clip);
         self.sgd.step(&mut self.store, &grads, &weights, lr);
-
-        let mut last = unclipped;
-        for (i, g) in arch.iter().zip(dalpha) {
-            last.insert(ParamId(*i), g);
-        }
-        self.last_grads = Some(last);
-        StepStats { loss_train, loss_val, grad_norm, correct_train }
+        self.last_grads = Some(unclipped);
+        StepStats { loss_train, loss_val: 0.0, grad_norm, correct_train }
     }
 
     /// The architecture gradient this step would give Adam (first or second order, per the
