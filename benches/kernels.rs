@@ -13,7 +13,8 @@
 //! cargo bench --bench kernels -- --quick         # a short run
 //! cargo bench --bench kernels -- cuda/           # only the CUDA group
 //! ```
-//! `DARTS_BENCH_BATCH` changes the batch size (default 64).
+//! `DARTS_BENCH_BATCH` changes the batch size (default 64); `DARTS_BENCH_DEVICES=cuda` (or
+//! `cpu`) builds and runs only that group.
 
 use std::time::Duration;
 
@@ -55,12 +56,22 @@ fn bench_device(c: &mut Criterion, device: &Device) {
     }
 }
 
+/// Whether `DARTS_BENCH_DEVICES` (a comma list; all when unset) names `device`.
+fn wanted(device: &str) -> bool {
+    std::env::var("DARTS_BENCH_DEVICES").map_or(true, |v| v.split(',').any(|d| d.trim() == device))
+}
+
 fn cpu(c: &mut Criterion) {
-    bench_device(c, &Device::Cpu);
+    if wanted("cpu") {
+        bench_device(c, &Device::Cpu);
+    }
 }
 
 /// Registered only when a CUDA device is found; otherwise says why and adds nothing.
 fn cuda(c: &mut Criterion) {
+    if !wanted("cuda") {
+        return;
+    }
     match CudaRuntime::new(0, false) {
         Ok(rt) => bench_device(c, &Device::Gpu(std::sync::Arc::new(rt))),
         Err(e) => eprintln!("kernels bench: no CUDA group ({e})"),

@@ -58,7 +58,8 @@ for f in summary info tests sanitizer verify kernels search pytorch; do : >"$out
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi: not available"
   command -v nvcc >/dev/null && nvcc --version | tail -1
   command -v compute-sanitizer >/dev/null && compute-sanitizer --version 2>&1 | head -1
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo "torch: not available"
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null ||
+    echo "torch: not importable by python3"
   uname -srm
   echo
 } >>"$summary"
@@ -67,7 +68,7 @@ cat "$summary"
 part "darts info" info.txt 40 "$bin/darts" info
 cuda=""
 if grep -q '^CUDA: [^n]' "$out/info.txt"; then cuda=yes; fi
-no_gpu="no CUDA device ($(grep -m1 '^CUDA:' "$out/info.txt" | cut -c1-60))"
+no_gpu="no CUDA device (info.txt says why)"
 
 if [ -n "$cuda" ]; then
   part "tests: gpu_vs_cpu (CUDA)" tests.txt 60 "$bin/tests/gpu_vs_cpu" --ignored --nocapture
@@ -79,8 +80,12 @@ fi
 
 if [ -z "$cuda" ]; then
   for tool in memcheck racecheck synccheck; do skip "sanitizer: $tool" sanitizer.txt "$no_gpu"; done
-elif ! compute-sanitizer --version >/dev/null 2>&1; then
+elif ! command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck synccheck; do skip "sanitizer: $tool" sanitizer.txt "compute-sanitizer not found"; done
+elif ! compute-sanitizer --error-exitcode 99 /bin/true >>"$out/sanitizer.txt" 2>&1; then
+  for tool in memcheck racecheck synccheck; do
+    skip "sanitizer: $tool" sanitizer.txt "compute-sanitizer does not run here (its output above)"
+  done
 else
   for tool in memcheck racecheck synccheck; do
     part "sanitizer: $tool" sanitizer.txt 35 compute-sanitizer --tool "$tool" --error-exitcode 99 \
@@ -90,7 +95,7 @@ fi
 
 if [ -n "$cuda" ]; then
   part "verify (batch 64)" verify.txt 45 "$bin/darts" verify --device cuda
-  part "criterion CUDA group" kernels.txt 75 "$bin/benches/kernels" --bench cuda/ \
+  part "criterion CUDA group" kernels.txt 75 env DARTS_BENCH_DEVICES=cuda "$bin/benches/kernels" --bench \
     --warm-up-time 0.05 --measurement-time 0.2 --noplot
   part "roofline" kernels.txt 35 "$bin/darts" bench kernels --device cuda --samples 10
 else
@@ -123,9 +128,15 @@ else
   skip "search paper second x2" search.txt "$no_gpu"
 fi
 
+torch_cuda() {
+  for py in python3 /usr/bin/python3; do
+    "$py" -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null && return 0
+  done
+  return 1
+}
 if [ -z "$cuda" ]; then
   skip "PyTorch side by side" pytorch.txt "$no_gpu"
-elif ! python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+elif ! torch_cuda; then
   skip "PyTorch side by side" pytorch.txt "no PyTorch with CUDA here"
 else
   part "PyTorch side by side" pytorch.txt 75 env DARTS="$bin/darts" DARTS_TORCH="$bin/darts_torch.py" \
