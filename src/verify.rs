@@ -4,6 +4,10 @@
 //! reference) and on the device under test in f32 on the same inputs. The report gives, per op
 //! and part, the relative error ‖dev − ref‖/‖ref‖, the largest absolute error, the median time on
 //! the device, and pass/fail (relative error < 1e-5, no NaN).
+//!
+//! Every kernel here is deterministic, so each case also runs a second time and must give the
+//! same bits: on the emulator under the other fiber schedule (threads and blocks in decreasing
+//! order, which exposes a missing barrier), on CUDA simply again (which exposes a race).
 
 use std::time::Instant;
 
@@ -29,6 +33,15 @@ pub struct Case {
     run: OpFn,
 }
 
+/// How a case is run a second time to check that its bits do not depend on execution order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rerun {
+    /// On a second emulator under fiber schedule 1 (the device under test runs schedule 0).
+    OtherSchedule,
+    /// Again on the same device.
+    Repeat,
+}
+
 /// The outcome of one case.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -44,7 +57,11 @@ pub struct Row {
     pub max_abs: f64,
     /// Median device time per call, milliseconds.
     pub ms: f64,
-    /// Within tolerance and finite.
+    /// The second run ([`Row::rerun`]) gave bitwise-identical outputs.
+    pub identical: bool,
+    /// How the second run was made.
+    pub rerun: Rerun,
+    /// Within tolerance, finite, and identical on the second run.
     pub pass: bool,
 }
 
@@ -357,8 +374,27 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
     cs
 }
 
-/// Runs `cases` on `device` (timing `reps` calls each) against the CPU in f64.
+/// The device for a case's second run, and how it differs from the first.
+fn rerun_device(device: &Device) -> (Device, Rerun) {
+    #[cfg(feature = "emu")]
+    if device.runtime().is_some_and(|rt| rt.kind() == crate::backend::gpu::RuntimeKind::Emu) {
+        // `device::open` makes schedule 0 (increasing order); the other order is what shows a
+        // thread reading shared memory before or after its owner wrote it.
+        let rt = crate::backend::gpu::emu::EmuRuntime::new(1, 0);
+        return (Device::Gpu(std::sync::Arc::new(rt)), Rerun::OtherSchedule);
+    }
+    (device.clone(), Rerun::Repeat)
+}
+
+/// Runs `cases` on `device` (timing `reps` calls each) against the CPU in f64, and each a second
+/// time ([`Rerun`]) demanding the same bits.
 pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMut(&Row)) -> Vec<Row> {
+    let (twin, rerun) = rerun_device(device);
+    let sync = |d: &Device| {
+        if let Some(rt) = d.runtime() {
+            crate::tensor::gpu_ok(rt.synchronize());
+        }
+    };
     let mut rows = Vec::new();
     for c in cases {
         let reference: Vec<Tensor> = {
@@ -366,30 +402,28 @@ pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMu
             (c.run)(&inputs)
         };
         let inputs: Vec<Tensor> = c.inputs.iter().map(|t| t.to_device(device)).collect();
-        let sync = || {
-            if let Some(rt) = device.runtime() {
-                crate::tensor::gpu_ok(rt.synchronize());
-            }
-        };
         let out = (c.run)(&inputs);
-        sync();
+        sync(device);
         let mut times: Vec<f64> = (0..reps)
             .map(|_| {
                 let t0 = Instant::now();
                 drop((c.run)(&inputs));
-                sync();
+                sync(device);
                 t0.elapsed().as_secs_f64() * 1e3
             })
             .collect();
         times.sort_by(|a, b| a.total_cmp(b));
+        let again = (c.run)(&c.inputs.iter().map(|t| t.to_device(&twin)).collect::<Vec<_>>());
         let (mut worst_rel, mut worst_abs, mut finite) = (0.0f64, 0.0f64, true);
-        for (o, r) in out.iter().zip(&reference) {
-            let (o, r) = (o.to_f64_vec(), r.to_f64_vec());
+        let mut identical = out.len() == again.len();
+        for ((o, r), a) in out.iter().zip(&reference).zip(&again) {
+            let (o, r, a) = (o.to_f64_vec(), r.to_f64_vec(), a.to_f64_vec());
             finite &= o.iter().all(|v| v.is_finite());
             worst_rel = worst_rel.max(rel_err(&o, &r));
             worst_abs = o.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(worst_abs, f64::max);
+            identical &= o.len() == a.len() && o.iter().zip(&a).all(|(x, y)| x.to_bits() == y.to_bits());
         }
-        let pass = finite && out.len() == reference.len() && worst_rel < TOLERANCE;
+        let pass = finite && identical && out.len() == reference.len() && worst_rel < TOLERANCE;
         let row = Row {
             op: c.op,
             part: c.part,
@@ -397,6 +431,8 @@ pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMu
             rel_err: worst_rel,
             max_abs: worst_abs,
             ms: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+            identical,
+            rerun,
             pass,
         };
         progress(&row);
@@ -415,7 +451,12 @@ pub fn format_row(r: &Row) -> String {
         r.rel_err,
         r.max_abs,
         r.ms,
-        if r.pass { "pass" } else { "FAIL" }
+        match (r.pass, r.identical, r.rerun) {
+            (_, false, Rerun::OtherSchedule) => "FAIL (schedules differ)",
+            (_, false, Rerun::Repeat) => "FAIL (runs differ)",
+            (true, ..) => "pass",
+            (false, ..) => "FAIL",
+        }
     )
 }
 
