@@ -392,8 +392,12 @@ fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Opt
     if !only.is_empty() {
         let known: Vec<&str> = cases.iter().map(|c| c.op).collect();
         if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
-            let mut names = known.clone();
-            names.dedup();
+            let mut names: Vec<&str> = Vec::new();
+            for k in known {
+                if !names.contains(&k) {
+                    names.push(k);
+                }
+            }
             eprintln!("error: unknown op {bad:?}; known: {}", names.join(", "));
             return ExitCode::from(2);
         }
