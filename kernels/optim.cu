@@ -8,12 +8,14 @@ SGD (no dampening, no Nesterov):
     w   = w - lr*buf
 Adam (no AMSGrad, L2-style weight decay as torch.optim.Adam, not AdamW):
     d     = wd != 0 ? g + wd*w : g
-    m     = beta1*m + (1 - beta1)*d
-    v     = beta2*v + (1 - beta2)*d*d
+    m     = beta1*m + keep1*d
+    v     = beta2*v + keep2*d*d
     denom = sqrtf(v) / sqrtf(bias_c2) + eps
     w     = w - (lr / bias_c1) * (m / denom)
-  with bias_c1 = 1 - beta1^t, bias_c2 = 1 - beta2^t (t = 1-based step), computed by the host in
-  f64 and passed as floats. lr / bias_c1 and sqrtf(bias_c2) are computed once per thread.
+  with keep1 = 1 - beta1, keep2 = 1 - beta2, bias_c1 = 1 - beta1^t, bias_c2 = 1 - beta2^t
+  (t = 1-based step), computed by the host in f64 from the exact betas and passed as floats, as
+  PyTorch does (1 - beta2 taken in f32 from beta2 = 0.999 rounded to f32 is 1.3e-5 off).
+  lr / bias_c1 and sqrtf(bias_c2) are computed once per thread.
 
 Every multiply-add is an explicit fmaf (one rounding), so nvcc's contraction and the host
 emulator's g++ build give the same bits; the CPU backend rounds the product and the sum
@@ -42,11 +44,10 @@ extern "C" __global__ void sgd_step_f32(float* __restrict__ w, const float* __re
 }
 
 extern "C" __global__ void adam_step_f32(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
-                                         float* __restrict__ v, float lr, float beta1, float beta2, float eps,
-                                         float wd, float bias_c1, float bias_c2, int n) {
+                                         float* __restrict__ v, float lr, float beta1, float beta2, float keep1,
+                                         float keep2, float eps, float wd, float bias_c1, float bias_c2, int n) {
     const float step_size = lr / bias_c1;
     const float sqrt_bc2 = sqrtf(bias_c2);
-    const float keep1 = 1.0f - beta1, keep2 = 1.0f - beta2;
     const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {

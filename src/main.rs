@@ -51,8 +51,9 @@ enum Command {
     },
     /// Runs every GPU kernel at the DARTS search shapes against the CPU reference (f64) and
     /// prints a table: op, part, shape, relative error, largest absolute error, time on the
-    /// device, pass/fail. Exits non-zero if any case fails. Run it on a new GPU or after
-    /// changing a kernel.
+    /// device, pass/fail. Each case also runs a second time (on the emulator under the other
+    /// fiber schedule) and fails unless both runs give the same bits. Exits non-zero if any case
+    /// fails. Run it on a new GPU or after changing a kernel.
     Verify {
         /// Device under test: cuda (a real GPU) or emu (the kernels on the CPU, slow).
         #[arg(long, default_value = "cuda")]
@@ -546,17 +547,22 @@ fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Opt
     if !only.is_empty() {
         let known: Vec<&str> = cases.iter().map(|c| c.op).collect();
         if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
-            let mut names = known.clone();
-            names.dedup();
+            let mut names: Vec<&str> = Vec::new();
+            for k in known {
+                if !names.contains(&k) {
+                    names.push(k);
+                }
+            }
             eprintln!("error: unknown op {bad:?}; known: {}", names.join(", "));
             return ExitCode::from(2);
         }
         cases.retain(|c| only.iter().any(|o| o == c.op));
     }
     println!(
-        "verify on {device:?}, batch {batch}, {} cases, tolerance {:e}",
+        "verify on {device:?}, batch {batch}, {} cases, tolerance {:e}; each case runs again {} and must give the same bits",
         cases.len(),
-        darts::verify::TOLERANCE
+        darts::verify::TOLERANCE,
+        if emu { "under emulator schedule 1 (threads and blocks in decreasing order)" } else { "on the same device" }
     );
     println!("{}", darts::verify::header());
     let rows = darts::verify::run(&cases, &device, reps, |r| println!("{}", darts::verify::format_row(r)));

@@ -4,10 +4,16 @@
 //! reference) and on the device under test in f32 on the same inputs. The report gives, per op
 //! and part, the relative error ‖dev − ref‖/‖ref‖, the largest absolute error, the median time on
 //! the device, and pass/fail (relative error < 1e-5, no NaN).
+//!
+//! Every kernel here is deterministic, so each case also runs a second time and must give the
+//! same bits: on the emulator under the other fiber schedule (threads and blocks in decreasing
+//! order, which exposes a missing barrier), on CUDA simply again (which exposes a race).
 
 use std::time::Instant;
 
 use crate::autograd::check::rel_err;
+use crate::autograd::Groups;
+use crate::model::{NetConfig, Network};
 use crate::ops::{self, ConvParams};
 use crate::rng::Rng;
 use crate::tensor::{DType, Device, Tensor};
@@ -29,6 +35,15 @@ pub struct Case {
     run: OpFn,
 }
 
+/// How a case is run a second time to check that its bits do not depend on execution order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rerun {
+    /// On a second emulator under fiber schedule 1 (the device under test runs schedule 0).
+    OtherSchedule,
+    /// Again on the same device.
+    Repeat,
+}
+
 /// The outcome of one case.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -44,7 +59,11 @@ pub struct Row {
     pub max_abs: f64,
     /// Median device time per call, milliseconds.
     pub ms: f64,
-    /// Within tolerance and finite.
+    /// The second run ([`Row::rerun`]) gave bitwise-identical outputs.
+    pub identical: bool,
+    /// How the second run was made.
+    pub rerun: Rerun,
+    /// Within tolerance, finite, and identical on the second run.
     pub pass: bool,
 }
 
@@ -56,6 +75,7 @@ fn case(op: &'static str, part: &'static str, shape: String, inputs: Vec<Tensor>
     Case { op, part, shape, inputs, run }
 }
 
+/// Forward and both gradients of a convolution.
 fn conv_cases(
     cs: &mut Vec<Case>,
     rng: &mut Rng,
@@ -92,6 +112,32 @@ fn conv_cases(
     ));
 }
 
+/// Forward and both gradients of ReLU then depthwise convolution (one kernel each on a GPU).
+fn relu_depthwise_cases(cs: &mut Vec<Case>, rng: &mut Rng, x: [usize; 4], w: [usize; 4], p: ConvParams) {
+    use ops::conv::relu_conv2d_depthwise_bwd_weight as bwd_weight;
+    use ops::conv::{relu_conv2d_depthwise as fwd, relu_conv2d_depthwise_bwd_data as bwd_data};
+    let (xt, wt) = (rand(rng, &x), rand(rng, &w));
+    let dy = rand(rng, fwd(&xt, &wt, p).shape());
+    let label = format!("x{x:?} w{w:?} s{} d{}", p.stride, p.dilation);
+    let op = "relu_depthwise";
+    let inputs = vec![xt, dy, wt];
+    cs.push(case(
+        op,
+        "forward",
+        label.clone(),
+        inputs.clone(),
+        Box::new(move |t| vec![fwd(&t[0], &t[2], p)]),
+    ));
+    cs.push(case(
+        op,
+        "bwd_data",
+        label.clone(),
+        inputs.clone(),
+        Box::new(move |t| vec![bwd_data(&t[0], &t[1], &t[2], p)]),
+    ));
+    cs.push(case(op, "bwd_weight", label, inputs, Box::new(move |t| vec![bwd_weight(&t[0], &t[1], &w, p)])));
+}
+
 /// Every case at the DARTS search-network shapes for batch `b` (C = 16, 8 cells).
 pub fn darts_cases(b: usize) -> Vec<Case> {
     let mut rng = Rng::new(7);
@@ -120,6 +166,13 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         for (k, d) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
             let p = ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c);
             conv_cases(&mut cs, rng, "conv_depthwise", [b, c, hw, hw], [c, 1, k, k], p);
+        }
+    }
+    // The same behind a ReLU, as every sep/dil conv starts.
+    for (c, hw, s) in [(16, 32, 1), (32, 16, 1), (64, 8, 1), (32, 32, 2), (64, 16, 2)] {
+        for (k, d) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
+            let p = ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c);
+            relu_depthwise_cases(&mut cs, rng, [b, c, hw, hw], [c, 1, k, k], p);
         }
     }
     // Batch norm (non-affine as in every search cell, affine as in the stem).
@@ -160,12 +213,59 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         ));
         cs.push(case(
             "batch_norm",
+            "update_running",
+            label.clone(),
+            inputs.clone(),
+            Box::new(move |t| {
+                let (g, bt) = aff(t);
+                let (_, s) = ops::norm::batch_norm_train(&t[0], g.as_ref(), bt.as_ref(), 1e-5);
+                let (mut rm, mut rv) = (t[4].clone(), t[5].clone());
+                ops::norm::bn_update_running(t[0].shape(), &s, 1e-5, 0.1, &mut rm, &mut rv);
+                vec![rm, rv]
+            }),
+        ));
+        cs.push(case(
+            "batch_norm",
             "forward_eval",
-            label,
-            inputs,
+            label.clone(),
+            inputs.clone(),
             Box::new(move |t| {
                 let (g, bt) = aff(t);
                 vec![ops::norm::batch_norm_eval(&t[0], g.as_ref(), bt.as_ref(), &t[4], &t[5], 1e-5)]
+            }),
+        ));
+        cs.push(case(
+            "batch_norm",
+            "backward_eval",
+            label.clone(),
+            inputs.clone(),
+            Box::new(move |t| {
+                let (g, _) = aff(t);
+                let gr = ops::norm::batch_norm_eval_bwd(&t[0], &t[1], &t[4], &t[5], g.as_ref(), 1e-5, affine);
+                let mut v = vec![gr.dx];
+                v.extend(gr.dgamma);
+                v.extend(gr.dbeta);
+                v
+            }),
+        ));
+        cs.push(case(
+            "batch_norm",
+            "stats",
+            label.clone(),
+            inputs.clone(),
+            Box::new(|t| {
+                let (mean, var) = ops::norm::batch_stats(&t[0]);
+                vec![mean, var]
+            }),
+        ));
+        cs.push(case(
+            "channel_sums",
+            "forward",
+            format!("[{b}, {c}, {hw}, {hw}]"),
+            inputs,
+            Box::new(|t| {
+                let (sum, sumsq) = ops::reduce::channel_sums(&t[0]);
+                vec![sum, sumsq]
             }),
         ));
     }
@@ -224,6 +324,49 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             vec![x.clone(), dy.clone()],
             Box::new(|t| vec![ops::elementwise::relu_bwd(&t[0], &t[1])]),
         ));
+        // The second-order step's tensor arithmetic (w − ξ(g + wd·w), w ± r·v).
+        cs.push(case(
+            "add",
+            "forward",
+            label.clone(),
+            vec![x.clone(), dy.clone()],
+            Box::new(|t| vec![ops::elementwise::add(&t[0], &t[1])]),
+        ));
+        cs.push(case(
+            "scale",
+            "forward",
+            label.clone(),
+            vec![x.clone()],
+            Box::new(|t| vec![ops::elementwise::scale(&t[0], -0.025)]),
+        ));
+        cs.push(case(
+            "axpy",
+            "forward",
+            label.clone(),
+            vec![x.clone(), dy.clone()],
+            Box::new(|t| {
+                let mut y = t[1].clone();
+                ops::elementwise::axpy(0.01, &t[0], &mut y);
+                vec![y]
+            }),
+        ));
+        cs.push(case(
+            "zero",
+            "forward",
+            label.clone(),
+            vec![x.clone()],
+            Box::new(|t| vec![ops::elementwise::zero(&t[0], 1)]),
+        ));
+        // Positive values: the relative error of a sum that cancels measures the input's
+        // conditioning, not the kernel.
+        let pos = Tensor::from_f64(&shape, &rng.uniforms(shape.iter().product(), 0.0, 1.0), DType::F32);
+        cs.push(case(
+            "sum",
+            "forward",
+            label.clone(),
+            vec![pos],
+            Box::new(|t| vec![ops::elementwise::sum_all(&t[0])]),
+        ));
         let mut parts: Vec<Tensor> = (0..7).map(|_| rand(rng, &shape)).collect();
         parts.push(Tensor::from_f64(&[7], &rng.uniforms(7, 0.0, 1.0), DType::F32));
         parts.push(dy.clone());
@@ -238,10 +381,17 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             "weighted_sum",
             "bwd_weights",
             format!("7 x {label}"),
-            parts,
+            parts.clone(),
             Box::new(|t| {
                 vec![ops::elementwise::weighted_sum_bwd_weights(&t[..7].iter().collect::<Vec<_>>(), &t[8])]
             }),
+        ));
+        cs.push(case(
+            "weighted_sum",
+            "bwd_inputs",
+            format!("7 x {label}"),
+            vec![dy.clone(), parts[7].clone()],
+            Box::new(|t| ops::elementwise::weighted_sum_bwd_inputs(&t[0], &t[1])),
         ));
         let nodes: Vec<Tensor> = (0..4).map(|_| rand(rng, &shape)).collect();
         cs.push(case(
@@ -354,11 +504,116 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         vec![alpha, dsm],
         Box::new(|t| vec![ops::softmax::softmax_bwd(&ops::softmax::softmax(&t[0]), &t[1])]),
     ));
+    optimiser_cases(&mut cs, rng);
     cs
 }
 
-/// Runs `cases` on `device` (timing `reps` calls each) against the CPU in f64.
+/// The gradient norm over every weight tensor of the search network, and the optimiser steps
+/// with the search's hyperparameters: SGD on one tensor of each weight shape (an elementwise
+/// kernel: more tensors of a shape add launches, not coverage, and the emulator checks every
+/// allocation's guards after every launch), Adam on the alphas. An optimiser case returns the
+/// updated parameters followed by the updated state.
+fn optimiser_cases(cs: &mut Vec<Case>, rng: &mut Rng) {
+    let (_, store) = Network::new(NetConfig::default(), DType::F32, &mut Rng::new(1));
+    let shapes = |group: Groups| -> Vec<Vec<usize>> {
+        store.params.iter().filter(|p| p.group.intersects(group)).map(|p| p.value.shape().to_vec()).collect()
+    };
+    let (weights, alphas) = (shapes(Groups::WEIGHTS), shapes(Groups::ARCH));
+    let label = |shapes: &[Vec<usize>], what: &str| {
+        let n: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+        format!("{} {what}, {n} values", shapes.len())
+    };
+    let randn = |rng: &mut Rng, shapes: &[Vec<usize>]| -> Vec<Tensor> {
+        shapes.iter().map(|s| rand(rng, s)).collect()
+    };
+    let uniform = |rng: &mut Rng, s: &[usize], lo, hi| {
+        Tensor::from_f64(s, &rng.uniforms(s.iter().product(), lo, hi), DType::F32)
+    };
+    let grads = randn(rng, &weights);
+    cs.push(case(
+        "grad_norm",
+        "sum_sq_many",
+        label(&weights, "weights"),
+        grads,
+        Box::new(|t| {
+            vec![Tensor::scalar(ops::elementwise::sum_sq_many(&t.iter().collect::<Vec<_>>()), DType::F64)]
+        }),
+    ));
+    let mut distinct = weights.clone();
+    distinct.sort();
+    distinct.dedup();
+    let k = distinct.len();
+    let mut sgd_inputs = randn(rng, &distinct);
+    sgd_inputs.extend(randn(rng, &distinct));
+    sgd_inputs.extend(randn(rng, &distinct));
+    for (part, first) in [("first_step", true), ("later_step", false)] {
+        cs.push(case(
+            "sgd",
+            part,
+            label(&distinct, "weight shapes"),
+            sgd_inputs.clone(),
+            // Inputs: parameters, gradients, momentum buffers, k tensors apiece.
+            Box::new(move |t| {
+                let (mut w, mut buf) = (t[..k].to_vec(), t[2 * k..].to_vec());
+                for ((w, g), buf) in w.iter_mut().zip(&t[k..2 * k]).zip(&mut buf) {
+                    ops::optim::sgd_step(w, g, buf, 0.025, 0.9, 3e-4, first);
+                }
+                w.extend(buf);
+                w
+            }),
+        ));
+    }
+    let a = alphas.len();
+    for (part, step) in [("first_step", 1), ("later_step", 10)] {
+        // Alphas start at 1e-3 N(0, 1); their gradients and moments are of the same order.
+        let mut inputs: Vec<Tensor> = alphas.iter().map(|s| uniform(rng, s, -2e-3, 2e-3)).collect();
+        inputs.extend(alphas.iter().map(|s| uniform(rng, s, -1e-3, 1e-3)));
+        if step == 1 {
+            // Adam's moments start at zero.
+            inputs.extend(alphas.iter().chain(&alphas).map(|s| Tensor::zeros(s, DType::F32)));
+        } else {
+            inputs.extend(alphas.iter().map(|s| uniform(rng, s, -1e-3, 1e-3)));
+            inputs.extend(alphas.iter().map(|s| uniform(rng, s, 0.0, 1e-6)));
+        }
+        cs.push(case(
+            "adam",
+            part,
+            label(&alphas, "alphas"),
+            inputs,
+            Box::new(move |t| {
+                let (mut w, mut m, mut v) = (t[..a].to_vec(), t[2 * a..3 * a].to_vec(), t[3 * a..].to_vec());
+                for (((w, g), m), v) in w.iter_mut().zip(&t[a..2 * a]).zip(&mut m).zip(&mut v) {
+                    ops::optim::adam_step(w, g, m, v, 3e-4, (0.5, 0.999), 1e-8, 1e-3, step);
+                }
+                w.extend(m);
+                w.extend(v);
+                w
+            }),
+        ));
+    }
+}
+
+/// The device for a case's second run, and how it differs from the first.
+fn rerun_device(device: &Device) -> (Device, Rerun) {
+    #[cfg(feature = "emu")]
+    if device.runtime().is_some_and(|rt| rt.kind() == crate::backend::gpu::RuntimeKind::Emu) {
+        // `device::open` makes schedule 0 (increasing order); the other order is what shows a
+        // thread reading shared memory before or after its owner wrote it.
+        let rt = crate::backend::gpu::emu::EmuRuntime::new(1, 0);
+        return (Device::Gpu(std::sync::Arc::new(rt)), Rerun::OtherSchedule);
+    }
+    (device.clone(), Rerun::Repeat)
+}
+
+/// Runs `cases` on `device` (timing `reps` calls each) against the CPU in f64, and each a second
+/// time ([`Rerun`]) demanding the same bits.
 pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMut(&Row)) -> Vec<Row> {
+    let (twin, rerun) = rerun_device(device);
+    let sync = |d: &Device| {
+        if let Some(rt) = d.runtime() {
+            crate::tensor::gpu_ok(rt.synchronize());
+        }
+    };
     let mut rows = Vec::new();
     for c in cases {
         let reference: Vec<Tensor> = {
@@ -366,30 +621,28 @@ pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMu
             (c.run)(&inputs)
         };
         let inputs: Vec<Tensor> = c.inputs.iter().map(|t| t.to_device(device)).collect();
-        let sync = || {
-            if let Some(rt) = device.runtime() {
-                crate::tensor::gpu_ok(rt.synchronize());
-            }
-        };
         let out = (c.run)(&inputs);
-        sync();
+        sync(device);
         let mut times: Vec<f64> = (0..reps)
             .map(|_| {
                 let t0 = Instant::now();
                 drop((c.run)(&inputs));
-                sync();
+                sync(device);
                 t0.elapsed().as_secs_f64() * 1e3
             })
             .collect();
         times.sort_by(|a, b| a.total_cmp(b));
+        let again = (c.run)(&c.inputs.iter().map(|t| t.to_device(&twin)).collect::<Vec<_>>());
         let (mut worst_rel, mut worst_abs, mut finite) = (0.0f64, 0.0f64, true);
-        for (o, r) in out.iter().zip(&reference) {
-            let (o, r) = (o.to_f64_vec(), r.to_f64_vec());
+        let mut identical = out.len() == again.len();
+        for ((o, r), a) in out.iter().zip(&reference).zip(&again) {
+            let (o, r, a) = (o.to_f64_vec(), r.to_f64_vec(), a.to_f64_vec());
             finite &= o.iter().all(|v| v.is_finite());
             worst_rel = worst_rel.max(rel_err(&o, &r));
             worst_abs = o.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(worst_abs, f64::max);
+            identical &= o.len() == a.len() && o.iter().zip(&a).all(|(x, y)| x.to_bits() == y.to_bits());
         }
-        let pass = finite && out.len() == reference.len() && worst_rel < TOLERANCE;
+        let pass = finite && identical && out.len() == reference.len() && worst_rel < TOLERANCE;
         let row = Row {
             op: c.op,
             part: c.part,
@@ -397,6 +650,8 @@ pub fn run(cases: &[Case], device: &Device, reps: usize, mut progress: impl FnMu
             rel_err: worst_rel,
             max_abs: worst_abs,
             ms: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+            identical,
+            rerun,
             pass,
         };
         progress(&row);
@@ -415,7 +670,12 @@ pub fn format_row(r: &Row) -> String {
         r.rel_err,
         r.max_abs,
         r.ms,
-        if r.pass { "pass" } else { "FAIL" }
+        match (r.pass, r.identical, r.rerun) {
+            (_, false, Rerun::OtherSchedule) => "FAIL (schedules differ)",
+            (_, false, Rerun::Repeat) => "FAIL (runs differ)",
+            (true, ..) => "pass",
+            (false, ..) => "FAIL",
+        }
     )
 }
 

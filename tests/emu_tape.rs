@@ -3,6 +3,7 @@
 //! The same tests run on CUDA when a GPU is present (ignored here).
 #![cfg(feature = "emu")]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use darts::autograd::check::{demo_inputs, demo_network, rel_err, DEMO_INPUTS};
@@ -98,15 +99,18 @@ fn composite_and_tiny_search_match_the_cpu_on_cuda() {
     tiny_search_matches(dev);
 }
 
-/// `darts verify`'s cases (the first shape of every op and part, batch 1) pass on the emulator,
-/// so the command's own table cannot silently break.
+/// `darts verify`'s cases pass on the emulator at batch 2 (each also under the other fiber
+/// schedule, bit for bit), and between them launch every kernel built from `kernels/*.cu`, so the
+/// command's own table can neither silently break nor leave a kernel unchecked.
 #[test]
-fn verify_cases_pass_on_the_emulator() {
-    let mut seen = std::collections::HashSet::new();
-    let mut cases = darts::verify::darts_cases(1);
-    cases.retain(|c| seen.insert((c.op, c.part)));
-    let rows = darts::verify::run(&cases, &emu(), 0, |_| {});
-    assert!(rows.len() >= 30, "only {} cases", rows.len());
+fn verify_cases_pass_on_the_emulator_and_launch_every_kernel() {
+    let rt = Arc::new(EmuRuntime::new(0, 0));
+    let rows = darts::verify::run(&darts::verify::darts_cases(2), &Device::Gpu(rt.clone()), 0, |_| {});
     let failed: Vec<String> = rows.iter().filter(|r| !r.pass).map(darts::verify::format_row).collect();
     assert!(failed.is_empty(), "failing verify cases:\n{}", failed.join("\n"));
+    let launched: BTreeSet<String> = rt.launch_counts().into_keys().collect();
+    let built: BTreeSet<String> = darts::backend::gpu::kernels::all_kernels().map(String::from).collect();
+    let missing: Vec<&str> = built.difference(&launched).map(String::as_str).collect();
+    assert!(missing.is_empty(), "kernels that no verify case launches: {}", missing.join(", "));
+    assert_eq!(launched, built, "verify launched kernels that kernels/*.cu does not define");
 }

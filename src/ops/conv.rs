@@ -1,9 +1,10 @@
-//! 2-D convolution (no bias): y = conv(x, w), with both gradients.
+//! 2-D convolution (no bias): y = conv(x, w), with both gradients; and ReLU then depthwise
+//! convolution, which a GPU runs as one kernel.
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::geom::Conv2dGeom;
-use crate::backend::gpu::launch::conv as gconv;
+use crate::backend::gpu::launch::{conv as gconv, depthwise as gdw};
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
 
@@ -109,6 +110,76 @@ pub fn conv2d_bwd_weight(x: &Tensor, dy: &Tensor, w_shape: &[usize], p: ConvPara
     with_dtype!(x.dtype(), T => {
         let mut dw = vec![T::ZERO; g.w_len()];
         cpu::conv::conv2d_bwd_weight(&g, x.data::<T>(), dy.data::<T>(), &mut dw);
+        Tensor::from_vec(w_shape, dw)
+    })
+}
+
+/// Validates a depthwise convolution (`groups == c_in == c_out`), as [`conv_geom`] does.
+fn depthwise_geom(op: &str, x_shape: &[usize], w_shape: &[usize], p: ConvParams) -> Conv2dGeom {
+    let g = conv_geom(op, x_shape, w_shape, p);
+    assert!(
+        g.is_depthwise(),
+        "{op}: not depthwise: x {} and weight {} with groups={}",
+        fmt_shape(x_shape),
+        fmt_shape(w_shape),
+        p.groups
+    );
+    g
+}
+
+/// ReLU then depthwise convolution: `conv2d(max(x, 0), w, p)`, the start of a DARTS sep/dil conv.
+pub fn relu_conv2d_depthwise(x: &Tensor, w: &Tensor, p: ConvParams) -> Tensor {
+    const OP: &str = "relu_conv2d_depthwise";
+    same_dtype(OP, x, w);
+    let g = depthwise_geom(OP, x.shape(), w.shape(), p);
+    let y_shape = [g.n, g.c_out, g.out_h(), g.out_w()];
+    if let Some(rt) = gpu_rt(OP, &[x, w]) {
+        return gpu_out(&rt, &y_shape, |y| gdw::depthwise_relu_fwd(&g, buf(x), buf(w), y));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut xr = vec![T::ZERO; g.x_len()];
+        cpu::elementwise::relu_fwd(x.data::<T>(), &mut xr);
+        let mut y = vec![T::ZERO; g.y_len()];
+        cpu::conv::conv2d_fwd(&g, &xr, w.data::<T>(), &mut y);
+        Tensor::from_vec(&y_shape, y)
+    })
+}
+
+/// Gradient of [`relu_conv2d_depthwise`] w.r.t. `x` (the ReLU's input):
+/// `conv2d_bwd_data(dy, w) * [x > 0]`.
+pub fn relu_conv2d_depthwise_bwd_data(x: &Tensor, dy: &Tensor, w: &Tensor, p: ConvParams) -> Tensor {
+    const OP: &str = "relu_conv2d_depthwise_bwd_data";
+    same_dtype(OP, x, w);
+    same_dtype(OP, dy, w);
+    let g = depthwise_geom(OP, x.shape(), w.shape(), p);
+    check_dy(OP, &g, dy);
+    if let Some(rt) = gpu_rt(OP, &[x, dy, w]) {
+        return gpu_out(&rt, x.shape(), |dx| gdw::depthwise_relu_bwd_data(&g, buf(x), buf(dy), buf(w), dx));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut dxr = vec![T::ZERO; g.x_len()];
+        cpu::conv::conv2d_bwd_data(&g, dy.data::<T>(), w.data::<T>(), &mut dxr);
+        let mut dx = vec![T::ZERO; g.x_len()];
+        cpu::elementwise::relu_bwd(x.data::<T>(), &dxr, &mut dx);
+        Tensor::from_vec(x.shape(), dx)
+    })
+}
+
+/// Gradient of [`relu_conv2d_depthwise`] w.r.t. its weight: `conv2d_bwd_weight(max(x, 0), dy)`,
+/// shaped like `w_shape`.
+pub fn relu_conv2d_depthwise_bwd_weight(x: &Tensor, dy: &Tensor, w_shape: &[usize], p: ConvParams) -> Tensor {
+    const OP: &str = "relu_conv2d_depthwise_bwd_weight";
+    same_dtype(OP, x, dy);
+    let g = depthwise_geom(OP, x.shape(), w_shape, p);
+    check_dy(OP, &g, dy);
+    if let Some(rt) = gpu_rt(OP, &[x, dy]) {
+        return gpu_out(&rt, w_shape, |dw| gdw::depthwise_relu_bwd_weight(&g, buf(x), buf(dy), dw));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut xr = vec![T::ZERO; g.x_len()];
+        cpu::elementwise::relu_fwd(x.data::<T>(), &mut xr);
+        let mut dw = vec![T::ZERO; g.w_len()];
+        cpu::conv::conv2d_bwd_weight(&g, &xr, dy.data::<T>(), &mut dw);
         Tensor::from_vec(w_shape, dw)
     })
 }

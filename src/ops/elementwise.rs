@@ -105,6 +105,29 @@ pub fn weighted_sum_bwd_weights(xs: &[&Tensor], dy: &Tensor) -> Tensor {
     })
 }
 
+/// The gradients of [`weighted_sum`] w.r.t. its inputs: `dxs[k] = w[k] · dy`, one per weight.
+pub fn weighted_sum_bwd_inputs(dy: &Tensor, w: &Tensor) -> Vec<Tensor> {
+    const OP: &str = "weighted_sum_bwd_inputs";
+    same_dtype(OP, dy, w);
+    let &[k] = w.shape() else { panic!("{OP}: weights must be a vector, got {}", fmt_shape(w.shape())) };
+    if let Some(rt) = gpu_rt(OP, &[dy, w]) {
+        assert!(k <= gws::MAX_K, "{OP}: {k} weights, the GPU kernel takes at most {}", gws::MAX_K);
+        let mut dxs: Vec<Tensor> = (0..k).map(|_| Tensor::empty_gpu(dy.shape(), &rt)).collect();
+        let mut slots: Vec<Option<&mut _>> = dxs.iter_mut().map(|t| Some(t.gpu_buf_mut())).collect();
+        gpu_ok(gws::weighted_sum_bwd_x(buf(dy), buf(w), &mut slots));
+        return dxs;
+    }
+    with_dtype!(dy.dtype(), T => w
+        .data::<T>()
+        .iter()
+        .map(|&wk| {
+            let mut dx = vec![T::ZERO; dy.numel()];
+            cpu::elementwise::scale(dy.data::<T>(), wk, &mut dx);
+            Tensor::from_vec(dy.shape(), dx)
+        })
+        .collect())
+}
+
 fn check_weighted(op: &str, xs: &[&Tensor], w: &Tensor) {
     assert!(!xs.is_empty(), "{op}: no inputs");
     assert_eq!(

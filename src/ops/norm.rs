@@ -96,6 +96,21 @@ pub fn batch_norm_train(
     })
 }
 
+/// Per-channel batch mean and biased variance of `x`, each `[c]`.
+pub fn batch_stats(x: &Tensor) -> (Tensor, Tensor) {
+    let g = bn_geom("batch_stats", x.shape());
+    if let Some(rt) = gpu_rt("batch_stats", &[x]) {
+        let (mut mean, mut var) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
+        gpu_ok(gbn::bn_stats(&g, buf(x), mean.gpu_buf_mut(), var.gpu_buf_mut()));
+        return (mean, var);
+    }
+    with_dtype!(x.dtype(), T => {
+        let (mut mean, mut var) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+        cpu::batchnorm::bn_stats(&g, x.data::<T>(), &mut mean, &mut var);
+        (Tensor::from_vec(&[g.c], mean), Tensor::from_vec(&[g.c], var))
+    })
+}
+
 /// running = (1 − momentum) running + momentum · batch, with the unbiased batch variance.
 pub fn bn_update_running(
     x_shape: &[usize],

@@ -1,9 +1,9 @@
-//! Global average pooling: `[n, c, h, w]` -> `[n, c]`.
+//! Per-channel reductions: global average pooling `[n, c, h, w]` -> `[n, c]`, and channel sums.
 
 use super::{buf, gpu_out, gpu_rt, nchw};
 use crate::backend::cpu::{self, Real as _};
-use crate::backend::gpu::launch::head as ghead;
-use crate::tensor::{fmt_shape, Tensor};
+use crate::backend::gpu::launch::{head as ghead, reduce as gred};
+use crate::tensor::{fmt_shape, gpu_ok, Tensor};
 use crate::with_dtype;
 
 /// Mean over each channel plane.
@@ -32,5 +32,20 @@ pub fn global_avg_pool_bwd(dy: &Tensor, x_shape: &[usize]) -> Tensor {
         let mut dx = vec![T::ZERO; n * c * h * w];
         cpu::reduce::global_avg_pool_bwd(n, c, h * w, dy.data::<T>(), &mut dx);
         Tensor::from_vec(x_shape, dx)
+    })
+}
+
+/// Per-channel Σx and Σx² of `x` `[n, c, h, w]` (or `[n, c]`), each `[c]`.
+pub fn channel_sums(x: &Tensor) -> (Tensor, Tensor) {
+    let g = super::norm::bn_geom("channel_sums", x.shape());
+    if let Some(rt) = gpu_rt("channel_sums", &[x]) {
+        let (mut sum, mut sumsq) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
+        gpu_ok(gred::channel_sums(buf(x), g.n, g.c, g.hw, sum.gpu_buf_mut(), sumsq.gpu_buf_mut()));
+        return (sum, sumsq);
+    }
+    with_dtype!(x.dtype(), T => {
+        let (mut sum, mut sumsq) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+        cpu::reduce::channel_sums(&g, x.data::<T>(), &mut sum, &mut sumsq);
+        (Tensor::from_vec(&[g.c], sum), Tensor::from_vec(&[g.c], sumsq))
     })
 }

@@ -208,8 +208,19 @@ fn optim_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
             let (mut gw, mut gm, mut gv) = (up(rt, w0), up(rt, &zeros), up(rt, &zeros));
             let (mut cw, mut cm, mut cv) = (wide(w0), vec![0.0; n], vec![0.0; n]);
             for (step, grad) in [(1u32, &g), (2, &g2)] {
-                optim::adam_step(&mut gw, &up(rt, grad), &mut gm, &mut gv, lr, b1, b2, eps, wd, step)
-                    .unwrap();
+                optim::adam_step(
+                    &mut gw,
+                    &up(rt, grad),
+                    &mut gm,
+                    &mut gv,
+                    lr,
+                    b1 as f64,
+                    b2 as f64,
+                    eps,
+                    wd,
+                    step,
+                )
+                .unwrap();
                 cpu::optim::adam_step(
                     &mut cw,
                     &wide(grad),

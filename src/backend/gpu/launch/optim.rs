@@ -33,7 +33,9 @@ pub fn sgd_step(
     )
 }
 
-/// One Adam step (`step` counts from 1; bias corrections computed here in f64, as PyTorch does).
+/// One Adam step (`step` counts from 1). The betas stay f64 because 1 − β and the bias
+/// corrections are computed from them here, as PyTorch does: from β = 0.999 rounded to f32,
+/// 1 − β would be 1.3e-5 off.
 #[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     w: &mut GpuBuf,
@@ -41,8 +43,8 @@ pub fn adam_step(
     m: &mut GpuBuf,
     v: &mut GpuBuf,
     lr: f32,
-    beta1: f32,
-    beta2: f32,
+    beta1: f64,
+    beta2: f64,
     eps: f32,
     weight_decay: f32,
     step: u32,
@@ -50,8 +52,8 @@ pub fn adam_step(
     assert!(step >= 1, "adam_step: step counts from 1");
     let n = w.len();
     check_len("adam_step", n, &[("g", g), ("m", m), ("v", v)]);
-    let bias_c1 = 1.0 - (beta1 as f64).powi(step as i32);
-    let bias_c2 = 1.0 - (beta2 as f64).powi(step as i32);
+    let t = step.min(i32::MAX as u32) as i32;
+    let (bias_c1, bias_c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
     w.runtime().launch(
         "adam_step_f32",
         LaunchCfg::linear(grid_for(n), BLOCK),
@@ -61,8 +63,10 @@ pub fn adam_step(
             m.arg(),
             v.arg(),
             Arg::F32(lr),
-            Arg::F32(beta1),
-            Arg::F32(beta2),
+            Arg::F32(beta1 as f32),
+            Arg::F32(beta2 as f32),
+            Arg::F32((1.0 - beta1) as f32),
+            Arg::F32((1.0 - beta2) as f32),
             Arg::F32(eps),
             Arg::F32(weight_decay),
             Arg::F32(bias_c1 as f32),
