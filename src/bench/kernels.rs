@@ -136,6 +136,29 @@ impl Cases {
         });
     }
 
+    /// The ReLU-fused depthwise convolution: like [`Cases::conv`], with the ReLU mask
+    /// recomputed from x in both gradients (so the data gradient also reads x).
+    fn relu_depthwise(&mut self, x: [usize; 4], w: [usize; 4], p: ConvParams, tag: &str) {
+        let family = "conv_depthwise_relu";
+        let (xt, wt) = (self.rand(&x), self.rand(&w));
+        let y = ops::conv::relu_conv2d_depthwise(&xt, &wt, p);
+        let dy = self.rand(y.shape());
+        let (nx, nw, ny) = (numel(&x), numel(&w), numel(y.shape()));
+        let flops = 2 * ny * (w[2] * w[3]) as u64;
+        let label = format!("{} {tag}", fmt(&x));
+        let (x1, w1) = (xt.clone(), wt.clone());
+        self.push(family, format!("fwd {label}"), F32 * (nx + nw + ny), flops, move || {
+            drop(ops::conv::relu_conv2d_depthwise(&x1, &w1, p))
+        });
+        let (x2, dy2) = (xt.clone(), dy.clone());
+        self.push(family, format!("bwd_data {label}"), F32 * (nx + ny + nw + nx), flops, move || {
+            drop(ops::conv::relu_conv2d_depthwise_bwd_data(&x2, &dy2, &wt, p))
+        });
+        self.push(family, format!("bwd_weight {label}"), F32 * (nx + ny + nw), flops, move || {
+            drop(ops::conv::relu_conv2d_depthwise_bwd_weight(&xt, &dy, &w, p))
+        });
+    }
+
     fn convs(&mut self, b: usize) {
         // The stem: 3x3, 3 -> 48 (3C).
         self.conv("conv_stem", [b, 3, 32, 32], [48, 3, 3, 3], ConvParams::new(1, 1), "3->48 k3");
@@ -146,6 +169,13 @@ impl Cases {
             for (k, d) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
                 let p = ConvParams::new(1, d * (k - 1) / 2).dilation(d).groups(c);
                 self.conv("conv_depthwise", [b, c, hw, hw], [c, 1, k, k], p, &format!("k{k} d{d}"));
+            }
+        }
+        // ReLU fused into the depthwise load (sep_conv's ReLU -> depthwise), sep_conv 3x3 and 5x5.
+        for (c, hw) in SHAPES {
+            for k in [3, 5] {
+                let p = ConvParams::new(1, (k - 1) / 2).groups(c);
+                self.relu_depthwise([b, c, hw, hw], [c, 1, k, k], p, &format!("k{k} d1"));
             }
         }
         // FactorizedReduce's strided 1x1 (half the output channels each) at both reductions.
@@ -220,12 +250,17 @@ impl Cases {
             let parts: Vec<Tensor> = (0..7).map(|_| self.rand(&shape)).collect();
             let w =
                 Tensor::from_f64(&[7], &self.rng.uniforms(7, 0.0, 1.0), DType::F32).to_device(&self.device);
-            let p1 = parts.clone();
+            let (p1, w1) = (parts.clone(), w.clone());
             self.push("weighted_sum", format!("fwd 7 x {label}"), F32 * 8 * n, 0, move || {
-                drop(ops::elementwise::weighted_sum(&p1.iter().collect::<Vec<_>>(), &w))
+                drop(ops::elementwise::weighted_sum(&p1.iter().collect::<Vec<_>>(), &w1))
             });
+            let dy1 = dy.clone();
             self.push("weighted_sum", format!("bwd_weights 7 x {label}"), F32 * 8 * n, 0, move || {
-                drop(ops::elementwise::weighted_sum_bwd_weights(&parts.iter().collect::<Vec<_>>(), &dy))
+                drop(ops::elementwise::weighted_sum_bwd_weights(&parts.iter().collect::<Vec<_>>(), &dy1))
+            });
+            let dy2 = dy.clone();
+            self.push("weighted_sum", format!("bwd_inputs 7 x {label}"), F32 * 8 * n, 0, move || {
+                drop(ops::elementwise::weighted_sum_bwd_inputs(&dy2, &w))
             });
             // Gradient accumulation and the second-order step's shifts.
             let (a, bb) = (x.clone(), self.rand(&shape));
