@@ -836,7 +836,7 @@ void complete_collective(Worker& w, Fiber& self, Warp& wp, unsigned mask) {
         const unsigned width = static_cast<unsigned>(g.wwidth);
         const unsigned seg = l & ~(width - 1);
         uint64_t out = g.wval;
-        int src = -1;  // lane read by a shuffle; reading a lane outside mask returns our own value
+        int src = -1;  // lane read by a shuffle; -1 (outside the lane's range) returns our own value
         switch (op) {
             case kSync: out = 0; break;
             case kShflIdx: src = static_cast<int>(seg + (static_cast<unsigned>(g.warg) & (width - 1))); break;
@@ -882,7 +882,14 @@ void complete_collective(Worker& w, Fiber& self, Warp& wp, unsigned mask) {
                 break;
             }
         }
-        if (src >= 0 && (mask >> src & 1)) out = lanes[src].wval;
+        if (src >= 0) {  // inside the lane's range: the source must have taken part
+            if (!(mask >> src & 1)) {
+                w.err = where(w) + format("%s(mask 0x%08x) in warp %u: lane %u reads lane %d, which is not in the "
+                                          "mask", op_name(op), mask, self.linear >> 5, l, src);
+                abandon(w, self);
+            }
+            out = lanes[src].wval;
+        }
         g.wout = out;
     }
     for (unsigned m = mask & ~(1u << (self.linear & 31)); m; m &= m - 1) {
@@ -900,7 +907,12 @@ uint64_t warp_collective(int op, unsigned mask, uint64_t value, int arg, int wid
     Fiber& f = cur_fiber();
     Warp& wp = w.warps[f.linear >> 5];
     const unsigned lane = f.linear & 31, bit = 1u << lane;
-    mask &= wp.valid;  // a full mask in a partial last warp names only the lanes that exist
+    if (const unsigned ghosts = mask & ~wp.valid) {  // e.g. a full mask in a partial last warp
+        w.err = where(w) + format("%s by %s (warp %u lane %u) with mask 0x%08x, which names lane(s) %s that do not "
+                                  "exist (the block's last warp has %d lanes)", op_name(op), thread_name(f).c_str(),
+                                  f.linear >> 5, lane, mask, lane_list(ghosts).c_str(), __builtin_popcount(wp.valid));
+        abandon(w, f);
+    }
     if (!(mask & bit)) {
         w.err = where(w) + format("%s by %s (warp %u lane %u) with mask 0x%08x, which does not name the "
                                   "calling lane", op_name(op), thread_name(f).c_str(), f.linear >> 5, lane, mask);

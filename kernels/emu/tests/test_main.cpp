@@ -475,6 +475,22 @@ void test_broken() {
         Result r = launch("shfl_bad_mask", {1}, {32}, 0, {&px, &py});
         check(r.rc != 0 && r.err.find("does not name the calling lane") != std::string::npos,
               "shfl_bad_mask reported", r.err);
+        for (int sched = 0; sched < 2; ++sched) {
+            r = launch("shfl_full_mask_partial_warp", {1}, {48}, 0, {&px, &py}, sched);
+            check(r.rc != 0 && r.err.find("__shfl_down_sync") != std::string::npos &&
+                      r.err.find("mask 0xffffffff") != std::string::npos &&
+                      r.err.find("lane(s) 16-31 that do not exist") != std::string::npos,
+                  "full mask in a 16-lane last warp reported, schedule " + std::to_string(sched), r.err);
+            r = launch("shfl_src_outside_mask", {1}, {32}, 0, {&px, &py}, sched);
+            check(r.rc != 0 && r.err.find("__shfl_down_sync(mask 0x0000ffff)") != std::string::npos &&
+                      r.err.find("reads lane 16, which is not in the mask") != std::string::npos,
+                  "shuffle source outside a partial mask reported, schedule " + std::to_string(sched), r.err);
+        }
+        // The same full-warp sum is fine when every warp is whole.
+        r = launch("shfl_full_mask_partial_warp", {1}, {64}, 0, {&px, &py});
+        float want = 0;
+        for (int l = 0; l < 32; ++l) want += x[l];
+        check(r.rc == 0 && std::fabs(y[0] - want) < 1e-5f, "full-mask sum over whole warps runs", r.err);
         char err[512];
         r.rc = darts_emu_launch("throws", throwing_tramp, 2, 1, 1, 64, 1, 1, 0, nullptr, 1, 2, err, sizeof err);
         check(r.rc != 0 && std::strstr(err, "threw a C++ exception: boom") != nullptr,
