@@ -16,12 +16,16 @@
 #include "emu_shared.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -38,7 +42,6 @@
 #define DARTS_EMU_ASM_SWITCH 1
 #else
 #define DARTS_EMU_ASM_SWITCH 0
-#include <ucontext.h>
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -96,6 +99,7 @@ constexpr unsigned char kCanaryByte = 0xA5;
 constexpr size_t kDefaultStack = 64 * 1024;
 constexpr size_t kMinStack = 16 * 1024;
 constexpr unsigned kMaxWorkers = 256;
+constexpr size_t kAltStack = 64 * 1024;  // alternate signal stack of threads that run blocks
 
 std::atomic<size_t> g_stack_size{0};  // 0: not yet read from the environment
 
@@ -254,6 +258,10 @@ bool stack_alloc(Stack& s, size_t size, unsigned index) {
 }
 
 void stack_free(Stack& s) {
+#if DARTS_EMU_ASAN
+    // Frames that never returned leave stack redzones in the shadow, which outlives the mapping.
+    if (s.map) ASAN_UNPOISON_MEMORY_REGION(s.map, s.map_size);
+#endif
     if (s.map) munmap(s.map, s.map_size);
     s = Stack{};
 }
@@ -282,6 +290,16 @@ struct Warp {
     unsigned exited = 0;
 };
 
+// The first guard-page fault of a launch, written by the SIGSEGV handler.
+struct GuardFault {
+    int access;     // 1: write, 0: read, -1: unknown
+    bool before;    // in the page before the buffer (else after it)
+    size_t bytes;   // the buffer's size
+    size_t offset;  // bytes before the start, or the byte index after the end
+    uintptr_t data;
+    uint3 block, thread;
+};
+
 struct Launch {
     const char* name;
     darts_emu_tramp tramp;
@@ -298,6 +316,10 @@ struct Launch {
     std::string err;
     int helper_slots = 0;    // guarded by the pool mutex
     int helpers_active = 0;  // guarded by the pool mutex
+    // Written from the SIGSEGV handler, so lock-free; read once every worker is done.
+    std::atomic<bool> faulted{false};      // `fault` is set
+    std::atomic<bool> opened_guard{false};  // some guard page was opened for it
+    GuardFault fault{};
 
     void fail(const std::string& msg) {
         std::lock_guard<std::mutex> g(err_mutex);
@@ -338,7 +360,19 @@ struct Worker {
     bool failed = false;
     std::string err;
 
+    void* altstack = nullptr;  // ours, if the thread had no alternate signal stack
+
     Worker() {
+        // A guard-page fault happens on a 64 KiB fiber stack: its handler runs on this instead.
+        stack_t cur{};
+        if (sigaltstack(nullptr, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+            void* m = mmap(nullptr, kAltStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            stack_t ss{};
+            ss.ss_sp = m;
+            ss.ss_size = kAltStack;
+            if (m != MAP_FAILED && sigaltstack(&ss, nullptr) == 0) altstack = m;
+            else if (m != MAP_FAILED) munmap(m, kAltStack);
+        }
 #if DARTS_EMU_ASAN
         pthread_attr_t a;
         if (pthread_getattr_np(pthread_self(), &a) == 0) {
@@ -354,6 +388,12 @@ struct Worker {
     ~Worker() {
         for (Stack& s : stacks) stack_free(s);
         std::free(smem);
+        if (altstack) {
+            stack_t off{};
+            off.ss_flags = SS_DISABLE;
+            (void)sigaltstack(&off, nullptr);
+            munmap(altstack, kAltStack);
+        }
     }
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -363,8 +403,9 @@ __thread Worker* t_worker = nullptr;
 
 struct WorkerOwner {
     ~WorkerOwner() {
-        delete t_worker;
-        t_worker = nullptr;
+        Worker* w = t_worker;
+        t_worker = nullptr;  // the SIGSEGV handler must not see it half destroyed
+        delete w;
     }
 };
 
@@ -384,6 +425,205 @@ std::string where(const Worker& w) {
 
 std::string thread_name(const Fiber& f) {
     return format("thread (%u,%u,%u)", f.threadIdx.x, f.threadIdx.y, f.threadIdx.z);
+}
+
+// ---------------------------------------------------------------- device memory and guard pages
+//
+// Each buffer from darts_emu_alloc is one mapping: a PROT_NONE page, the data pages, a PROT_NONE
+// page. A kernel that touches a guard page faults; the SIGSEGV handler records the fault in the
+// running launch, opens the page (filled with 0xFF) so that the instruction re-executes, and the
+// launch fails once the grid is done. The handler finds guard pages in a fixed-size hash table:
+// no malloc, and a spinlock that is never held while buffer memory is touched, so taking it in
+// the handler cannot deadlock.
+
+constexpr unsigned char kPoisonByte = 0xFF;  // fresh buffers and opened guard pages: NaN as f32
+constexpr unsigned char kSlackByte = 0xA5;   // the slack beside the data on its inexact side
+constexpr size_t kSlackChecked = 256;        // slack bytes nearest the data checked per launch
+constexpr unsigned kSlotBits = 17;
+constexpr size_t kSlots = size_t{1} << kSlotBits;  // two per live buffer, kept at most half full
+
+// One guard page of a live buffer; page 0 marks an empty slot.
+struct GuardSlot {
+    uintptr_t page;
+    uintptr_t data;  // the buffer's first byte
+    size_t bytes;
+    const Launch* opener;  // the launch that opened this page after a fault, else null
+};
+
+GuardSlot g_slots[kSlots];  // open addressing with linear probing
+size_t g_slots_used = 0;
+std::atomic_flag g_slots_lock = ATOMIC_FLAG_INIT;
+std::atomic<size_t> g_page{0};  // the page size, for the signal handler
+struct sigaction g_prev_segv;   // chained to for every fault that is not ours
+
+class SlotLock {
+  public:
+    SlotLock() {
+        for (unsigned spins = 0; g_slots_lock.test_and_set(std::memory_order_acquire); ++spins)
+            if (spins > 64) sched_yield();
+    }
+    ~SlotLock() { g_slots_lock.clear(std::memory_order_release); }
+    SlotLock(const SlotLock&) = delete;
+    SlotLock& operator=(const SlotLock&) = delete;
+};
+
+size_t slot_home(uintptr_t page) {  // Fibonacci hashing; pages are at least 4 KiB apart
+    return static_cast<size_t>(((page >> 12) * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits));
+}
+
+// The slot holding `page`, or the empty one where it would go. The caller holds the lock.
+size_t slot_find(uintptr_t page) {
+    size_t i = slot_home(page);
+    while (g_slots[i].page != 0 && g_slots[i].page != page) i = (i + 1) & (kSlots - 1);
+    return i;
+}
+
+// Backward-shift deletion: later entries of the probe chain move up, so no tombstones.
+void slot_erase(size_t i) {
+    for (size_t j = i;;) {
+        j = (j + 1) & (kSlots - 1);
+        if (g_slots[j].page == 0) break;
+        const size_t k = slot_home(g_slots[j].page);
+        const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);  // home in (i, j]
+        if (!stays) {
+            g_slots[i] = g_slots[j];
+            i = j;
+        }
+    }
+    g_slots[i] = GuardSlot{};
+    --g_slots_used;
+}
+
+size_t data_pages(size_t bytes) { return (bytes + page_size() - 1) / page_size(); }
+
+// The leading guard page of a buffer: its data starts in the page after it (placement 0 puts
+// the data at the end of its pages, but less than a page from their start).
+uintptr_t leading_guard(const void* data) {
+    return (reinterpret_cast<uintptr_t>(data) & ~(page_size() - 1)) - page_size();
+}
+
+// The registry entry of a live buffer, or false.
+bool find_buffer(const void* data, GuardSlot& out) {
+    SlotLock lock;
+    const GuardSlot& s = g_slots[slot_find(leading_guard(data))];
+    if (s.page == 0 || s.data != reinterpret_cast<uintptr_t>(data)) return false;
+    out = s;
+    return true;
+}
+
+// 1: the faulting access was a write, 0: a read, -1: unknown on this architecture.
+int fault_access(const void* uctx) {
+#if defined(__x86_64__) && defined(REG_ERR)
+    return static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_ERR] & 2 ? 1 : 0;  // page-fault W bit
+#else
+    (void)uctx;
+    return -1;
+#endif
+}
+
+// A kernel touched a guard page: records the first such fault in its launch and opens the page
+// so that the access re-executes. False when the fault is not ours or not from a kernel.
+// Async-signal-safe: atomics, plain stores, mprotect and memset only.
+bool on_guard_fault(const siginfo_t* info, const void* uctx) {
+    Worker* w = t_worker;
+    const ThreadRec* t = tls_thread;
+    if (!w || !w->in_block || !w->launch || !t) return false;
+    const size_t p = g_page.load(std::memory_order_relaxed);
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+    const uintptr_t page = addr & ~(p - 1);
+    Launch& L = const_cast<Launch&>(*w->launch);  // created non-const by darts_emu_launch
+    SlotLock lock;
+    GuardSlot& s = g_slots[slot_find(page)];
+    if (s.page != page) return false;
+    if (!s.opener) {  // else another thread opened it while this one waited for the lock
+        void* pg = reinterpret_cast<void*>(page);
+        if (mprotect(pg, p, PROT_READ | PROT_WRITE) != 0) return false;
+        std::memset(pg, kPoisonByte, p);
+        s.opener = &L;
+        L.opened_guard.store(true, std::memory_order_relaxed);
+    }
+    if (!L.faulted.exchange(true, std::memory_order_relaxed)) {
+        GuardFault& f = L.fault;
+        f.access = fault_access(uctx);
+        f.before = page < s.data;
+        f.bytes = s.bytes;
+        f.data = s.data;
+        f.offset = f.before ? s.data - addr : addr - (s.data + s.bytes);
+        f.block = w->blk.blockIdx;
+        f.thread = t->threadIdx;
+    }
+    L.failed.store(true, std::memory_order_relaxed);  // this block finishes; the rest is skipped
+    return true;
+}
+
+void segv_handler(int sig, siginfo_t* info, void* uctx) {
+    const int saved_errno = errno;
+    const bool ours = on_guard_fault(info, uctx);
+    errno = saved_errno;
+    if (ours) return;
+    const struct sigaction& prev = g_prev_segv;
+    if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction) {
+        prev.sa_sigaction(sig, info, uctx);
+    } else if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+        prev.sa_handler(sig);
+    } else {  // the default action: the access re-executes and ends the process as it would have
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, nullptr);
+    }
+}
+
+// Once per process, chaining to whatever was installed before (Rust's std installs one to
+// report stack overflows).
+void install_segv_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        g_page.store(page_size());
+        sigaction(SIGSEGV, nullptr, &g_prev_segv);
+        struct sigaction sa {};
+        sa.sa_sigaction = segv_handler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, nullptr);
+    });
+}
+
+// Closes the guard pages a launch opened, so that the next launch faults on them again.
+void close_guards(const Launch& L) {
+    if (!L.opened_guard.load(std::memory_order_relaxed)) return;
+    SlotLock lock;
+    for (GuardSlot& s : g_slots) {
+        if (s.page != 0 && s.opener == &L) {
+            (void)mprotect(reinterpret_cast<void*>(s.page), page_size(), PROT_NONE);
+            s.opener = nullptr;
+        }
+    }
+}
+
+std::string fault_message(const Launch& L) {
+    const GuardFault& f = L.fault;
+    const char* verb = f.access == 1 ? "wrote" : f.access == 0 ? "read" : "accessed";
+    const std::string what = f.before ? format("%s %zu bytes before the start", verb, f.offset)
+                                      : format("%s past the end", verb);
+    std::string msg = format("kernel '%s' block (%u,%u,%u): thread (%u,%u,%u) %s of a %zu-byte buffer at %#zx",
+                             L.name, f.block.x, f.block.y, f.block.z, f.thread.x, f.thread.y, f.thread.z,
+                             what.c_str(), f.bytes, static_cast<size_t>(f.data));
+    if (!f.before) msg += format(" (byte %zu after the end)", f.offset);
+    return msg;
+}
+
+// True when n bytes at p all hold kSlackByte.
+bool slack_intact(const unsigned char* p, size_t n) {
+    constexpr uint64_t word = 0x0101010101010101ull * kSlackByte;
+    size_t i = 0;
+    for (uint64_t v; i + 8 <= n; i += 8) {
+        std::memcpy(&v, p + i, 8);
+        if (v != word) return false;
+    }
+    for (; i < n; ++i)
+        if (p[i] != kSlackByte) return false;
+    return true;
 }
 
 // ---------------------------------------------------------------- scheduling
@@ -596,7 +836,7 @@ void complete_collective(Worker& w, Fiber& self, Warp& wp, unsigned mask) {
         const unsigned width = static_cast<unsigned>(g.wwidth);
         const unsigned seg = l & ~(width - 1);
         uint64_t out = g.wval;
-        int src = -1;  // lane read by a shuffle; reading a lane outside mask returns our own value
+        int src = -1;  // lane read by a shuffle; -1 (outside the lane's range) returns our own value
         switch (op) {
             case kSync: out = 0; break;
             case kShflIdx: src = static_cast<int>(seg + (static_cast<unsigned>(g.warg) & (width - 1))); break;
@@ -642,7 +882,14 @@ void complete_collective(Worker& w, Fiber& self, Warp& wp, unsigned mask) {
                 break;
             }
         }
-        if (src >= 0 && (mask >> src & 1)) out = lanes[src].wval;
+        if (src >= 0) {  // inside the lane's range: the source must have taken part
+            if (!(mask >> src & 1)) {
+                w.err = where(w) + format("%s(mask 0x%08x) in warp %u: lane %u reads lane %d, which is not in the "
+                                          "mask", op_name(op), mask, self.linear >> 5, l, src);
+                abandon(w, self);
+            }
+            out = lanes[src].wval;
+        }
         g.wout = out;
     }
     for (unsigned m = mask & ~(1u << (self.linear & 31)); m; m &= m - 1) {
@@ -660,7 +907,12 @@ uint64_t warp_collective(int op, unsigned mask, uint64_t value, int arg, int wid
     Fiber& f = cur_fiber();
     Warp& wp = w.warps[f.linear >> 5];
     const unsigned lane = f.linear & 31, bit = 1u << lane;
-    mask &= wp.valid;  // a full mask in a partial last warp names only the lanes that exist
+    if (const unsigned ghosts = mask & ~wp.valid) {  // e.g. a full mask in a partial last warp
+        w.err = where(w) + format("%s by %s (warp %u lane %u) with mask 0x%08x, which names lane(s) %s that do not "
+                                  "exist (the block's last warp has %d lanes)", op_name(op), thread_name(f).c_str(),
+                                  f.linear >> 5, lane, mask, lane_list(ghosts).c_str(), __builtin_popcount(wp.valid));
+        abandon(w, f);
+    }
     if (!(mask & bit)) {
         w.err = where(w) + format("%s by %s (warp %u lane %u) with mask 0x%08x, which does not name the "
                                   "calling lane", op_name(op), thread_name(f).c_str(), f.linear >> 5, lane, mask);
@@ -913,8 +1165,8 @@ extern "C" int darts_emu_launch(const char* name, darts_emu_tramp tramp, unsigne
         write_err(err, errlen, format("kernel '%s': invalid launch: %s", name, bad.c_str()));
         return 1;
     }
+    Launch L;
     try {
-        Launch L;
         L.name = name;
         L.tramp = tramp;
         L.args = args;
@@ -930,15 +1182,114 @@ extern "C" int darts_emu_launch(const char* name, darts_emu_tramp tramp, unsigne
         L.chunk = std::max<uint64_t>(1, std::min<uint64_t>(16, L.nblocks / (workers * 8)));
         if (workers <= 1) run_blocks(L);  // no hand-off: single-block launches stay cheap
         else pool().run(L, static_cast<unsigned>(workers - 1));
-        if (L.failed.load()) {
-            write_err(err, errlen, L.err);
-            return 2;
-        }
-        return 0;
     } catch (const std::exception& e) {
+        close_guards(L);
         write_err(err, errlen, format("kernel '%s': emulator failure: %s", name, e.what()));
         return 3;
     }
+    close_guards(L);
+    if (L.faulted.load()) {  // the likely cause of anything else that went wrong
+        write_err(err, errlen, fault_message(L));
+        return 2;
+    }
+    if (L.failed.load()) {
+        write_err(err, errlen, L.err);
+        return 2;
+    }
+    return 0;
+}
+
+extern "C" void* darts_emu_alloc(size_t bytes, int placement, char* err, size_t errlen) {
+    using namespace darts_emu;
+    if (err && errlen > 0) err[0] = '\0';
+    const size_t p = page_size();
+    if (placement != 0 && placement != 1) {
+        write_err(err, errlen, format("placement %d (must be 0 or 1)", placement));
+        return nullptr;
+    }
+    if (bytes > (SIZE_MAX >> 1)) {
+        write_err(err, errlen, format("cannot allocate %zu bytes", bytes));
+        return nullptr;
+    }
+    install_segv_handler();
+    const size_t pages = data_pages(bytes), len = (pages + 2) * p;
+    void* m = mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char* base = static_cast<unsigned char*>(m);
+    if (m == MAP_FAILED || (pages > 0 && mprotect(base + p, pages * p, PROT_READ | PROT_WRITE) != 0)) {
+        const int e = errno;
+        if (m != MAP_FAILED) munmap(m, len);
+        write_err(err, errlen, format("cannot map %zu bytes with guard pages: %s (vm.max_map_count limits the "
+                                      "number of buffers)", bytes, std::strerror(e)));
+        return nullptr;
+    }
+    unsigned char* first = base + p;
+    unsigned char* trail = first + pages * p;
+#if DARTS_EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(first, pages * p);  // stale shadow of earlier mappings here
+#endif
+    unsigned char* data = placement == 0 ? trail - bytes : first;
+    std::memset(first, kSlackByte, static_cast<size_t>(data - first));
+    std::memset(data, kPoisonByte, bytes);
+    std::memset(data + bytes, kSlackByte, static_cast<size_t>(trail - (data + bytes)));
+    bool registered = false;
+    {
+        SlotLock lock;
+        if (g_slots_used + 2 <= kSlots / 2) {
+            for (unsigned char* guard : {base, trail}) {
+                const uintptr_t pg = reinterpret_cast<uintptr_t>(guard);
+                g_slots[slot_find(pg)] = GuardSlot{pg, reinterpret_cast<uintptr_t>(data), bytes, nullptr};
+                ++g_slots_used;
+            }
+            registered = true;
+        }
+    }
+    if (!registered) {
+        munmap(m, len);
+        write_err(err, errlen, format("more than %zu live buffers", kSlots / 4));
+        return nullptr;
+    }
+    return data;
+}
+
+extern "C" void darts_emu_free(void* ptr) {
+    using namespace darts_emu;
+    if (!ptr) return;
+    const uintptr_t lead = leading_guard(ptr);
+    size_t pages;
+    {
+        SlotLock lock;
+        const size_t i = slot_find(lead);
+        if (g_slots[i].page == 0 || g_slots[i].data != reinterpret_cast<uintptr_t>(ptr)) return;  // not ours
+        pages = data_pages(g_slots[i].bytes);
+        slot_erase(i);
+        slot_erase(slot_find(lead + (pages + 1) * page_size()));
+    }
+    munmap(reinterpret_cast<void*>(lead), (pages + 2) * page_size());
+}
+
+extern "C" int darts_emu_check_slack(const void* ptr, size_t* offset) {
+    using namespace darts_emu;
+    GuardSlot s;
+    if (!find_buffer(ptr, s)) return -1;
+    const unsigned char* first = reinterpret_cast<const unsigned char*>(s.page + page_size());
+    const unsigned char* data = static_cast<const unsigned char*>(ptr);
+    const unsigned char* end = data + s.bytes;
+    const unsigned char* trail = first + data_pages(s.bytes) * page_size();
+    const size_t before = std::min<size_t>(static_cast<size_t>(data - first), kSlackChecked);
+    const size_t after = std::min<size_t>(static_cast<size_t>(trail - end), kSlackChecked);
+    if (!slack_intact(data - before, before)) {
+        size_t d = 1;
+        while (data[-static_cast<ptrdiff_t>(d)] == kSlackByte) ++d;
+        if (offset) *offset = d;
+        return 1;
+    }
+    if (!slack_intact(end, after)) {
+        size_t i = 0;
+        while (end[i] == kSlackByte) ++i;
+        if (offset) *offset = i;
+        return 2;
+    }
+    return 0;
 }
 
 extern "C" void darts_emu_set_stack_size(size_t bytes) {

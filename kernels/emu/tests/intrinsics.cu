@@ -53,5 +53,5 @@ extern "C" __global__ void intrinsics_probe(const float4* __restrict__ in, float
     atomicAdd(&d, 0.25);
     u[1] = (unsigned long long)(d * 4.0);       // 5
     __threadfence();
-    __syncwarp();
+    __syncwarp(__activemask());  // a full mask would name 31 lanes that do not exist
 }

@@ -3,9 +3,14 @@
 // which generates all_kernels.inc (one DARTS_TEST_FILE(stem) per .cu file).
 #include "../emu_abi.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <csignal>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -470,6 +475,22 @@ void test_broken() {
         Result r = launch("shfl_bad_mask", {1}, {32}, 0, {&px, &py});
         check(r.rc != 0 && r.err.find("does not name the calling lane") != std::string::npos,
               "shfl_bad_mask reported", r.err);
+        for (int sched = 0; sched < 2; ++sched) {
+            r = launch("shfl_full_mask_partial_warp", {1}, {48}, 0, {&px, &py}, sched);
+            check(r.rc != 0 && r.err.find("__shfl_down_sync") != std::string::npos &&
+                      r.err.find("mask 0xffffffff") != std::string::npos &&
+                      r.err.find("lane(s) 16-31 that do not exist") != std::string::npos,
+                  "full mask in a 16-lane last warp reported, schedule " + std::to_string(sched), r.err);
+            r = launch("shfl_src_outside_mask", {1}, {32}, 0, {&px, &py}, sched);
+            check(r.rc != 0 && r.err.find("__shfl_down_sync(mask 0x0000ffff)") != std::string::npos &&
+                      r.err.find("reads lane 16, which is not in the mask") != std::string::npos,
+                  "shuffle source outside a partial mask reported, schedule " + std::to_string(sched), r.err);
+        }
+        // The same full-warp sum is fine when every warp is whole.
+        r = launch("shfl_full_mask_partial_warp", {1}, {64}, 0, {&px, &py});
+        float want = 0;
+        for (int l = 0; l < 32; ++l) want += x[l];
+        check(r.rc == 0 && std::fabs(y[0] - want) < 1e-5f, "full-mask sum over whole warps runs", r.err);
         char err[512];
         r.rc = darts_emu_launch("throws", throwing_tramp, 2, 1, 1, 64, 1, 1, 0, nullptr, 1, 2, err, sizeof err);
         check(r.rc != 0 && std::strstr(err, "threw a C++ exception: boom") != nullptr,
@@ -480,6 +501,147 @@ void test_broken() {
         r = launch("saxpy_f32", {1}, {64}, 0, {&px, &py, &a, &b, &n});
         check(r.rc == 0 && y[5] == 2 * x[5], "launches still work after a failed one", r.err);
     }
+}
+
+// ---------------------------------------------------------------- guard pages
+
+// A buffer from darts_emu_alloc filled from host.
+float* device_floats(const std::vector<float>& host, int placement) {
+    char err[256];
+    auto* p = static_cast<float*>(darts_emu_alloc(host.size() * 4, placement, err, sizeof err));
+    if (!p) {
+        check(false, "darts_emu_alloc", err);
+        std::exit(1);
+    }
+    std::memcpy(p, host.data(), host.size() * 4);
+    return p;
+}
+
+bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+
+// Runs f in a child process; true when the child died of SIGSEGV (under ASan: when ASan's
+// handler, which ours chains to, reported it and exited).
+template <class F>
+bool crashes(F f) {
+    std::fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        dup2(open("/dev/null", O_WRONLY), 2);  // keep a sanitizer's report of the crash quiet
+        f();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+#if defined(__SANITIZE_ADDRESS__)
+    return WIFEXITED(status) && WEXITSTATUS(status) != 0;
+#else
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+#endif
+}
+
+void test_guard_layout() {
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    char err[256];
+    bool ok = true;
+    for (size_t bytes : {size_t{0}, size_t{4}, size_t{100}, size_t{400}, size_t{4096}, size_t{5000}}) {
+        for (int placement = 0; placement < 2; ++placement) {
+            auto* p = static_cast<unsigned char*>(darts_emu_alloc(bytes, placement, err, sizeof err));
+            if (!p) {
+                check(false, "darts_emu_alloc", err);
+                return;
+            }
+            const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+            size_t off = 99;
+            ok &= placement == 0 ? (a + bytes) % page == 0 : a % page == 0;
+            ok &= bytes == 0 || a % std::min<size_t>(bytes & (~bytes + 1), 16) == 0;  // gcd(bytes, 16)
+            ok &= std::all_of(p, p + bytes, [](unsigned char c) { return c == 0xFF; });
+            ok &= darts_emu_check_slack(p, &off) == 0;
+            darts_emu_free(p);
+            ok &= darts_emu_check_slack(p, &off) == -1;
+        }
+    }
+    check(ok, "guard layout: placement 0 ends at a page end, 1 starts at a page start; 0xFF-filled; slack intact");
+    check(darts_emu_alloc(4, 2, err, sizeof err) == nullptr && contains(err, "placement 2"), "placement 2 rejected", err);
+}
+
+void test_guard_pages() {
+    int n = 100;
+    std::vector<float> host(n);
+    for (int i = 0; i < n; ++i) host[i] = static_cast<float>(i);
+    float* x0 = device_floats(host, 0);
+    float* x1 = device_floats(host, 1);
+    float* y = device_floats(std::vector<float>(128, 0.0f), 1);
+    // Schedule 0, end exact: thread 100 reads first past the end. Twice: the page is closed again.
+    for (int round = 0; round < 2; ++round) {
+        Result r = launch("oob_read_f32", {1}, {128}, 0, {&x0, &y, &n}, 0);
+        check(r.rc == 2 && contains(r.err, "kernel 'oob_read_f32' block (0,0,0): thread (100,0,0) read past the end "
+                                           "of a 400-byte buffer") && contains(r.err, "(byte 0 after the end)"),
+              "read past the end reported (round " + std::to_string(round) + ")", r.err);
+    }
+    bool right = true;
+    for (int i = 0; i < n; ++i) right &= y[i] == 2.0f * host[i];
+    check(right && std::isnan(y[n]), "the faulting block runs to completion; its read past the end gets NaN");
+    // More blocks than workers: the fault can happen on a pool thread too.
+    Result r = launch("oob_read_f32", {4}, {32}, 0, {&x0, &y, &n}, 0, 2);
+    check(r.rc == 2 && contains(r.err, "block (3,0,0)") && contains(r.err, "read past the end"),
+          "read past the end reported from a worker", r.err);
+    // Schedule 1, start exact: thread 0 reads x[-1].
+    r = launch("diff_prev_f32", {1}, {128}, 0, {&x1, &y, &n}, 1);
+    check(r.rc == 2 && contains(r.err, "thread (0,0,0) read 4 bytes before the start of a 400-byte buffer"),
+          "read before the start reported", r.err);
+    // Exact grids are fine.
+    int m = 128;
+    float* x2 = device_floats(std::vector<float>(128, 1.0f), 0);
+    r = launch("oob_read_f32", {1}, {128}, 0, {&x2, &y, &m}, 0);
+    check(r.rc == 0 && y[127] == 2.0f, "oob_read_f32 with an exact grid passes", r.err);
+    // Writes: into a guard page they fault; into the slack (inexact side) the check finds them.
+    r = launch("oob_write_f32", {1}, {128}, 0, {&x0, &n}, 0);
+    check(r.rc == 2 && contains(r.err, "wrote past the end of a 400-byte buffer"), "write into a guard page reported",
+          r.err);
+    r = launch("oob_write_f32", {1}, {128}, 0, {&x1, &n}, 1);
+    size_t off = 99;
+    const int where = darts_emu_check_slack(x1, &off);
+    check(r.rc == 0 && where == 2 && off == 0, "write into the slack found by darts_emu_check_slack",
+          "rc " + std::to_string(r.rc) + ", check " + std::to_string(where) + ", offset " + std::to_string(off));
+    // Faults that are not a kernel's guard-page access still end the process.
+    check(crashes([&] { std::printf("%f", static_cast<double>(x0[n])); }),
+          "a guard-page read outside a kernel still crashes");
+    float* stale = x2;
+    darts_emu_free(x2);
+    check(crashes([&] { std::printf("%f", static_cast<double>(stale[0])); }),
+          "a read of a freed buffer still crashes");
+    darts_emu_free(x0);
+    darts_emu_free(x1);
+    darts_emu_free(y);
+}
+
+// Allocations and frees from several threads keep the guard registry consistent.
+void test_guard_registry() {
+    std::vector<std::thread> ts;
+    std::vector<int> bad(4, 0);
+    for (int k = 0; k < 4; ++k) {
+        ts.emplace_back([&, k] {
+            std::mt19937 g(k);
+            std::vector<void*> live;
+            char err[256];
+            for (int it = 0; it < 3000; ++it) {
+                if (live.size() < 200 && (g() & 1)) {
+                    void* p = darts_emu_alloc(g() % 9000, static_cast<int>(g() & 1), err, sizeof err);
+                    if (p) live.push_back(p);
+                    else ++bad[k];
+                } else if (!live.empty()) {
+                    const size_t i = g() % live.size();
+                    size_t off;
+                    bad[k] += darts_emu_check_slack(live[i], &off) != 0;
+                    darts_emu_free(live[i]);
+                    live.erase(live.begin() + static_cast<ptrdiff_t>(i));
+                }
+            }
+            for (void* p : live) darts_emu_free(p);
+        });
+    }
+    for (auto& t : ts) t.join();
+    check(bad == std::vector<int>(4, 0), "guard registry: 4 threads x 3000 allocations and frees");
 }
 
 // ---------------------------------------------------------------- launch rates
@@ -637,6 +799,9 @@ int main(int argc, char** argv) {
     test_concurrent_launches();
     test_launch_validation();
     test_broken();
+    test_guard_layout();
+    test_guard_pages();
+    test_guard_registry();
     if (!(argc > 2 && std::strcmp(argv[2], "--no-bench") == 0)) bench(label);
     darts_emu_shutdown();
     std::printf("%s: %d check(s) failed\n", label, g_failed);

@@ -1,12 +1,13 @@
 //! `EmuRuntime`: runs the project's CUDA kernels on the host (see `kernels/emu/README.md`).
 //!
-//! Memory is host memory: every allocation is 256-byte aligned, poisoned with NaN bytes, and
-//! surrounded by guard zones that are checked after every launch, so an out-of-bounds write is
-//! reported with the kernel's name. The C++ side runs the threads of a block as fibers and
-//! reports barriers not reached by every thread. `schedule` 0 or 1 runs threads (and blocks) in
-//! increasing or decreasing order; tests run kernels under both and demand identical bits.
+//! Memory is host memory mapped by the C++ runtime: every buffer is poisoned with NaN bytes and
+//! sits between two inaccessible guard pages, so a kernel reading or writing past it fails its
+//! launch with the kernel's name. `schedule` also picks which end is exact (0: the end, 1: the
+//! start); the slack on the other side is a byte pattern checked after every launch. The C++
+//! side runs the threads of a block as fibers and reports barriers not reached by every thread
+//! and bad warp shuffles. `schedule` 0 or 1 runs threads (and blocks) in increasing or
+//! decreasing order; tests run kernels under both and demand identical bits.
 
-use std::alloc::{alloc, dealloc, Layout};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Mutex;
@@ -50,30 +51,16 @@ extern "C" {
         err: *mut c_char,
         errlen: usize,
     ) -> c_int;
+    fn darts_emu_alloc(bytes: usize, placement: c_int, err: *mut c_char, errlen: usize) -> *mut c_void;
+    fn darts_emu_free(ptr: *mut c_void);
+    fn darts_emu_check_slack(ptr: *const c_void, offset: *mut usize) -> c_int;
 }
-
-/// Bytes of guard zone on each side of an allocation.
-const GUARD: usize = 256;
-/// The byte pattern guard zones are filled with.
-const GUARD_BYTE: u8 = 0xA5;
-/// New allocations are filled with this: 0xFFFFFFFF is a NaN in f32, so an element a kernel
-/// forgot to write shows up as NaN.
-const POISON_BYTE: u8 = 0xFF;
-
-struct Alloc {
-    base: *mut u8,
-    layout: Layout,
-    bytes: usize,
-}
-
-// SAFETY: the raw pointer is owned exclusively by this record; access is serialised by the
-// runtime's mutex (and by launches, which the caller orders).
-unsafe impl Send for Alloc {}
 
 /// The host emulator of the CUDA runtime.
 pub struct EmuRuntime {
     kernels: HashMap<String, (CString, Tramp)>,
-    allocs: Mutex<HashMap<DevPtr, Alloc>>,
+    /// Live buffers and their sizes.
+    allocs: Mutex<HashMap<DevPtr, usize>>,
     /// Bytes allocated now and at the peak.
     memory: Mutex<MemStats>,
     /// Dynamic shared memory each kernel opted into (above the 48 KiB default).
@@ -124,34 +111,28 @@ impl EmuRuntime {
         v
     }
 
-    /// Checks every live allocation's guard zones; names the kernel on a violation.
+    /// Checks the slack beside every live buffer (writes there do not fault); names the kernel on
+    /// a violation.
     fn check_guards(&self, kernel: &str) -> Result<(), GpuError> {
         let allocs = self.allocs.lock().unwrap();
-        for (&ptr, a) in allocs.iter() {
-            // SAFETY: base..base+layout.size() is the live allocation.
-            let whole = unsafe { std::slice::from_raw_parts(a.base, a.layout.size()) };
-            let before = &whole[..GUARD];
-            let after = &whole[GUARD + a.bytes..];
-            if let Some(i) = before.iter().rposition(|&b| b != GUARD_BYTE) {
-                return Err(GpuError::Emu(format!(
-                    "kernel {kernel} wrote {} bytes before the start of a {}-byte buffer at {ptr:#x}",
-                    GUARD - i,
-                    a.bytes
-                )));
-            }
-            if let Some(i) = after.iter().position(|&b| b != GUARD_BYTE) {
-                return Err(GpuError::Emu(format!(
-                    "kernel {kernel} wrote past the end of a {}-byte buffer at {ptr:#x} (byte {} after the end)",
-                    a.bytes, i
-                )));
-            }
+        for (&ptr, &bytes) in allocs.iter() {
+            let mut offset = 0usize;
+            // SAFETY: `ptr` is a live buffer from darts_emu_alloc.
+            let msg = match unsafe { darts_emu_check_slack(ptr as *const c_void, &mut offset) } {
+                1 => format!("kernel {kernel} wrote {offset} bytes before the start of a {bytes}-byte buffer at {ptr:#x}"),
+                2 => format!(
+                    "kernel {kernel} wrote past the end of a {bytes}-byte buffer at {ptr:#x} (byte {offset} after the end)"
+                ),
+                _ => continue,
+            };
+            return Err(GpuError::Emu(msg));
         }
         Ok(())
     }
 
     fn check_range(&self, ptr: DevPtr, bytes: usize, what: &str) -> Result<(), GpuError> {
         let allocs = self.allocs.lock().unwrap();
-        let ok = allocs.iter().any(|(&p, a)| ptr >= p && ptr + bytes as u64 <= p + a.bytes as u64);
+        let ok = allocs.iter().any(|(&p, &len)| ptr >= p && ptr + bytes as u64 <= p + len as u64);
         if ok || bytes == 0 {
             Ok(())
         } else {
@@ -172,20 +153,14 @@ impl Runtime for EmuRuntime {
     }
 
     fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
-        let layout =
-            Layout::from_size_align(bytes + 2 * GUARD, GUARD).map_err(|e| GpuError::Emu(e.to_string()))?;
-        // SAFETY: the layout has non-zero size (two guard zones).
-        let base = unsafe { alloc(layout) };
-        if base.is_null() {
-            return Err(GpuError::OutOfMemory { bytes });
+        let mut err = [0u8; 256];
+        // SAFETY: err is a writable buffer of the given length.
+        let p = unsafe { darts_emu_alloc(bytes, self.schedule, err.as_mut_ptr() as *mut c_char, err.len()) };
+        if p.is_null() {
+            return Err(GpuError::Emu(c_message(&err)));
         }
-        unsafe {
-            std::ptr::write_bytes(base, GUARD_BYTE, GUARD);
-            std::ptr::write_bytes(base.add(GUARD), POISON_BYTE, bytes);
-            std::ptr::write_bytes(base.add(GUARD + bytes), GUARD_BYTE, GUARD);
-        }
-        let ptr = unsafe { base.add(GUARD) } as DevPtr;
-        self.allocs.lock().unwrap().insert(ptr, Alloc { base, layout, bytes });
+        let ptr = p as DevPtr;
+        self.allocs.lock().unwrap().insert(ptr, bytes);
         let mut m = self.memory.lock().unwrap();
         m.in_use += bytes;
         m.peak = m.peak.max(m.in_use);
@@ -193,9 +168,10 @@ impl Runtime for EmuRuntime {
     }
 
     fn free(&self, ptr: DevPtr, _bytes: usize) {
-        if let Some(a) = self.allocs.lock().unwrap().remove(&ptr) {
-            self.memory.lock().unwrap().in_use -= a.bytes;
-            unsafe { dealloc(a.base, a.layout) };
+        if let Some(bytes) = self.allocs.lock().unwrap().remove(&ptr) {
+            self.memory.lock().unwrap().in_use -= bytes;
+            // SAFETY: ptr came from darts_emu_alloc and is freed once (removed from the map).
+            unsafe { darts_emu_free(ptr as *mut c_void) };
         }
     }
 
@@ -257,10 +233,7 @@ impl Runtime for EmuRuntime {
             )
         };
         if rc != 0 {
-            let msg = CStr::from_bytes_until_nul(&err)
-                .map(|c| c.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Err(GpuError::Emu(format!("{kernel}: {msg}")));
+            return Err(GpuError::Emu(format!("{kernel}: {}", c_message(&err))));
         }
         self.check_guards(kernel)
     }
@@ -295,8 +268,14 @@ impl Runtime for EmuRuntime {
 
 impl Drop for EmuRuntime {
     fn drop(&mut self) {
-        for (_, a) in self.allocs.lock().unwrap().drain() {
-            unsafe { dealloc(a.base, a.layout) };
+        for (ptr, _) in self.allocs.lock().unwrap().drain() {
+            // SAFETY: every live buffer came from darts_emu_alloc.
+            unsafe { darts_emu_free(ptr as *mut c_void) };
         }
     }
+}
+
+/// The NUL-terminated message the C++ side wrote into `buf`.
+fn c_message(buf: &[u8]) -> String {
+    CStr::from_bytes_until_nul(buf).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
 }
