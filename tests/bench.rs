@@ -105,6 +105,14 @@ fn step_bench_times_steps_and_reports_the_reference_fields() {
     assert!(v["peak_heap_bytes"].as_u64().unwrap() > 0);
 }
 
+#[test]
+fn median_matches_pythons_statistics_median() {
+    let _serial = serial();
+    assert_eq!(darts::bench::median(&mut [3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(darts::bench::median(&mut [4.0, 1.0]), 2.5, "an even count averages the middle two");
+    assert!(darts::bench::median(&mut []).is_nan());
+}
+
 fn darts(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_darts"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))

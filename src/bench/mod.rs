@@ -97,10 +97,15 @@ pub fn seconds_per_call(device: &Device, flush: &mut CacheFlush, samples: usize,
     median(&mut t)
 }
 
-/// The median (the upper one of an even count); NaN when empty.
+/// The median (of an even count, the mean of the middle two, as Python's `statistics.median`
+/// that the PyTorch reference's timings use); NaN when empty.
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
 }
 
 /// What the machine is: the GPU's description, or the CPU's model name and thread count.
