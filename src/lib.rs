@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod memstat;
+pub mod meter;
 pub mod model;
 pub mod nn;
 pub mod ops;

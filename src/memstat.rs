@@ -14,12 +14,18 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// The system allocator, counting the bytes it hands out.
 pub struct CountingAlloc;
 
 impl CountingAlloc {
+    fn allocated(size: usize) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        Self::grew(size);
+    }
+
     fn grew(by: usize) {
         let now = IN_USE.fetch_add(by, Ordering::Relaxed) + by;
         PEAK.fetch_max(now, Ordering::Relaxed);
@@ -31,7 +37,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
         if !p.is_null() {
-            Self::grew(layout.size());
+            Self::allocated(layout.size());
         }
         p
     }
@@ -39,7 +45,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc_zeroed(layout);
         if !p.is_null() {
-            Self::grew(layout.size());
+            Self::allocated(layout.size());
         }
         p
     }
@@ -71,6 +77,12 @@ pub fn heap_in_use() -> Option<usize> {
 /// [`CountingAlloc`] is not the global allocator.
 pub fn heap_peak() -> Option<usize> {
     installed().then(|| PEAK.load(Ordering::Relaxed))
+}
+
+/// Heap allocations made so far (reallocations not counted), or `None` when [`CountingAlloc`]
+/// is not the global allocator.
+pub fn heap_allocations() -> Option<usize> {
+    installed().then(|| ALLOCATIONS.load(Ordering::Relaxed))
 }
 
 /// Starts a new heap peak at the bytes in use now.

@@ -67,6 +67,34 @@ fn search_init_starts_from_the_given_weights_and_alphas() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Each step's log line carries what the step cost: on the CPU, the heap allocations and peak.
+#[test]
+fn search_logs_allocations_and_peak_bytes_per_step() {
+    let out = std::env::temp_dir().join(format!("darts-cli-meter-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts()
+        .args(["search", "--device", "cpu", "--channels", "2", "--layers", "3", "--batch", "4"])
+        .args(["--train-images", "32", "--epochs", "1", "--max-steps", "2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let steps: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "step")
+        .collect();
+    assert_eq!(steps.len(), 2);
+    for s in &steps {
+        // A step holds at least its two input batches [4, 3, 32, 32] of f32.
+        assert!(s["peak_bytes"].as_u64().unwrap() > 2 * 4 * 3 * 32 * 32 * 4, "{s}");
+        assert!(s["allocations"].as_u64().unwrap() > 100, "{s}");
+        assert!(s.get("launches").is_none(), "no kernel launches on the CPU: {s}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn bad_arguments_are_explained() {
     let o =

@@ -90,6 +90,49 @@ fn tiny_search_steps_match_the_cpu_on_the_emulator() {
     tiny_search_matches(emu());
 }
 
+/// A search step on the emulator logs its launches, host waits, copies and peak device bytes,
+/// and the launches it logs are launches the runtime made.
+#[test]
+fn search_step_logs_what_it_cost_on_the_emulator() {
+    use darts::search::run::{run, RunOptions, SearchConfig};
+    let rt = Arc::new(EmuRuntime::new(0, 0));
+    let out = std::env::temp_dir().join(format!("darts-emu-meter-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let cfg = SearchConfig {
+        channels: 2,
+        layers: 3,
+        batch: 4,
+        epochs: 1,
+        train_images: Some(32),
+        data: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
+        ..SearchConfig::paper()
+    };
+    let opts = RunOptions {
+        out: out.clone(),
+        resume: false,
+        init: None,
+        device: Device::Gpu(rt.clone()),
+        max_steps: Some(1),
+        progress: false,
+    };
+    run(&cfg, &opts).unwrap();
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let step: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|v: &serde_json::Value| v["kind"] == "step")
+        .unwrap();
+    let get = |k: &str| step[k].as_u64().unwrap_or_else(|| panic!("{k} missing from {step}"));
+    let launched: u64 = rt.launch_counts().values().sum();
+    assert!(get("launches") > 100 && get("launches") <= launched, "{step} vs {launched} launched in all");
+    // The loss and accuracy come back to the host at least.
+    assert!(get("host_reads") >= 2 && get("syncs") >= get("host_reads"), "{step}");
+    // The two batches go up.
+    assert!(get("copies") >= 2 + get("host_reads"), "{step}");
+    assert!(get("peak_bytes") >= 2 * 4 * 3 * 32 * 32 * 4 && get("allocations") > 0, "{step}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn composite_and_tiny_search_match_the_cpu_on_cuda() {

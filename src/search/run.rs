@@ -23,6 +23,7 @@ use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
 use crate::data::{
     eval_batches, search_samplers, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH,
 };
+use crate::meter::Meter;
 use crate::model::{NetConfig, Network};
 use crate::ops;
 use crate::optim::cosine_lr;
@@ -402,6 +403,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
                 break;
             }
             let t0 = Instant::now();
+            let meter = Meter::start(&opts.device);
             let tb = train_loader.next_batch();
             let vb = val_loader.next_batch();
             let (xt, xv) = (tb.images.to_device(&opts.device), vb.images.to_device(&opts.device));
@@ -420,12 +422,15 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             correct += stats.correct_train;
             seen += n;
             let secs = t0.elapsed().as_secs_f64();
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "kind": "step", "epoch": pos.epoch, "step": pos.step_in_epoch, "global_step": pos.global_step,
                 "lr": lr, "loss_train": stats.loss_train, "loss_val": stats.loss_val,
                 "grad_norm": stats.grad_norm, "acc_train": stats.correct_train as f64 / n as f64,
                 "seconds": secs, "images_per_second": 2.0 * n as f64 / secs,
             });
+            for (k, v) in meter.fields() {
+                line[k] = v.into();
+            }
             io(out, writeln!(log, "{line}"))?;
             progress.show(pos.step_in_epoch, loss_sum / seen as f64, correct as f64 / seen as f64, 2 * seen);
         }

@@ -8,7 +8,9 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, DriverE
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::{self, PTX_BUILT};
-use super::runtime::{Arg, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind};
+use super::runtime::{
+    Arg, Counters, Counts, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind,
+};
 
 /// Facts about the device, for `darts info` and logs.
 #[derive(Clone, Debug)]
@@ -64,6 +66,7 @@ pub struct CudaRuntime {
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     cache: Mutex<Cache>,
+    counters: Counters,
     /// Synchronise and check for errors after every launch (slow; pinpoints the failing kernel).
     verify: bool,
 }
@@ -137,6 +140,7 @@ impl CudaRuntime {
             modules: Mutex::default(),
             functions: Mutex::default(),
             cache: Mutex::default(),
+            counters: Counters::default(),
             verify,
         })
     }
@@ -218,6 +222,7 @@ impl Runtime for CudaRuntime {
     }
 
     fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
+        self.counters.allocation();
         let size = bucket(bytes);
         {
             let mut cache = self.cache.lock().unwrap();
@@ -250,21 +255,25 @@ impl Runtime for CudaRuntime {
     }
 
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        self.counters.htod();
         self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
         unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| drv("cuMemcpyHtoD", e))
     }
 
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
+        self.counters.dtoh();
         self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
         unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| drv("cuMemcpyDtoH", e))
     }
 
     fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        self.counters.dtod();
         self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
         unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(|e| drv("cuMemcpyDtoD", e))
     }
 
     fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
+        self.counters.launch();
         let f = self.function(kernel)?;
         self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
         let mut packed = PackedArgs::new(args);
@@ -286,6 +295,7 @@ impl Runtime for CudaRuntime {
     }
 
     fn synchronize(&self) -> Result<(), GpuError> {
+        self.counters.synchronize();
         self.ctx.synchronize().map_err(|e| drv("synchronize", e))
     }
 
@@ -337,6 +347,10 @@ impl Runtime for CudaRuntime {
     fn reset_peak_memory(&self) {
         let mut c = self.cache.lock().unwrap();
         c.peak = c.in_use;
+    }
+
+    fn counts(&self) -> Counts {
+        self.counters.snapshot()
     }
 }
 

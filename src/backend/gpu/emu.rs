@@ -13,7 +13,8 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Mutex;
 
 use super::runtime::{
-    Arg, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
+    Arg, Counters, Counts, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind,
+    DEFAULT_DYNAMIC_SHARED,
 };
 
 type Tramp = unsafe extern "C" fn(*mut *mut c_void);
@@ -67,6 +68,7 @@ pub struct EmuRuntime {
     shared_allowed: Mutex<HashMap<String, u32>>,
     /// Launches per kernel name, for tests that count launches or check coverage.
     launches: Mutex<BTreeMap<String, u64>>,
+    counters: Counters,
     schedule: i32,
     workers: i32,
 }
@@ -94,6 +96,7 @@ impl EmuRuntime {
             memory: Mutex::default(),
             shared_allowed: Mutex::default(),
             launches: Mutex::default(),
+            counters: Counters::default(),
             schedule,
             workers,
         }
@@ -153,6 +156,7 @@ impl Runtime for EmuRuntime {
     }
 
     fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
+        self.counters.allocation();
         let mut err = [0u8; 256];
         // SAFETY: err is a writable buffer of the given length.
         let p = unsafe { darts_emu_alloc(bytes, self.schedule, err.as_mut_ptr() as *mut c_char, err.len()) };
@@ -176,18 +180,21 @@ impl Runtime for EmuRuntime {
     }
 
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        self.counters.htod();
         self.check_range(dst, src.len(), "htod")?;
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
         Ok(())
     }
 
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
+        self.counters.dtoh();
         self.check_range(src, dst.len(), "dtoh")?;
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
 
     fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        self.counters.dtod();
         self.check_range(src, bytes, "dtod source")?;
         self.check_range(dst, bytes, "dtod destination")?;
         unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
@@ -209,6 +216,7 @@ impl Runtime for EmuRuntime {
             }
         }
         *self.launches.lock().unwrap().entry(kernel.to_string()).or_default() += 1;
+        self.counters.launch();
         let mut packed = PackedArgs::new(args);
         let mut err = vec![0u8; 1024];
         let (g, b) = (cfg.grid, cfg.block);
@@ -239,6 +247,7 @@ impl Runtime for EmuRuntime {
     }
 
     fn synchronize(&self) -> Result<(), GpuError> {
+        self.counters.synchronize();
         Ok(())
     }
 
@@ -263,6 +272,10 @@ impl Runtime for EmuRuntime {
     fn reset_peak_memory(&self) {
         let mut m = self.memory.lock().unwrap();
         m.peak = m.in_use;
+    }
+
+    fn counts(&self) -> Counts {
+        self.counters.snapshot()
     }
 }
 

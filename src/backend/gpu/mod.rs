@@ -13,7 +13,9 @@ pub mod launch;
 pub mod runtime;
 
 pub use buffer::{Gpu, GpuBuf};
-pub use runtime::{Arg, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED};
+pub use runtime::{
+    Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
+};
 
 /// Whether the kernel emulator is compiled into this binary.
 pub const EMU_BUILT: bool = cfg!(feature = "emu");

@@ -6,6 +6,7 @@
 
 use std::ffi::c_void;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A device address (a `CUdeviceptr` on CUDA, a host address under the emulator).
 pub type DevPtr = u64;
@@ -149,6 +150,92 @@ pub struct MemStats {
     pub cached: usize,
 }
 
+/// What a runtime has done since it was made: a snapshot of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Kernel launches.
+    pub launches: u64,
+    /// Host-to-device copies.
+    pub htod: u64,
+    /// Device-to-host copies (each one waits for the work before it).
+    pub dtoh: u64,
+    /// Device-to-device copies.
+    pub dtod: u64,
+    /// Explicit [`Runtime::synchronize`] calls.
+    pub synchronizes: u64,
+    /// Allocations requested (served from the cache or the driver).
+    pub allocations: u64,
+}
+
+impl Counts {
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &Counts) -> Counts {
+        Counts {
+            launches: self.launches - before.launches,
+            htod: self.htod - before.htod,
+            dtoh: self.dtoh - before.dtoh,
+            dtod: self.dtod - before.dtod,
+            synchronizes: self.synchronizes - before.synchronizes,
+            allocations: self.allocations - before.allocations,
+        }
+    }
+
+    /// Times the host waited for the device: synchronisations plus device-to-host copies.
+    pub fn host_waits(&self) -> u64 {
+        self.synchronizes + self.dtoh
+    }
+}
+
+/// The counters behind [`Runtime::counts`], shared by both runtimes.
+#[derive(Debug, Default)]
+pub struct Counters {
+    launches: AtomicU64,
+    htod: AtomicU64,
+    dtoh: AtomicU64,
+    dtod: AtomicU64,
+    synchronizes: AtomicU64,
+    allocations: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a launch.
+    pub fn launch(&self) {
+        self.launches.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a host-to-device copy.
+    pub fn htod(&self) {
+        self.htod.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a device-to-host copy.
+    pub fn dtoh(&self) {
+        self.dtoh.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a device-to-device copy.
+    pub fn dtod(&self) {
+        self.dtod.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a synchronisation.
+    pub fn synchronize(&self) {
+        self.synchronizes.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts an allocation.
+    pub fn allocation(&self) {
+        self.allocations.fetch_add(1, Ordering::Relaxed);
+    }
+    /// The counts now.
+    pub fn snapshot(&self) -> Counts {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counts {
+            launches: r(&self.launches),
+            htod: r(&self.htod),
+            dtoh: r(&self.dtoh),
+            dtod: r(&self.dtod),
+            synchronizes: r(&self.synchronizes),
+            allocations: r(&self.allocations),
+        }
+    }
+}
+
 /// A device that runs the project's kernels.
 pub trait Runtime: Send + Sync {
     /// CUDA or emulator.
@@ -181,4 +268,6 @@ pub trait Runtime: Send + Sync {
     fn memory(&self) -> MemStats;
     /// Starts a new peak: sets [`MemStats::peak`] to the bytes in use now.
     fn reset_peak_memory(&self);
+    /// Launches, copies, synchronisations and allocations so far.
+    fn counts(&self) -> Counts;
 }
