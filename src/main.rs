@@ -645,6 +645,5 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
             s.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
+    darts::bench::median(&mut t)
 }
