@@ -78,24 +78,25 @@ fn cuda(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = cpu_group;
-    config = Criterion::default()
+/// Short runs: ten samples after a 0.1 s warm-up, measured over `measure_ms`.
+fn config(measure_ms: u64) -> Criterion {
+    Criterion::default()
         .sample_size(10)
         .nresamples(2_000)
         .warm_up_time(Duration::from_millis(100))
-        .measurement_time(Duration::from_millis(500));
+        .measurement_time(Duration::from_millis(measure_ms))
+}
+
+criterion_group! {
+    name = cpu_group;
+    config = config(500);
     targets = cpu
 }
 
 // About 0.4 s per case, so the whole CUDA group takes about a minute.
 criterion_group! {
     name = cuda_group;
-    config = Criterion::default()
-        .sample_size(10)
-        .nresamples(2_000)
-        .warm_up_time(Duration::from_millis(100))
-        .measurement_time(Duration::from_millis(250));
+    config = config(250);
     targets = cuda
 }
 

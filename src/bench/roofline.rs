@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::kernels::{KernelCase, Measure};
 use super::{seconds_per_call, time_iters, CacheFlush};
+use crate::backend::gpu::{GpuBuf, RuntimeKind};
 use crate::ops::{self, ConvParams};
 use crate::rng::Rng;
 use crate::tensor::{gpu_ok, DType, Device, Tensor};
@@ -42,9 +43,9 @@ fn copy_bandwidth(device: &Device) -> (f64, String) {
     const MIB: usize = 1 << 20;
     match device.runtime() {
         Some(rt) => {
-            let bytes = if device.name() == "emu" { 64 * MIB } else { 512 * MIB };
-            let a = gpu_ok(crate::backend::gpu::GpuBuf::alloc(rt, bytes / 4));
-            let b = gpu_ok(crate::backend::gpu::GpuBuf::alloc(rt, bytes / 4));
+            let bytes = if rt.kind() == RuntimeKind::Emu { 64 * MIB } else { 512 * MIB };
+            let a = gpu_ok(GpuBuf::alloc(rt, bytes / 4));
+            let b = gpu_ok(GpuBuf::alloc(rt, bytes / 4));
             let mut copy = || gpu_ok(rt.dtod(a.ptr(), b.ptr(), bytes));
             let s = best_of(5, || time_iters(device, 4, &mut copy) / 4.0);
             (2.0 * bytes as f64 / s, format!("device-to-device copy of {} MiB", bytes / MIB))
