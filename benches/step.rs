@@ -5,8 +5,9 @@
 //! then each configuration's JSON line (the fields of `darts_torch.py time`). Each
 //! configuration runs in a child process of its own.
 //!
-//! The emulator is not benchmarked: it is a test instrument, not an engine. There is no fused
-//! path yet; when there is, it gets its own rows.
+//! Every configuration runs fused (the default engine) and unfused (`.../unfused`, the reference
+//! composition), so the fused path's time and memory are printed beside the unfused ones.
+//! The emulator is not benchmarked: it is a test instrument, not an engine.
 //!
 //! ```sh
 //! cargo bench --bench step               # 1 warm-up + 3 timed steps per configuration
@@ -25,7 +26,7 @@ use darts::Device;
 #[global_allocator]
 static ALLOC: darts::memstat::CountingAlloc = darts::memstat::CountingAlloc;
 
-/// `device/preset/order` of every configuration to run here, in order.
+/// `device/preset/order/fused|unfused` of every configuration to run here, in order.
 fn configurations(filter: &str) -> Vec<String> {
     let mut devices = vec!["cpu"];
     match CudaRuntime::new(0, false) {
@@ -36,7 +37,9 @@ fn configurations(filter: &str) -> Vec<String> {
     for device in devices {
         for preset in ["cpu-small", "paper"] {
             for order in ["first", "second"] {
-                names.push(format!("{device}/{preset}/{order}"));
+                for fuse in ["fused", "unfused"] {
+                    names.push(format!("{device}/{preset}/{order}/{fuse}"));
+                }
             }
         }
     }
@@ -46,8 +49,8 @@ fn configurations(filter: &str) -> Vec<String> {
 
 /// Runs one configuration in this process and prints its JSON line.
 fn run_one(name: &str, quick: bool) {
-    let [device, preset, order]: [&str; 3] =
-        name.split('/').collect::<Vec<_>>().try_into().expect("device/preset/order");
+    let [device, preset, order, fuse]: [&str; 4] =
+        name.split('/').collect::<Vec<_>>().try_into().expect("device/preset/order/fuse");
     let device = match device {
         "cuda" => Device::Gpu(Arc::new(CudaRuntime::new(0, false).expect("CUDA runtime"))),
         _ => Device::Cpu,
@@ -55,6 +58,7 @@ fn run_one(name: &str, quick: bool) {
     let order = if order == "second" { Order::Second } else { Order::First };
     let mut b = StepBench::preset(preset, order).expect("known preset");
     (b.warmup, b.steps) = if quick { (0, 1) } else { (1, 3) };
+    b.fuse = fuse == "fused";
     println!("{}", run(&b, &device).to_json());
 }
 
@@ -72,7 +76,7 @@ fn main() {
     let exe = std::env::current_exe().expect("the bench executable");
     let mut lines = Vec::new();
     println!(
-        "{:<30} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "{:<36} {:>10} {:>10} {:>10} {:>12} {:>12}",
         "configuration", "s/step", "arch s", "weight s", "peak MB", "peak heap MB"
     );
     for name in configurations(&filter) {
@@ -85,13 +89,13 @@ fn main() {
         let line =
             String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with('{')).map(str::to_string);
         let Some(line) = line.filter(|_| out.status.success()) else {
-            println!("{name:<30} failed ({})", out.status);
+            println!("{name:<36} failed ({})", out.status);
             continue;
         };
         let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
         let mb = |k: &str| v[k].as_f64().map_or("-".to_string(), |b| format!("{:.1}", b / 1e6));
         println!(
-            "{name:<30} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>12}",
+            "{name:<36} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>12}",
             v["median_s"].as_f64().unwrap_or(f64::NAN),
             v["median_arch_s"].as_f64().unwrap_or(f64::NAN),
             v["median_weight_s"].as_f64().unwrap_or(f64::NAN),

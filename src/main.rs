@@ -140,6 +140,9 @@ enum BenchCommand {
         /// Override the preset's number of cells.
         #[arg(long)]
         layers: Option<usize>,
+        /// Time the unfused reference composition instead of the fused mixed ops.
+        #[arg(long)]
+        no_fuse: bool,
     },
 }
 
@@ -197,6 +200,10 @@ struct SearchArgs {
     /// Stop after this many steps (with a checkpoint, as on Ctrl-C).
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Run the unfused reference composition of ops instead of the fused mixed ops (same math,
+    /// more launches and memory; for checking the fused path).
+    #[arg(long)]
+    no_fuse: bool,
 }
 
 fn main() -> ExitCode {
@@ -262,7 +269,18 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             });
             ExitCode::SUCCESS
         }
-        BenchCommand::Step { device, preset, order, steps, warmup, seed, batch, channels, layers } => {
+        BenchCommand::Step {
+            device,
+            preset,
+            order,
+            steps,
+            warmup,
+            seed,
+            batch,
+            channels,
+            layers,
+            no_fuse,
+        } => {
             let order = match order.as_str() {
                 "first" => darts::search::Order::First,
                 "second" => darts::search::Order::Second,
@@ -276,6 +294,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             }
             b.steps = steps;
             b.warmup = warmup;
+            b.fuse = !no_fuse;
             b.seed = seed;
             b.batch = batch.unwrap_or(b.batch);
             b.channels = channels.unwrap_or(b.channels);
@@ -291,12 +310,13 @@ fn bench(cmd: BenchCommand) -> ExitCode {
                 eprintln!("device: CPU (no CUDA: {why})");
             }
             eprintln!(
-                "step bench: {} C={} layers={} batch={} order={:?}, {} warm-up + {} timed steps on {}",
+                "step bench: {} C={} layers={} batch={} order={:?}{}, {} warm-up + {} timed steps on {}",
                 b.preset,
                 b.channels,
                 b.layers,
                 b.batch,
                 b.order,
+                if b.fuse { "" } else { " unfused" },
                 b.warmup,
                 b.steps,
                 device.name()
@@ -391,7 +411,7 @@ fn search(a: SearchArgs) -> ExitCode {
     } else {
         eprintln!("device: {device:?}");
     }
-    let cfg = if a.resume {
+    let mut cfg = if a.resume {
         let Some(out) = &a.out else { return fail(&"--resume needs --out (the run directory)") };
         match run::read_config(out) {
             Ok(c) => c,
@@ -432,6 +452,8 @@ fn search(a: SearchArgs) -> ExitCode {
         cfg.data = data_dir(a.data.clone());
         cfg
     };
+    // Fusion changes how a step executes, not what it computes: a resumed run may switch.
+    cfg.fuse = !a.no_fuse;
     let out = a
         .out
         .clone()
@@ -443,13 +465,14 @@ fn search(a: SearchArgs) -> ExitCode {
         ));
     }
     eprintln!(
-        "search: C={} layers={} batch={} epochs={} order={} dtype={} -> {}",
+        "search: C={} layers={} batch={} epochs={} order={} dtype={}{} -> {}",
         cfg.channels,
         cfg.layers,
         cfg.batch,
         cfg.epochs,
         cfg.order,
         cfg.dtype,
+        if cfg.fuse { "" } else { " unfused" },
         out.display()
     );
     install_ctrl_c();

@@ -75,6 +75,78 @@ fn case(op: &'static str, part: &'static str, shape: String, inputs: Vec<Tensor>
     Case { op, part, shape, inputs, run }
 }
 
+/// The fused mixed op on a normal edge (6 BN candidates, the identity, an accumulator) and a
+/// reduction edge (7 BN candidates), training mode; running statistics start at random values.
+/// Forward: y, the statistics' running update; backward: dα, dx and every dz.
+fn mixed_cases(cs: &mut Vec<Case>, rng: &mut Rng, shape: &[usize], label: &str) {
+    use crate::autograd::functions::BnState;
+    use crate::fused::mixed::{self, EdgeOperands, K};
+    for reduction in [false, true] {
+        let slots: Vec<usize> = if reduction { vec![1, 2, 3, 4, 5, 6, 7] } else { vec![1, 2, 4, 5, 6, 7] };
+        let ns = slots.len();
+        // [alpha, x, acc, dy, z..., running mean/var per candidate]
+        let mut inputs = vec![rand(rng, &[14, K]), rand(rng, shape), rand(rng, shape), rand(rng, shape)];
+        inputs.extend(slots.iter().map(|&j| {
+            let t = rand(rng, shape);
+            Tensor::from_f64(
+                shape,
+                &t.to_f64_vec().iter().map(|v| v * (0.5 + j as f64) + j as f64).collect::<Vec<_>>(),
+                DType::F32,
+            )
+        }));
+        let c = shape[1];
+        for _ in 0..ns {
+            inputs.push(Tensor::from_f64(&[c], &rng.uniforms(c, -0.5, 0.5), DType::F32));
+            inputs.push(Tensor::from_f64(&[c], &rng.uniforms(c, 0.5, 1.5), DType::F32));
+        }
+        let run = move |t: &[Tensor], backward: bool| -> Vec<Tensor> {
+            let mut bns: Vec<BnState> = (0..ns)
+                .map(|i| {
+                    let mut b = BnState::new(c, DType::F32);
+                    b.running_mean = t[4 + ns + 2 * i].clone();
+                    b.running_var = t[4 + ns + 2 * i + 1].clone();
+                    b
+                })
+                .collect();
+            let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
+            let e = EdgeOperands {
+                alpha: &t[0],
+                row: 5,
+                skip: (!reduction).then_some((3, &t[1])),
+                normed: slots.iter().zip(&t[4..4 + ns]).map(|(j, z)| (*j, z)).collect(),
+                acc: Some(&t[2]),
+            };
+            let (y, saved) = mixed::forward(&e, &mut states, true);
+            if !backward {
+                let mut out = vec![y];
+                out.extend(bns.into_iter().flat_map(|b| [b.running_mean, b.running_var]));
+                return out;
+            }
+            let g = saved.backward(&t[3], true, true, &vec![true; ns]);
+            let mut out = vec![g.dalpha.expect("dalpha")];
+            out.extend(g.dx);
+            out.extend(g.dz.into_iter().map(|d| d.expect("dz")));
+            out
+        };
+        let kind = if reduction { "reduction" } else { "normal" };
+        let run2 = run.clone();
+        cs.push(case(
+            "mixed",
+            "forward",
+            format!("{kind} {label}"),
+            inputs.clone(),
+            Box::new(move |t| run(t, false)),
+        ));
+        cs.push(case(
+            "mixed",
+            "backward",
+            format!("{kind} {label}"),
+            inputs,
+            Box::new(move |t| run2(t, true)),
+        ));
+    }
+}
+
 /// Forward and both gradients of a convolution.
 fn conv_cases(
     cs: &mut Vec<Case>,
@@ -393,6 +465,7 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             vec![dy.clone(), parts[7].clone()],
             Box::new(|t| ops::elementwise::weighted_sum_bwd_inputs(&t[0], &t[1])),
         ));
+        mixed_cases(&mut cs, rng, &shape, &label);
         let nodes: Vec<Tensor> = (0..4).map(|_| rand(rng, &shape)).collect();
         cs.push(case(
             "concat",

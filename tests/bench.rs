@@ -88,6 +88,7 @@ fn step_bench_times_steps_and_reports_the_reference_fields() {
         steps: 2,
         warmup: 1,
         seed: 5,
+        fuse: true,
     };
     let r = run(&b, &Device::Cpu);
     assert_eq!(r.times_s.len(), 2);

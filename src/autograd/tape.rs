@@ -151,8 +151,12 @@ impl Tape {
             );
             for ((p, pg), needed) in parents.into_iter().zip(parent_grads).zip(need) {
                 let (Some(pg), true) = (pg, needed) else { continue };
+                // Accumulate in place (a copy only if the earlier gradient's storage is shared).
                 grads[p] = Some(match grads[p].take() {
-                    Some(prev) => elementwise::add(&prev, &pg),
+                    Some(mut prev) => {
+                        elementwise::axpy(1.0, &pg, &mut prev);
+                        prev
+                    }
                     None => pg,
                 });
             }

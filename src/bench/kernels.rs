@@ -232,6 +232,39 @@ impl Cases {
         }
     }
 
+    /// The fused mixed op on a normal edge: 6 BN candidates, the identity and an accumulator.
+    /// Least bytes: forward reads z ×6, x, acc and writes y; backward reads dy, z ×6, x and
+    /// writes dz ×6 and dx.
+    fn mixed(&mut self, shape: &[usize], label: &str, n: u64) {
+        use crate::autograd::functions::BnState;
+        use crate::fused::mixed::{self, EdgeOperands, K};
+        let slots = [1usize, 2, 4, 5, 6, 7];
+        let zs: Vec<Tensor> = slots.iter().map(|_| self.rand(shape)).collect();
+        let (alpha, x, acc, dy) = (self.rand(&[14, K]), self.rand(shape), self.rand(shape), self.rand(shape));
+        let c = shape[1];
+        let device = self.device.clone();
+        let run = move |backward: bool| {
+            let mut bns: Vec<BnState> =
+                slots.iter().map(|_| BnState::new_on(c, DType::F32, &device)).collect();
+            let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
+            let e = EdgeOperands {
+                alpha: &alpha,
+                row: 5,
+                skip: Some((3, &x)),
+                normed: slots.iter().zip(&zs).map(|(j, z)| (*j, z)).collect(),
+                acc: Some(&acc),
+            };
+            let (y, saved) = mixed::forward(&e, &mut states, true);
+            if backward {
+                drop(saved.backward(&dy, true, true, &[true; 6]));
+            }
+            drop(y);
+        };
+        let run2 = run.clone();
+        self.push("mixed", format!("fwd 6+skip {label}"), F32 * 9 * n, 0, move || run(false));
+        self.push("mixed", format!("fwd+bwd 6+skip {label}"), F32 * 24 * n, 0, move || run2(true));
+    }
+
     fn elementwise(&mut self, b: usize) {
         for (c, hw) in SHAPES {
             let shape = [b, c, hw, hw];
@@ -262,6 +295,7 @@ impl Cases {
             self.push("weighted_sum", format!("bwd_inputs 7 x {label}"), F32 * 8 * n, 0, move || {
                 drop(ops::elementwise::weighted_sum_bwd_inputs(&dy2, &w))
             });
+            self.mixed(&shape, &label, n);
             // Gradient accumulation and the second-order step's shifts.
             let (a, bb) = (x.clone(), self.rand(&shape));
             self.push("add", format!("fwd {label}"), F32 * 3 * n, 0, move || {

@@ -37,6 +37,8 @@ pub struct StepBench {
     pub warmup: usize,
     /// Seed of the weights and the data.
     pub seed: u64,
+    /// Fused mixed ops (the default) or the unfused reference composition.
+    pub fuse: bool,
 }
 
 impl StepBench {
@@ -57,6 +59,7 @@ impl StepBench {
             steps: 5,
             warmup: 1,
             seed: 2,
+            fuse: true,
         })
     }
 }
@@ -111,6 +114,7 @@ impl StepReport {
             "C": b.channels,
             "layers": b.layers,
             "order": match b.order { Order::First => "first", Order::Second => "second" },
+            "fused": b.fuse,
             "steps": b.steps,
             "warmup": b.warmup,
             "median_s": self.median_s(),
@@ -143,7 +147,8 @@ pub fn run(bench: &StepBench, device: &Device) -> StepReport {
     }
     memstat::reset_heap_peak();
     let cfg = NetConfig { channels: bench.channels, layers: bench.layers, classes: 10 };
-    let (net, mut store) = Network::new(cfg, DType::F32, &mut Rng::new(bench.seed));
+    let (mut net, mut store) = Network::new(cfg, DType::F32, &mut Rng::new(bench.seed));
+    net.fuse = bench.fuse;
     store.to_device(device);
     let mut state = SearchState::new(net, store, StepConfig { order: bench.order, ..Default::default() });
     let params: usize = state.weight_ids().iter().map(|&i| state.store.params[i].value.numel()).sum();

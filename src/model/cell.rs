@@ -59,8 +59,9 @@ impl Cell {
         Cell { reduction, pre0, pre1, edges }
     }
 
-    /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` of this cell type.
-    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, weights: &Var) -> Var {
+    /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` of this cell type
+    /// (unfused), or α itself (`fused`: each edge is one fused node that takes the logits).
+    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, weights: &Var, fused: bool) -> Var {
         let s0 = match &self.pre0 {
             Pre0::Conv(c) => c.forward(ctx, s0),
             Pre0::Reduce(r) => r.forward(ctx, s0),
@@ -69,6 +70,16 @@ impl Cell {
         let mut states = vec![s0, s1];
         let mut offset = 0;
         for _ in 0..STEPS {
+            if fused {
+                let mut acc: Option<Var> = None;
+                for (j, state) in states.iter().enumerate() {
+                    let edge = &self.edges[offset + j];
+                    acc = Some(edge.forward_fused(ctx, state, weights, offset + j, acc.as_ref()));
+                }
+                offset += states.len();
+                states.push(acc.expect("a node has at least two edges"));
+                continue;
+            }
             let terms: Vec<Var> = (0..states.len())
                 .map(|j| {
                     let w = F::row(weights, offset + j);

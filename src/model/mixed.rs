@@ -2,6 +2,7 @@
 
 use crate::autograd::functions as F;
 use crate::autograd::Var;
+use crate::fused::mixed::{mixed_edge, MixedEdge};
 use crate::nn::{Ctx, DilConv, FactorizedReduce, PoolBn, PoolKind, SepConv, Store};
 use crate::rng::Rng;
 
@@ -70,5 +71,32 @@ impl MixedOp {
             })
             .collect();
         F::weighted_sum(&outs, w)
+    }
+
+    /// The fused edge: acc + Σ_k softmax(α[row])_k o_k(x) as one node over the candidates'
+    /// pre-BN outputs (see `fused::mixed`), `alpha` the cell type's logits `[14, 8]`, `acc` the
+    /// destination node's sum of earlier edges.
+    pub fn forward_fused(&self, ctx: &mut Ctx, x: &Var, alpha: &Var, row: usize, acc: Option<&Var>) -> Var {
+        let mut normed = Vec::with_capacity(self.ops.len());
+        let mut bns = Vec::with_capacity(self.ops.len());
+        let mut skip = None;
+        for (slot, op) in self.ops.iter().enumerate() {
+            let (z, bn) = match op {
+                Candidate::Zero { .. } => continue,
+                Candidate::Identity => {
+                    skip = Some((slot, x));
+                    continue;
+                }
+                Candidate::Pool(p) => (p.forward_pre_bn(x), p.final_bn()),
+                Candidate::Reduce(r) => (r.forward_pre_bn(ctx, x), r.final_bn()),
+                Candidate::Sep(s) => (s.forward_pre_bn(ctx, x), s.final_bn()),
+                Candidate::Dil(d) => (d.forward_pre_bn(ctx, x), d.final_bn()),
+            };
+            normed.push((slot, z));
+            bns.push(bn);
+        }
+        let training = ctx.training;
+        let mut states = ctx.bn_states_mut(&bns);
+        mixed_edge(MixedEdge { alpha, row, skip, normed, acc }, &mut states, training)
     }
 }

@@ -46,6 +46,9 @@ pub struct Network {
     pub alphas_normal: P,
     /// α of reduction cells.
     pub alphas_reduce: P,
+    /// Fused mixed ops (the default); `false` runs the unfused composition of ops, the
+    /// reference the fused path is tested against (`darts search --no-fuse`).
+    pub fuse: bool,
 }
 
 impl Network {
@@ -96,6 +99,7 @@ impl Network {
             classifier_b,
             alphas_normal,
             alphas_reduce,
+            fuse: true,
         };
         (net, s)
     }
@@ -107,12 +111,16 @@ impl Network {
         let stem = ctx.bn(&stem, self.stem_bn, affine);
         // The softmaxes are shared by every cell of a type (the reference recomputes them per
         // cell; the values are identical).
-        let w_normal = F::softmax(ctx.p(self.alphas_normal));
-        let w_reduce = F::softmax(ctx.p(self.alphas_reduce));
+        // Fused: each edge takes the logits and computes its softmax row on the device.
+        let (w_normal, w_reduce) = if self.fuse {
+            (ctx.p(self.alphas_normal).clone(), ctx.p(self.alphas_reduce).clone())
+        } else {
+            (F::softmax(ctx.p(self.alphas_normal)), F::softmax(ctx.p(self.alphas_reduce)))
+        };
         let (mut s0, mut s1) = (stem.clone(), stem);
         for cell in &self.cells {
             let w = if cell.reduction { &w_reduce } else { &w_normal };
-            let out = cell.forward(ctx, &s0, &s1, w);
+            let out = cell.forward(ctx, &s0, &s1, w, self.fuse);
             (s0, s1) = (s1, out);
         }
         let pooled = F::global_avg_pool(&s1);

@@ -71,6 +71,21 @@ impl FactorizedReduce {
         let y = F::concat_channels(&[a, b]);
         ctx.bn(&y, self.bn, None)
     }
+
+    /// The forward up to its BN (the fused mixed op applies the BN).
+    pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let r = F::relu(x);
+        let (h, w) = (x.shape()[2], x.shape()[3]);
+        let p = ConvParams::new(2, 0);
+        let a = F::conv2d(&r, ctx.p(self.w1), p);
+        let b = F::conv2d(&F::crop(&r, 1, 1, h - 1, w - 1), ctx.p(self.w2), p);
+        F::concat_channels(&[a, b])
+    }
+
+    /// The final BN's buffers.
+    pub fn final_bn(&self) -> B {
+        self.bn
+    }
 }
 
 /// Two ReLU → depthwise k×k → pointwise 1×1 → BN stacks, the first with the edge's stride.
@@ -114,6 +129,23 @@ impl SepConv {
         let y = F::conv2d(&y, ctx.p(self.pw2), ConvParams::new(1, 0));
         ctx.bn(&y, self.bn2, None)
     }
+
+    /// The forward up to its last BN (the fused mixed op applies that BN).
+    pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let c = x.shape()[1];
+        let pad = (self.k - 1) / 2;
+        let dw = |s| ConvParams::new(s, pad).groups(c);
+        let y = F::conv2d(&F::relu(x), ctx.p(self.dw1), dw(self.stride));
+        let y = F::conv2d(&y, ctx.p(self.pw1), ConvParams::new(1, 0));
+        let y = ctx.bn(&y, self.bn1, None);
+        let y = F::conv2d(&F::relu(&y), ctx.p(self.dw2), dw(1));
+        F::conv2d(&y, ctx.p(self.pw2), ConvParams::new(1, 0))
+    }
+
+    /// The last BN's buffers.
+    pub fn final_bn(&self) -> B {
+        self.bn2
+    }
 }
 
 /// ReLU → depthwise k×k with dilation 2 → pointwise 1×1 → BN. Names: `op.1`, `op.2`, `op.3`.
@@ -145,6 +177,19 @@ impl DilConv {
         let y = F::conv2d(&F::relu(x), ctx.p(self.dw), p);
         let y = F::conv2d(&y, ctx.p(self.pw), ConvParams::new(1, 0));
         ctx.bn(&y, self.bn, None)
+    }
+
+    /// The forward up to its BN (the fused mixed op applies the BN).
+    pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        let c = x.shape()[1];
+        let p = ConvParams::new(self.stride, self.k - 1).dilation(2).groups(c);
+        let y = F::conv2d(&F::relu(x), ctx.p(self.dw), p);
+        F::conv2d(&y, ctx.p(self.pw), ConvParams::new(1, 0))
+    }
+
+    /// The BN's buffers.
+    pub fn final_bn(&self) -> B {
+        self.bn
     }
 }
 
@@ -179,5 +224,18 @@ impl PoolBn {
             PoolKind::Avg => F::avg_pool(x, 3, self.stride, 1),
         };
         ctx.bn(&y, self.bn, None)
+    }
+
+    /// The pool alone (the fused mixed op applies the BN).
+    pub fn forward_pre_bn(&self, x: &Var) -> Var {
+        match self.kind {
+            PoolKind::Max => F::max_pool(x, 3, self.stride, 1),
+            PoolKind::Avg => F::avg_pool(x, 3, self.stride, 1),
+        }
+    }
+
+    /// The BN's buffers.
+    pub fn final_bn(&self) -> B {
+        self.bn
     }
 }

@@ -128,6 +128,25 @@ impl<'a> Ctx<'a> {
         &self.vars[p.0]
     }
 
+    /// The running statistics of several distinct BN layers at once, for a fused op that
+    /// normalises them together; in training mode each layer's batch counter advances, as
+    /// [`Ctx::bn`] does.
+    pub fn bn_states_mut(&mut self, ids: &[B]) -> Vec<&mut BnState> {
+        let training = self.training;
+        let mut slots: Vec<Option<&mut BnBuffers>> = self.bns.iter_mut().map(Some).collect();
+        ids.iter()
+            .map(|b| {
+                let buf = slots[b.0]
+                    .take()
+                    .unwrap_or_else(|| panic!("bn_states_mut: BN layer {} asked twice", b.0));
+                if training {
+                    buf.num_batches_tracked += 1;
+                }
+                &mut buf.state
+            })
+            .collect()
+    }
+
     /// Batch norm with buffers `b` (affine when `gamma_beta` is given).
     pub fn bn(&mut self, x: &Var, b: B, gamma_beta: Option<(P, P)>) -> Var {
         let affine = gamma_beta.map(|(g, bt)| (self.vars[g.0].clone(), self.vars[bt.0].clone()));

@@ -60,6 +60,13 @@ pub struct SearchConfig {
     /// Use only the first N training images (all when absent).
     #[serde(default)]
     pub train_images: Option<usize>,
+    /// Fused mixed ops (the default); `false` runs the unfused reference composition.
+    #[serde(default = "fuse_default")]
+    pub fuse: bool,
+}
+
+fn fuse_default() -> bool {
+    true
 }
 
 impl SearchConfig {
@@ -79,6 +86,7 @@ impl SearchConfig {
             dtype: "f32".into(),
             data: PathBuf::new(),
             train_images: None,
+            fuse: true,
         }
     }
 
@@ -329,7 +337,8 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
 
     let mut rng = Rng::new(cfg.seed);
     let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10 };
-    let (net, store) = Network::new(net_cfg, dtype, &mut rng);
+    let (mut net, store) = Network::new(net_cfg, dtype, &mut rng);
+    net.fuse = cfg.fuse;
     let mut state = SearchState::new(net, store, StepConfig { order: cfg.order(), ..Default::default() });
     let ckpt = out.join("checkpoint.safetensors");
     let mut pos = Position {

@@ -24,7 +24,7 @@ fn check_opt(op: &str, name: &str, got: Option<usize>, want: usize) {
 
 /// `sum over (n, p) of term(value index)` for channel `ci`, in f64, images in order.
 #[inline]
-fn channel_sum(g: &BnGeom, ci: usize, term: impl Fn(usize) -> f64) -> f64 {
+pub(crate) fn channel_sum(g: &BnGeom, ci: usize, term: impl Fn(usize) -> f64) -> f64 {
     let mut total = 0.0;
     for ni in 0..g.n {
         let base = (ni * g.c + ci) * g.hw;
@@ -34,12 +34,12 @@ fn channel_sum(g: &BnGeom, ci: usize, term: impl Fn(usize) -> f64) -> f64 {
 }
 
 /// Per-channel sums, one entry per channel, computed in parallel over channels when large.
-fn per_channel<R: Send>(g: &BnGeom, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+pub(crate) fn per_channel<R: Send>(g: &BnGeom, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
     map_collect(g.c, is_large(g.len()), f)
 }
 
 /// Two-pass mean and biased variance of channel `ci`, in f64 (0 and 0 for an empty channel).
-fn channel_mean_var<T: Real>(g: &BnGeom, x: &[T], ci: usize) -> (f64, f64) {
+pub(crate) fn channel_mean_var<T: Real>(g: &BnGeom, x: &[T], ci: usize) -> (f64, f64) {
     let m = g.per_channel();
     if m == 0 {
         return (0.0, 0.0);

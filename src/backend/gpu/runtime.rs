@@ -43,6 +43,24 @@ pub enum Arg {
     /// A struct of up to eight device pointers (`struct Ptrs8 { const float* p[8]; }`); unused
     /// slots are null.
     Ptrs8([DevPtr; 8]),
+    /// A `#[repr(C)]` parameter struct passed by value, as 8-byte words (see [`Arg::pod`]).
+    Words(Vec<u64>),
+}
+
+impl Arg {
+    /// A `#[repr(C)]` parameter struct shared with a kernel's `.cu` file, passed by value.
+    /// Its size must be a multiple of 8 bytes (pointer-aligned structs are).
+    pub fn pod<T: bytemuck::Pod>(value: &T) -> Arg {
+        let bytes = bytemuck::bytes_of(value);
+        assert!(
+            bytes.len() % 8 == 0,
+            "Arg::pod: a {}-byte struct is not a whole number of words",
+            bytes.len()
+        );
+        Arg::Words(
+            bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).collect(),
+        )
+    }
 }
 
 /// Argument values laid out in memory plus the `void*` array pointing at each.
@@ -63,6 +81,7 @@ impl PackedArgs {
                 Arg::U32(v) => vec![*v as u64].into_boxed_slice(),
                 Arg::F32(v) => vec![v.to_bits() as u64].into_boxed_slice(),
                 Arg::Ptrs8(p) => p.to_vec().into_boxed_slice(),
+                Arg::Words(w) => w.clone().into_boxed_slice(),
             })
             .collect();
         // Little-endian: a 32-bit value sits in the low bytes of its u64, where a pointer to the

@@ -1,0 +1,241 @@
+/*
+The fused DARTS mixed op (f32): one edge's eight candidates after their bodies, as one BN-apply
+epilogue and one BN-backward reduction.
+
+Every BN inside a search cell is non-affine, so a BN-terminated candidate j (pools,
+FactorizedReduce, sep/dil convs) outputs x̂_j = (z_j − μ_j)·rstd_j of its pre-BN output z_j, and
+the edge is a BN apply with a scalar gain per candidate:
+
+  w        = softmax(alpha_row)                        (computed here, from device memory)
+  y        = acc + Σ_{j normed} w_j (z_j − μ_j) rstd_j + w_s x          (s: the identity slot)
+  stats    training: μ_j, rstd_j = 1/sqrt(var_biased + eps) of z_j per channel, and the running
+           statistics updated as PyTorch (momentum, unbiased variance); eval: the running ones.
+  backward with S_c = Σ dy, T_jc = Σ dy·x̂_j, U_c = Σ dy·x over channel c (M = n·hw values):
+  dz_j     = w_j rstd_j (dy − S/M − x̂_j T_j/M)    (training; eval: w_j rstd_j dy)
+  dx_s     = w_s dy
+  g_j      = Σ_c T_jc (normed), Σ_c U_c (identity), 0 (`none`): ∂L/∂w_j
+  dalpha   = w ⊙ (g − Σ_i w_i g_i)                 (the softmax backward), written into row `row`
+           of a [rows, k] gradient that is zero elsewhere.
+
+Saved by the forward (the caller keeps them): z_j, μ_j, rstd_j, x, alpha. Recomputed, never
+stored: x̂_j, the products w_j x̂_j, w itself. The `none` slot costs nothing.
+
+Kernels and launch shapes (parameters are one struct passed by value, shared with
+src/fused/mixed/gpu.rs as #[repr(C)]; pointer slots are indexed by candidate, null = absent):
+  mixed_stats_f32(MixedFwd)      grid (c, k), block MIXED_BLOCK = 256 (required); block (ch, j)
+                                 reduces channel ch of z_j in two passes (mean, then the centred
+                                 sum of squares) and updates its running statistics.
+  mixed_fwd_f32(MixedFwd)        grid-stride over n·c·hw, block 256 (required).
+  mixed_bwd_sums_f32(MixedBwd)   grid (c), block 256 (required): S, T_j, U of one channel into
+                                 sums[(k + 1) · c] (row j: T_j or U; row k: S).
+  mixed_bwd_f32(MixedBwd)        grid-stride over n·c·hw, block 256: dz_j and dx_s; block 0 also
+                                 writes dalpha (when not null).
+Static shared memory at most 8·4·(k + 1) + 32 bytes; no dynamic shared memory.
+Determinism: every sum runs in an order fixed by the shapes (per thread in index order, then a
+fixed shuffle tree and the warps in order), so bits do not depend on scheduling.
+Assumptions: contiguous NCHW buffers of n·c·hw floats (< 2^31), c ≤ 65535, k ≤ 8; outputs do not
+alias inputs.
+*/
+#define MIXED_K 8
+#define MIXED_BLOCK 256
+#define MIXED_WARPS (MIXED_BLOCK / 32)
+
+struct MixedFwd {
+    const float* z[MIXED_K];
+    float* mean[MIXED_K];
+    float* invstd[MIXED_K];
+    float* rmean[MIXED_K];
+    float* rvar[MIXED_K];
+    const float* x;
+    const float* acc;
+    const float* alpha;
+    float* y;
+    int n, c, hw, k;
+    int skip;
+    unsigned normed;
+    int training;
+    float eps, momentum;
+};
+
+struct MixedBwd {
+    const float* z[MIXED_K];
+    const float* mean[MIXED_K];
+    const float* invstd[MIXED_K];
+    float* dz[MIXED_K];
+    const float* x;
+    const float* alpha;
+    const float* dy;
+    float* sums;
+    float* dx_skip;
+    float* dalpha;
+    int n, c, hw, k;
+    int skip;
+    unsigned normed;
+    int training;
+    int rows, row;
+};
+
+// w = softmax(alpha[0..k)); slots >= k get 0.
+static __device__ __forceinline__ void mixed_softmax(const float* __restrict__ alpha, int k, float* w) {
+    float m = -3.402823466e38f;
+    for (int j = 0; j < MIXED_K; j++)
+        if (j < k) m = fmaxf(m, alpha[j]);
+    float s = 0.0f;
+    for (int j = 0; j < MIXED_K; j++) {
+        w[j] = j < k ? expf(alpha[j] - m) : 0.0f;
+        s += w[j];
+    }
+    for (int j = 0; j < MIXED_K; j++) w[j] = w[j] / s;
+}
+
+// Block-wide sum in a fixed order; every thread gets the total.
+static __device__ __forceinline__ float mixed_block_sum(float v, float* warp_s) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    if (lane == 0) warp_s[warp] = v;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < MIXED_WARPS; i++) t += warp_s[i];
+    __syncthreads();
+    return t;
+}
+
+static __device__ __forceinline__ int mixed_is_normed(unsigned normed, int j) {
+    return (normed >> j) & 1u;
+}
+
+extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_stats_f32(MixedFwd p) {
+    __shared__ float warp_s[MIXED_WARPS];
+    const int ch = blockIdx.x, j = blockIdx.y;
+    if (j >= p.k || !mixed_is_normed(p.normed, j)) return;  // uniform per block
+    const unsigned m = static_cast<unsigned>(p.n) * static_cast<unsigned>(p.hw);
+    const unsigned hw = static_cast<unsigned>(p.hw);
+    const unsigned plane = static_cast<unsigned>(p.c) * hw;
+    if (!p.training) {
+        if (threadIdx.x == 0) {
+            p.mean[j][ch] = p.rmean[j][ch];
+            p.invstd[j][ch] = 1.0f / sqrtf(p.rvar[j][ch] + p.eps);
+        }
+        return;
+    }
+    const float* __restrict__ z = p.z[j] + static_cast<unsigned>(ch) * hw;
+    float s = 0.0f;
+    for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) s += z[(i / hw) * plane + i % hw];
+    const float mu = mixed_block_sum(s, warp_s) / static_cast<float>(m);
+    float q = 0.0f;
+    for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) {
+        const float d = z[(i / hw) * plane + i % hw] - mu;
+        q = fmaf(d, d, q);
+    }
+    const float var = mixed_block_sum(q, warp_s) / static_cast<float>(m);
+    if (threadIdx.x == 0) {
+        const float rstd = 1.0f / sqrtf(var + p.eps);
+        p.mean[j][ch] = mu;
+        p.invstd[j][ch] = rstd;
+        // The running update of bn_update_running_f32 (variance recovered from rstd in double).
+        const double bessel = m > 1 ? static_cast<double>(m) / static_cast<double>(m - 1) : 1.0;
+        const double r = static_cast<double>(rstd);
+        const double var_biased = fmax(1.0 / (r * r) - static_cast<double>(p.eps), 0.0);
+        const float var_unbiased = static_cast<float>(var_biased * bessel);
+        const float keep = 1.0f - p.momentum;
+        p.rmean[j][ch] = __fadd_rn(__fmul_rn(keep, p.rmean[j][ch]), __fmul_rn(p.momentum, mu));
+        p.rvar[j][ch] = __fadd_rn(__fmul_rn(keep, p.rvar[j][ch]), __fmul_rn(p.momentum, var_unbiased));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_fwd_f32(MixedFwd p) {
+    float w[MIXED_K];
+    mixed_softmax(p.alpha, p.k, w);
+    const unsigned total = static_cast<unsigned>(p.n) * static_cast<unsigned>(p.c) * static_cast<unsigned>(p.hw);
+    const unsigned hw = static_cast<unsigned>(p.hw), c = static_cast<unsigned>(p.c);
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        const unsigned ch = (i / hw) % c;
+        float y = p.acc ? p.acc[i] : 0.0f;
+        for (int j = 0; j < MIXED_K; j++) {
+            if (j < p.k && mixed_is_normed(p.normed, j)) {
+                const float xhat = (p.z[j][i] - p.mean[j][ch]) * p.invstd[j][ch];
+                y = fmaf(w[j], xhat, y);
+            } else if (j == p.skip) {
+                y = fmaf(w[j], p.x[i], y);
+            }
+        }
+        p.y[i] = y;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_sums_f32(MixedBwd p) {
+    __shared__ float warp_s[MIXED_WARPS];
+    const unsigned ch = blockIdx.x;
+    const unsigned m = static_cast<unsigned>(p.n) * static_cast<unsigned>(p.hw);
+    const unsigned hw = static_cast<unsigned>(p.hw);
+    const unsigned plane = static_cast<unsigned>(p.c) * hw;
+    float t[MIXED_K];
+    float mu[MIXED_K], rs[MIXED_K];
+    for (int j = 0; j < MIXED_K; j++) {
+        t[j] = 0.0f;
+        const int on = j < p.k && mixed_is_normed(p.normed, j);
+        mu[j] = on ? p.mean[j][ch] : 0.0f;
+        rs[j] = on ? p.invstd[j][ch] : 0.0f;
+    }
+    float s = 0.0f;
+    for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) {
+        const unsigned at = (i / hw) * plane + ch * hw + i % hw;
+        const float d = p.dy[at];
+        s += d;
+        for (int j = 0; j < MIXED_K; j++) {
+            if (j < p.k && mixed_is_normed(p.normed, j)) {
+                t[j] = fmaf(d, (p.z[j][at] - mu[j]) * rs[j], t[j]);
+            } else if (j == p.skip) {
+                t[j] = fmaf(d, p.x[at], t[j]);
+            }
+        }
+    }
+    const unsigned c = static_cast<unsigned>(p.c);
+    const float total_s = mixed_block_sum(s, warp_s);
+    if (threadIdx.x == 0) p.sums[static_cast<unsigned>(p.k) * c + ch] = total_s;
+    for (int j = 0; j < MIXED_K; j++) {
+        if (j >= p.k) break;  // uniform
+        const float tj = mixed_block_sum(t[j], warp_s);
+        if (threadIdx.x == 0) p.sums[static_cast<unsigned>(j) * c + ch] = tj;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd p) {
+    float w[MIXED_K];
+    mixed_softmax(p.alpha, p.k, w);
+    const unsigned hw = static_cast<unsigned>(p.hw), c = static_cast<unsigned>(p.c);
+    const unsigned total = static_cast<unsigned>(p.n) * c * hw;
+    const float inv_m = 1.0f / static_cast<float>(static_cast<unsigned>(p.n) * hw);
+    const float* __restrict__ s_row = p.sums + static_cast<unsigned>(p.k) * c;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        const unsigned ch = (i / hw) % c;
+        const float d = p.dy[i];
+        for (int j = 0; j < MIXED_K; j++) {
+            if (j < p.k && mixed_is_normed(p.normed, j) && p.dz[j]) {
+                const float rs = p.invstd[j][ch];
+                float g = d;
+                if (p.training) {
+                    const float xhat = (p.z[j][i] - p.mean[j][ch]) * rs;
+                    g = d - s_row[ch] * inv_m - xhat * (p.sums[static_cast<unsigned>(j) * c + ch] * inv_m);
+                }
+                p.dz[j][i] = (w[j] * rs) * g;
+            } else if (j == p.skip && p.dx_skip) {
+                p.dx_skip[i] = w[j] * d;
+            }
+        }
+    }
+    if (blockIdx.x == 0 && p.dalpha && threadIdx.x == 0) {
+        float g[MIXED_K];
+        float wg = 0.0f;
+        for (int j = 0; j < MIXED_K; j++) {
+            g[j] = 0.0f;
+            if (j < p.k && (mixed_is_normed(p.normed, j) || j == p.skip))
+                for (unsigned ch = 0; ch < c; ch++) g[j] += p.sums[static_cast<unsigned>(j) * c + ch];
+            wg = fmaf(w[j], g[j], wg);
+        }
+        const unsigned kk = static_cast<unsigned>(p.k);
+        for (unsigned r = 0; r < static_cast<unsigned>(p.rows); r++)
+            for (unsigned j = 0; j < kk; j++)
+                p.dalpha[r * kk + j] = r == static_cast<unsigned>(p.row) ? w[j] * (g[j] - wg) : 0.0f;
+    }
+}

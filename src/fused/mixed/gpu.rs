@@ -1,0 +1,85 @@
+//! Launches of `kernels/mixed.cu`. The kernels take one parameter struct each, laid out here
+//! exactly as in the `.cu` file (`#[repr(C)]`, pointers as u64, explicit tail padding).
+
+use crate::backend::gpu::launch::{grid_for, int, BLOCK};
+use crate::backend::gpu::{Arg, DevPtr, GpuError, LaunchCfg, Runtime};
+
+/// Candidate slots per edge (`MIXED_K`).
+pub const K: usize = 8;
+
+/// `struct MixedFwd` of `kernels/mixed.cu`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MixedFwd {
+    pub z: [DevPtr; K],
+    pub mean: [DevPtr; K],
+    pub invstd: [DevPtr; K],
+    pub rmean: [DevPtr; K],
+    pub rvar: [DevPtr; K],
+    pub x: DevPtr,
+    pub acc: DevPtr,
+    pub alpha: DevPtr,
+    pub y: DevPtr,
+    pub n: i32,
+    pub c: i32,
+    pub hw: i32,
+    pub k: i32,
+    pub skip: i32,
+    pub normed: u32,
+    pub training: i32,
+    pub eps: f32,
+    pub momentum: f32,
+    pub _pad: u32,
+}
+
+/// `struct MixedBwd` of `kernels/mixed.cu`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MixedBwd {
+    pub z: [DevPtr; K],
+    pub mean: [DevPtr; K],
+    pub invstd: [DevPtr; K],
+    pub dz: [DevPtr; K],
+    pub x: DevPtr,
+    pub alpha: DevPtr,
+    pub dy: DevPtr,
+    pub sums: DevPtr,
+    pub dx_skip: DevPtr,
+    pub dalpha: DevPtr,
+    pub n: i32,
+    pub c: i32,
+    pub hw: i32,
+    pub k: i32,
+    pub skip: i32,
+    pub normed: u32,
+    pub training: i32,
+    pub rows: i32,
+    pub row: i32,
+    pub _pad: u32,
+}
+
+// SAFETY: both are repr(C) structs of u64/i32/u32/f32 fields with no implicit padding (the
+// explicit `_pad` closes the tail), so every bit pattern is valid and none is uninitialised.
+unsafe impl bytemuck::Zeroable for MixedFwd {}
+unsafe impl bytemuck::Pod for MixedFwd {}
+unsafe impl bytemuck::Zeroable for MixedBwd {}
+unsafe impl bytemuck::Pod for MixedBwd {}
+
+const OP: &str = "mixed";
+
+/// Per-candidate statistics (and running-stat updates in training), then the epilogue.
+pub fn forward(rt: &dyn Runtime, p: &MixedFwd) -> Result<(), GpuError> {
+    let total = p.n as usize * p.c as usize * p.hw as usize;
+    let _ = int(OP, total);
+    let stats = LaunchCfg { grid: (p.c.max(1) as u32, K as u32, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
+    rt.launch("mixed_stats_f32", stats, &[Arg::pod(p)])?;
+    rt.launch("mixed_fwd_f32", LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
+}
+
+/// The per-channel sums, then the candidate and identity gradients (and dα from block 0).
+pub fn backward(rt: &dyn Runtime, p: &MixedBwd) -> Result<(), GpuError> {
+    let total = p.n as usize * p.c as usize * p.hw as usize;
+    let _ = int(OP, total);
+    rt.launch("mixed_bwd_sums_f32", LaunchCfg::linear(p.c.max(1) as u32, BLOCK), &[Arg::pod(p)])?;
+    rt.launch("mixed_bwd_f32", LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
+}

@@ -1,0 +1,352 @@
+//! The fused mixed op: one DARTS edge's candidates after their bodies, as one tape node.
+//!
+//! The search cells' BNs are non-affine, so every BN-terminated candidate j (pools,
+//! FactorizedReduce, sep and dil convs) outputs x̂_j = (z_j − μ_j)·rstd_j of its pre-BN output
+//! z_j, and the edge is a BN apply with a scalar gain per candidate, w = softmax(α_row):
+//!
+//! ```text
+//! y      = acc + Σ_j w_j x̂_j + w_s x                      (s: the identity; `none` adds nothing)
+//! dz_j   = w_j rstd_j (dy − mean(dy) − x̂_j mean(dy x̂_j))  (training; eval: w_j rstd_j dy)
+//! dx     = w_s dy,   dacc = dy
+//! dα_row = w ⊙ (g − Σ w g),  g_j = Σ dy·x̂_j (BN slots), Σ dy·x (identity), 0 (`none`)
+//! ```
+//!
+//! The unfused reference is `nn::PoolBn`/`SepConv`/... each ending in its own BN, the `zero` op,
+//! `row`, `softmax`, `weighted_sum` and the node's `add`s (`MixedOp::forward`).
+//!
+//! Saved: the candidates' z_j (their own nodes' outputs), μ_j and rstd_j (`[2·K·c]`), x, α.
+//! Recomputed, never stored: x̂_j, w, the weighted products, the identity's product.
+//! Launches on a GPU: forward 2 (statistics and running-stat updates of every candidate in
+//! one, the epilogue in the other); backward 2 (the per-channel sums, then every dz_j, dx and
+//! dα). The softmax and dα never leave the device.
+
+pub mod cpu;
+pub mod gpu;
+
+use crate::autograd::functions::BnState;
+use crate::autograd::Var;
+use crate::backend::cpu::softmax::softmax_row;
+use crate::backend::cpu::Real as _;
+use crate::backend::gpu::{DevPtr, GpuBuf};
+use crate::ops::norm::bn_geom;
+use crate::tensor::{fmt_shape, gpu_ok, Tensor};
+use crate::with_dtype;
+
+pub use gpu::K;
+
+/// What one edge feeds the fused node.
+pub struct MixedEdge<'a> {
+    /// The cell type's architecture logits `[rows, K]` (not their softmax).
+    pub alpha: &'a Var,
+    /// This edge's row of `alpha`.
+    pub row: usize,
+    /// The identity candidate: its slot and operand (the edge's input).
+    pub skip: Option<(usize, &'a Var)>,
+    /// The BN-terminated candidates: slot and pre-BN output.
+    pub normed: Vec<(usize, Var)>,
+    /// The sum of the destination node's earlier edges, added to the output.
+    pub acc: Option<&'a Var>,
+}
+
+const OP: &str = "mixed_edge";
+
+fn ptr_at(b: &GpuBuf, offset: usize) -> DevPtr {
+    b.ptr() + (offset * 4) as DevPtr
+}
+
+/// One edge's operands as tensors (the tensor-level form of [`MixedEdge`]).
+pub struct EdgeOperands<'a> {
+    /// Architecture logits `[rows, K]`.
+    pub alpha: &'a Tensor,
+    /// This edge's row.
+    pub row: usize,
+    /// The identity's slot and operand.
+    pub skip: Option<(usize, &'a Tensor)>,
+    /// The BN-terminated candidates' slots and pre-BN outputs.
+    pub normed: Vec<(usize, &'a Tensor)>,
+    /// Added to the output.
+    pub acc: Option<&'a Tensor>,
+}
+
+/// The fused edge on tensors: the output and what its backward needs. `bns[i]` holds the
+/// running statistics of `e.normed[i]`'s BN (updated in training mode, used in eval mode).
+pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (Tensor, MixedSaved) {
+    let alpha = e.alpha;
+    let &[rows, k] = alpha.shape() else {
+        panic!("{OP}: alpha must be [rows, {K}], got {}", fmt_shape(alpha.shape()))
+    };
+    assert!(
+        k == K && e.row < rows,
+        "{OP}: row {} of alpha {} (want [rows, {K}])",
+        e.row,
+        fmt_shape(alpha.shape())
+    );
+    assert_eq!(bns.len(), e.normed.len(), "{OP}: {} BN states for {} candidates", bns.len(), e.normed.len());
+    let shape: Vec<usize> = match (e.normed.first(), e.skip) {
+        (Some((_, z)), _) => z.shape().to_vec(),
+        (None, Some((_, x))) => x.shape().to_vec(),
+        (None, None) => panic!("{OP}: an edge needs at least one candidate besides none"),
+    };
+    let operands = e.normed.iter().map(|(_, z)| *z).chain(e.skip.map(|s| s.1)).chain(e.acc);
+    for v in operands {
+        assert_eq!(
+            v.shape(),
+            &shape[..],
+            "{OP}: operand {} vs output {}",
+            fmt_shape(v.shape()),
+            fmt_shape(&shape)
+        );
+        crate::ops::same_dtype(OP, alpha, v);
+    }
+    let mut slots_used = [false; K];
+    for &(j, _) in &e.normed {
+        assert!(j < K && !slots_used[j], "{OP}: slot {j} given twice or out of range");
+        slots_used[j] = true;
+    }
+    if let Some((j, _)) = e.skip {
+        assert!(j < K && !slots_used[j], "{OP}: identity slot {j} clashes");
+    }
+    let g = bn_geom(OP, &shape);
+    let (eps, momentum) = bns.first().map_or((1e-5, 0.1), |b| (b.eps, b.momentum));
+    assert!(
+        bns.iter().all(|b| b.eps == eps && b.momentum == momentum),
+        "{OP}: BN layers differ in eps/momentum"
+    );
+    let c = g.c;
+
+    let (y, stats) = if let Some(rt) = crate::ops::gpu_rt(OP, &[alpha]) {
+        let mut stats = Tensor::empty_gpu(&[2 * K * c], &rt);
+        let mut y = Tensor::empty_gpu(&shape, &rt);
+        let mut p = gpu::MixedFwd {
+            n: g.n as i32,
+            c: c as i32,
+            hw: g.hw as i32,
+            k: K as i32,
+            skip: e.skip.map_or(-1, |s| s.0 as i32),
+            training: training as i32,
+            eps: eps as f32,
+            momentum: momentum as f32,
+            ..Default::default()
+        };
+        let sb = stats.gpu_buf_mut();
+        for ((j, z), bn) in e.normed.iter().zip(bns.iter_mut()) {
+            p.normed |= 1 << j;
+            p.z[*j] = z.gpu_buf().expect("z on the GPU").ptr();
+            p.mean[*j] = ptr_at(sb, j * c);
+            p.invstd[*j] = ptr_at(sb, (K + j) * c);
+            p.rmean[*j] = bn.running_mean.gpu_buf_mut().ptr();
+            p.rvar[*j] = bn.running_var.gpu_buf_mut().ptr();
+        }
+        p.x = e.skip.map_or(0, |(_, x)| x.gpu_buf().expect("x on the GPU").ptr());
+        p.acc = e.acc.map_or(0, |a| a.gpu_buf().expect("acc on the GPU").ptr());
+        p.alpha = ptr_at(alpha.gpu_buf().expect("alpha on the GPU"), e.row * K);
+        p.y = y.gpu_buf_mut().ptr();
+        gpu_ok(gpu::forward(&*rt, &p));
+        (y, stats)
+    } else {
+        with_dtype!(alpha.dtype(), T => {
+            let mut w = vec![T::ZERO; K];
+            softmax_row(&alpha.data::<T>()[e.row * K..(e.row + 1) * K], &mut w);
+            let mut st = vec![T::ZERO; 2 * K * c];
+            for ((j, z), bn) in e.normed.iter().zip(bns.iter_mut()) {
+                let (head, tail) = st.split_at_mut((K + j) * c);
+                let (mean, invstd) = (&mut head[j * c..(j + 1) * c], &mut tail[..c]);
+                if training {
+                    cpu::batch_stats(&g, z.data::<T>(), eps, mean, invstd);
+                    crate::backend::cpu::batchnorm::bn_update_running(
+                        &g,
+                        mean,
+                        invstd,
+                        T::from_f64(eps),
+                        T::from_f64(momentum),
+                        bn.running_mean.data_mut::<T>(),
+                        bn.running_var.data_mut::<T>(),
+                    );
+                } else {
+                    let (rm, rv) = (bn.running_mean.data::<T>(), bn.running_var.data::<T>());
+                    cpu::running_stats(rm, rv, eps, mean, invstd);
+                }
+            }
+            let normed: Vec<(usize, Tensor)> = e.normed.iter().map(|(j, z)| (*j, (*z).clone())).collect();
+            let edge = host_edge::<T>(&g, &w, &normed, e.skip, &st);
+            let mut y = vec![T::ZERO; g.len()];
+            cpu::forward(&edge, e.acc.map(|a| a.data::<T>()), &mut y);
+            (Tensor::from_vec(&shape, y), Tensor::from_vec(&[2 * K * c], st))
+        })
+    };
+    let saved = MixedSaved {
+        alpha: alpha.clone(),
+        row: e.row,
+        skip: e.skip.map(|(j, x)| (j, x.clone())),
+        normed: e.normed.iter().map(|(j, z)| (*j, (*z).clone())).collect(),
+        stats,
+        training,
+    };
+    (y, saved)
+}
+
+/// The fused edge as one tape node. `bns[i]` holds the running statistics of `e.normed[i]`'s
+/// BN (updated in training mode, used in eval mode).
+pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var {
+    let operands = EdgeOperands {
+        alpha: e.alpha.value(),
+        row: e.row,
+        skip: e.skip.map(|(j, x)| (j, x.value())),
+        normed: e.normed.iter().map(|(j, z)| (*j, z.value())).collect(),
+        acc: e.acc.map(|a| a.value()),
+    };
+    let (y, saved) = forward(&operands, bns, training);
+    // Parents: α, then the identity's operand, the accumulator, the candidates.
+    let mut parents: Vec<&Var> = vec![e.alpha];
+    parents.extend(e.skip.map(|s| s.1));
+    parents.extend(e.acc);
+    parents.extend(e.normed.iter().map(|(_, z)| z));
+    let (has_skip, has_acc) = (e.skip.is_some(), e.acc.is_some());
+    e.alpha.tape().push(
+        y,
+        &parents,
+        Box::new(move |dy, need| {
+            // need: [α, x?, acc?, z_0, ...].
+            let mut at = 1;
+            let need_x = has_skip && {
+                at += 1;
+                need[at - 1]
+            };
+            let need_acc = has_acc && {
+                at += 1;
+                need[at - 1]
+            };
+            let g = saved.backward(dy, need[0], need_x, &need[at..]);
+            let mut out = vec![g.dalpha];
+            if has_skip {
+                out.push(g.dx);
+            }
+            if has_acc {
+                out.push(need_acc.then(|| dy.clone()));
+            }
+            out.extend(g.dz);
+            out
+        }),
+    )
+}
+
+/// The borrowed host view of an edge.
+fn host_edge<'a, T: crate::tensor::Element>(
+    g: &crate::backend::geom::BnGeom,
+    w: &'a [T],
+    normed: &'a [(usize, Tensor)],
+    skip: Option<(usize, &'a Tensor)>,
+    stats: &'a [T],
+) -> cpu::Edge<'a, T> {
+    let mut z: [Option<&[T]>; K] = [None; K];
+    for (j, t) in normed {
+        z[*j] = Some(t.data::<T>());
+    }
+    cpu::Edge { g: *g, w, z, skip: skip.map(|(j, x)| (j, x.data::<T>())), stats }
+}
+
+/// What the backward keeps: the candidates' pre-BN outputs, their statistics, x and α.
+pub struct MixedSaved {
+    alpha: Tensor,
+    row: usize,
+    skip: Option<(usize, Tensor)>,
+    normed: Vec<(usize, Tensor)>,
+    stats: Tensor,
+    training: bool,
+}
+
+/// The gradients of a fused edge (the accumulator's is `dy` itself).
+pub struct MixedGrads {
+    /// `[rows, K]`, zero outside the edge's row.
+    pub dalpha: Option<Tensor>,
+    /// Of the identity's operand.
+    pub dx: Option<Tensor>,
+    /// Of each candidate's pre-BN output, in the order given.
+    pub dz: Vec<Option<Tensor>>,
+}
+
+impl MixedSaved {
+    /// The gradients asked for, given the output's gradient `dy`.
+    pub fn backward(&self, dy: &Tensor, need_alpha: bool, need_x: bool, need_z: &[bool]) -> MixedGrads {
+        let g = bn_geom(OP, dy.shape());
+        let c = g.c;
+        let rows = self.alpha.shape()[0];
+        let need_x = need_x && self.skip.is_some();
+        assert_eq!(
+            need_z.len(),
+            self.normed.len(),
+            "{OP}: {} flags for {} candidates",
+            need_z.len(),
+            self.normed.len()
+        );
+        let (dalpha, dx, dz) = if let Some(rt) = crate::ops::gpu_rt(OP, &[dy, &self.alpha]) {
+            let sums = gpu_ok(GpuBuf::alloc(&rt, (K + 1) * c));
+            let sb = self.stats.gpu_buf().expect("stats on the GPU");
+            let mut p = gpu::MixedBwd {
+                n: g.n as i32,
+                c: c as i32,
+                hw: g.hw as i32,
+                k: K as i32,
+                skip: self.skip.as_ref().map_or(-1, |s| s.0 as i32),
+                training: self.training as i32,
+                rows: rows as i32,
+                row: self.row as i32,
+                ..Default::default()
+            };
+            let mut dz: Vec<Option<Tensor>> = Vec::new();
+            for ((j, z), &n) in self.normed.iter().zip(need_z) {
+                p.normed |= 1 << j;
+                p.z[*j] = z.gpu_buf().expect("z on the GPU").ptr();
+                p.mean[*j] = ptr_at(sb, j * c);
+                p.invstd[*j] = ptr_at(sb, (K + j) * c);
+                let mut t = n.then(|| Tensor::empty_gpu(dy.shape(), &rt));
+                if let Some(t) = t.as_mut() {
+                    p.dz[*j] = t.gpu_buf_mut().ptr();
+                }
+                dz.push(t);
+            }
+            let mut dx = need_x.then(|| Tensor::empty_gpu(dy.shape(), &rt));
+            let mut dalpha = need_alpha.then(|| Tensor::empty_gpu(&[rows, K], &rt));
+            p.x = self.skip.as_ref().map_or(0, |(_, x)| x.gpu_buf().expect("x on the GPU").ptr());
+            p.alpha = ptr_at(self.alpha.gpu_buf().expect("alpha on the GPU"), self.row * K);
+            p.dy = dy.gpu_buf().expect("dy on the GPU").ptr();
+            p.sums = sums.ptr();
+            p.dx_skip = dx.as_mut().map_or(0, |t| t.gpu_buf_mut().ptr());
+            p.dalpha = dalpha.as_mut().map_or(0, |t| t.gpu_buf_mut().ptr());
+            gpu_ok(gpu::backward(&*rt, &p));
+            (dalpha, dx, dz)
+        } else {
+            with_dtype!(dy.dtype(), T => {
+                let mut w = vec![T::ZERO; K];
+                softmax_row(&self.alpha.data::<T>()[self.row * K..(self.row + 1) * K], &mut w);
+                let st = self.stats.data::<T>();
+                let edge = host_edge::<T>(&g, &w, &self.normed, self.skip.as_ref().map(|(j, x)| (*j, x)), st);
+                let dyv = dy.data::<T>();
+                let sums = cpu::backward_sums(&edge, dyv);
+                let dz: Vec<Option<Tensor>> = self
+                    .normed
+                    .iter()
+                    .zip(need_z)
+                    .map(|((j, _), &n)| {
+                        n.then(|| {
+                            let mut out = vec![T::ZERO; g.len()];
+                            cpu::dz(&edge, *j, dyv, &sums, self.training, &mut out);
+                            Tensor::from_vec(dy.shape(), out)
+                        })
+                    })
+                    .collect();
+                let dx = need_x.then(|| {
+                    let ws = w[self.skip.as_ref().expect("identity").0];
+                    Tensor::from_vec(dy.shape(), dyv.iter().map(|&d| ws * d).collect::<Vec<T>>())
+                });
+                let dalpha = need_alpha.then(|| {
+                    let mut full = vec![T::ZERO; rows * K];
+                    full[self.row * K..(self.row + 1) * K].copy_from_slice(&cpu::dalpha_row(&edge, &sums));
+                    Tensor::from_vec(&[rows, K], full)
+                });
+                (dalpha, dx, dz)
+            })
+        };
+        MixedGrads { dalpha, dx, dz }
+    }
+}

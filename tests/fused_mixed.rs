@@ -1,0 +1,255 @@
+//! The fused mixed op against its unfused composition (BN per candidate, softmax, row, weighted
+//! sum, add): in f64 on the CPU within 1e-10, on the emulator against the CPU within 1e-5, and by
+//! finite differences; then whole mixed ops and whole networks, fused against unfused.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{gradcheck, randn};
+use darts::autograd::check::rel_err;
+use darts::autograd::functions::{self as F, BnState};
+use darts::autograd::{Groups, ParamId, Tape, Var};
+use darts::backend::gpu::emu::EmuRuntime;
+use darts::fused::mixed::{mixed_edge, MixedEdge, K};
+use darts::model::{NetConfig, Network};
+use darts::rng::Rng;
+use darts::{DType, Device, Tensor};
+
+/// One edge's operands: α `[rows, 8]`, x, acc, and the pre-BN outputs of the BN slots.
+struct Case {
+    alpha: Tensor,
+    row: usize,
+    x: Tensor,
+    acc: Option<Tensor>,
+    z: Vec<(usize, Tensor)>,
+    skip: bool,
+}
+
+fn case(seed: u64, shape: &[usize], stride2: bool, with_acc: bool) -> Case {
+    let mut rng = Rng::new(seed);
+    let rows = 3;
+    let alpha = randn(&mut rng, &[rows, K]);
+    let x = randn(&mut rng, shape);
+    let acc = with_acc.then(|| randn(&mut rng, shape));
+    // Slots 1, 2 (pools), 4-7 (convs); 3 is FactorizedReduce on a stride-2 edge, else identity.
+    let slots: Vec<usize> = if stride2 { vec![1, 2, 3, 4, 5, 6, 7] } else { vec![1, 2, 4, 5, 6, 7] };
+    // Give the candidates distinct offsets and scales, as real ones have.
+    let z = slots
+        .into_iter()
+        .map(|j| {
+            let t = randn(&mut rng, shape);
+            let v: Vec<f64> = t.to_f64_vec().iter().map(|v| v * (0.5 + j as f64) + j as f64).collect();
+            (j, Tensor::from_f64(shape, &v, DType::F64))
+        })
+        .collect();
+    Case { alpha, row: 1, x, acc, z, skip: !stride2 }
+}
+
+fn on(t: &Tensor, device: &Device, dtype: DType) -> Tensor {
+    t.to_dtype(dtype).to_device(device)
+}
+
+/// Leaves: α, x, acc, z_j (in this order, each its own id); returns the tape, the leaves and the
+/// running statistics of each BN (fresh, with a random starting point).
+fn leaves(c: &Case, device: &Device, dtype: DType) -> (Tape, Vec<Var>, Vec<BnState>) {
+    let tape = Tape::new();
+    let mut vals = vec![c.alpha.clone(), c.x.clone()];
+    vals.extend(c.acc.clone());
+    vals.extend(c.z.iter().map(|(_, z)| z.clone()));
+    let vars = vals
+        .iter()
+        .enumerate()
+        .map(|(i, v)| tape.param(ParamId(i), Groups::ALL, on(v, device, dtype)))
+        .collect();
+    let ch = c.x.shape()[1];
+    let bns =
+        c.z.iter()
+            .map(|(j, _)| {
+                let mut s = BnState::new(ch, dtype);
+                s.running_mean = Tensor::full(&[ch], 0.1 * *j as f64, dtype).to_device(device);
+                s.running_var = Tensor::full(&[ch], 1.0 + 0.5 * *j as f64, dtype).to_device(device);
+                s
+            })
+            .collect();
+    (tape, vars, bns)
+}
+
+/// Runs the edge fused or unfused; returns the output, the gradients of every leaf under a
+/// random projection, and the running statistics afterwards.
+fn run(
+    c: &Case,
+    device: &Device,
+    dtype: DType,
+    fused: bool,
+    training: bool,
+) -> (Vec<f64>, Vec<Vec<f64>>, Vec<f64>) {
+    let (tape, v, mut bns) = leaves(c, device, dtype);
+    let (alpha, x) = (&v[0], &v[1]);
+    let acc = c.acc.as_ref().map(|_| &v[2]);
+    let zs = &v[2 + c.acc.is_some() as usize..];
+    let y = if fused {
+        let normed: Vec<(usize, Var)> = c.z.iter().zip(zs).map(|((j, _), z)| (*j, z.clone())).collect();
+        let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
+        let e = MixedEdge { alpha, row: c.row, skip: c.skip.then_some((3, x)), normed, acc };
+        mixed_edge(e, &mut states, training)
+    } else {
+        let w = F::row(&F::softmax(alpha), c.row);
+        let mut terms: Vec<Option<Var>> = vec![None; K];
+        for (((j, _), z), bn) in c.z.iter().zip(zs).zip(bns.iter_mut()) {
+            terms[*j] = Some(F::batch_norm(z, None, bn, training));
+        }
+        if c.skip {
+            terms[3] = Some(x.clone());
+        }
+        let zero = F::zero(x, 1);
+        let all: Vec<Var> = terms.into_iter().map(|t| t.unwrap_or_else(|| zero.clone())).collect();
+        let s = F::weighted_sum(&all, &w);
+        match acc {
+            Some(a) => F::add(a, &s),
+            None => s,
+        }
+    };
+    let mut rng = Rng::new(99);
+    let r = on(&randn(&mut rng, y.shape()), device, dtype);
+    let loss = F::inner(&y, &r);
+    let grads = tape.backward(&loss, Groups::ALL);
+    let g = (0..v.len()).map(|i| grads.get(ParamId(i)).map_or(vec![], |t| t.to_f64_vec())).collect();
+    let running =
+        bns.iter().flat_map(|b| [b.running_mean.to_f64_vec(), b.running_var.to_f64_vec()].concat()).collect();
+    (y.value().to_f64_vec(), g, running)
+}
+
+fn compare(
+    what: &str,
+    a: &(Vec<f64>, Vec<Vec<f64>>, Vec<f64>),
+    b: &(Vec<f64>, Vec<Vec<f64>>, Vec<f64>),
+    tol: f64,
+) {
+    let e = rel_err(&a.0, &b.0);
+    assert!(e < tol, "{what}: output differs by {e:e}");
+    for (i, (ga, gb)) in a.1.iter().zip(&b.1).enumerate() {
+        assert_eq!(ga.len(), gb.len(), "{what}: gradient {i} present in one run only");
+        let e = rel_err(ga, gb);
+        assert!(e < tol, "{what}: gradient of leaf {i} differs by {e:e}");
+    }
+    let e = rel_err(&a.2, &b.2);
+    assert!(e < tol, "{what}: running statistics differ by {e:e}");
+}
+
+const SHAPES: [&[usize]; 4] = [&[2, 3, 7, 7], &[1, 5, 9, 9], &[3, 4, 6, 6], &[2, 16, 32, 32]];
+
+#[test]
+fn fused_edge_matches_the_unfused_composition_in_f64() {
+    for (i, shape) in SHAPES.iter().enumerate() {
+        for stride2 in [false, true] {
+            for with_acc in [false, true] {
+                for training in [true, false] {
+                    let c = case(10 + i as u64, shape, stride2, with_acc);
+                    let what = format!("{shape:?} stride2={stride2} acc={with_acc} training={training}");
+                    let fused = run(&c, &Device::Cpu, DType::F64, true, training);
+                    let unfused = run(&c, &Device::Cpu, DType::F64, false, training);
+                    compare(&what, &fused, &unfused, 1e-10);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_edge_on_the_emulator_matches_the_cpu() {
+    let emu = Device::Gpu(Arc::new(EmuRuntime::new(0, 0)));
+    for (i, shape) in SHAPES.iter().enumerate() {
+        for stride2 in [false, true] {
+            for training in [true, false] {
+                let c = case(30 + i as u64, shape, stride2, true);
+                let what = format!("emu {shape:?} stride2={stride2} training={training}");
+                let gpu = run(&c, &emu, DType::F32, true, training);
+                let cpu = run(&c, &Device::Cpu, DType::F32, true, training);
+                compare(&what, &gpu, &cpu, 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_edge_passes_the_finite_difference_check() {
+    for (stride2, training) in [(false, true), (true, true), (false, false)] {
+        let c = case(50, &[2, 3, 5, 5], stride2, true);
+        let mut inputs = vec![c.alpha.clone(), c.x.clone(), c.acc.clone().unwrap()];
+        inputs.extend(c.z.iter().map(|(_, z)| z.clone()));
+        let slots: Vec<usize> = c.z.iter().map(|(j, _)| *j).collect();
+        gradcheck(&format!("mixed edge stride2={stride2} training={training}"), &inputs, 1e-6, |v| {
+            let normed: Vec<(usize, Var)> = slots.iter().zip(&v[3..]).map(|(j, z)| (*j, z.clone())).collect();
+            let mut bns: Vec<BnState> = slots.iter().map(|_| BnState::new(3, DType::F64)).collect();
+            let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
+            let e = MixedEdge {
+                alpha: &v[0],
+                row: 2,
+                skip: (!stride2).then_some((3, &v[1])),
+                normed,
+                acc: Some(&v[2]),
+            };
+            let y = mixed_edge(e, &mut states, training);
+            let mut rng = Rng::new(7);
+            F::inner(&y, &randn(&mut rng, y.shape()))
+        });
+    }
+}
+
+/// Loss and every parameter's gradient of a small search network, fused or not.
+fn network_grads(
+    fuse: bool,
+    device: &Device,
+    dtype: DType,
+    hw: usize,
+) -> (f64, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let mut rng = Rng::new(5);
+    let (mut net, mut store) =
+        Network::new(NetConfig { channels: 4, layers: 3, classes: 10 }, dtype, &mut rng);
+    net.fuse = fuse;
+    store.to_device(device);
+    let x = Tensor::from_f64(&[2, 3, hw, hw], &rng.normals(2 * 3 * hw * hw), dtype).to_device(device);
+    let (tape, _, loss) = net.loss(&mut store, &x, &[3, 7], true);
+    let grads = tape.backward(&loss, Groups::ALL);
+    let g = (0..store.params.len()).map(|i| grads.get(ParamId(i)).expect("gradient").to_f64_vec()).collect();
+    let running = store
+        .bns
+        .iter()
+        .flat_map(|b| [b.state.running_mean.to_f64_vec(), b.state.running_var.to_f64_vec()])
+        .collect();
+    (loss.value().item(), g, running)
+}
+
+#[test]
+fn fused_network_matches_the_unfused_one_in_f64() {
+    for hw in [8, 16] {
+        let (lf, gf, rf) = network_grads(true, &Device::Cpu, DType::F64, hw);
+        let (lu, gu, ru) = network_grads(false, &Device::Cpu, DType::F64, hw);
+        assert!((lf - lu).abs() <= 1e-10 * lu.abs(), "{hw}x{hw}: loss {lf} vs {lu}");
+        for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
+            let e = rel_err(a, b);
+            assert!(e < 1e-10, "{hw}x{hw}: gradient of parameter {i} differs by {e:e}");
+        }
+        // Running means of normalised inputs are 0 up to rounding: compare absolutely (the
+        // statistics are O(1)).
+        let worst = rf.concat().iter().zip(ru.concat()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-12, "{hw}x{hw}: running statistics differ by up to {worst:e}");
+    }
+}
+
+/// The fused network in f32 on the emulator against the unfused one in f64 on the CPU: the loss,
+/// every gradient (norm-wise over the whole network, and per tensor) and the running statistics.
+#[test]
+fn fused_network_on_the_emulator_matches_the_unfused_cpu_reference() {
+    let emu = Device::Gpu(Arc::new(EmuRuntime::new(0, 0)));
+    let (lg, gg, rg) = network_grads(true, &emu, DType::F32, 8);
+    let (lc, gc, rc) = network_grads(false, &Device::Cpu, DType::F64, 8);
+    assert!((lg - lc).abs() <= 1e-5 * lc.abs(), "loss {lg} vs {lc}");
+    let e = rel_err(&gg.concat(), &gc.concat());
+    assert!(e < 1e-5, "all gradients: relative error {e:e}");
+    let worst = gg.iter().zip(&gc).map(|(a, b)| rel_err(a, b)).fold(0.0, f64::max);
+    assert!(worst < 1e-3, "worst per-tensor gradient error {worst:e}");
+    let worst = rg.concat().iter().zip(rc.concat()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "running statistics differ by up to {worst:e}");
+}
