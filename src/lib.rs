@@ -10,6 +10,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod fused;
 pub mod memstat;
 pub mod meter;
 pub mod model;
