@@ -53,11 +53,14 @@ struct Outcome {
     bn: Vec<Vec<f64>>,
 }
 
-fn build(sh: &Shape, dtype: DType) -> (Store, Box<dyn Fn(&mut Ctx, &Var, Path) -> Var>) {
+/// A layer's forward along one [`Path`].
+type Forward = Box<dyn Fn(&mut Ctx, &Var, Path) -> Var>;
+
+fn build(sh: &Shape, dtype: DType) -> (Store, Forward) {
     let mut store = Store::new(dtype);
     let mut rng = Rng::new(17);
     let (c, k, s) = (sh.c, sh.k, sh.stride);
-    let f: Box<dyn Fn(&mut Ctx, &Var, Path) -> Var> = match sh.kind {
+    let f: Forward = match sh.kind {
         Kind::Sep => {
             let m = SepConv::new(&mut store, "e", c, k, s, &mut rng);
             let names: Vec<_> = ["op.1", "op.2", "op.5", "op.6"]
@@ -206,6 +209,51 @@ fn fused_matches_unfused_in_f64_on_the_cpu() {
     }
 }
 
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fused_on_cuda_matches_the_cpu_in_f32() {
+    let rt = darts::backend::gpu::cuda::CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("{e}"));
+    fused_on_device_matches_the_cpu(&Device::Gpu(std::sync::Arc::new(rt)));
+}
+
+/// The fused stages on `dev` (f32) against the CPU in f32, unfused and fused, at odd sizes and at
+/// the DARTS shape, covering both kinds, k 3 and 5, strides 1 and 2, training and eval.
+fn fused_on_device_matches_the_cpu(dev: &Device) {
+    let picks: Vec<Shape> = shapes()
+        .into_iter()
+        .enumerate()
+        // Every (kind, size) with a rotating (k, stride, mode): 2 x 4 x 4 of the 64 cases.
+        .filter(|(i, _)| i % 8 == 0 || i % 8 == 3 || i % 8 == 5 || i % 8 == 6)
+        .map(|(_, s)| s)
+        .collect();
+    for sh in picks {
+        let what = format!("{sh:?}");
+        let cpu = Device::Cpu;
+        let dev_pre = run(&sh, Path::FusedPre, DType::F32, dev);
+        compare(
+            &format!("{what} pre-BN vs CPU unfused"),
+            &dev_pre,
+            &run(&sh, Path::UnfusedPre, DType::F32, &cpu),
+            1e-5,
+            bns_of(&sh) - 1,
+        );
+        compare(
+            &format!("{what} pre-BN vs CPU fused"),
+            &dev_pre,
+            &run(&sh, Path::FusedPre, DType::F32, &cpu),
+            1e-5,
+            bns_of(&sh) - 1,
+        );
+        compare(
+            &format!("{what} with the last BN vs CPU unfused"),
+            &run(&sh, Path::FusedFull, DType::F32, dev),
+            &run(&sh, Path::UnfusedFull, DType::F32, &cpu),
+            1e-5,
+            bns_of(&sh),
+        );
+    }
+}
+
 #[cfg(feature = "emu")]
 mod emu {
     use std::sync::Arc;
@@ -219,45 +267,11 @@ mod emu {
         (rt.clone(), Device::Gpu(rt))
     }
 
-    /// The emulator runs the fused stages' kernels (f32) against the CPU in f32, unfused and
-    /// fused, at odd sizes and at the DARTS shape, covering both kinds, k 3 and 5, strides 1 and
-    /// 2, training and eval.
+    /// The emulator runs the fused stages' kernels against the CPU.
     #[test]
     fn fused_on_the_emulator_matches_the_cpu_in_f32() {
         let (rt, dev) = emu();
-        let picks: Vec<Shape> = shapes()
-            .into_iter()
-            .enumerate()
-            // Every (kind, size) with a rotating (k, stride, mode): 2 x 4 x 4 of the 64 cases.
-            .filter(|(i, _)| i % 8 == 0 || i % 8 == 3 || i % 8 == 5 || i % 8 == 6)
-            .map(|(_, s)| s)
-            .collect();
-        for sh in picks {
-            let what = format!("{sh:?}");
-            let cpu = Device::Cpu;
-            let dev_pre = run(&sh, Path::FusedPre, DType::F32, &dev);
-            compare(
-                &format!("{what} pre-BN vs CPU unfused"),
-                &dev_pre,
-                &run(&sh, Path::UnfusedPre, DType::F32, &cpu),
-                1e-5,
-                bns_of(&sh) - 1,
-            );
-            compare(
-                &format!("{what} pre-BN vs CPU fused"),
-                &dev_pre,
-                &run(&sh, Path::FusedPre, DType::F32, &cpu),
-                1e-5,
-                bns_of(&sh) - 1,
-            );
-            compare(
-                &format!("{what} with the last BN vs CPU unfused"),
-                &run(&sh, Path::FusedFull, DType::F32, &dev),
-                &run(&sh, Path::UnfusedFull, DType::F32, &cpu),
-                1e-5,
-                bns_of(&sh),
-            );
-        }
+        fused_on_device_matches_the_cpu(&dev);
         let launched = rt.launch_counts();
         for k in ["depthwise_relu_fwd_f32", "depthwise_bnrelu_fwd_f32", "depthwise_bnrelu_bwd_data_f32"] {
             assert!(launched.contains_key(k), "{k} never launched: {launched:?}");

@@ -254,6 +254,7 @@ pub fn depthwise_bnrelu_fwd(
     fwd("depthwise_bnrelu_fwd_f32", "depthwise_bnrelu_fwd", g, x, Some((mean, rstd)), w, y)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bwd_data(
     kernel: &str,
     op: &str,
