@@ -89,9 +89,8 @@ pub fn bnrelu_dw(x: &Tensor, mean: &Tensor, rstd: &Tensor, w: &Tensor, p: ConvPa
         return gpu::bnrelu_dw(&rt, &g, x, mean, rstd, w);
     }
     with_dtype!(x.dtype(), T => {
-        let a = cpu::norm_relu(&g, x.data::<T>(), mean.data::<T>(), rstd.data::<T>());
         let mut y = vec![T::ZERO; g.y_len()];
-        cpu_backend::conv::conv2d_fwd(&g, &a, w.data::<T>(), &mut y);
+        cpu::bnrelu_dw(&g, x.data::<T>(), mean.data::<T>(), rstd.data::<T>(), w.data::<T>(), &mut y);
         Tensor::from_vec(&[g.n, g.c_out, g.out_h(), g.out_w()], y)
     })
 }
@@ -142,9 +141,8 @@ pub fn bnrelu_dw_bwd_weight(
         return gpu::bnrelu_dw_bwd_weight(&rt, &g, x, mean, rstd, dy, w_shape);
     }
     with_dtype!(x.dtype(), T => {
-        let a = cpu::norm_relu(&g, x.data::<T>(), mean.data::<T>(), rstd.data::<T>());
         let mut dw = vec![T::ZERO; g.w_len()];
-        cpu_backend::conv::conv2d_bwd_weight(&g, &a, dy.data::<T>(), &mut dw);
+        cpu::bnrelu_dw_bwd_weight(&g, x.data::<T>(), mean.data::<T>(), rstd.data::<T>(), dy.data::<T>(), &mut dw);
         Tensor::from_vec(w_shape, dw)
     })
 }
