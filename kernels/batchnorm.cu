@@ -55,6 +55,9 @@ m < 2^24):
                                                    grid (nchunks, c), after bn_stats_partial_f32
   bn_update_running_f32(mean, invstd, eps, momentum, c, m, rmean, rvar)
                                                    grid ceil(c/256), any 1-D block
+  bn_invstd_f32(var, eps, c, invstd)             invstd = 1 / sqrt(var + eps) per channel (the
+                                                   normalise-on-load sep-conv stage's scale, from the
+                                                   batch or the running variance); grid ceil(c/256)
   bn_fwd_eval_f32(x, gamma, beta, rmean, rvar, eps, n, c, hw, chunk, y)    grid (nchunks, c)
   bn_bwd_train_partial_f32(x, dy, mean, invstd, n, c, hw, chunk, partial)  grid (nchunks, c)
   bn_bwd_train_dx_f32(x, dy, mean, invstd, gamma, n, c, hw, chunk, partial, dx, dgamma, dbeta)
@@ -333,6 +336,13 @@ extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
             if (static_cast<unsigned>(i) < cnt) y[a[i]] = fmaf((v[i] - shift) - mean_v, k, b);
         }
     }
+}
+
+extern "C" __global__ void bn_invstd_f32(const float* __restrict__ var, float eps, int c,
+                                         float* __restrict__ invstd) {
+    const unsigned uc = c > 0 ? static_cast<unsigned>(c) : 0u;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < uc; i += blockDim.x * gridDim.x)
+        invstd[i] = 1.0f / sqrtf(var[i] + eps);
 }
 
 extern "C" __global__ void bn_update_running_f32(const float* __restrict__ mean, const float* __restrict__ invstd,

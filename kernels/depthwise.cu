@@ -14,6 +14,19 @@ ReLU-fused variants (the DARTS sep/dil convs are ReLU -> depthwise):
   depthwise_relu_bwd_weight_*     dw = dwconv_bwd_weight(max(x, 0), dy)
 where x is the ReLU's input (the tensor the op saved), so no relu(x) tensor is ever stored.
 
+Normalise-ReLU-fused variants (the second stage of a DARTS sep conv: BN (non-affine) -> ReLU ->
+depthwise, with mean[c] and rstd[c] the BN's statistics: batch mean and 1/sqrt(var + eps) in
+training, the running ones in eval):
+  a[n,c,h,w] = max((x[n,c,h,w] - mean[c]) * rstd[c], 0)     (applied as x is loaded)
+  depthwise_bnrelu_fwd_f32          y  = dwconv(a)
+  depthwise_bnrelu_bwd_data_f32     da = dwconv_bwd_data(dy) * [a > 0]  (mask recomputed from x)
+  depthwise_bnrelu_bwd_weight_*     dw = dwconv_bwd_weight(a, dy)
+da is the gradient w.r.t. the BN output (after the ReLU mask); the caller runs the BN backward
+(through the batch statistics in training) to reach dx. Saved by the caller: x, mean, rstd;
+recomputed here on every load: a and the mask. Nothing of a's size is ever stored. The
+normalisation is one subtract and one multiply per loaded value (channel = plane % c), the
+same rounding as the CPU's (x - mean) * invstd.
+
 Tiling (forward, and the data gradient at stride 1). A block computes a tile of at most
 32 x 32 outputs (tile_w = tw columns, tile_h = tg * DW_ROWS rows) of ppb consecutive (n, c)
 planes. Thread t of the block takes plane p = t / (tw*tg), column col and row group grp of the
@@ -43,7 +56,7 @@ FMA, about 3x the instructions of the register path; these are the few stride-2 
 reduction cells, where dx is only the input's size).
 
 Weight gradient: a two-pass hierarchical reduction, deterministic, no float atomics.
-  depthwise_[relu_]bwd_weight_partial_f32: block (part, c) owns channel c, one spatial tile, and
+  depthwise_[relu_|bnrelu_]bwd_weight_partial_f32: block (part, c) owns channel c, one spatial tile, and
     `iters` groups of ppb images; per group it loads the x tile of ppb planes of channel c into
     shared memory, each thread loads its 4 dy values and accumulates all kh*kw taps in registers
     (acc[tap] += dy * x from the same register-blocked column reads as the forward). Then a warp
@@ -61,10 +74,10 @@ Weight gradient: a two-pass hierarchical reduction, deterministic, no float atom
   the shape only: results are bitwise reproducible on any device and under both emulator schedules.
 
 Launch shapes (all sized by launch/depthwise.rs from the geometry alone):
-  depthwise_[relu_]fwd_f32, depthwise_[relu_]bwd_data_f32
+  depthwise_[relu_|bnrelu_]fwd_f32, depthwise_[relu_|bnrelu_]bwd_data_f32
       grid  = (ceil(N*C / ppb), tiles_x * tiles_y), block = round_up(ppb * tw * tg, 32) <= 256
       (__launch_bounds__(256)); dynamic shared = ppb * ps * 4 bytes (<= 48 KiB).
-  depthwise_[relu_]bwd_weight_partial_f32
+  depthwise_[relu_|bnrelu_]bwd_weight_partial_f32
       grid = (nparts, C), block as above; dynamic shared = ppb * ps * 4 bytes;
       static shared = DW_WARPS * 32 * 4 = 1 KiB.
   depthwise_bwd_weight_final_f32
@@ -118,6 +131,35 @@ static __device__ __forceinline__ DwTile dw_tile(int tw, int tg, int tiles_x, in
     return t;
 }
 
+// What a kernel applies to each input value as it loads it: v -> (v - mean[ch]) * rstd[ch] when
+// mean is not null (ch = plane % c), then max(v, 0) when relu.
+struct DwPre {
+    const float* mean;
+    const float* rstd;
+    int c;
+    bool relu;
+};
+
+static __device__ __forceinline__ DwPre dw_pre(const float* mean, const float* rstd, int c, bool relu) {
+    DwPre q;
+    q.mean = mean;
+    q.rstd = rstd;
+    q.c = c;
+    q.relu = relu;
+    return q;
+}
+
+static __device__ __forceinline__ float dw_pre_apply(const DwPre& q, float v, int ch) {
+    if (q.mean != nullptr) v = (v - q.mean[ch]) * q.rstd[ch];
+    return (q.relu && v < 0.0f) ? 0.0f : v;
+}
+
+// The ReLU mask of the data gradient: true where the pre-op output of the saved x is positive.
+static __device__ __forceinline__ bool dw_pre_pos(const DwPre& q, float v, int ch) {
+    if (q.mean != nullptr) v = (v - q.mean[ch]) * q.rstd[ch];
+    return v > 0.0f;
+}
+
 static __device__ __forceinline__ int dw_floor_div(int a, int b) {
     const int q = a / b;
     return (a % b != 0 && a < 0) ? q - 1 : q;
@@ -130,12 +172,13 @@ static __device__ __forceinline__ bool dw_fast(int kh, int kw, int s, int d) {
 
 // Loads ppb planes (plane0 + p*pstep for p < nvalid; zeros for the others) of rows
 // row0 .. row0+rows_in-1 and columns col0 .. col0+cols_in-1 of src (hi x wi planes) into the
-// shared tile, column c at (c % s) * wq + c / s; zeros outside the image; max(v, 0) if relu.
+// shared tile, column c at (c % s) * wq + c / s; zeros outside the image; the pre-op q applied to
+// every in-image value (plane index modulo q.c is its channel).
 // S is the compile-time stride of the column split (0: use s_rt). Every thread must call it.
 template <int S>
 static __device__ __forceinline__ void dw_load_tile(float* __restrict__ tile, const float* __restrict__ src,
                                                     int plane0, int pstep, int nvalid, int hi, int wi, int row0,
-                                                    int col0, int s_rt, const DwTile& t, bool relu) {
+                                                    int col0, int s_rt, const DwTile& t, const DwPre& q) {
     const int s = S ? S : s_rt;
     const int bd = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
     const int cols = t.cols_in, rows = t.rows_in;
@@ -149,8 +192,8 @@ static __device__ __forceinline__ void dw_load_tile(float* __restrict__ tile, co
         const int gr = row0 + r, gc = col0 + c;
         if (p < nvalid && static_cast<unsigned>(gr) < static_cast<unsigned>(hi) &&
             static_cast<unsigned>(gc) < static_cast<unsigned>(wi)) {
-            v = src[(plane0 + p * pstep) * plane_len + gr * wi + gc];
-            if (relu) v = v < 0.0f ? 0.0f : v;
+            const int plane = plane0 + p * pstep;
+            v = dw_pre_apply(q, src[plane * plane_len + gr * wi + gc], q.mean != nullptr ? plane % q.c : 0);
         }
         const int pos = (s == 1) ? c : (c % s) * t.wq + c / s;
         tile[p * t.ps + r * t.rs + pos] = v;
@@ -215,11 +258,12 @@ static __device__ __forceinline__ void dw_gather_generic(const float* __restrict
 }
 
 // One tile of dst (ho x wo planes) gathered from src (hi x wi planes): output (oy, ox) reads
-// rows oy*s - pad_h + i*d, columns ox*s - pad_w + j*d. dst = mask > 0 ? acc : 0 if mask.
+// rows oy*s - pad_h + i*d, columns ox*s - pad_w + j*d, each loaded through the pre-op lq.
+// dst = acc where mq's pre-op of mask is > 0, else 0 (mask not null: the ReLU backward).
 template <bool FLIP>
 static __device__ __forceinline__ void dw_gather(const float* __restrict__ src, const float* __restrict__ w,
                                                  float* __restrict__ dst, const float* __restrict__ mask,
-                                                 bool relu, int planes, int c, int hi, int wi, int ho, int wo,
+                                                 const DwPre& lq, const DwPre& mq, int planes, int c, int hi, int wi, int ho, int wo,
                                                  int kh, int kw, int s, int d, int pad_h, int pad_w,
                                                  const DwTile& t) {
     DARTS_DYN_SMEM(float, tile);
@@ -230,11 +274,11 @@ static __device__ __forceinline__ void dw_gather(const float* __restrict__ src, 
     const bool fast = dw_fast(kh, kw, s, d);
     const int row0 = oy0 * s - pad_h, col0 = ox0 * s - pad_w;
     if (fast && s == 2)
-        dw_load_tile<2>(tile, src, plane0, 1, nvalid, hi, wi, row0, col0, s, t, relu);
+        dw_load_tile<2>(tile, src, plane0, 1, nvalid, hi, wi, row0, col0, s, t, lq);
     else if (fast)
-        dw_load_tile<1>(tile, src, plane0, 1, nvalid, hi, wi, row0, col0, s, t, relu);
+        dw_load_tile<1>(tile, src, plane0, 1, nvalid, hi, wi, row0, col0, s, t, lq);
     else
-        dw_load_tile<0>(tile, src, plane0, 1, nvalid, hi, wi, row0, col0, s, t, relu);
+        dw_load_tile<0>(tile, src, plane0, 1, nvalid, hi, wi, row0, col0, s, t, lq);
     __syncthreads();
 
     const int per_plane = t.tw * t.tg, tid = static_cast<int>(threadIdx.x);
@@ -270,7 +314,7 @@ static __device__ __forceinline__ void dw_gather(const float* __restrict__ src, 
         if (oy < ho) {
             const int idx = base + oy * wo;
             float v = acc[r];
-            if (mask != nullptr) v = mask[idx] > 0.0f ? v : 0.0f;
+            if (mask != nullptr) v = dw_pre_pos(mq, mask[idx], ch) ? v : 0.0f;
             dst[idx] = v;
         }
     }
@@ -281,9 +325,9 @@ static __device__ __forceinline__ void dw_gather(const float* __restrict__ src, 
 
 static __device__ __forceinline__ void dw_bwd_data_strided(const float* __restrict__ dy,
                                                            const float* __restrict__ w, float* __restrict__ dx,
-                                                           const float* __restrict__ mask, int planes, int c,
-                                                           int h, int wd, int oh, int ow, int kh, int kw, int s,
-                                                           int pad, int d, const DwTile& t) {
+                                                           const float* __restrict__ mask, const DwPre& mq,
+                                                           int planes, int c, int h, int wd, int oh, int ow, int kh,
+                                                           int kw, int s, int pad, int d, const DwTile& t) {
     DARTS_DYN_SMEM(float, tile);
     const int tx = static_cast<int>(blockIdx.y) % t.tiles_x, ty = static_cast<int>(blockIdx.y) / t.tiles_x;
     const int ih0 = ty * t.tg * DW_ROWS, iw0 = tx * t.tw;
@@ -292,7 +336,7 @@ static __device__ __forceinline__ void dw_bwd_data_strided(const float* __restri
     // First dy row/column any dx of the tile reads: every (ih + pad - i*d) - oy_lo*s is >= 0.
     const int oy_lo = dw_floor_div(ih0 + pad - (kh - 1) * d, s);
     const int ox_lo = dw_floor_div(iw0 + pad - (kw - 1) * d, s);
-    dw_load_tile<1>(tile, dy, plane0, 1, nvalid, oh, ow, oy_lo, ox_lo, 1, t, false);
+    dw_load_tile<1>(tile, dy, plane0, 1, nvalid, oh, ow, oy_lo, ox_lo, 1, t, dw_pre(nullptr, nullptr, 1, false));
     __syncthreads();
 
     const int per_plane = t.tw * t.tg, tid = static_cast<int>(threadIdx.x);
@@ -321,7 +365,7 @@ static __device__ __forceinline__ void dw_bwd_data_strided(const float* __restri
             }
         }
         const int idx = (plane * h + ih) * wd + iw;
-        if (mask != nullptr) a = mask[idx] > 0.0f ? a : 0.0f;
+        if (mask != nullptr) a = dw_pre_pos(mq, mask[idx], plane % c) ? a : 0.0f;
         dx[idx] = a;
     }
 }
@@ -360,7 +404,7 @@ static __device__ __forceinline__ float dw_warp_reduce_scatter(float (&a)[V]) {
 // partial[part * c*K*K + ch*K*K + tap].
 template <int K, int S, int D>
 static __device__ __forceinline__ void dw_wgrad_fast(const float* __restrict__ x, const float* __restrict__ dy,
-                                                     float* __restrict__ partial, bool relu, int n, int c, int h,
+                                                     float* __restrict__ partial, const DwPre& pre, int n, int c, int h,
                                                      int wd, int oh, int ow, int pad, int iters, int tiles,
                                                      const DwTile& t, float (*warp_sums)[32]) {
     constexpr int KK = K * K;
@@ -384,7 +428,7 @@ static __device__ __forceinline__ void dw_wgrad_fast(const float* __restrict__ x
         const int nb = (chunk * iters + it) * t.ppb;
         const int nvalid = min(t.ppb, n - nb);
         if (nvalid <= 0) break;  // uniform over the block
-        dw_load_tile<S>(tile, x, nb * c + ch, c, nvalid, h, wd, oy0 * S - pad, ox0 * S - pad, S, t, relu);
+        dw_load_tile<S>(tile, x, nb * c + ch, c, nvalid, h, wd, oy0 * S - pad, ox0 * S - pad, S, t, pre);
         __syncthreads();
         if (p < nvalid && ox < ow) {
             const float* dyp = dy + ((nb + p) * c + ch) * oh * ow + ox;
@@ -423,7 +467,7 @@ static __device__ __forceinline__ void dw_wgrad_fast(const float* __restrict__ x
 
 // Any geometry: x and dy read from global memory, one block reduction per tap.
 static __device__ __forceinline__ void dw_wgrad_generic(const float* __restrict__ x, const float* __restrict__ dy,
-                                                        float* __restrict__ partial, bool relu, int n, int c,
+                                                        float* __restrict__ partial, const DwPre& pre, int n, int c,
                                                         int h, int wd, int oh, int ow, int kh, int kw, int s,
                                                         int pad, int d, int iters, int tiles, const DwTile& t,
                                                         float* warp_sums) {
@@ -450,8 +494,7 @@ static __device__ __forceinline__ void dw_wgrad_generic(const float* __restrict_
                 const int oy = oy0 + grp * DW_ROWS + r;
                 const int iy = oy * s - pad + i * d;
                 if (oy >= oh || static_cast<unsigned>(iy) >= static_cast<unsigned>(h)) continue;
-                float xv = x[(plane * h + iy) * wd + ix];
-                if (relu) xv = xv < 0.0f ? 0.0f : xv;
+                const float xv = dw_pre_apply(pre, x[(plane * h + iy) * wd + ix], ch);
                 a = fmaf(dy[(plane * oh + oy) * ow + ox], xv, a);
             }
         }
@@ -469,19 +512,19 @@ static __device__ __forceinline__ void dw_wgrad_generic(const float* __restrict_
 }
 
 static __device__ __forceinline__ void dw_wgrad(const float* __restrict__ x, const float* __restrict__ dy,
-                                                float* __restrict__ partial, bool relu, int n, int c, int h,
+                                                float* __restrict__ partial, const DwPre& q, int n, int c, int h,
                                                 int wd, int oh, int ow, int kh, int kw, int s, int pad, int d,
                                                 int iters, int tiles, const DwTile& t) {
     // One static array for every path (an array per template instance would each be allocated).
     __shared__ float warp_sums[DW_WARPS][32];
     if (!dw_fast(kh, kw, s, d)) {
-        dw_wgrad_generic(x, dy, partial, relu, n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles, t,
+        dw_wgrad_generic(x, dy, partial, q, n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles, t,
                          warp_sums[0]);
         return;
     }
     // dw_fast() holds, so the key is one of the 8 cases (5,2,2 is the default).
 #define DW_WGRAD_FAST(K, S, D) \
-    dw_wgrad_fast<K, S, D>(x, dy, partial, relu, n, c, h, wd, oh, ow, pad, iters, tiles, t, warp_sums)
+    dw_wgrad_fast<K, S, D>(x, dy, partial, q, n, c, h, wd, oh, ow, pad, iters, tiles, t, warp_sums)
     switch (kh * 100 + s * 10 + d) {
         case 311: DW_WGRAD_FAST(3, 1, 1); break;
         case 312: DW_WGRAD_FAST(3, 1, 2); break;
@@ -498,68 +541,95 @@ static __device__ __forceinline__ void dw_wgrad(const float* __restrict__ x, con
 // ---------------------------------------------------------------------------------------------
 // Kernels.
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int n,
-                      int c, int h, int wd, int oh, int ow, int kh, int kw, int s, int pad, int d, int tw, int tg,
-                      int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps) {
-    const DwTile t = dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps);
-    dw_gather<false>(x, w, y, nullptr, false, n * c, c, h, wd, oh, ow, kh, kw, s, d, pad, pad, t);
+#define DW_TILE_PARAMS int tw, int tg, int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps
+#define DW_SHAPE_PARAMS int n, int c, int h, int wd, int oh, int ow, int kh, int kw, int s, int pad, int d
+#define DW_TILE_OF_ARGS dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps)
+
+static __device__ __forceinline__ void dw_fwd(const float* __restrict__ x, const float* __restrict__ w,
+                                              float* __restrict__ y, const DwPre& q, int n, int c, int h, int wd,
+                                              int oh, int ow, int kh, int kw, int s, int pad, int d,
+                                              const DwTile& t) {
+    dw_gather<false>(x, w, y, nullptr, q, q, n * c, c, h, wd, oh, ow, kh, kw, s, d, pad, pad, t);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_relu_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int n,
-                           int c, int h, int wd, int oh, int ow, int kh, int kw, int s, int pad, int d, int tw,
-                           int tg, int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps) {
-    const DwTile t = dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps);
-    dw_gather<false>(x, w, y, nullptr, true, n * c, c, h, wd, oh, ow, kh, kw, s, d, pad, pad, t);
+    depthwise_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
+                      DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
+    dw_fwd(x, w, y, dw_pre(nullptr, nullptr, c, false), n, c, h, wd, oh, ow, kh, kw, s, pad, d, DW_TILE_OF_ARGS);
 }
 
-// mask: the ReLU input x (dx = 0 where x <= 0) or null.
-static __device__ __forceinline__ void dw_bwd_data(const float* __restrict__ mask, const float* __restrict__ dy,
-                                                   const float* __restrict__ w, float* __restrict__ dx, int n,
-                                                   int c, int h, int wd, int oh, int ow, int kh, int kw, int s,
-                                                   int pad, int d, const DwTile& t) {
+extern "C" __global__ void __launch_bounds__(DW_BLOCK)
+    depthwise_relu_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
+                           DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
+    dw_fwd(x, w, y, dw_pre(nullptr, nullptr, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, DW_TILE_OF_ARGS);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK)
+    depthwise_bnrelu_fwd_f32(const float* __restrict__ x, const float* __restrict__ mean,
+                             const float* __restrict__ rstd, const float* __restrict__ w, float* __restrict__ y,
+                             DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
+    dw_fwd(x, w, y, dw_pre(mean, rstd, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, DW_TILE_OF_ARGS);
+}
+
+// mask: the saved x whose pre-op q output gates dx (dx = 0 where it is <= 0), or null.
+static __device__ __forceinline__ void dw_bwd_data(const float* __restrict__ mask, const DwPre& q,
+                                                   const float* __restrict__ dy, const float* __restrict__ w,
+                                                   float* __restrict__ dx, int n, int c, int h, int wd, int oh,
+                                                   int ow, int kh, int kw, int s, int pad, int d, const DwTile& t) {
     if (s == 1)
-        dw_gather<true>(dy, w, dx, mask, false, n * c, c, oh, ow, h, wd, kh, kw, 1, d, d * (kh - 1) - pad,
-                        d * (kw - 1) - pad, t);
+        dw_gather<true>(dy, w, dx, mask, dw_pre(nullptr, nullptr, c, false), q, n * c, c, oh, ow, h, wd, kh, kw, 1,
+                        d, d * (kh - 1) - pad, d * (kw - 1) - pad, t);
     else
-        dw_bwd_data_strided(dy, w, dx, mask, n * c, c, h, wd, oh, ow, kh, kw, s, pad, d, t);
+        dw_bwd_data_strided(dy, w, dx, mask, q, n * c, c, h, wd, oh, ow, kh, kw, s, pad, d, t);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK)
     depthwise_bwd_data_f32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                           int n, int c, int h, int wd, int oh, int ow, int kh, int kw, int s, int pad, int d,
-                           int tw, int tg, int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps) {
-    const DwTile t = dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps);
-    dw_bwd_data(nullptr, dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d, t);
+                           DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
+    dw_bwd_data(nullptr, dw_pre(nullptr, nullptr, c, false), dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d,
+                DW_TILE_OF_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK)
     depthwise_relu_bwd_data_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                const float* __restrict__ w, float* __restrict__ dx, int n, int c, int h, int wd,
-                                int oh, int ow, int kh, int kw, int s, int pad, int d, int tw, int tg, int tiles_x,
-                                int ppb, int rows_in, int cols_in, int wq, int rs, int ps) {
-    const DwTile t = dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps);
-    dw_bwd_data(x, dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d, t);
+                                const float* __restrict__ w, float* __restrict__ dx, DW_SHAPE_PARAMS,
+                                DW_TILE_PARAMS) {
+    dw_bwd_data(x, dw_pre(nullptr, nullptr, c, true), dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d,
+                DW_TILE_OF_ARGS);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK)
+    depthwise_bnrelu_bwd_data_f32(const float* __restrict__ x, const float* __restrict__ mean,
+                                  const float* __restrict__ rstd, const float* __restrict__ dy,
+                                  const float* __restrict__ w, float* __restrict__ dx, DW_SHAPE_PARAMS,
+                                  DW_TILE_PARAMS) {
+    dw_bwd_data(x, dw_pre(mean, rstd, c, true), dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d,
+                DW_TILE_OF_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
     depthwise_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                     float* __restrict__ partial, int n, int c, int h, int wd, int oh, int ow,
-                                     int kh, int kw, int s, int pad, int d, int tw, int tg, int tiles_x, int ppb,
-                                     int rows_in, int cols_in, int wq, int rs, int ps, int iters, int tiles) {
-    const DwTile t = dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps);
-    dw_wgrad(x, dy, partial, false, n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles, t);
+                                     float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS, int iters,
+                                     int tiles) {
+    dw_wgrad(x, dy, partial, dw_pre(nullptr, nullptr, c, false), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters,
+             tiles, DW_TILE_OF_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
     depthwise_relu_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                          float* __restrict__ partial, int n, int c, int h, int wd, int oh,
-                                          int ow, int kh, int kw, int s, int pad, int d, int tw, int tg,
-                                          int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps,
-                                          int iters, int tiles) {
-    const DwTile t = dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps);
-    dw_wgrad(x, dy, partial, true, n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles, t);
+                                          float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS, int iters,
+                                          int tiles) {
+    dw_wgrad(x, dy, partial, dw_pre(nullptr, nullptr, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters,
+             tiles, DW_TILE_OF_ARGS);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
+    depthwise_bnrelu_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ mean,
+                                            const float* __restrict__ rstd, const float* __restrict__ dy,
+                                            float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS,
+                                            int iters, int tiles) {
+    dw_wgrad(x, dy, partial, dw_pre(mean, rstd, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles,
+             DW_TILE_OF_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_FINAL_BLOCK)

@@ -210,6 +210,42 @@ fn relu_depthwise_cases(cs: &mut Vec<Case>, rng: &mut Rng, x: [usize; 4], w: [us
     cs.push(case(op, "bwd_weight", label, inputs, Box::new(move |t| vec![bwd_weight(&t[0], &t[1], &w, p)])));
 }
 
+/// Forward and both gradients of normalise → ReLU → depthwise, the second stage of a fused sep
+/// conv (one kernel each on a GPU, the normalisation applied on load); and the per-channel
+/// `1 / sqrt(var + eps)` that feeds it.
+fn bnrelu_depthwise_cases(cs: &mut Vec<Case>, rng: &mut Rng, x: [usize; 4], w: [usize; 4], p: ConvParams) {
+    use crate::fused::sepconv::{bnrelu_dw as fwd, bnrelu_dw_bwd_data as bwd_data, bnrelu_dw_bwd_weight};
+    let c = x[1];
+    let (xt, wt) = (rand(rng, &x), rand(rng, &w));
+    let mean = rand(rng, &[c]);
+    let rstd = Tensor::from_f64(&[c], &rng.uniforms(c, 0.5, 1.5), DType::F32);
+    let dy = rand(rng, fwd(&xt, &mean, &rstd, &wt, p).shape());
+    let label = format!("x{x:?} w{w:?} s{} d{}", p.stride, p.dilation);
+    let op = "bnrelu_depthwise";
+    let inputs = vec![xt, mean, rstd, dy, wt];
+    cs.push(case(
+        op,
+        "forward",
+        label.clone(),
+        inputs.clone(),
+        Box::new(move |t| vec![fwd(&t[0], &t[1], &t[2], &t[4], p)]),
+    ));
+    cs.push(case(
+        op,
+        "bwd_data",
+        label.clone(),
+        inputs.clone(),
+        Box::new(move |t| vec![bwd_data(&t[0], &t[1], &t[2], &t[3], &t[4], p)]),
+    ));
+    cs.push(case(
+        op,
+        "bwd_weight",
+        label,
+        inputs,
+        Box::new(move |t| vec![bnrelu_dw_bwd_weight(&t[0], &t[1], &t[2], &t[3], &w, p)]),
+    ));
+}
+
 /// Every case at the DARTS search-network shapes for batch `b` (C = 16, 8 cells).
 pub fn darts_cases(b: usize) -> Vec<Case> {
     let mut rng = Rng::new(7);
@@ -246,6 +282,29 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             let p = ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c);
             relu_depthwise_cases(&mut cs, rng, [b, c, hw, hw], [c, 1, k, k], p);
         }
+    }
+    // Normalise → ReLU on load (a fused sep conv's second stage: stride 1; stride 2 and dilation
+    // for the kernels' other paths).
+    for (c, hw, s, k, d) in [
+        (16, 32, 1, 3, 1),
+        (16, 32, 1, 5, 1),
+        (32, 16, 1, 3, 1),
+        (64, 8, 1, 5, 1),
+        (32, 32, 2, 3, 1),
+        (16, 32, 1, 5, 2),
+    ] {
+        let p = ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c);
+        bnrelu_depthwise_cases(&mut cs, rng, [b, c, hw, hw], [c, 1, k, k], p);
+    }
+    for c in [16, 64] {
+        let var = Tensor::from_f64(&[c], &rng.uniforms(c, 0.0, 2.0), DType::F32);
+        cs.push(case(
+            "bn_invstd",
+            "forward",
+            format!("[{c}]"),
+            vec![var],
+            Box::new(|t| vec![crate::fused::sepconv::invstd(&t[0], 1e-5)]),
+        ));
     }
     // Batch norm (non-affine as in every search cell, affine as in the stem).
     for (c, hw, affine) in [(16, 32, false), (32, 16, false), (64, 8, false), (48, 32, true)] {

@@ -243,8 +243,10 @@ fn fused_network_matches_the_unfused_one_in_f64() {
 #[test]
 fn fused_network_on_the_emulator_matches_the_unfused_cpu_reference() {
     let emu = Device::Gpu(Arc::new(EmuRuntime::new(0, 0)));
-    let (lg, gg, rg) = network_grads(true, &emu, DType::F32, 8);
-    let (lc, gc, rc) = network_grads(false, &Device::Cpu, DType::F64, 8);
+    // 16x16 images: at 8x8 the last cells' BNs see 8 values per channel, and f32 itself (fused
+    // or not, on any device) is then only good to a few 1e-5.
+    let (lg, gg, rg) = network_grads(true, &emu, DType::F32, 16);
+    let (lc, gc, rc) = network_grads(false, &Device::Cpu, DType::F64, 16);
     assert!((lg - lc).abs() <= 1e-5 * lc.abs(), "loss {lg} vs {lc}");
     let e = rel_err(&gg.concat(), &gc.concat());
     assert!(e < 1e-5, "all gradients: relative error {e:e}");

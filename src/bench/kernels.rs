@@ -159,6 +159,32 @@ impl Cases {
         });
     }
 
+    /// Normalise → ReLU → depthwise (a fused sep conv's second stage: the per-channel
+    /// normalisation and ReLU applied on load, recomputed from x in both gradients).
+    fn bnrelu_depthwise(&mut self, x: [usize; 4], w: [usize; 4], p: ConvParams, tag: &str) {
+        use crate::fused::sepconv::{bnrelu_dw, bnrelu_dw_bwd_data, bnrelu_dw_bwd_weight};
+        let family = "conv_depthwise_bnrelu";
+        let (xt, wt, mean) = (self.rand(&x), self.rand(&w), self.rand(&[x[1]]));
+        let var = Tensor::full_on(&[x[1]], 1.0, DType::F32, &self.device);
+        let rstd = crate::fused::sepconv::invstd(&var, 1e-5);
+        let y = bnrelu_dw(&xt, &mean, &rstd, &wt, p);
+        let dy = self.rand(y.shape());
+        let (nx, nw, ny) = (numel(&x), numel(&w), numel(y.shape()));
+        let flops = 2 * ny * (w[2] * w[3]) as u64;
+        let label = format!("{} {tag}", fmt(&x));
+        let (x1, w1, m1, r1) = (xt.clone(), wt.clone(), mean.clone(), rstd.clone());
+        self.push(family, format!("fwd {label}"), F32 * (nx + nw + ny), flops, move || {
+            drop(bnrelu_dw(&x1, &m1, &r1, &w1, p))
+        });
+        let (x2, dy2, m2, r2) = (xt.clone(), dy.clone(), mean.clone(), rstd.clone());
+        self.push(family, format!("bwd_data {label}"), F32 * (nx + ny + nw + nx), flops, move || {
+            drop(bnrelu_dw_bwd_data(&x2, &m2, &r2, &dy2, &wt, p))
+        });
+        self.push(family, format!("bwd_weight {label}"), F32 * (nx + ny + nw), flops, move || {
+            drop(bnrelu_dw_bwd_weight(&xt, &mean, &rstd, &dy, &w, p))
+        });
+    }
+
     fn convs(&mut self, b: usize) {
         // The stem: 3x3, 3 -> 48 (3C).
         self.conv("conv_stem", [b, 3, 32, 32], [48, 3, 3, 3], ConvParams::new(1, 1), "3->48 k3");
@@ -176,6 +202,7 @@ impl Cases {
             for k in [3, 5] {
                 let p = ConvParams::new(1, (k - 1) / 2).groups(c);
                 self.relu_depthwise([b, c, hw, hw], [c, 1, k, k], p, &format!("k{k} d1"));
+                self.bnrelu_depthwise([b, c, hw, hw], [c, 1, k, k], p, &format!("k{k} d1"));
             }
         }
         // FactorizedReduce's strided 1x1 (half the output channels each) at both reductions.

@@ -1,6 +1,8 @@
-//! Fused ops. Each is one tape node whose forward and hand-written backward replace a
-//! composition of `ops`; that composition stays in the code as the reference it is tested
-//! against (`darts search --no-fuse`). One folder per op: `mod.rs` (the node and the dispatch),
-//! `cpu.rs` (the generic f32/f64 loops), `gpu.rs` (the launches of its kernel file).
+//! Fused ops: several ops recorded as one tape node with a hand-written backward that recomputes
+//! cheap intermediates (ReLU masks, depthwise outputs, normalised values) instead of storing
+//! them. Each op is a folder: `mod.rs` (the tape node, with a top comment stating what it saves
+//! and what it recomputes), `cpu.rs` and `gpu.rs` (the backends). The unfused composition of
+//! existing ops is the reference each fused op is tested against (`darts search --no-fuse`).
 
 pub mod mixed;
+pub mod sepconv;

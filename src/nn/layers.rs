@@ -5,6 +5,7 @@
 use super::store::{Ctx, Store, B, P};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
+use crate::fused::sepconv as fused;
 use crate::ops::ConvParams;
 use crate::rng::Rng;
 
@@ -130,19 +131,21 @@ impl SepConv {
         ctx.bn(&y, self.bn2, None)
     }
 
-    /// The forward up to its last BN (the fused mixed op applies that BN).
+    /// The same up to and excluding the last BN (`op.7`), as two fused tape nodes: ReLU → dw →
+    /// pw, then BN (`op.3`, running statistics updated in training) → ReLU → dw → pw, each
+    /// recomputing its intermediates in backward (see [`crate::fused::sepconv`]). Normalising
+    /// the result with [`SepConv::final_bn`] gives [`SepConv::forward`].
     pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
         let c = x.shape()[1];
         let pad = (self.k - 1) / 2;
         let dw = |s| ConvParams::new(s, pad).groups(c);
-        let y = F::conv2d(&F::relu(x), ctx.p(self.dw1), dw(self.stride));
-        let y = F::conv2d(&y, ctx.p(self.pw1), ConvParams::new(1, 0));
-        let y = ctx.bn(&y, self.bn1, None);
-        let y = F::conv2d(&F::relu(&y), ctx.p(self.dw2), dw(1));
-        F::conv2d(&y, ctx.p(self.pw2), ConvParams::new(1, 0))
+        let z1 = fused::relu_dw_pw(x, ctx.p(self.dw1), ctx.p(self.pw1), dw(self.stride));
+        let (w_dw, w_pw) = (ctx.p(self.dw2).clone(), ctx.p(self.pw2).clone());
+        let training = ctx.training;
+        fused::bn_relu_dw_pw(&z1, ctx.bn_state(self.bn1), &w_dw, &w_pw, dw(1), training)
     }
 
-    /// The last BN's buffers.
+    /// The buffers of the last BN (`op.7`), which [`SepConv::forward_pre_bn`] leaves out.
     pub fn final_bn(&self) -> B {
         self.bn2
     }
@@ -179,15 +182,15 @@ impl DilConv {
         ctx.bn(&y, self.bn, None)
     }
 
-    /// The forward up to its BN (the fused mixed op applies the BN).
+    /// The same up to and excluding the BN (`op.3`), as one fused tape node (ReLU → dilated dw →
+    /// pw, recomputing the ReLU mask and the depthwise output in backward).
     pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
         let c = x.shape()[1];
         let p = ConvParams::new(self.stride, self.k - 1).dilation(2).groups(c);
-        let y = F::conv2d(&F::relu(x), ctx.p(self.dw), p);
-        F::conv2d(&y, ctx.p(self.pw), ConvParams::new(1, 0))
+        fused::relu_dw_pw(x, ctx.p(self.dw), ctx.p(self.pw), p)
     }
 
-    /// The BN's buffers.
+    /// The buffers of the BN (`op.3`), which [`DilConv::forward_pre_bn`] leaves out.
     pub fn final_bn(&self) -> B {
         self.bn
     }

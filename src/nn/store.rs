@@ -147,6 +147,23 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// The buffers of BN layer `b`, for a fused op that normalises with them itself.
+    pub fn bn_buffers(&mut self, b: B) -> &mut BnBuffers {
+        &mut self.bns[b.0]
+    }
+
+    /// The running statistics of BN layer `b` for a fused op that applies that BN itself, counting
+    /// the batch in training mode exactly as [`Ctx::bn`] does (`num_batches_tracked += 1`); the
+    /// op updates the running statistics.
+    pub fn bn_state(&mut self, b: B) -> &mut BnState {
+        let training = self.training;
+        let buf = &mut self.bns[b.0];
+        if training {
+            buf.num_batches_tracked += 1;
+        }
+        &mut buf.state
+    }
+
     /// Batch norm with buffers `b` (affine when `gamma_beta` is given).
     pub fn bn(&mut self, x: &Var, b: B, gamma_beta: Option<(P, P)>) -> Var {
         let affine = gamma_beta.map(|(g, bt)| (self.vars[g.0].clone(), self.vars[bt.0].clone()));

@@ -137,10 +137,9 @@ pub fn relu_conv2d_depthwise(x: &Tensor, w: &Tensor, p: ConvParams) -> Tensor {
         return gpu_out(&rt, &y_shape, |y| gdw::depthwise_relu_fwd(&g, buf(x), buf(w), y));
     }
     with_dtype!(x.dtype(), T => {
-        let mut xr = vec![T::ZERO; g.x_len()];
-        cpu::elementwise::relu_fwd(x.data::<T>(), &mut xr);
+        // The ReLU applied as each plane is loaded: relu(x) is never materialised.
         let mut y = vec![T::ZERO; g.y_len()];
-        cpu::conv::conv2d_fwd(&g, &xr, w.data::<T>(), &mut y);
+        cpu::conv::depthwise_fwd_pre(&g, x.data::<T>(), w.data::<T>(), &mut y, |_, v| relu::<T>(v));
         Tensor::from_vec(&y_shape, y)
     })
 }
@@ -176,12 +175,20 @@ pub fn relu_conv2d_depthwise_bwd_weight(x: &Tensor, dy: &Tensor, w_shape: &[usiz
         return gpu_out(&rt, w_shape, |dw| gdw::depthwise_relu_bwd_weight(&g, buf(x), buf(dy), dw));
     }
     with_dtype!(x.dtype(), T => {
-        let mut xr = vec![T::ZERO; g.x_len()];
-        cpu::elementwise::relu_fwd(x.data::<T>(), &mut xr);
         let mut dw = vec![T::ZERO; g.w_len()];
-        cpu::conv::conv2d_bwd_weight(&g, &xr, dy.data::<T>(), &mut dw);
+        cpu::conv::depthwise_bwd_weight_pre(&g, x.data::<T>(), dy.data::<T>(), &mut dw, |_, v| relu::<T>(v));
         Tensor::from_vec(w_shape, dw)
     })
+}
+
+/// max(v, 0), as `cpu::elementwise::relu_fwd`.
+#[inline(always)]
+fn relu<T: cpu::Real>(v: T) -> T {
+    if v < T::ZERO {
+        T::ZERO
+    } else {
+        v
+    }
 }
 
 fn check_dy(op: &str, g: &Conv2dGeom, dy: &Tensor) {

@@ -1,6 +1,6 @@
-//! Depthwise convolution (`kernels/depthwise.cu`): forward, data and weight gradients, plain and
-//! ReLU-fused, against `cpu::conv` in f64 (the ReLU variants against cpu relu then conv, and conv
-//! backward then the ReLU mask). Every DARTS (k, dilation, stride) at the search network's real
+//! Depthwise convolution (`kernels/depthwise.cu`): forward, data and weight gradients, plain,
+//! ReLU-fused and normalise-ReLU-fused, against `cpu::conv` in f64 (the fused variants against
+//! the pre-op then conv, and conv backward then the ReLU mask). Every DARTS (k, dilation, stride) at the search network's real
 //! C/H/W with batch 2; awkward sizes (odd and unequal H and W, odd C, batch 1, inputs smaller than
 //! the kernel's reach, planes wider and taller than one 32x32 tile); geometries off the
 //! register-blocked path (k = 2 and 4, 3x5 filters, stride 3, dilation 3, padding 0 or larger
@@ -84,7 +84,7 @@ fn geom(
     Conv2dGeom { n, c_in: c, h, w, c_out: c, kh: k.0, kw: k.1, stride, pad, dilation: dil, groups: c }
 }
 
-/// All six kernels on one geometry.
+/// All nine kernels on one geometry.
 fn check(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>, g: Conv2dGeom) {
     let shape = format!(
         "n={} c={} {}x{} k={}x{} s={} p={} d={}",
@@ -134,4 +134,36 @@ fn check(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>, g: Conv2dGeom) {
     let mut want = vec![0.0; g.w_len()];
     cpu::conv::conv2d_bwd_weight(&g, &xr, &wdy, &mut want);
     push("depthwise_relu_bwd_weight", dw.to_host().unwrap(), want);
+
+    // Normalise then ReLU on load (a fused sep conv's second stage): a = max((x - mean) * rstd, 0)
+    // per channel; the data gradient is masked by a > 0 (the BN backward is not the kernel's).
+    let mean = normals(rng, g.c_in);
+    let rstd: Vec<f32> = rng.uniforms(g.c_in, 0.5, 1.5).iter().map(|&v| v as f32).collect();
+    let (gmean, grstd) = (up(rt, &mean), up(rt, &rstd));
+    let (wmean, wrstd) = (wide(&mean), wide(&rstd));
+    let plane = g.h * g.w;
+    let a: Vec<f64> = wx
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((v - wmean[(i / plane) % g.c_in]) * wrstd[(i / plane) % g.c_in]).max(0.0))
+        .collect();
+
+    let mut y = nan(rt, g.y_len());
+    gpu::depthwise_bnrelu_fwd(&g, &gx, &gmean, &grstd, &gw, &mut y).unwrap();
+    let mut want = vec![0.0; g.y_len()];
+    cpu::conv::conv2d_fwd(&g, &a, &ww, &mut want);
+    push("depthwise_bnrelu_fwd", y.to_host().unwrap(), want);
+
+    let mut da = nan(rt, g.x_len());
+    gpu::depthwise_bnrelu_bwd_data(&g, &gx, &gmean, &grstd, &gdy, &gw, &mut da).unwrap();
+    let mut want = vec![0.0; g.x_len()];
+    cpu::conv::conv2d_bwd_data(&g, &wdy, &ww, &mut want);
+    let masked: Vec<f64> = want.iter().zip(&a).map(|(&d, &ai)| if ai > 0.0 { d } else { 0.0 }).collect();
+    push("depthwise_bnrelu_bwd_data", da.to_host().unwrap(), masked);
+
+    let mut dw = nan(rt, g.w_len());
+    gpu::depthwise_bnrelu_bwd_weight(&g, &gx, &gmean, &grstd, &gdy, &mut dw).unwrap();
+    let mut want = vec![0.0; g.w_len()];
+    cpu::conv::conv2d_bwd_weight(&g, &a, &wdy, &mut want);
+    push("depthwise_bnrelu_bwd_weight", dw.to_host().unwrap(), want);
 }

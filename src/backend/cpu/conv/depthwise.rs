@@ -104,8 +104,9 @@ impl Padded {
         })
     }
 
-    /// Fills `buf` with plane `x_c` (`h x w`) in the middle and zeros around.
-    fn load<T: Real>(&self, x_c: &[T], buf: &mut [T]) {
+    /// Fills `buf` with `pre(v)` for every value `v` of plane `x_c` (`h x w`) in the middle and
+    /// zeros around (the padding is not passed through `pre`).
+    fn load<T: Real>(&self, x_c: &[T], buf: &mut [T], pre: impl Fn(T) -> T) {
         buf.fill(T::ZERO);
         if self.w == 0 {
             return;
@@ -113,13 +114,15 @@ impl Padded {
         for (ih, x_row) in x_c.chunks_exact(self.w).enumerate() {
             let r = ih + self.pad;
             if self.s == 1 {
-                buf[r * self.wq + self.pad..][..self.w].copy_from_slice(x_row);
+                for (t, &v) in buf[r * self.wq + self.pad..][..self.w].iter_mut().zip(x_row) {
+                    *t = pre(v);
+                }
                 continue;
             }
             for (iw0, at) in self.phases() {
                 let dst = &mut buf[at + r * self.wq..];
                 for (t, &v) in dst.iter_mut().zip(x_row.iter().skip(iw0).step_by(self.s)) {
-                    *t = v;
+                    *t = pre(v);
                 }
             }
         }
@@ -145,6 +148,19 @@ impl Padded {
 
 /// Forward, parallel over `(image, channel)` planes; each job reuses one padded buffer.
 pub(super) fn fwd<T: Real>(g: &Conv2dGeom, x: &[T], w: &[T], y: &mut [T]) {
+    fwd_pre(g, x, w, y, |_, v| v);
+}
+
+/// Forward of `pre(c, x)`: each input value of channel `c` passes through `pre` as its plane is
+/// copied into the padded buffer, so the transformed input is never stored whole (a ReLU, or a
+/// fused sep conv's normalise + ReLU).
+pub(super) fn fwd_pre<T: Real>(
+    g: &Conv2dGeom,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+) {
     let padded = Padded::new(g);
     let (hw, p, kk) = (g.h * g.w, g.out_h() * g.out_w(), g.kh * g.kw);
     // Plane `nc` is image nc / c_in, channel nc % c_in; x and y planes share the index.
@@ -152,7 +168,7 @@ pub(super) fn fwd<T: Real>(g: &Conv2dGeom, x: &[T], w: &[T], y: &mut [T]) {
         || vec![T::ZERO; padded.len()],
         |xp, (nc, y_c)| {
             let c = nc % g.c_in;
-            padded.load(&x[nc * hw..][..hw], xp);
+            padded.load(&x[nc * hw..][..hw], xp, |v| pre(c, v));
             let w_c = &w[c * kk..][..kk];
             // A literal stride of 1 lets the inlined copy fold the stride arithmetic away.
             if g.stride == 1 {
@@ -239,6 +255,17 @@ pub(super) fn bwd_data<T: Real>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut [T])
 /// `sums[i] += dy[n, c, oh, ow] * xp[oh*s + kh*d, ow*s + kw*d]` for `ow` at offset `i` of a run of
 /// output columns; they are added up once at the end.
 pub(super) fn bwd_weight<T: Real>(g: &Conv2dGeom, x: &[T], dy: &[T], dw: &mut [T]) {
+    bwd_weight_pre(g, x, dy, dw, |_, v| v);
+}
+
+/// Weight gradient with input `pre(c, x)`, applied as each plane is loaded (as [`fwd_pre`]).
+pub(super) fn bwd_weight_pre<T: Real>(
+    g: &Conv2dGeom,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+) {
     let padded = Padded::new(g);
     let (hw, p, kk) = (g.h * g.w, g.out_h() * g.out_w(), g.kh * g.kw);
     dw.par_chunks_mut(kk).enumerate().for_each(|(c, dw_c)| {
@@ -246,7 +273,7 @@ pub(super) fn bwd_weight<T: Real>(g: &Conv2dGeom, x: &[T], dy: &[T], dw: &mut [T
         let mut sums = vec![LaneSums::default(); kk];
         for n in 0..g.n {
             let nc = n * g.c_in + c;
-            padded.load(&x[nc * hw..][..hw], &mut xp);
+            padded.load(&x[nc * hw..][..hw], &mut xp, |v| pre(c, v));
             let dy_c = &dy[nc * p..][..p];
             // A literal stride of 1 lets the inlined copy fold the stride arithmetic away.
             if g.stride == 1 {

@@ -95,6 +95,44 @@ pub fn conv2d_bwd_weight<T: Real>(g: &Conv2dGeom, x: &[T], dy: &[T], dw: &mut [T
     }
 }
 
+/// Depthwise forward (`g.is_depthwise()`) of `pre(c, x)`: every input value of channel `c`
+/// passes through `pre` as its plane is loaded (padding stays zero), so the transformed input is
+/// never materialised, e.g. ReLU then depthwise, or a fused sep conv's normalise, ReLU, depthwise.
+pub fn depthwise_fwd_pre<T: Real>(
+    g: &Conv2dGeom,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+) {
+    check_fwd("depthwise_fwd_pre", g, x, w, y);
+    assert!(g.is_depthwise(), "depthwise_fwd_pre: not a depthwise geometry: {g:?}");
+    if !y.is_empty() {
+        depthwise::fwd_pre(g, x, w, y, pre);
+    }
+}
+
+/// Depthwise weight gradient with input `pre(c, x)`, applied as each plane is loaded (as
+/// [`depthwise_fwd_pre`]).
+pub fn depthwise_bwd_weight_pre<T: Real>(
+    g: &Conv2dGeom,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+) {
+    check_bwd_weight("depthwise_bwd_weight_pre", g, x, dy, dw);
+    assert!(g.is_depthwise(), "depthwise_bwd_weight_pre: not a depthwise geometry: {g:?}");
+    if dw.is_empty() {
+        return;
+    }
+    if dy.is_empty() {
+        dw.fill(T::ZERO);
+    } else {
+        depthwise::bwd_weight_pre(g, x, dy, dw, pre);
+    }
+}
+
 /// [`conv2d_fwd`] always through the general im2col + GEMM path (any geometry); the reference
 /// the fast paths are compared against.
 pub fn conv2d_fwd_general<T: Real>(g: &Conv2dGeom, x: &[T], w: &[T], y: &mut [T]) {

@@ -153,6 +153,22 @@ pub fn bn_fwd_train(
     )
 }
 
+/// `invstd = 1 / sqrt(var + eps)` per channel (`var`, `invstd` `[c]`): the scale of a
+/// normalisation applied on load (batch or running variance).
+pub fn bn_invstd(var: &GpuBuf, eps: f32, invstd: &mut GpuBuf) -> Result<(), GpuError> {
+    let op = "bn_invstd";
+    let c = var.len();
+    check_len(op, c, &[("invstd", invstd)]);
+    if c == 0 {
+        return Ok(());
+    }
+    var.runtime().launch(
+        "bn_invstd_f32",
+        LaunchCfg::linear(c.div_ceil(BN_BLOCK as usize) as u32, BN_BLOCK),
+        &[var.arg(), Arg::F32(eps), Arg::I32(int(op, c)), invstd.arg()],
+    )
+}
+
 /// Running-statistics update, as PyTorch: `running = (1 - momentum) running + momentum batch`,
 /// with the unbiased variance `var_biased * m / (m - 1)` (`m = n * hw`; the biased one for
 /// `m = 1`), the biased variance recovered in double as `max(1 / invstd^2 - eps, 0)`.

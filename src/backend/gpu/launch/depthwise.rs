@@ -1,6 +1,9 @@
 //! `kernels/depthwise.cu`: depthwise convolution (`groups == c_in == c_out`), its data and
 //! weight gradients, and the ReLU-fused variants the DARTS sep/dil convs use (ReLU -> depthwise:
-//! `y = dwconv(max(x, 0))`, `dx = dwconv_bwd_data(dy) * [x > 0]`, `dw = dwconv_bwd_weight(max(x, 0), dy)`).
+//! `y = dwconv(max(x, 0))`, `dx = dwconv_bwd_data(dy) * [x > 0]`, `dw = dwconv_bwd_weight(max(x, 0), dy)`),
+//! and the normalise-ReLU-fused variants of a sep conv's second stage (`a = max((x - mean[c]) *
+//! rstd[c], 0)` applied on load: `y = dwconv(a)`, `da = dwconv_bwd_data(dy) * [a > 0]`,
+//! `dw = dwconv_bwd_weight(a, dy)`).
 //!
 //! Every launch is sized here from the geometry alone (tile plan, planes per block, partial
 //! count), never from the device, so results are bitwise identical on every GPU and the emulator.
@@ -191,22 +194,36 @@ fn check_fwd(op: &str, g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &GpuBuf) {
     check_len(op, g.y_len(), &[("y", y)]);
 }
 
+/// The per-channel `(mean, rstd)` of a normalise-on-load launch: checked against `c` channels,
+/// as the kernels' arguments after `x`.
+fn norm_args(op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) -> Vec<Arg> {
+    norm.map(|(mean, rstd)| {
+        check_len(op, g.c_in, &[("mean", mean), ("rstd", rstd)]);
+        vec![mean.arg(), rstd.arg()]
+    })
+    .unwrap_or_default()
+}
+
 fn fwd(
     kernel: &str,
     op: &str,
     g: &Conv2dGeom,
     x: &GpuBuf,
+    norm: Option<(&GpuBuf, &GpuBuf)>,
     w: &GpuBuf,
     y: &mut GpuBuf,
 ) -> Result<(), GpuError> {
     let shape = shape_args(op, g);
     check_fwd(op, g, x, w, y);
+    let norm = norm_args(op, g, norm);
     if y.is_empty() {
         return Ok(());
     }
     let planes = g.n * g.c_in;
     let p = fwd_plan(op, g, planes);
-    let mut args = vec![x.arg(), w.arg(), y.arg()];
+    let mut args = vec![x.arg()];
+    args.extend(norm);
+    args.extend([w.arg(), y.arg()]);
     args.extend(shape);
     args.extend(p.args());
     y.runtime().launch(kernel, gather_cfg(op, &p, planes), &args)
@@ -216,24 +233,40 @@ fn fwd(
 /// `[n, c, out_h, out_w]` (overwritten). Panics, naming the op, unless `g.is_depthwise()` and
 /// the lengths match.
 pub fn depthwise_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
-    fwd("depthwise_fwd_f32", "depthwise_fwd", g, x, w, y)
+    fwd("depthwise_fwd_f32", "depthwise_fwd", g, x, None, w, y)
 }
 
 /// ReLU then depthwise: `y = conv(max(x, 0), w)` (the ReLU applied as the kernel loads x).
 pub fn depthwise_relu_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
-    fwd("depthwise_relu_fwd_f32", "depthwise_relu_fwd", g, x, w, y)
+    fwd("depthwise_relu_fwd_f32", "depthwise_relu_fwd", g, x, None, w, y)
 }
 
+/// Normalise, ReLU, then depthwise: `y = conv(max((x - mean[c]) * rstd[c], 0), w)`, the
+/// normalisation and ReLU applied as the kernel loads x (`mean`, `rstd` `[c]`).
+pub fn depthwise_bnrelu_fwd(
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    mean: &GpuBuf,
+    rstd: &GpuBuf,
+    w: &GpuBuf,
+    y: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    fwd("depthwise_bnrelu_fwd_f32", "depthwise_bnrelu_fwd", g, x, Some((mean, rstd)), w, y)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bwd_data(
     kernel: &str,
     op: &str,
     g: &Conv2dGeom,
     x: Option<&GpuBuf>,
+    norm: Option<(&GpuBuf, &GpuBuf)>,
     dy: &GpuBuf,
     w: &GpuBuf,
     dx: &mut GpuBuf,
 ) -> Result<(), GpuError> {
     let shape = shape_args(op, g);
+    let norm = norm_args(op, g, norm);
     check_len(op, g.y_len(), &[("dy", dy)]);
     check_len(op, g.w_len(), &[("w", w)]);
     check_len(op, g.x_len(), &[("dx", dx)]);
@@ -250,6 +283,7 @@ fn bwd_data(
     let planes = g.n * g.c_in;
     let p = bwd_data_plan(op, g);
     let mut args: Vec<Arg> = x.map(|x| x.arg()).into_iter().collect();
+    args.extend(norm);
     args.extend([dy.arg(), w.arg(), dx.arg()]);
     args.extend(shape);
     args.extend(p.args());
@@ -258,7 +292,7 @@ fn bwd_data(
 
 /// Depthwise data gradient: `dx` (overwritten, `[n, c, h, w]`) from `dy` and the weight.
 pub fn depthwise_bwd_data(g: &Conv2dGeom, dy: &GpuBuf, w: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
-    bwd_data("depthwise_bwd_data_f32", "depthwise_bwd_data", g, None, dy, w, dx)
+    bwd_data("depthwise_bwd_data_f32", "depthwise_bwd_data", g, None, None, dy, w, dx)
 }
 
 /// Data gradient of ReLU then depthwise, ReLU backward fused: `dx = bwd_data(dy, w) * [x > 0]`,
@@ -270,7 +304,24 @@ pub fn depthwise_relu_bwd_data(
     w: &GpuBuf,
     dx: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    bwd_data("depthwise_relu_bwd_data_f32", "depthwise_relu_bwd_data", g, Some(x), dy, w, dx)
+    bwd_data("depthwise_relu_bwd_data_f32", "depthwise_relu_bwd_data", g, Some(x), None, dy, w, dx)
+}
+
+/// Data gradient of [`depthwise_bnrelu_fwd`] w.r.t. the normalised value `a` (the BN output),
+/// ReLU backward fused: `da = bwd_data(dy, w) * [(x - mean[c]) * rstd[c] > 0]`, the mask
+/// recomputed from the saved `x`. The BN backward (to `dx`) is the caller's.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_bnrelu_bwd_data(
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    mean: &GpuBuf,
+    rstd: &GpuBuf,
+    dy: &GpuBuf,
+    w: &GpuBuf,
+    da: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    let op = "depthwise_bnrelu_bwd_data";
+    bwd_data("depthwise_bnrelu_bwd_data_f32", op, g, Some(x), Some((mean, rstd)), dy, w, da)
 }
 
 /// The weight gradient's partition: `iters` groups of `ppb` images per block, `chunks` blocks
@@ -288,10 +339,12 @@ fn bwd_weight(
     op: &str,
     g: &Conv2dGeom,
     x: &GpuBuf,
+    norm: Option<(&GpuBuf, &GpuBuf)>,
     dy: &GpuBuf,
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
     let shape = shape_args(op, g);
+    let norm = norm_args(op, g, norm);
     check_len(op, g.x_len(), &[("x", x)]);
     check_len(op, g.y_len(), &[("dy", dy)]);
     check_len(op, g.w_len(), &[("dw", dw)]);
@@ -306,7 +359,9 @@ fn bwd_weight(
     let rows = g.w_len();
     let rt = dw.runtime().clone();
     let partial = GpuBuf::alloc(&rt, int(op, nparts * rows) as usize)?;
-    let mut args = vec![x.arg(), dy.arg(), partial.arg()];
+    let mut args = vec![x.arg()];
+    args.extend(norm);
+    args.extend([dy.arg(), partial.arg()]);
     args.extend(shape);
     args.extend(p.args());
     args.extend([Arg::I32(iters as i32), Arg::I32(p.tiles() as i32)]);
@@ -332,7 +387,7 @@ pub fn depthwise_bwd_weight(
     dy: &GpuBuf,
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    bwd_weight("depthwise_bwd_weight_partial_f32", "depthwise_bwd_weight", g, x, dy, dw)
+    bwd_weight("depthwise_bwd_weight_partial_f32", "depthwise_bwd_weight", g, x, None, dy, dw)
 }
 
 /// Weight gradient of ReLU then depthwise: `dw = bwd_weight(max(x, 0), dy)`, with `x` the
@@ -343,7 +398,21 @@ pub fn depthwise_relu_bwd_weight(
     dy: &GpuBuf,
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    bwd_weight("depthwise_relu_bwd_weight_partial_f32", "depthwise_relu_bwd_weight", g, x, dy, dw)
+    bwd_weight("depthwise_relu_bwd_weight_partial_f32", "depthwise_relu_bwd_weight", g, x, None, dy, dw)
+}
+
+/// Weight gradient of [`depthwise_bnrelu_fwd`]: `dw = bwd_weight(max((x - mean[c]) * rstd[c], 0),
+/// dy)`, the normalised input recomputed on load from the saved `x`.
+pub fn depthwise_bnrelu_bwd_weight(
+    g: &Conv2dGeom,
+    x: &GpuBuf,
+    mean: &GpuBuf,
+    rstd: &GpuBuf,
+    dy: &GpuBuf,
+    dw: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    let op = "depthwise_bnrelu_bwd_weight";
+    bwd_weight("depthwise_bnrelu_bwd_weight_partial_f32", op, g, x, Some((mean, rstd)), dy, dw)
 }
 
 #[cfg(test)]
