@@ -76,6 +76,13 @@ pub fn forward(rt: &dyn Runtime, p: &MixedFwd) -> Result<(), GpuError> {
     rt.launch("mixed_fwd_f32", LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
 }
 
+/// Statistics and running-stat updates of slot 0 alone (one BN): grid (c, 1).
+pub fn stats_one(rt: &dyn Runtime, p: &MixedFwd) -> Result<(), GpuError> {
+    let _ = int(OP, p.n as usize * p.c as usize * p.hw as usize);
+    let cfg = LaunchCfg { grid: (p.c.max(1) as u32, 1, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
+    rt.launch("mixed_stats_f32", cfg, &[Arg::pod(p)])
+}
+
 /// The per-channel sums, then the candidate and identity gradients (and dα from block 0).
 pub fn backward(rt: &dyn Runtime, p: &MixedBwd) -> Result<(), GpuError> {
     let total = p.n as usize * p.c as usize * p.hw as usize;

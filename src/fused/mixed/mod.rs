@@ -185,6 +185,55 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
     (y, saved)
 }
 
+/// Training-mode BN statistics of `z` `[n, c, h, w]` (mean and 1/√(var_biased + eps)) with the
+/// running statistics of `bn` updated as the unfused batch norm does: one launch on a GPU
+/// (`mixed_stats_f32` on a single slot) instead of statistics, rstd and update apart.
+pub fn batch_stats_update(z: &Tensor, bn: &mut BnState) -> (Tensor, Tensor) {
+    const OP: &str = "batch_stats_update";
+    let g = bn_geom(OP, z.shape());
+    assert!(
+        g.per_channel() > 1,
+        "{OP}: needs more than one value per channel, z is {}",
+        fmt_shape(z.shape())
+    );
+    if let Some(rt) = crate::ops::gpu_rt(OP, &[z, &bn.running_mean]) {
+        let (mut mean, mut rstd) = (Tensor::empty_gpu(&[g.c], &rt), Tensor::empty_gpu(&[g.c], &rt));
+        let mut p = gpu::MixedFwd {
+            n: g.n as i32,
+            c: g.c as i32,
+            hw: g.hw as i32,
+            k: K as i32,
+            skip: -1,
+            normed: 1,
+            training: 1,
+            eps: bn.eps as f32,
+            momentum: bn.momentum as f32,
+            ..Default::default()
+        };
+        p.z[0] = z.gpu_buf().expect("z on the GPU").ptr();
+        p.mean[0] = mean.gpu_buf_mut().ptr();
+        p.invstd[0] = rstd.gpu_buf_mut().ptr();
+        p.rmean[0] = bn.running_mean.gpu_buf_mut().ptr();
+        p.rvar[0] = bn.running_var.gpu_buf_mut().ptr();
+        gpu_ok(gpu::stats_one(&*rt, &p));
+        return (mean, rstd);
+    }
+    with_dtype!(z.dtype(), T => {
+        let (mut mean, mut rstd) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
+        cpu::batch_stats(&g, z.data::<T>(), bn.eps, &mut mean, &mut rstd);
+        crate::backend::cpu::batchnorm::bn_update_running(
+            &g,
+            &mean,
+            &rstd,
+            T::from_f64(bn.eps),
+            T::from_f64(bn.momentum),
+            bn.running_mean.data_mut::<T>(),
+            bn.running_var.data_mut::<T>(),
+        );
+        (Tensor::from_vec(&[g.c], mean), Tensor::from_vec(&[g.c], rstd))
+    })
+}
+
 /// The fused edge as one tape node. `bns[i]` holds the running statistics of `e.normed[i]`'s
 /// BN (updated in training mode, used in eval mode).
 pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var {

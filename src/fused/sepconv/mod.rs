@@ -221,16 +221,8 @@ pub fn bn_relu_dw_pw(
             "{OP}: training-mode BN needs more than one value per channel, z1 is {}",
             fmt_shape(z1v.shape())
         );
-        let (mean, rstd) = batch_mean_invstd(&z1v, eps);
-        let saved = BnSaved { mean: mean.clone(), invstd: rstd.clone() };
-        norm::bn_update_running(
-            z1v.shape(),
-            &saved,
-            eps,
-            bn.momentum,
-            &mut bn.running_mean,
-            &mut bn.running_var,
-        );
+        // Statistics, rstd and the running update in one pass (one launch on a GPU).
+        let (mean, rstd) = crate::fused::mixed::batch_stats_update(&z1v, bn);
         (mean, rstd, None)
     } else {
         let rv = bn.running_var.clone();
