@@ -28,26 +28,50 @@ fn is_nan<T: Real>(a: T) -> bool {
     a.partial_cmp(&a).is_none()
 }
 
-/// Index within the `h * w` plane of the maximum of window `(oi, oj)`: the first maximum in
+/// The in-bounds taps of every output column (the same for every row and plane).
+fn col_taps(g: &Pool2dGeom) -> Vec<Range<usize>> {
+    (0..g.out_w()).map(|oj| taps(oj, g, g.w)).collect()
+}
+
+/// Index within the `w`-wide plane of the maximum over `rows x cols`: the first maximum in
 /// row-major scan order wins (a later value must be strictly greater), except that a NaN wins
-/// over any number (as in PyTorch, NaN propagates). `None` only for a window with no in-bounds
-/// tap, which a valid geometry (`pad < k`) never has.
+/// over any number (as in PyTorch, NaN propagates). `None` only for an empty window, which a
+/// valid geometry (`pad < k`) never has.
 #[inline]
-fn window_argmax<T: Real>(g: &Pool2dGeom, plane: &[T], oi: usize, oj: usize) -> Option<usize> {
-    let mut best: Option<(usize, T)> = None;
-    for i in taps(oi, g, g.h) {
-        for j in taps(oj, g, g.w) {
-            let v = plane[i * g.w + j];
-            let wins = match best {
-                None => true,
-                Some((_, b)) => v > b || (is_nan(v) && !is_nan(b)),
-            };
-            if wins {
-                best = Some((i * g.w + j, v));
-            }
+fn argmax_in<T: Real>(plane: &[T], w: usize, rows: Range<usize>, cols: &Range<usize>) -> Option<usize> {
+    if rows.is_empty() || cols.is_empty() {
+        return None;
+    }
+    if rows.len() == 3 && cols.len() == 3 {
+        return Some(argmax_3x3(plane, w, rows.start, cols.start));
+    }
+    let mut best = rows.start * w + cols.start;
+    let mut b = plane[best];
+    for i in rows {
+        let base = i * w + cols.start;
+        for (d, &v) in plane[base..i * w + cols.end].iter().enumerate() {
+            // Selects, not branches: on real data the comparison is unpredictable.
+            let take = (v > b) | (is_nan(v) & !is_nan(b));
+            b = if take { v } else { b };
+            best = if take { base + d } else { best };
         }
     }
-    best.map(|(idx, _)| idx)
+    Some(best)
+}
+
+/// [`argmax_in`] of a full 3x3 window at `(i0, j0)`, unrolled: the DARTS pools' interior.
+#[inline]
+fn argmax_3x3<T: Real>(plane: &[T], w: usize, i0: usize, j0: usize) -> usize {
+    let rows =
+        [&plane[i0 * w + j0..][..3], &plane[(i0 + 1) * w + j0..][..3], &plane[(i0 + 2) * w + j0..][..3]];
+    let mut b = rows[0][0];
+    let mut best = 0;
+    for (t, &v) in rows.iter().flat_map(|r| r.iter()).enumerate().skip(1) {
+        let take = (v > b) | (is_nan(v) & !is_nan(b));
+        b = if take { v } else { b };
+        best = if take { t } else { best };
+    }
+    (i0 + best / 3) * w + j0 + best % 3
 }
 
 /// Max pooling forward. An all-padding window (impossible when `pad < k`) gives -inf.
@@ -55,13 +79,14 @@ pub fn max_pool_fwd<T: Real>(g: &Pool2dGeom, x: &[T], y: &mut [T]) {
     check("max_pool_fwd", "x", x.len(), g.x_len());
     check("max_pool_fwd", "y", y.len(), g.y_len());
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
+    let cols = col_taps(g);
     // One task per (n, c) plane.
     for_each_chunk_mut(y, oh * ow, |off, y_plane| {
         let x_plane = &x[off / (oh * ow) * hw..][..hw];
-        for oi in 0..oh {
-            for oj in 0..ow {
-                y_plane[oi * ow + oj] =
-                    window_argmax(g, x_plane, oi, oj).map_or(T::NEG_INFINITY, |idx| x_plane[idx]);
+        for (oi, y_row) in y_plane.chunks_exact_mut(ow).enumerate() {
+            let rows = taps(oi, g, g.h);
+            for (yo, c) in y_row.iter_mut().zip(&cols) {
+                *yo = argmax_in(x_plane, g.w, rows.clone(), c).map_or(T::NEG_INFINITY, |idx| x_plane[idx]);
             }
         }
     });
@@ -74,15 +99,17 @@ pub fn max_pool_bwd<T: Real>(g: &Pool2dGeom, x: &[T], dy: &[T], dx: &mut [T]) {
     check("max_pool_bwd", "dy", dy.len(), g.y_len());
     check("max_pool_bwd", "dx", dx.len(), g.x_len());
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
+    let cols = col_taps(g);
     for_each_chunk_mut(dx, hw, |off, dx_plane| {
         let plane = off / hw;
         let x_plane = &x[off..off + hw];
         let dy_plane = &dy[plane * oh * ow..][..oh * ow];
         dx_plane.fill(T::ZERO);
-        for oi in 0..oh {
-            for oj in 0..ow {
-                if let Some(idx) = window_argmax(g, x_plane, oi, oj) {
-                    dx_plane[idx] += dy_plane[oi * ow + oj];
+        for (oi, dy_row) in dy_plane.chunks_exact(ow).enumerate() {
+            let rows = taps(oi, g, g.h);
+            for (&d, c) in dy_row.iter().zip(&cols) {
+                if let Some(idx) = argmax_in(x_plane, g.w, rows.clone(), c) {
+                    dx_plane[idx] += d;
                 }
             }
         }
@@ -94,43 +121,61 @@ pub fn avg_pool_fwd<T: Real>(g: &Pool2dGeom, x: &[T], y: &mut [T]) {
     check("avg_pool_fwd", "x", x.len(), g.x_len());
     check("avg_pool_fwd", "y", y.len(), g.y_len());
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
+    let cols = col_taps(g);
     for_each_chunk_mut(y, oh * ow, |off, y_plane| {
         let x_plane = &x[off / (oh * ow) * hw..][..hw];
-        for oi in 0..oh {
+        for (oi, y_row) in y_plane.chunks_exact_mut(ow).enumerate() {
             let rows = taps(oi, g, g.h);
-            for oj in 0..ow {
-                let cols = taps(oj, g, g.w);
-                let count = rows.len() * cols.len();
+            for (yo, c) in y_row.iter_mut().zip(&cols) {
+                let count = rows.len() * c.len();
                 let mut total = T::ZERO;
                 for i in rows.clone() {
-                    for j in cols.clone() {
-                        total += x_plane[i * g.w + j];
+                    for &v in &x_plane[i * g.w + c.start..i * g.w + c.end] {
+                        total += v;
                     }
                 }
-                y_plane[oi * ow + oj] = total / T::from_usize(count.max(1));
+                *yo = total / T::from_usize(count.max(1));
             }
         }
     });
 }
 
+/// The outputs whose windows contain input index `i` (rows or columns): `o` with
+/// `o*s - p <= i < o*s - p + k`, within `[0, out)`.
+fn covering(i: usize, g: &Pool2dGeom, out: usize) -> Range<usize> {
+    let lo = (i + g.pad + 1).saturating_sub(g.k).div_ceil(g.stride);
+    let hi = ((i + g.pad) / g.stride + 1).min(out);
+    lo..hi.max(lo)
+}
+
 /// Average pooling backward: each `dy / count` is spread over its window's in-bounds taps.
+/// Computed as a gather (each dx sums the shares of the windows covering it, in increasing
+/// output order: the same additions, in the same order, as scattering window by window).
 pub fn avg_pool_bwd<T: Real>(g: &Pool2dGeom, dy: &[T], dx: &mut [T]) {
     check("avg_pool_bwd", "dy", dy.len(), g.y_len());
     check("avg_pool_bwd", "dx", dx.len(), g.x_len());
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
+    let cols = col_taps(g);
+    let counts: Vec<T> = (0..oh)
+        .flat_map(|oi| {
+            let r = taps(oi, g, g.h).len();
+            cols.iter().map(move |c| T::from_usize((r * c.len()).max(1)))
+        })
+        .collect();
+    let out_rows: Vec<Range<usize>> = (0..g.h).map(|i| covering(i, g, oh)).collect();
+    let out_cols: Vec<Range<usize>> = (0..g.w).map(|j| covering(j, g, ow)).collect();
     for_each_chunk_mut(dx, hw, |off, dx_plane| {
         let dy_plane = &dy[off / hw * oh * ow..][..oh * ow];
-        dx_plane.fill(T::ZERO);
-        for oi in 0..oh {
-            let rows = taps(oi, g, g.h);
-            for oj in 0..ow {
-                let cols = taps(oj, g, g.w);
-                let share = dy_plane[oi * ow + oj] / T::from_usize((rows.len() * cols.len()).max(1));
-                for i in rows.clone() {
-                    for j in cols.clone() {
-                        dx_plane[i * g.w + j] += share;
+        let share: Vec<T> = dy_plane.iter().zip(&counts).map(|(&d, &n)| d / n).collect();
+        for (dx_row, orows) in dx_plane.chunks_exact_mut(g.w).zip(&out_rows) {
+            for (dxo, ocols) in dx_row.iter_mut().zip(&out_cols) {
+                let mut total = T::ZERO;
+                for oi in orows.clone() {
+                    for &v in &share[oi * ow + ocols.start..oi * ow + ocols.end] {
+                        total += v;
                     }
                 }
+                *dxo = total;
             }
         }
     });
