@@ -1,4 +1,8 @@
-//! Optimiser updates on parameter tensors, in place (PyTorch semantics), on any device.
+//! Optimiser updates on parameter tensors, in place (PyTorch semantics), on any device: per
+//! tensor, and over tensor lists (one launch per list on a GPU, with the scalars a step needs,
+//! the gradient norm, the clip coefficient and the architect's r = 0.01 / ‖v‖, kept in a small
+//! device tensor that the kernels read; on the CPU the same ops in plain loops, rounded as the
+//! PyTorch reference's tensor expressions).
 
 use std::sync::Arc;
 
