@@ -24,9 +24,10 @@ Launch shape:
       block = REDUCE_BLOCK = 256 threads (required: static shared memory is sized for it;
               __launch_bounds__(256) makes a larger block fail to launch);
       static shared = 32 bytes; dynamic = 0.
-      A gradient norm over many tensors: launch sumsq_partial_f32 once per tensor with
-      `partial` offset to that tensor's slice of one scratch buffer, then one sum_final_f32
-      over the whole buffer.
+      Over many tensors one can launch sumsq_partial_f32 once per tensor with `partial`
+      offset to that tensor's slice of one scratch buffer, then one sum_final_f32 over the
+      whole buffer; the optimiser's gradient norm instead uses the multi-tensor
+      mt_sumsq_partial_f32 / mt_norm_final_f32 of kernels/optim.cu (two launches per list).
   sum_final_f32
       grid = 1 block, block = 256 threads (required); static shared = 32 bytes.
       Combines sum and sumsq partials alike (both are plain floats to add).

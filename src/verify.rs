@@ -695,6 +695,7 @@ fn optimiser_cases(cs: &mut Vec<Case>, rng: &mut Rng) {
             }),
         ));
     }
+    tensor_list_cases(cs, rng, &weights);
     let a = alphas.len();
     for (part, step) in [("first_step", 1), ("later_step", 10)] {
         // Alphas start at 1e-3 N(0, 1); their gradients and moments are of the same order.
@@ -723,6 +724,111 @@ fn optimiser_cases(cs: &mut Vec<Case>, rng: &mut Rng) {
             }),
         ));
     }
+}
+
+/// The multi-tensor (tensor-list) ops a step runs: on an odd list (lengths 1, 7, 257, a chunk
+/// and a chunk + 1, 100003: partial chunks, single-element tensors, one tensor over many
+/// chunks) and, for the gradient norm and SGD, on every weight tensor of the search network as
+/// the weight step runs them. Each case computes its device scalars on the device (the norm
+/// kernels) and feeds them to the op under test, as the step does.
+fn tensor_list_cases(cs: &mut Vec<Case>, rng: &mut Rng, weights: &[Vec<usize>]) {
+    use ops::optim::{self as opt, scalar};
+    let odd: Vec<Vec<usize>> = [1, 7, 257, 4096, 4097, 100_003, 3].iter().map(|&n| vec![n]).collect();
+    let label = |shapes: &[Vec<usize>]| {
+        let n: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+        format!("{} tensors, {n} values", shapes.len())
+    };
+    let randn = |rng: &mut Rng, shapes: &[Vec<usize>], k: usize| -> Vec<Tensor> {
+        (0..k).flat_map(|_| shapes.iter().map(|s| rand(rng, s)).collect::<Vec<_>>()).collect()
+    };
+    for shapes in [&odd[..], weights] {
+        let k = shapes.len();
+        // Max norm 5 clips N(0, 1) gradients of these sizes; 1e4 does not (coefficient 1).
+        for (part, max_norm) in [("clip_scalars", 5.0), ("clip_scalars_1", 1e4)] {
+            cs.push(case(
+                "grad_norm",
+                part,
+                label(shapes),
+                randn(rng, shapes, 1),
+                Box::new(move |t| vec![opt::clip_scalars(&t.iter().collect::<Vec<_>>(), max_norm)]),
+            ));
+        }
+        // Inputs: parameters, gradients, momentum buffers, k tensors apiece.
+        let inputs = randn(rng, shapes, 3);
+        for (part, first) in [("first_step", true), ("later_step", false)] {
+            cs.push(case(
+                "sgd_many",
+                part,
+                label(shapes),
+                inputs.clone(),
+                Box::new(move |t| {
+                    let (mut w, mut buf) = (t[..k].to_vec(), t[2 * k..].to_vec());
+                    let g: Vec<&Tensor> = t[k..2 * k].iter().collect();
+                    let clip = opt::clip_scalars(&g, 5.0);
+                    let mut wm: Vec<&mut Tensor> = w.iter_mut().collect();
+                    let mut bm: Vec<&mut Tensor> = buf.iter_mut().collect();
+                    opt::sgd_step_many(&mut wm, &g, &mut bm, Some(&clip), 0.025, 0.9, 3e-4, first);
+                    w.extend(buf);
+                    w.push(clip);
+                    w
+                }),
+            ));
+        }
+    }
+    let k = odd.len();
+    // w ± r v with r = 0.01 / ‖v‖ on the device. Inputs: w, v.
+    cs.push(case(
+        "axpy_many",
+        "w_minus_2rv",
+        label(&odd),
+        randn(rng, &odd, 2),
+        Box::new(move |t| {
+            let mut w = t[..k].to_vec();
+            let v: Vec<&Tensor> = t[k..].iter().collect();
+            let r = opt::ratio_scalars(&v, 0.01);
+            let mut wm: Vec<&mut Tensor> = w.iter_mut().collect();
+            opt::axpy_many(&mut wm, &v, &r, scalar::RATIO, -2.0);
+            w.push(r);
+            w
+        }),
+    ));
+    // d − ξ (g+ − g−) / (2r). Inputs: d, g+, g−, v (for r). g± differ by a small step, as the
+    // finite differences do.
+    let mut inputs = randn(rng, &odd, 2);
+    let step = randn(rng, &odd, 1);
+    let minus: Vec<Tensor> = inputs[k..]
+        .iter()
+        .zip(&step)
+        .map(|(p, s)| ops::elementwise::add(p, &ops::elementwise::scale(s, 1e-3)))
+        .collect();
+    inputs.extend(minus);
+    inputs.extend(randn(rng, &odd, 1));
+    cs.push(case(
+        "hvp_combine",
+        "second_order",
+        label(&odd),
+        inputs,
+        Box::new(move |t| {
+            let l = |j: usize| t[j * k..(j + 1) * k].iter().collect::<Vec<_>>();
+            let r = opt::ratio_scalars(&l(3), 0.01);
+            opt::hvp_combine(&l(0), &l(1), &l(2), &r, 0.025)
+        }),
+    ));
+    // w' = w − ξ (m buf + g + wd w), without a momentum buffer on every other tensor (as before
+    // the first step). Inputs: w, g, buf.
+    cs.push(case(
+        "unrolled_weights",
+        "second_order",
+        label(&odd),
+        randn(rng, &odd, 3),
+        Box::new(move |t| {
+            let bufs: Vec<Option<&Tensor>> =
+                t[2 * k..].iter().enumerate().map(|(j, b)| (j % 2 == 0).then_some(b)).collect();
+            let (w, g): (Vec<&Tensor>, Vec<&Tensor>) =
+                (t[..k].iter().collect(), t[k..2 * k].iter().collect());
+            opt::unrolled_weights(&w, &g, &bufs, 0.025, 0.9, 3e-4)
+        }),
+    ));
 }
 
 /// The device for a case's second run, and how it differs from the first.

@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use darts::autograd::check::{demo_inputs, demo_network, rel_err, DEMO_INPUTS};
-use darts::autograd::{Groups, ParamId, Tape, Var};
+use darts::autograd::{GradStore, Groups, ParamId, Tape, Var};
 use darts::backend::gpu::emu::EmuRuntime;
+use darts::backend::gpu::Runtime;
 use darts::model::{NetConfig, Network};
+use darts::optim::{clip_grad_norm, Sgd};
 use darts::rng::Rng;
 use darts::search::{Batch, Order, SearchState, StepConfig};
 use darts::{DType, Device, Tensor};
@@ -156,4 +158,45 @@ fn verify_cases_pass_on_the_emulator_and_launch_every_kernel() {
     let missing: Vec<&str> = built.difference(&launched).map(String::as_str).collect();
     assert!(missing.is_empty(), "kernels that no verify case launches: {}", missing.join(", "));
     assert_eq!(launched, built, "verify launched kernels that kernels/*.cu does not define");
+}
+
+/// The optimiser part of a weight step of the paper network (gradient norm, clip coefficient,
+/// SGD with momentum over its 1,399 weight tensors) is a handful of launches, not a few per
+/// tensor, and reads nothing back (the norm for the log is one read, asked for separately).
+/// Unfused it was 1,399 sum-of-squares + 1 + 1,399 scale + 1,399 SGD launches per step (and
+/// 1,399 fills on the first).
+#[test]
+fn optimiser_part_of_a_weight_step_is_a_handful_of_launches() {
+    let rt = Arc::new(EmuRuntime::new(0, 0));
+    let dev = Device::Gpu(rt.clone());
+    let (_, mut store) = Network::new(NetConfig::default(), DType::F32, &mut Rng::new(1));
+    store.to_device(&dev);
+    let ids: Vec<usize> =
+        (0..store.params.len()).filter(|&i| store.params[i].group.intersects(Groups::WEIGHTS)).collect();
+    assert_eq!(ids.len(), 1399, "the paper network's weight tensors");
+    let mut rng = Rng::new(3);
+    let mut grads = GradStore::default();
+    for &i in &ids {
+        let shape = store.params[i].value.shape().to_vec();
+        let g = Tensor::from_f64(&shape, &rng.normals(shape.iter().product()), DType::F32);
+        grads.insert(ParamId(i), g.to_device(&dev));
+    }
+    let mut sgd = Sgd::new(store.params.len(), 0.9, 3e-4);
+    for step in 0..2 {
+        let before = rt.counts();
+        let clip = clip_grad_norm(&grads, &ids, 5.0);
+        sgd.step(&mut store, &grads, &ids, 0.025, Some(&clip));
+        let c = rt.counts().since(&before);
+        eprintln!("step {step}: {c:?}");
+        assert!(c.launches <= 8, "step {step}: {} launches for clip + SGD over 1,399 tensors", c.launches);
+        assert_eq!(c.dtoh + c.synchronizes, 0, "step {step}: the host waited for the device");
+        assert!(c.htod <= 4, "step {step}: {} uploads", c.htod);
+        // N(0, 1) gradients over ~1.9M values: the norm is far above 5, so the step clips.
+        let (norm, coef) = (clip.norm(), clip.coef());
+        assert!(
+            norm > 1000.0 && (coef - 5.0 / (norm + 1e-6)).abs() < 1e-6 * coef,
+            "norm {norm}, coef {coef}"
+        );
+    }
+    eprintln!("{:?}", rt.launch_counts());
 }

@@ -419,8 +419,10 @@ impl Cases {
     }
 
     /// The weight step's whole-network work: the squared gradient norm, SGD and Adam, once
-    /// over the search network's weight tensors as the engine runs them (one call per tensor)
-    /// and once over one flat tensor of the same size (the kernels' own throughput).
+    /// over the search network's weight tensors (per tensor, one call each, and as the weight
+    /// step runs them, multi-tensor: one launch pair for the norm and clip coefficient, one
+    /// launch for SGD) and once over one flat tensor of the same size (the kernels' own
+    /// throughput).
     fn optimisers(&mut self) {
         let (_, store) = Network::new(NetConfig::default(), DType::F32, &mut Rng::new(0));
         let shapes: Vec<Vec<usize>> = store
@@ -447,6 +449,22 @@ impl Cases {
                 for ((w, g), m) in w.iter_mut().zip(&g2).zip(mom.iter_mut()) {
                     ops::optim::sgd_step(w, g, m, 1e-6, 0.9, 3e-4, false);
                 }
+            });
+            // The same as the weight step runs them: one multi-tensor launch pair for the norm
+            // and the clip coefficient, one for the clipped SGD.
+            let g3 = g.clone();
+            self.push("grad_norm", format!("clip_scalars {label}"), F32 * n, 0, move || {
+                std::hint::black_box(ops::optim::clip_scalars(&g3.iter().collect::<Vec<_>>(), 5.0));
+            });
+            let mut w: Vec<Tensor> = tensors.iter().map(|s| self.rand(s)).collect();
+            let mut mom: Vec<Tensor> = tensors.iter().map(|s| self.rand(s)).collect();
+            let g4 = g.clone();
+            let clip = ops::optim::clip_scalars(&g4.iter().collect::<Vec<_>>(), 5.0);
+            self.push("sgd", format!("step_many {label}"), F32 * 5 * n, 0, move || {
+                let mut ws: Vec<&mut Tensor> = w.iter_mut().collect();
+                let mut ms: Vec<&mut Tensor> = mom.iter_mut().collect();
+                let gs: Vec<&Tensor> = g4.iter().collect();
+                ops::optim::sgd_step_many(&mut ws, &gs, &mut ms, Some(&clip), 1e-6, 0.9, 3e-4, false);
             });
             let mut w: Vec<Tensor> = tensors.iter().map(|s| self.rand(s)).collect();
             let mut m: Vec<Tensor> = tensors.iter().map(|s| self.rand(s)).collect();

@@ -23,20 +23,66 @@ impl Sgd {
         Sgd { momentum, weight_decay, bufs: vec![None; n] }
     }
 
-    /// One step with learning rate `lr` on every parameter in `ids` that has a gradient.
-    pub fn step(&mut self, store: &mut Store, grads: &GradStore, ids: &[usize], lr: f64) {
+    /// One step with learning rate `lr` on every parameter in `ids` that has a gradient, on
+    /// the gradients scaled by the clip coefficient of `clip` (a [`GradClip`]; unscaled
+    /// without). On a GPU: one launch for the whole list (two when some buffers take their first
+    /// step and others not), and the momentum buffers a first step needs come from one
+    /// allocation call, without fill launches.
+    pub fn step(
+        &mut self,
+        store: &mut Store,
+        grads: &GradStore,
+        ids: &[usize],
+        lr: f64,
+        clip: Option<&GradClip>,
+    ) {
+        let mut selected = vec![false; store.params.len()];
         for &i in ids {
-            let Some(g) = grads.get(ParamId(i)) else { continue };
-            let first = self.bufs[i].is_none();
-            let buf = self.bufs[i].get_or_insert_with(|| Tensor::zeros_on(g.shape(), g.dtype(), &g.device()));
-            ops::optim::sgd_step(
-                &mut store.params[i].value,
-                g,
-                buf,
+            selected[i] = grads.get(ParamId(i)).is_some();
+        }
+        let fresh: Vec<usize> =
+            (0..selected.len()).filter(|&i| selected[i] && self.bufs[i].is_none()).collect();
+        let mut first = vec![false; selected.len()];
+        if !fresh.is_empty() {
+            let like: Vec<&Tensor> =
+                fresh.iter().map(|&i| grads.get(ParamId(i)).expect("selected")).collect();
+            for (&i, b) in fresh.iter().zip(ops::optim::momentum_buffers(&like)) {
+                self.bufs[i] = Some(b);
+                first[i] = true;
+            }
+        }
+        for group_first in [true, false] {
+            let in_group = |i: usize| selected[i] && first[i] == group_first;
+            let gs: Vec<&Tensor> = (0..selected.len())
+                .filter(|&i| in_group(i))
+                .map(|i| grads.get(ParamId(i)).expect("selected"))
+                .collect();
+            if gs.is_empty() {
+                continue;
+            }
+            let mut ws: Vec<&mut Tensor> = store
+                .params
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| in_group(*i))
+                .map(|(_, p)| &mut p.value)
+                .collect();
+            let mut bufs: Vec<&mut Tensor> = self
+                .bufs
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| in_group(*i))
+                .map(|(_, b)| b.as_mut().expect("allocated above"))
+                .collect();
+            ops::optim::sgd_step_many(
+                &mut ws,
+                &gs,
+                &mut bufs,
+                clip.map(|c| &c.scalars),
                 lr,
                 self.momentum,
                 self.weight_decay,
-                first,
+                group_first,
             );
         }
     }
@@ -97,27 +143,33 @@ impl Adam {
     }
 }
 
-/// Scales the gradients of `ids` so their global L2 norm is at most `max_norm` (PyTorch's
-/// `clip_grad_norm_`: coefficient max_norm / (norm + 1e-6) when below 1). Returns the norm
-/// before clipping.
-pub fn clip_grad_norm(grads: &mut GradStore, ids: &[usize], max_norm: f64) -> f64 {
-    let gs: Vec<&Tensor> = ids.iter().filter_map(|&i| grads.get(ParamId(i))).collect();
-    let norm = if gs.first().is_some_and(|g| g.is_gpu()) {
-        // One device reduction and one scalar read for the whole model.
-        ops::elementwise::sum_sq_many(&gs).sqrt()
-    } else {
-        // The norm of the per-tensor norms, as PyTorch computes it.
-        gs.iter().map(|g| ops::elementwise::sum_sq(g).sqrt().powi(2)).sum::<f64>().sqrt()
-    };
-    let coef = max_norm / (norm + 1e-6);
-    if coef < 1.0 {
-        for &i in ids {
-            if let Some(g) = grads.take(ParamId(i)) {
-                grads.insert(ParamId(i), ops::elementwise::scale(&g, coef));
-            }
-        }
+/// The global gradient norm and PyTorch's clip coefficient, kept on the gradients' device.
+#[derive(Clone, Debug)]
+pub struct GradClip {
+    /// [`ops::optim::clip_scalars`]: [‖g‖, clip coefficient, ...].
+    pub scalars: Tensor,
+}
+
+impl GradClip {
+    /// The norm before clipping, on the host (one device read on a GPU).
+    pub fn norm(&self) -> f64 {
+        ops::optim::read_scalar(&self.scalars, ops::optim::scalar::NORM)
     }
-    norm
+
+    /// The clip coefficient min(1, max_norm / (‖g‖ + 1e-6)), on the host (one device read).
+    pub fn coef(&self) -> f64 {
+        ops::optim::read_scalar(&self.scalars, ops::optim::scalar::CLIP_COEF)
+    }
+}
+
+/// PyTorch's `clip_grad_norm_` over the gradients of `ids`, split in two: this computes the norm
+/// and the coefficient max_norm / (norm + 1e-6) clamped at 1 (the norm of the per-tensor norms
+/// on the CPU, as PyTorch; one f32 reduction over the list on a GPU: two launches, no host
+/// read), and [`Sgd::step`] applies the coefficient to the gradients as it loads them, so the
+/// gradient store itself stays unclipped.
+pub fn clip_grad_norm(grads: &GradStore, ids: &[usize], max_norm: f64) -> GradClip {
+    let gs: Vec<&Tensor> = ids.iter().filter_map(|&i| grads.get(ParamId(i))).collect();
+    GradClip { scalars: ops::optim::clip_scalars(&gs, max_norm) }
 }
 
 /// The DARTS weight learning rate of epoch `epoch` of `epochs`: cosine from `max` to `min`,

@@ -130,12 +130,14 @@ impl SearchState {
         let (tape, logits, loss) = self.net.loss(&mut self.store, train.x, train.y, true);
         let loss_train = loss.value().item();
         let correct_train = ops::loss::top1_correct(logits.value(), train.y);
-        let mut grads = tape.backward(&loss, Groups::WEIGHTS);
+        let grads = tape.backward(&loss, Groups::WEIGHTS);
         let weights = self.weight_ids();
-        let unclipped = grads.clone();
-        let grad_norm = clip_grad_norm(&mut grads, &weights, self.config.grad_clip);
-        self.sgd.step(&mut self.store, &grads, &weights, lr);
-        self.last_grads = Some(unclipped);
+        // The coefficient stays on the device and SGD applies it on load: the store keeps the
+        // unclipped gradients, and the norm is read back once, after the step is enqueued.
+        let clip = clip_grad_norm(&grads, &weights, self.config.grad_clip);
+        self.sgd.step(&mut self.store, &grads, &weights, lr, Some(&clip));
+        let grad_norm = clip.norm();
+        self.last_grads = Some(grads);
         StepStats { loss_train, loss_val: 0.0, grad_norm, correct_train }
     }
 
@@ -169,18 +171,22 @@ impl SearchState {
         let g_train = tape.backward(&loss, Groups::WEIGHTS);
         drop(tape);
 
-        // The unrolled model: a copy of the store with w'; its BN statistics are discarded.
+        // The unrolled model: a copy of the store with w' (one launch for every weight on a GPU).
         let mut unrolled = self.store.clone();
-        for &i in &weights {
-            let w = &self.store.params[i].value;
-            let mut dtheta = ops::elementwise::add(
-                g_train.get(ParamId(i)).expect("weight gradient"),
-                &ops::elementwise::scale(w, self.config.weight_decay),
-            );
-            if let Some(buf) = &self.sgd.bufs[i] {
-                dtheta = ops::elementwise::add(&ops::elementwise::scale(buf, self.config.momentum), &dtheta);
-            }
-            unrolled.params[i].value = ops::elementwise::add(w, &ops::elementwise::scale(&dtheta, -xi));
+        let w_now: Vec<&Tensor> = weights.iter().map(|&i| &self.store.params[i].value).collect();
+        let g_now: Vec<&Tensor> =
+            weights.iter().map(|&i| g_train.get(ParamId(i)).expect("weight gradient")).collect();
+        let bufs: Vec<Option<&Tensor>> = weights.iter().map(|&i| self.sgd.bufs[i].as_ref()).collect();
+        let w_unrolled = ops::optim::unrolled_weights(
+            &w_now,
+            &g_now,
+            &bufs,
+            xi,
+            self.config.momentum,
+            self.config.weight_decay,
+        );
+        for (&i, w) in weights.iter().zip(w_unrolled) {
+            unrolled.params[i].value = w;
         }
         let (tape, _, loss_val) = self.net.loss(&mut unrolled, val.x, val.y, true);
         let g_val = tape.backward(&loss_val, Groups::ALL);
@@ -189,39 +195,39 @@ impl SearchState {
             arch.iter().map(|&i| g_val.get(ParamId(i)).expect("alpha gradient").clone()).collect();
         let v: Vec<Tensor> =
             weights.iter().map(|&i| g_val.get(ParamId(i)).expect("weight gradient").clone()).collect();
+        let v: Vec<&Tensor> = v.iter().collect();
 
-        // Finite-difference Hessian-vector product on the training batch, around w.
-        let v_norm = ops::elementwise::sum_sq_many(&v.iter().collect::<Vec<_>>()).sqrt();
-        let r = self.config.hvp_scale / v_norm;
+        // Finite-difference Hessian-vector product on the training batch, around w, with
+        // r = hvp_scale / ‖v‖ computed and kept on the device: w ± r v are one launch each.
+        let r = ops::optim::ratio_scalars(&v, self.config.hvp_scale);
         let shift = |store: &mut Store, by: f64| {
-            for (&i, vi) in weights.iter().zip(&v) {
-                ops::elementwise::axpy(by, vi, &mut store.params[i].value);
-            }
+            let mut ws: Vec<&mut Tensor> = store
+                .params
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| weights.binary_search(i).is_ok())
+                .map(|(_, p)| &mut p.value)
+                .collect();
+            ops::optim::axpy_many(&mut ws, &v, &r, ops::optim::scalar::RATIO, by);
         };
         let arch_grad_at = |store: &mut Store| -> Vec<Tensor> {
             let (tape, _, loss) = self.net.loss(store, train.x, train.y, true);
             let g = tape.backward(&loss, Groups::ARCH);
             arch.iter().map(|&i| g.get(ParamId(i)).expect("alpha gradient").clone()).collect()
         };
-        shift(&mut self.store, r);
+        shift(&mut self.store, 1.0);
         let g_plus = arch_grad_at(&mut self.store);
-        shift(&mut self.store, -2.0 * r);
+        shift(&mut self.store, -2.0);
         let g_minus = arch_grad_at(&mut self.store);
-        shift(&mut self.store, r);
+        shift(&mut self.store, 1.0);
 
-        let dalpha = dalpha_val
-            .iter()
-            .zip(g_plus.iter().zip(&g_minus))
-            .map(|(d, (p, m))| {
-                let hvp = ops::elementwise::scale(
-                    &ops::elementwise::add(p, &ops::elementwise::scale(m, -1.0)),
-                    1.0 / (2.0 * r),
-                );
-                ops::elementwise::add(d, &ops::elementwise::scale(&hvp, -xi))
-            })
-            .collect();
+        let dalpha = ops::optim::hvp_combine(&refs(&dalpha_val), &refs(&g_plus), &refs(&g_minus), &r, xi);
         (loss_val.value().item(), dalpha)
     }
+}
+
+fn refs(ts: &[Tensor]) -> Vec<&Tensor> {
+    ts.iter().collect()
 }
 
 fn ids(store: &Store, group: Groups) -> Vec<usize> {

@@ -16,6 +16,7 @@ mod depthwise;
 mod first_kernels;
 mod head;
 mod layout;
+mod multi_tensor;
 mod pool;
 
 use std::sync::Arc;
@@ -67,6 +68,7 @@ fn run_all(rt: &Gpu) -> Vec<Outcome> {
     head::cases(rt, &mut rng, &mut out);
     depthwise::cases(rt, &mut rng, &mut out);
     conv::cases(rt, &mut rng, &mut out);
+    multi_tensor::cases(rt, &mut rng, &mut out);
     out
 }
 

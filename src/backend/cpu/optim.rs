@@ -27,10 +27,27 @@ pub fn sgd_step<T: Real>(
     weight_decay: T,
     first_step: bool,
 ) {
+    sgd_step_clipped(w, g, buf, T::ONE, lr, momentum, weight_decay, first_step)
+}
+
+/// [`sgd_step`] on the clipped gradient `coef * g`, formed on load (`coef` is the clip
+/// coefficient, at most 1; 1 leaves `g` as it is, bit for bit).
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_step_clipped<T: Real>(
+    w: &mut [T],
+    g: &[T],
+    buf: &mut [T],
+    coef: T,
+    lr: T,
+    momentum: T,
+    weight_decay: T,
+    first_step: bool,
+) {
     check("sgd_step", "g", g.len(), w.len());
     check("sgd_step", "buf", buf.len(), w.len());
     let step = |w: &mut [T], g: &[T], buf: &mut [T]| {
         for ((wi, &gi), bi) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+            let gi = coef * gi;
             let d = if weight_decay != T::ZERO { gi + weight_decay * *wi } else { gi };
             *bi = if first_step { d } else { momentum * *bi + d };
             *wi -= lr * *bi;
@@ -88,6 +105,86 @@ pub fn adam_step<T: Real>(
             .for_each(|(((w, g), m), v)| update(w, g, m, v));
     } else {
         update(w, g, m, v);
+    }
+}
+
+/// The global norm of a gradient list as PyTorch's `clip_grad_norm_` takes it: the norm of the
+/// per-tensor norms, each from [`sum_sq`](super::elementwise::sum_sq), summed in list order.
+pub fn norm_of_norms<T: Real>(xs: &[&[T]]) -> f64 {
+    xs.iter().map(|x| super::elementwise::sum_sq(x).to_f64().sqrt().powi(2)).sum::<f64>().sqrt()
+}
+
+/// The norm of the concatenation of `xs` (`torch.cat(xs).norm()` as the reference architect
+/// takes it): the square root of the per-tensor sums of squares, summed in list order.
+pub fn norm_concat<T: Real>(xs: &[&[T]]) -> f64 {
+    xs.iter().map(|x| super::elementwise::sum_sq(x).to_f64()).sum::<f64>().sqrt()
+}
+
+/// The scalars a norm gives a step, in the order of the GPU's scalar buffer:
+/// [norm, min(1, max_norm / (norm + 1e-6)), num / norm, norm / num].
+pub fn norm_scalars(norm: f64, max_norm: f64, num: f64) -> [f64; 4] {
+    let coef = max_norm / (norm + 1e-6);
+    [norm, if coef < 1.0 { coef } else { 1.0 }, num / norm, norm / num]
+}
+
+/// [`sgd_step_clipped`] on every tensor of a list (same coefficient for all).
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_step_many<T: Real>(
+    ws: &mut [&mut [T]],
+    gs: &[&[T]],
+    bufs: &mut [&mut [T]],
+    coef: T,
+    lr: T,
+    momentum: T,
+    weight_decay: T,
+    first_step: bool,
+) {
+    assert!(ws.len() == gs.len() && ws.len() == bufs.len(), "sgd_step_many: list lengths differ");
+    for ((w, g), buf) in ws.iter_mut().zip(gs).zip(bufs.iter_mut()) {
+        sgd_step_clipped(w, g, buf, coef, lr, momentum, weight_decay, first_step);
+    }
+}
+
+/// The unrolled weights of the second-order architect, `out = w − ξ (m·buf + g + wd·w)` (no
+/// momentum term without `buf`), rounded as the reference's tensor expression:
+/// `d = g + wd·w; d = m·buf + d; out = w + (−ξ)·d`.
+pub fn unroll<T: Real>(
+    out: &mut [T],
+    w: &[T],
+    g: &[T],
+    buf: Option<&[T]>,
+    xi: T,
+    momentum: T,
+    weight_decay: T,
+) {
+    check("unroll", "w", w.len(), out.len());
+    check("unroll", "g", g.len(), out.len());
+    let neg_xi = T::ZERO - xi;
+    match buf {
+        Some(buf) => {
+            check("unroll", "buf", buf.len(), out.len());
+            for (((o, &wi), &gi), &bi) in out.iter_mut().zip(w).zip(g).zip(buf) {
+                let d = momentum * bi + (gi + weight_decay * wi);
+                *o = wi + neg_xi * d;
+            }
+        }
+        None => {
+            for ((o, &wi), &gi) in out.iter_mut().zip(w).zip(g) {
+                *o = wi + neg_xi * (gi + weight_decay * wi);
+            }
+        }
+    }
+}
+
+/// The second-order α gradient from the finite differences: `out = d + ((p − m)·s)·(−ξ)` with
+/// s = 1 / (2r), rounded as the reference's tensor expression.
+pub fn hvp_combine<T: Real>(out: &mut [T], d: &[T], p: &[T], m: &[T], inv_2r: T, xi: T) {
+    check("hvp_combine", "d", d.len(), out.len());
+    check("hvp_combine", "p", p.len(), out.len());
+    check("hvp_combine", "m", m.len(), out.len());
+    let neg_xi = T::ZERO - xi;
+    for (((o, &di), &pi), &mi) in out.iter_mut().zip(d).zip(p).zip(m) {
+        *o = di + ((pi - mi) * inv_2r) * neg_xi;
     }
 }
 
