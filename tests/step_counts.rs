@@ -68,6 +68,8 @@ fn fused_second_order_step_launches() {
     let (fused, reads, per_kernel) = step_counts(Order::Second, true);
     println!("second order: fused {fused} launches, {reads} host reads");
     println!("{}", table(&per_kernel));
+    // ε = 0.01/‖v‖ and the clip coefficient stay on the device.
+    assert!(reads <= 4, "fused second-order step: {reads} host reads (at most 4)\n{}", table(&per_kernel));
     assert!(
         fused <= SECOND_ORDER_LAUNCHES,
         "fused second-order step: {fused} launches (at most {SECOND_ORDER_LAUNCHES})\n{}",
@@ -75,6 +77,8 @@ fn fused_second_order_step_launches() {
     );
 }
 
-/// Bounds met by the engine as it stands (the target is 8,000 and 20,000).
-const FIRST_ORDER_LAUNCHES: u64 = 30_000;
-const SECOND_ORDER_LAUNCHES: u64 = 80_000;
+/// Bounds the engine meets as it stands (measured: 13,334 and 34,915; unfused 24,448 first
+/// order). The target is 8,000 and 20,000: it needs the candidates of an edge batched into
+/// shared launches (all four stage-1 depthwise convs in one, ...), not yet built.
+const FIRST_ORDER_LAUNCHES: u64 = 13_500;
+const SECOND_ORDER_LAUNCHES: u64 = 35_500;
