@@ -22,13 +22,25 @@ fn check_opt(op: &str, name: &str, got: Option<usize>, want: usize) {
     }
 }
 
-/// `sum over (n, p) of term(value index)` for channel `ci`, in f64, images in order.
-#[inline]
+/// `sum over (n, p) of term(value index)` for channel `ci`, in f64, images in order; within a
+/// plane four interleaved partial sums (lane `p % 4`) added as `(s0 + s1) + (s2 + s3)`: a fixed
+/// order (deterministic) that does not wait on one add per value.
+#[inline(always)]
 pub(crate) fn channel_sum(g: &BnGeom, ci: usize, term: impl Fn(usize) -> f64) -> f64 {
     let mut total = 0.0;
     for ni in 0..g.n {
         let base = (ni * g.c + ci) * g.hw;
-        total += (base..base + g.hw).map(&term).sum::<f64>();
+        let mut lanes = [0.0f64; 4];
+        let full = g.hw / 4 * 4;
+        for p in (0..full).step_by(4) {
+            for (l, acc) in lanes.iter_mut().enumerate() {
+                *acc += term(base + p + l);
+            }
+        }
+        for (l, p) in (full..g.hw).enumerate() {
+            lanes[l] += term(base + p);
+        }
+        total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     }
     total
 }

@@ -43,35 +43,43 @@ fn argmax_in<T: Real>(plane: &[T], w: usize, rows: Range<usize>, cols: &Range<us
         return None;
     }
     if rows.len() == 3 && cols.len() == 3 {
-        return Some(argmax_3x3(plane, w, rows.start, cols.start));
+        if let Some(i) = argmax_3x3(plane, w, rows.start, cols.start) {
+            return Some(i);
+        }
     }
     let mut best = rows.start * w + cols.start;
     let mut b = plane[best];
     for i in rows {
         let base = i * w + cols.start;
         for (d, &v) in plane[base..i * w + cols.end].iter().enumerate() {
-            // Selects, not branches: on real data the comparison is unpredictable.
-            let take = (v > b) | (is_nan(v) & !is_nan(b));
-            b = if take { v } else { b };
-            best = if take { base + d } else { best };
+            if v > b || (is_nan(v) && !is_nan(b)) {
+                b = v;
+                best = base + d;
+            }
         }
     }
     Some(best)
 }
 
-/// [`argmax_in`] of a full 3x3 window at `(i0, j0)`, unrolled: the DARTS pools' interior.
-#[inline]
-fn argmax_3x3<T: Real>(plane: &[T], w: usize, i0: usize, j0: usize) -> usize {
-    let rows =
-        [&plane[i0 * w + j0..][..3], &plane[(i0 + 1) * w + j0..][..3], &plane[(i0 + 2) * w + j0..][..3]];
-    let mut b = rows[0][0];
+/// [`argmax_in`] of a full 3x3 window at `(i0, j0)`: the DARTS pools' interior. A strict `>`
+/// scan in row-major order keeps the first maximum; a window holding a NaN takes the general
+/// scan (where a NaN wins), which this one checks for with one comparison per tap.
+#[inline(always)]
+fn argmax_3x3<T: Real>(plane: &[T], w: usize, i0: usize, j0: usize) -> Option<usize> {
+    let base = i0 * w + j0;
+    let win = &plane[base..base + 2 * w + 3];
+    let offs = [0, 1, 2, w, w + 1, w + 2, 2 * w, 2 * w + 1, 2 * w + 2];
     let mut best = 0;
-    for (t, &v) in rows.iter().flat_map(|r| r.iter()).enumerate().skip(1) {
-        let take = (v > b) | (is_nan(v) & !is_nan(b));
+    let mut b = win[0];
+    let mut nan = false;
+    for &o in &offs {
+        let v = win[o];
+        nan |= v != v;
+        let take = v > b;
         b = if take { v } else { b };
-        best = if take { t } else { best };
+        best = if take { o } else { best };
     }
-    (i0 + best / 3) * w + j0 + best % 3
+    (!nan).then_some(base + best)
 }
 
 /// Max pooling forward. An all-padding window (impossible when `pad < k`) gives -inf.
