@@ -74,7 +74,7 @@ fn argmax_3x3<T: Real>(plane: &[T], w: usize, i0: usize, j0: usize) -> Option<us
     let mut nan = false;
     for &o in &offs {
         let v = win[o];
-        nan |= v != v;
+        nan |= is_nan(v);
         let take = v > b;
         b = if take { v } else { b };
         best = if take { o } else { best };
