@@ -29,10 +29,12 @@ for line in sys.stdin:
         shutil.copy(m["executable"], dest + "/" + m["target"]["name"])
 ' "$1" "$2"
 }
-cargo test --release --no-run --test gpu_vs_cpu --test emu_tape --message-format=json 2>/dev/null |
+cargo test --release --no-run --test gpu_vs_cpu --test emu_tape --test fused_mixed --test fused_sepconv \
+  --message-format=json 2>/dev/null |
   copy_executables test gpu-bin/tests
 cargo bench --no-run --bench kernels --message-format=json 2>/dev/null | copy_executables bench gpu-bin/benches
-for f in gpu-bin/tests/gpu_vs_cpu gpu-bin/tests/emu_tape gpu-bin/benches/kernels; do
+for f in gpu-bin/tests/gpu_vs_cpu gpu-bin/tests/emu_tape gpu-bin/tests/fused_mixed gpu-bin/tests/fused_sepconv \
+  gpu-bin/benches/kernels; do
   [ -x "$f" ] || { echo "build-gpu-bundle: $f was not built" >&2; exit 1; }
 done
 strip gpu-bin/darts gpu-bin/tests/* gpu-bin/benches/*

@@ -7,7 +7,8 @@
 #
 #   summary.txt    machine, driver, and per part: pass / FAIL / skipped (why), seconds
 #   info.txt       darts info: device, PTX target, per-kernel registers and spills after JIT
-#   tests.txt      the CUDA tests: gpu_vs_cpu (every kernel) and emu_tape (tape + search steps)
+#   tests.txt      the CUDA tests: gpu_vs_cpu (every kernel), emu_tape (tape + search steps) and
+#                  the fused ops (fused_mixed, fused_sepconv)
 #   sanitizer.txt  compute-sanitizer memcheck, racecheck, synccheck over darts verify, batch 2
 #   verify.txt     darts verify --device cuda at batch 64
 #   kernels.txt    the criterion CUDA group (benches/kernels.rs) and the roofline table
@@ -84,10 +85,13 @@ no_gpu="no CUDA device (info.txt says why)"
 
 if [ -n "$cuda" ]; then
   part "tests: gpu_vs_cpu (CUDA)" tests.txt 40 "$bin/tests/gpu_vs_cpu" --ignored --nocapture
-  part "tests: emu_tape (CUDA)" tests.txt 30 "$bin/tests/emu_tape" --ignored --nocapture
+  part "tests: emu_tape (CUDA)" tests.txt 20 "$bin/tests/emu_tape" --ignored --nocapture
+  part "tests: fused ops (CUDA)" tests.txt 10 sh -c \
+    "'$bin/tests/fused_mixed' --ignored --nocapture && '$bin/tests/fused_sepconv' --ignored --nocapture"
 else
   skip "tests: gpu_vs_cpu (CUDA)" tests.txt "$no_gpu"
   skip "tests: emu_tape (CUDA)" tests.txt "$no_gpu"
+  skip "tests: fused ops (CUDA)" tests.txt "$no_gpu"
 fi
 
 if [ -z "$cuda" ]; then

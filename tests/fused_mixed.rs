@@ -158,7 +158,21 @@ fn fused_edge_matches_the_unfused_composition_in_f64() {
 
 #[test]
 fn fused_edge_on_the_emulator_matches_the_cpu() {
-    let emu = Device::Gpu(Arc::new(EmuRuntime::new(0, 0)));
+    edge_on_device_matches_the_cpu(&Device::Gpu(Arc::new(EmuRuntime::new(0, 0))));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fused_edge_and_network_on_cuda_match_the_cpu() {
+    let rt = darts::backend::gpu::cuda::CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("{e}"));
+    let cuda = Device::Gpu(Arc::new(rt));
+    edge_on_device_matches_the_cpu(&cuda);
+    network_on_device_matches_the_unfused_cpu(&cuda);
+}
+
+/// The fused edge in f32 on `emu` (a GPU runtime) against the CPU in f32.
+fn edge_on_device_matches_the_cpu(emu: &Device) {
+    let emu = emu.clone();
     for (i, shape) in SHAPES.iter().enumerate() {
         for stride2 in [false, true] {
             for training in [true, false] {
@@ -242,7 +256,11 @@ fn fused_network_matches_the_unfused_one_in_f64() {
 /// every gradient (norm-wise over the whole network, and per tensor) and the running statistics.
 #[test]
 fn fused_network_on_the_emulator_matches_the_unfused_cpu_reference() {
-    let emu = Device::Gpu(Arc::new(EmuRuntime::new(0, 0)));
+    network_on_device_matches_the_unfused_cpu(&Device::Gpu(Arc::new(EmuRuntime::new(0, 0))));
+}
+
+fn network_on_device_matches_the_unfused_cpu(emu: &Device) {
+    let emu = emu.clone();
     // 16x16 images: at 8x8 the last cells' BNs see 8 values per channel, and f32 itself (fused
     // or not, on any device) is then only good to a few 1e-5.
     let (lg, gg, rg) = network_grads(true, &emu, DType::F32, 16);
