@@ -115,7 +115,7 @@ pub fn conv2d_bwd_weight(x: &Tensor, dy: &Tensor, w_shape: &[usize], p: ConvPara
 }
 
 /// Validates a depthwise convolution (`groups == c_in == c_out`), as [`conv_geom`] does.
-fn depthwise_geom(op: &str, x_shape: &[usize], w_shape: &[usize], p: ConvParams) -> Conv2dGeom {
+pub(crate) fn depthwise_geom(op: &str, x_shape: &[usize], w_shape: &[usize], p: ConvParams) -> Conv2dGeom {
     let g = conv_geom(op, x_shape, w_shape, p);
     assert!(
         g.is_depthwise(),

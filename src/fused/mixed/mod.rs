@@ -152,16 +152,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
                 let (head, tail) = st.split_at_mut((K + j) * c);
                 let (mean, invstd) = (&mut head[j * c..(j + 1) * c], &mut tail[..c]);
                 if training {
-                    cpu::batch_stats(&g, z.data::<T>(), eps, mean, invstd);
-                    crate::backend::cpu::batchnorm::bn_update_running(
-                        &g,
-                        mean,
-                        invstd,
-                        T::from_f64(eps),
-                        T::from_f64(momentum),
-                        bn.running_mean.data_mut::<T>(),
-                        bn.running_var.data_mut::<T>(),
-                    );
+                    host_stats_update(&g, z.data::<T>(), bn, mean, invstd);
                 } else {
                     let (rm, rv) = (bn.running_mean.data::<T>(), bn.running_var.data::<T>());
                     cpu::running_stats(rm, rv, eps, mean, invstd);
@@ -220,16 +211,7 @@ pub fn batch_stats_update(z: &Tensor, bn: &mut BnState) -> (Tensor, Tensor) {
     }
     with_dtype!(z.dtype(), T => {
         let (mut mean, mut rstd) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
-        cpu::batch_stats(&g, z.data::<T>(), bn.eps, &mut mean, &mut rstd);
-        crate::backend::cpu::batchnorm::bn_update_running(
-            &g,
-            &mean,
-            &rstd,
-            T::from_f64(bn.eps),
-            T::from_f64(bn.momentum),
-            bn.running_mean.data_mut::<T>(),
-            bn.running_var.data_mut::<T>(),
-        );
+        host_stats_update(&g, z.data::<T>(), bn, &mut mean, &mut rstd);
         (Tensor::from_vec(&[g.c], mean), Tensor::from_vec(&[g.c], rstd))
     })
 }
@@ -277,6 +259,26 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
             out
         }),
     )
+}
+
+/// Host batch statistics of `z` and the running update of `bn`, as the unfused batch norm.
+fn host_stats_update<T: crate::tensor::Element>(
+    g: &crate::backend::geom::BnGeom,
+    z: &[T],
+    bn: &mut BnState,
+    mean: &mut [T],
+    invstd: &mut [T],
+) {
+    cpu::batch_stats(g, z, bn.eps, mean, invstd);
+    crate::backend::cpu::batchnorm::bn_update_running(
+        g,
+        mean,
+        invstd,
+        T::from_f64(bn.eps),
+        T::from_f64(bn.momentum),
+        bn.running_mean.data_mut::<T>(),
+        bn.running_var.data_mut::<T>(),
+    );
 }
 
 /// The borrowed host view of an edge.

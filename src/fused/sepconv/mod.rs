@@ -36,7 +36,7 @@ use crate::autograd::functions::BnState;
 use crate::autograd::Var;
 use crate::backend::cpu::{self as cpu_backend, Real as _};
 use crate::backend::geom::Conv2dGeom;
-use crate::ops::conv::{self as conv, conv_geom, ConvParams};
+use crate::ops::conv::{self as conv, depthwise_geom, ConvParams};
 use crate::ops::norm::{self, BnSaved};
 use crate::ops::{gpu_rt, same_dtype};
 use crate::tensor::{fmt_shape, Tensor};
@@ -44,18 +44,6 @@ use crate::with_dtype;
 
 /// The 1×1 pointwise conv of every stage.
 const PW: ConvParams = ConvParams { stride: 1, pad: 0, dilation: 1, groups: 1 };
-
-fn depthwise_geom(op: &str, x_shape: &[usize], w_shape: &[usize], p: ConvParams) -> Conv2dGeom {
-    let g = conv_geom(op, x_shape, w_shape, p);
-    assert!(
-        g.is_depthwise(),
-        "{op}: not depthwise: x {} and weight {} with groups={}",
-        fmt_shape(x_shape),
-        fmt_shape(w_shape),
-        p.groups
-    );
-    g
-}
 
 fn check_channels(op: &str, g: &Conv2dGeom, ts: &[(&str, &Tensor)]) {
     for (name, t) in ts {
@@ -69,13 +57,6 @@ pub fn invstd(var: &Tensor, eps: f64) -> Tensor {
         return gpu::invstd(&rt, var, eps);
     }
     with_dtype!(var.dtype(), T => Tensor::from_vec(var.shape(), cpu::invstd(var.data::<T>(), eps)))
-}
-
-/// Per-channel batch mean and `1 / sqrt(biased var + eps)` of `x` `[n, c, h, w]`.
-pub fn batch_mean_invstd(x: &Tensor, eps: f64) -> (Tensor, Tensor) {
-    let (mean, var) = norm::batch_stats(x);
-    let rstd = invstd(&var, eps);
-    (mean, rstd)
 }
 
 /// `dwconv(max((x - mean[c]) * rstd[c], 0), w)`: normalise, ReLU, depthwise, in one kernel on a
