@@ -36,6 +36,8 @@ fixed shuffle tree and the warps in order), so bits do not depend on scheduling.
 Assumptions: contiguous NCHW buffers of n·c·hw floats (< 2^31), c ≤ 65535, k ≤ 8; outputs do not
 alias inputs.
 */
+#include "common.cuh"
+
 #define MIXED_K 8
 #define MIXED_BLOCK 256
 #define MIXED_WARPS (MIXED_BLOCK / 32)
@@ -88,16 +90,15 @@ static __device__ __forceinline__ void mixed_softmax(const float* __restrict__ a
     for (int j = 0; j < MIXED_K; j++) w[j] = w[j] / s;
 }
 
-// Block-wide sum in a fixed order; every thread gets the total.
+// block_sum with the total broadcast to every thread.
 static __device__ __forceinline__ float mixed_block_sum(float v, float* warp_s) {
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    if (lane == 0) warp_s[warp] = v;
+    const float t = block_sum(v, warp_s);
+    __syncthreads();  // every warp total has been read
+    if (threadIdx.x == 0) warp_s[0] = t;
     __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < MIXED_WARPS; i++) t += warp_s[i];
+    const float all = warp_s[0];
     __syncthreads();
-    return t;
+    return all;
 }
 
 static __device__ __forceinline__ int mixed_is_normed(unsigned normed, int j) {

@@ -30,6 +30,8 @@ Assumptions: w, g and the state buffers are distinct contiguous buffers of n flo
 buf (SGD) is required even when momentum == 0 (as in the CPU backend it is always written);
 its contents are ignored when first_step != 0. m and v (Adam) start at zero on the first step.
 */
+#include "common.cuh"
+
 #define OPTIM_BLOCK 256
 
 extern "C" __global__ void sgd_step_f32(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ buf,
@@ -155,22 +157,6 @@ static __device__ __forceinline__ void mt_range(const MtTensor* __restrict__ lis
     *end = n - *begin > static_cast<unsigned>(MT_CHUNK) ? *begin + static_cast<unsigned>(MT_CHUNK) : n;
 }
 
-// Sum of v over the block in a fixed order (lanes by a shuffle tree, then warps in order);
-// valid in thread 0. Every thread of the block must call it; blockDim.x a multiple of 32.
-static __device__ __forceinline__ float mt_block_sum(float v, float* warp_sums) {
-    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    float total = 0.0f;
-    if (threadIdx.x == 0) {
-        const unsigned nwarps = blockDim.x >> 5;
-        total = warp_sums[0];
-        for (unsigned w = 1; w < nwarps; ++w) total += warp_sums[w];
-    }
-    return total;
-}
-
 extern "C" __global__ void __launch_bounds__(MT_BLOCK)
     mt_sumsq_partial_f32(const MtTensor* __restrict__ list, int ntensors, float* __restrict__ partial) {
     __shared__ float warp_sums[MT_WARPS];
@@ -183,7 +169,7 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
         const float v = x[i];
         acc = fmaf(v, v, acc);
     }
-    const float total = mt_block_sum(acc, warp_sums);
+    const float total = block_sum(acc, warp_sums);
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
@@ -194,7 +180,7 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
     const unsigned np = nparts > 0 ? static_cast<unsigned>(nparts) : 0u;
     float acc = 0.0f;
     for (unsigned p = threadIdx.x; p < np; p += blockDim.x) acc += partial[p];
-    const float total = mt_block_sum(acc, warp_sums);
+    const float total = block_sum(acc, warp_sums);
     if (threadIdx.x == 0) {
         const float norm = sqrtf(total);
         const float c = max_norm / (norm + 1e-6f);

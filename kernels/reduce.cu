@@ -41,32 +41,10 @@ of 0. Accumulation is f32 throughout (the CPU backend accumulates in f64, so com
 tolerance). channel_sums_f32 returns raw sums: var = sumsq/N - mean^2 cancels badly if
 |mean| >> std; clamp it at 0 on use.
 */
+#include "common.cuh"
+
 #define REDUCE_BLOCK 256
 #define REDUCE_WARPS (REDUCE_BLOCK / 32)
-
-// Sum over the 32 lanes of a warp in a fixed tree; the total is valid in lane 0.
-// Every lane of the warp must call it (full mask).
-static __device__ __forceinline__ float reduce_warp_sum(float v) {
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    return v;
-}
-
-// Sum of v over the block; the total is valid in thread 0 only. blockDim.x must be a multiple
-// of 32 and at most REDUCE_BLOCK; every thread of the block must call it. `warp_sums` is a
-// __shared__ float[REDUCE_WARPS] that is free on entry (it is reused only after a barrier).
-static __device__ __forceinline__ float reduce_block_sum(float v, float* warp_sums) {
-    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    v = reduce_warp_sum(v);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    float total = 0.0f;
-    if (threadIdx.x == 0) {
-        const unsigned nwarps = blockDim.x >> 5;
-        total = warp_sums[0];
-        for (unsigned w = 1; w < nwarps; ++w) total += warp_sums[w];
-    }
-    return total;
-}
 
 extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
     sum_partial_f32(const float* __restrict__ x, int n, float* __restrict__ partial) {
@@ -75,7 +53,7 @@ extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
     const unsigned stride = blockDim.x * gridDim.x;
     float acc = 0.0f;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) acc += x[i];
-    const float total = reduce_block_sum(acc, warp_sums);
+    const float total = block_sum(acc, warp_sums);
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
@@ -89,7 +67,7 @@ extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
         const float v = x[i];
         acc = fmaf(v, v, acc);
     }
-    const float total = reduce_block_sum(acc, warp_sums);
+    const float total = block_sum(acc, warp_sums);
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
@@ -99,7 +77,7 @@ extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
     const unsigned np = nparts > 0 ? static_cast<unsigned>(nparts) : 0u;
     float acc = 0.0f;
     for (unsigned p = threadIdx.x; p < np; p += blockDim.x) acc += partial[p];
-    const float total = reduce_block_sum(acc, warp_sums);
+    const float total = block_sum(acc, warp_sums);
     if (threadIdx.x == 0) out[0] = total;
 }
 
@@ -129,8 +107,8 @@ extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
         }
     }
     const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    acc = reduce_warp_sum(acc);
-    acc2 = reduce_warp_sum(acc2);
+    acc = warp_sum(acc);
+    acc2 = warp_sum(acc2);
     if (lane == 0) {
         warp_sums[0][warp] = acc;
         warp_sums[1][warp] = acc2;
