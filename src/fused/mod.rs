@@ -4,5 +4,6 @@
 //! and what it recomputes), `cpu.rs` and `gpu.rs` (the backends). The unfused composition of
 //! existing ops is the reference each fused op is tested against (`darts search --no-fuse`).
 
+pub mod convs;
 pub mod mixed;
 pub mod sepconv;

@@ -2,6 +2,7 @@
 
 use crate::autograd::functions as F;
 use crate::autograd::Var;
+use crate::fused::convs::{edge_convs, ConvCand, Stage2};
 use crate::fused::mixed::{mixed_edge, MixedEdge};
 use crate::nn::{Ctx, DilConv, FactorizedReduce, PoolBn, PoolKind, SepConv, Store};
 use crate::rng::Rng;
@@ -80,6 +81,9 @@ impl MixedOp {
         let mut normed = Vec::with_capacity(self.ops.len());
         let mut bns = Vec::with_capacity(self.ops.len());
         let mut skip = None;
+        // The conv candidates, batched into one node: slots, parts, final BNs.
+        let c = x.shape()[1];
+        let (mut conv_slots, mut convs, mut conv_bns) = (Vec::new(), Vec::new(), Vec::new());
         for (slot, op) in self.ops.iter().enumerate() {
             let (z, bn) = match op {
                 Candidate::Zero { .. } => continue,
@@ -89,13 +93,38 @@ impl MixedOp {
                 }
                 Candidate::Pool(p) => (p.forward_pre_bn(x), p.final_bn()),
                 Candidate::Reduce(r) => (r.forward_pre_bn(ctx, x), r.final_bn()),
-                Candidate::Sep(s) => (s.forward_pre_bn(ctx, x), s.final_bn()),
-                Candidate::Dil(d) => (d.forward_pre_bn(ctx, x), d.final_bn()),
+                Candidate::Sep(s) => {
+                    conv_slots.push(slot);
+                    convs.push(s.conv_parts(ctx, c));
+                    conv_bns.push(s.final_bn());
+                    continue;
+                }
+                Candidate::Dil(d) => {
+                    conv_slots.push(slot);
+                    convs.push(d.conv_parts(ctx, c));
+                    conv_bns.push(d.final_bn());
+                    continue;
+                }
             };
-            normed.push((slot, z));
+            normed.push((vec![slot], z));
             bns.push(bn);
         }
         let training = ctx.training;
+        if !convs.is_empty() {
+            let cands: Vec<ConvCand> = convs
+                .iter()
+                .map(|p| ConvCand {
+                    dw1: &p.weights[0],
+                    pw1: &p.weights[1],
+                    p1: p.p1,
+                    stage2: p.p2.map(|p2| Stage2 { dw2: &p.weights[2], pw2: &p.weights[3], p2 }),
+                })
+                .collect();
+            let inner: Vec<_> = convs.iter().filter_map(|p| p.inner_bn).collect();
+            let mut states = ctx.bn_states_mut(&inner);
+            normed.push((conv_slots, edge_convs(x, &cands, &mut states, training)));
+            bns.extend(conv_bns);
+        }
         let mut states = ctx.bn_states_mut(&bns);
         mixed_edge(MixedEdge { alpha, row, skip, normed, acc }, &mut states, training)
     }

@@ -149,6 +149,31 @@ impl SepConv {
     pub fn final_bn(&self) -> B {
         self.bn2
     }
+
+    /// What the batched edge convs (`fused::convs`) need of it on `c` channels: the weights
+    /// `[dw1, pw1, dw2, pw2]`, the two depthwise convs' parameters and the inner BN (`op.3`).
+    pub fn conv_parts(&self, ctx: &Ctx, c: usize) -> ConvParts {
+        let pad = (self.k - 1) / 2;
+        let dw = |s| ConvParams::new(s, pad).groups(c);
+        ConvParts {
+            weights: [self.dw1, self.pw1, self.dw2, self.pw2].iter().map(|&w| ctx.p(w).clone()).collect(),
+            p1: dw(self.stride),
+            p2: Some(dw(1)),
+            inner_bn: Some(self.bn1),
+        }
+    }
+}
+
+/// A sep or dil conv's weights, depthwise parameters and inner BN, for `fused::convs`.
+pub struct ConvParts {
+    /// `[dw1, pw1]`, and for a sep conv `[dw1, pw1, dw2, pw2]`.
+    pub weights: Vec<Var>,
+    /// Stage-1 depthwise parameters.
+    pub p1: ConvParams,
+    /// Stage-2 depthwise parameters (sep convs).
+    pub p2: Option<ConvParams>,
+    /// The BN between the stages (sep convs).
+    pub inner_bn: Option<B>,
 }
 
 /// ReLU → depthwise k×k with dilation 2 → pointwise 1×1 → BN. Names: `op.1`, `op.2`, `op.3`.
@@ -193,6 +218,16 @@ impl DilConv {
     /// The buffers of the BN (`op.3`), which [`DilConv::forward_pre_bn`] leaves out.
     pub fn final_bn(&self) -> B {
         self.bn
+    }
+
+    /// What the batched edge convs (`fused::convs`) need of it on `c` channels.
+    pub fn conv_parts(&self, ctx: &Ctx, c: usize) -> ConvParts {
+        ConvParts {
+            weights: vec![ctx.p(self.dw).clone(), ctx.p(self.pw).clone()],
+            p1: ConvParams::new(self.stride, self.k - 1).dilation(2).groups(c),
+            p2: None,
+            inner_bn: None,
+        }
     }
 }
 

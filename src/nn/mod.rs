@@ -4,5 +4,5 @@
 pub mod layers;
 pub mod store;
 
-pub use layers::{DilConv, FactorizedReduce, PoolBn, PoolKind, ReluConvBn, SepConv};
+pub use layers::{ConvParts, DilConv, FactorizedReduce, PoolBn, PoolKind, ReluConvBn, SepConv};
 pub use store::{BnBuffers, Ctx, Param, Store, B, P};

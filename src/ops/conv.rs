@@ -183,7 +183,7 @@ pub fn relu_conv2d_depthwise_bwd_weight(x: &Tensor, dy: &Tensor, w_shape: &[usiz
 
 /// max(v, 0), as `cpu::elementwise::relu_fwd`.
 #[inline(always)]
-fn relu<T: cpu::Real>(v: T) -> T {
+pub(crate) fn relu<T: cpu::Real>(v: T) -> T {
     if v < T::ZERO {
         T::ZERO
     } else {

@@ -78,3 +78,79 @@ impl Drop for GpuBuf {
         self.rt.free(self.ptr, self.len * 4);
     }
 }
+
+/// A borrowed run of another buffer's values, usable wherever a `&GpuBuf` is (launchers take
+/// buffers, not offsets): e.g. one candidate's part of a stacked tensor. It never frees: the
+/// parent owns the allocation and outlives the view.
+pub struct GpuView<'a> {
+    buf: std::mem::ManuallyDrop<GpuBuf>,
+    _parent: std::marker::PhantomData<&'a GpuBuf>,
+}
+
+/// [`GpuView`]'s writable form, usable wherever a `&mut GpuBuf` is.
+pub struct GpuViewMut<'a> {
+    buf: std::mem::ManuallyDrop<GpuBuf>,
+    _parent: std::marker::PhantomData<&'a mut GpuBuf>,
+}
+
+impl std::ops::Deref for GpuView<'_> {
+    type Target = GpuBuf;
+    fn deref(&self) -> &GpuBuf {
+        &self.buf
+    }
+}
+
+impl std::ops::Deref for GpuViewMut<'_> {
+    type Target = GpuBuf;
+    fn deref(&self) -> &GpuBuf {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for GpuViewMut<'_> {
+    fn deref_mut(&mut self) -> &mut GpuBuf {
+        &mut self.buf
+    }
+}
+
+impl GpuBuf {
+    /// A non-owning handle on values `offset..offset + len` (never dropped as a `GpuBuf`).
+    fn alias(&self, offset: usize, len: usize) -> std::mem::ManuallyDrop<GpuBuf> {
+        assert!(
+            offset + len <= self.len,
+            "GpuBuf view: values {offset}..{} of a buffer of {}",
+            offset + len,
+            self.len
+        );
+        std::mem::ManuallyDrop::new(GpuBuf {
+            rt: self.rt.clone(),
+            ptr: self.ptr + (offset * 4) as DevPtr,
+            len,
+        })
+    }
+
+    /// Part `i` of `parts` equal consecutive parts, read-only.
+    pub fn part(&self, i: usize, parts: usize) -> GpuView<'_> {
+        assert!(
+            parts > 0 && self.len % parts == 0 && i < parts,
+            "GpuBuf::part: part {i} of {parts} of {} values",
+            self.len
+        );
+        let len = self.len / parts;
+        GpuView { buf: self.alias(i * len, len), _parent: std::marker::PhantomData }
+    }
+
+    /// The buffer split into `parts` equal consecutive parts, each writable (disjoint and
+    /// borrowed from `self`, as `slice::chunks_mut`).
+    pub fn parts_mut(&mut self, parts: usize) -> Vec<GpuViewMut<'_>> {
+        assert!(
+            parts > 0 && self.len % parts == 0,
+            "GpuBuf::parts_mut: {} values in {parts} parts",
+            self.len
+        );
+        let len = self.len / parts;
+        (0..parts)
+            .map(|i| GpuViewMut { buf: self.alias(i * len, len), _parent: std::marker::PhantomData })
+            .collect()
+    }
+}

@@ -12,7 +12,7 @@ pub mod kernels;
 pub mod launch;
 pub mod runtime;
 
-pub use buffer::{Gpu, GpuBuf};
+pub use buffer::{Gpu, GpuBuf, GpuView, GpuViewMut};
 pub use runtime::{
     Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
 };

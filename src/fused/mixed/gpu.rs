@@ -76,10 +76,12 @@ pub fn forward(rt: &dyn Runtime, p: &MixedFwd) -> Result<(), GpuError> {
     rt.launch("mixed_fwd_f32", LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
 }
 
-/// Statistics and running-stat updates of slot 0 alone (one BN): grid (c, 1).
-pub fn stats_one(rt: &dyn Runtime, p: &MixedFwd) -> Result<(), GpuError> {
+/// Statistics and running-stat updates of slots `0..slots` alone (independent BNs, e.g. the
+/// inner BNs of an edge's sep convs): grid (c, slots).
+pub fn stats_slots(rt: &dyn Runtime, p: &MixedFwd, slots: usize) -> Result<(), GpuError> {
+    assert!((1..=K).contains(&slots), "{OP}: {slots} statistics slots (1..={K})");
     let _ = int(OP, p.n as usize * p.c as usize * p.hw as usize);
-    let cfg = LaunchCfg { grid: (p.c.max(1) as u32, 1, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
+    let cfg = LaunchCfg { grid: (p.c.max(1) as u32, slots as u32, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
     rt.launch("mixed_stats_f32", cfg, &[Arg::pod(p)])
 }
 

@@ -42,8 +42,9 @@ pub struct MixedEdge<'a> {
     pub row: usize,
     /// The identity candidate: its slot and operand (the edge's input).
     pub skip: Option<(usize, &'a Var)>,
-    /// The BN-terminated candidates: slot and pre-BN output.
-    pub normed: Vec<(usize, Var)>,
+    /// The BN-terminated candidates: slots and their pre-BN outputs, one part per slot stacked
+    /// along the batch (`[parts·n, c, h, w]`; a single candidate is one part).
+    pub normed: Vec<(Vec<usize>, Var)>,
     /// The sum of the destination node's earlier edges, added to the output.
     pub acc: Option<&'a Var>,
 }
@@ -62,14 +63,16 @@ pub struct EdgeOperands<'a> {
     pub row: usize,
     /// The identity's slot and operand.
     pub skip: Option<(usize, &'a Tensor)>,
-    /// The BN-terminated candidates' slots and pre-BN outputs.
-    pub normed: Vec<(usize, &'a Tensor)>,
+    /// The BN-terminated candidates' slots and pre-BN outputs (one part per slot, stacked along
+    /// the batch).
+    pub normed: Vec<(Vec<usize>, &'a Tensor)>,
     /// Added to the output.
     pub acc: Option<&'a Tensor>,
 }
 
 /// The fused edge on tensors: the output and what its backward needs. `bns[i]` holds the
-/// running statistics of `e.normed[i]`'s BN (updated in training mode, used in eval mode).
+/// running statistics of the i-th normed slot's BN, slots in the order `e.normed` lists them
+/// (updated in training mode, used in eval mode).
 pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (Tensor, MixedSaved) {
     let alpha = e.alpha;
     let &[rows, k] = alpha.shape() else {
@@ -81,13 +84,24 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         e.row,
         fmt_shape(alpha.shape())
     );
-    assert_eq!(bns.len(), e.normed.len(), "{OP}: {} BN states for {} candidates", bns.len(), e.normed.len());
+    let nslots: usize = e.normed.iter().map(|(js, _)| js.len()).sum();
+    assert_eq!(bns.len(), nslots, "{OP}: {} BN states for {nslots} candidates", bns.len());
     let shape: Vec<usize> = match (e.normed.first(), e.skip) {
-        (Some((_, z)), _) => z.shape().to_vec(),
+        (Some((js, z)), _) => part_shape(z.shape(), js.len()),
         (None, Some((_, x))) => x.shape().to_vec(),
         (None, None) => panic!("{OP}: an edge needs at least one candidate besides none"),
     };
-    let operands = e.normed.iter().map(|(_, z)| *z).chain(e.skip.map(|s| s.1)).chain(e.acc);
+    for (js, z) in &e.normed {
+        assert!(!js.is_empty(), "{OP}: a stacked operand without slots");
+        assert_eq!(
+            z.shape(),
+            &stacked_shape(&shape, js.len())[..],
+            "{OP}: operand of slots {js:?} vs output {}",
+            fmt_shape(&shape)
+        );
+        crate::ops::same_dtype(OP, alpha, z);
+    }
+    let operands = e.skip.map(|s| s.1).into_iter().chain(e.acc);
     for v in operands {
         assert_eq!(
             v.shape(),
@@ -99,7 +113,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         crate::ops::same_dtype(OP, alpha, v);
     }
     let mut slots_used = [false; K];
-    for &(j, _) in &e.normed {
+    for &j in e.normed.iter().flat_map(|(js, _)| js) {
         assert!(j < K && !slots_used[j], "{OP}: slot {j} given twice or out of range");
         slots_used[j] = true;
     }
@@ -129,9 +143,10 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
             ..Default::default()
         };
         let sb = stats.gpu_buf_mut();
-        for ((j, z), bn) in e.normed.iter().zip(bns.iter_mut()) {
+        for ((j, z, part), bn) in parts(&e.normed).zip(bns.iter_mut()) {
             p.normed |= 1 << j;
-            p.z[*j] = z.gpu_buf().expect("z on the GPU").ptr();
+            p.z[j] = ptr_at(z.gpu_buf().expect("z on the GPU"), part * g.len());
+            let j = &j;
             p.mean[*j] = ptr_at(sb, j * c);
             p.invstd[*j] = ptr_at(sb, (K + j) * c);
             p.rmean[*j] = bn.running_mean.gpu_buf_mut().ptr();
@@ -148,17 +163,17 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
             let mut w = vec![T::ZERO; K];
             softmax_row(&alpha.data::<T>()[e.row * K..(e.row + 1) * K], &mut w);
             let mut st = vec![T::ZERO; 2 * K * c];
-            for ((j, z), bn) in e.normed.iter().zip(bns.iter_mut()) {
+            for ((j, z, part), bn) in parts(&e.normed).zip(bns.iter_mut()) {
                 let (head, tail) = st.split_at_mut((K + j) * c);
                 let (mean, invstd) = (&mut head[j * c..(j + 1) * c], &mut tail[..c]);
                 if training {
-                    host_stats_update(&g, z.data::<T>(), bn, mean, invstd);
+                    host_stats_update(&g, &z.data::<T>()[part * g.len()..(part + 1) * g.len()], bn, mean, invstd);
                 } else {
                     let (rm, rv) = (bn.running_mean.data::<T>(), bn.running_var.data::<T>());
                     cpu::running_stats(rm, rv, eps, mean, invstd);
                 }
             }
-            let normed: Vec<(usize, Tensor)> = e.normed.iter().map(|(j, z)| (*j, (*z).clone())).collect();
+            let normed: Vec<(Vec<usize>, Tensor)> = e.normed.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect();
             let edge = host_edge::<T>(&g, &w, &normed, e.skip, &st);
             let mut y = vec![T::ZERO; g.len()];
             cpu::forward(&edge, e.acc.map(|a| a.data::<T>()), &mut y);
@@ -169,7 +184,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         alpha: alpha.clone(),
         row: e.row,
         skip: e.skip.map(|(j, x)| (j, x.clone())),
-        normed: e.normed.iter().map(|(j, z)| (*j, (*z).clone())).collect(),
+        normed: e.normed.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect(),
         stats,
         training,
     };
@@ -206,7 +221,7 @@ pub fn batch_stats_update(z: &Tensor, bn: &mut BnState) -> (Tensor, Tensor) {
         p.invstd[0] = rstd.gpu_buf_mut().ptr();
         p.rmean[0] = bn.running_mean.gpu_buf_mut().ptr();
         p.rvar[0] = bn.running_var.gpu_buf_mut().ptr();
-        gpu_ok(gpu::stats_one(&*rt, &p));
+        gpu_ok(gpu::stats_slots(&*rt, &p, 1));
         return (mean, rstd);
     }
     with_dtype!(z.dtype(), T => {
@@ -223,7 +238,7 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
         alpha: e.alpha.value(),
         row: e.row,
         skip: e.skip.map(|(j, x)| (j, x.value())),
-        normed: e.normed.iter().map(|(j, z)| (*j, z.value())).collect(),
+        normed: e.normed.iter().map(|(js, z)| (js.clone(), z.value())).collect(),
         acc: e.acc.map(|a| a.value()),
     };
     let (y, saved) = forward(&operands, bns, training);
@@ -262,7 +277,7 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
 }
 
 /// Host batch statistics of `z` and the running update of `bn`, as the unfused batch norm.
-fn host_stats_update<T: crate::tensor::Element>(
+pub(crate) fn host_stats_update<T: crate::tensor::Element>(
     g: &crate::backend::geom::BnGeom,
     z: &[T],
     bn: &mut BnState,
@@ -281,17 +296,38 @@ fn host_stats_update<T: crate::tensor::Element>(
     );
 }
 
+/// The shape of one part of a stacked `[parts·n, ...]` operand.
+fn part_shape(stacked: &[usize], parts: usize) -> Vec<usize> {
+    let mut s = stacked.to_vec();
+    assert!(!s.is_empty() && s[0] % parts == 0, "{OP}: {} does not stack {parts} parts", fmt_shape(stacked));
+    s[0] /= parts;
+    s
+}
+
+fn stacked_shape(part: &[usize], parts: usize) -> Vec<usize> {
+    let mut s = part.to_vec();
+    s[0] *= parts;
+    s
+}
+
+/// Every normed slot with its stacked operand and its part index in it, in listing order.
+fn parts<Z: std::borrow::Borrow<Tensor>>(
+    normed: &[(Vec<usize>, Z)],
+) -> impl Iterator<Item = (usize, &Tensor, usize)> {
+    normed.iter().flat_map(|(js, z)| js.iter().enumerate().map(move |(part, &j)| (j, z.borrow(), part)))
+}
+
 /// The borrowed host view of an edge.
 fn host_edge<'a, T: crate::tensor::Element>(
     g: &crate::backend::geom::BnGeom,
     w: &'a [T],
-    normed: &'a [(usize, Tensor)],
+    normed: &'a [(Vec<usize>, Tensor)],
     skip: Option<(usize, &'a Tensor)>,
     stats: &'a [T],
 ) -> cpu::Edge<'a, T> {
     let mut z: [Option<&[T]>; K] = [None; K];
-    for (j, t) in normed {
-        z[*j] = Some(t.data::<T>());
+    for (j, t, part) in parts(normed) {
+        z[j] = Some(&t.data::<T>()[part * g.len()..(part + 1) * g.len()]);
     }
     cpu::Edge { g: *g, w, z, skip: skip.map(|(j, x)| (j, x.data::<T>())), stats }
 }
@@ -301,7 +337,7 @@ pub struct MixedSaved {
     alpha: Tensor,
     row: usize,
     skip: Option<(usize, Tensor)>,
-    normed: Vec<(usize, Tensor)>,
+    normed: Vec<(Vec<usize>, Tensor)>,
     stats: Tensor,
     training: bool,
 }
@@ -312,7 +348,7 @@ pub struct MixedGrads {
     pub dalpha: Option<Tensor>,
     /// Of the identity's operand.
     pub dx: Option<Tensor>,
-    /// Of each candidate's pre-BN output, in the order given.
+    /// Of each stacked pre-BN operand, in the order given.
     pub dz: Vec<Option<Tensor>>,
 }
 
@@ -345,14 +381,16 @@ impl MixedSaved {
                 ..Default::default()
             };
             let mut dz: Vec<Option<Tensor>> = Vec::new();
-            for ((j, z), &n) in self.normed.iter().zip(need_z) {
-                p.normed |= 1 << j;
-                p.z[*j] = z.gpu_buf().expect("z on the GPU").ptr();
-                p.mean[*j] = ptr_at(sb, j * c);
-                p.invstd[*j] = ptr_at(sb, (K + j) * c);
-                let mut t = n.then(|| Tensor::empty_gpu(dy.shape(), &rt));
-                if let Some(t) = t.as_mut() {
-                    p.dz[*j] = t.gpu_buf_mut().ptr();
+            for ((js, z), &n) in self.normed.iter().zip(need_z) {
+                let mut t = n.then(|| Tensor::empty_gpu(z.shape(), &rt));
+                for (part, &j) in js.iter().enumerate() {
+                    p.normed |= 1 << j;
+                    p.z[j] = ptr_at(z.gpu_buf().expect("z on the GPU"), part * g.len());
+                    p.mean[j] = ptr_at(sb, j * c);
+                    p.invstd[j] = ptr_at(sb, (K + j) * c);
+                    if let Some(t) = t.as_mut() {
+                        p.dz[j] = ptr_at(t.gpu_buf_mut(), part * g.len());
+                    }
                 }
                 dz.push(t);
             }
@@ -378,11 +416,13 @@ impl MixedSaved {
                     .normed
                     .iter()
                     .zip(need_z)
-                    .map(|((j, _), &n)| {
+                    .map(|((js, z), &n)| {
                         n.then(|| {
-                            let mut out = vec![T::ZERO; g.len()];
-                            cpu::dz(&edge, *j, dyv, &sums, self.training, &mut out);
-                            Tensor::from_vec(dy.shape(), out)
+                            let mut out = vec![T::ZERO; z.numel()];
+                            for (&j, out) in js.iter().zip(out.chunks_mut(g.len())) {
+                                cpu::dz(&edge, j, dyv, &sums, self.training, out);
+                            }
+                            Tensor::from_vec(z.shape(), out)
                         })
                     })
                     .collect();

@@ -29,7 +29,7 @@
 //! kernels, the pointwise GEMM kernels, the BN statistics and backward kernels, `bn_invstd_f32`.
 //! CPU: the composition of the existing CPU ops, intermediates dropped as soon as used.
 
-mod cpu;
+pub(crate) mod cpu;
 mod gpu;
 
 use crate::autograd::functions::BnState;
