@@ -13,6 +13,13 @@ mirroring src/backend/cpu/pool.rs.
   avg forward   y = (sum of the in-bounds taps) / count, count = in-bounds taps
                 (count_include_pad = False); 0 for an empty window.
   avg backward  dx[i, j] = sum over the windows containing (i, j) of dy / count.
+  max + avg pair (every DARTS edge pools the same x both ways; PoolPair struct parameter)
+    forward     y[0] = max pool, y[1] = avg pool, y as [2, planes, oh, ow]: one scan of each
+                window does both reductions with the single kernels' rules and orders, so each
+                half is bitwise the single kernel's output.
+    backward    dx = (max backward of dy[0]) + (avg backward of dy[1]): the two gathers below,
+                each summed in the single kernels' order and added once at the end, so dx is
+                bitwise the two single kernels' results followed by an elementwise add.
 Every backward is a GATHER over the input: one thread owns one dx element and adds its
 windows' contributions in (oi, oj) row-major order, the order in which the CPU backend adds them,
 so each dx is the same f32 sum on every schedule. No atomics; dx is overwritten, never
@@ -21,7 +28,7 @@ accumulated into.
 Windows containing input row i:  oi in [ceil((i + p - k + 1) / s), floor((i + p) / s)]
 clipped to [0, oh). (Same for columns.) At most ceil(k / s) of them.
 
-Launch shapes (planes = n * c; every index < 2^31):
+Launch shapes (planes = n * c; every index < 2^31, the pair's 2*planes*oh*ow included):
   max_pool_fwd_f32, avg_pool_fwd_f32
       one thread per output element, grid-stride over planes*oh*ow: block = POOL_BLOCK = 256,
       grid = min(ceil(planes*oh*ow / 256), 65535); no shared memory. Neighbouring threads read
@@ -30,7 +37,9 @@ Launch shapes (planes = n * c; every index < 2^31):
   avg_pool_bwd_f32
       one thread per INPUT element, grid-stride over planes*h*w, same block and grid rule;
       reads at most ceil(k/s)^2 dy values (L1-resident neighbours); no shared memory.
-  max_pool_bwd_f32
+  max_avg_pool_fwd_f32
+      as max_pool_fwd_f32 over planes*oh*ow; each thread writes y[idx] and y[planes*oh*ow + idx].
+  max_pool_bwd_f32, max_avg_pool_bwd_f32
       a 2-D tile of TW x TH input pixels per block: block = (TW, TH, 1), TW*TH <= 256,
       grid = (ceil(w / TW), ceil(h / TH), min(planes, 65535)) with a loop over planes in z.
       The host picks TW = clamp(pow2ceil(w), 8, 32), TH = min(pow2ceil(h), 256 / TW), so small
@@ -45,6 +54,9 @@ Launch shapes (planes = n * c; every index < 2^31):
       dynamic shared = 8 * WR * WC bytes with WR = (TH + k - 2) / s + 1 and
       WC = (TW + k - 2) / s + 1 (int argmax + float dy per window): 2720 bytes for k=3, s=1,
       32x8; the host computes it with the same formulas.
+      max_avg_pool_bwd_f32 also stages the avg half's dy / count per window (12 * WR * WC
+      bytes: 4080 for k=3, s=1, 32x8), so phase 2 sums both gradients from shared memory and the
+      division is done once per staged window rather than once per covering pixel.
 Assumptions: contiguous NCHW tensors; k, s >= 1, p >= 0; oh = floor((h + 2p - k) / s) + 1 and
 ow likewise (as Pool2dGeom computes them; 0 when the window does not fit); dy / dx must not
 alias x / y. k is a runtime value: the tap loops are not unrolled (DARTS uses k = 3).
@@ -222,6 +234,108 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
                 }
             }
             dx[static_cast<size_t>(plane) * hw + me] = acc;
+        }
+        __syncthreads();  // the next plane overwrites the staged windows
+    }
+}
+
+// Parameters of the max + avg pair (`PoolPair` in src/backend/gpu/launch/pool.rs, same layout).
+struct PoolPair {
+    const float* x;   // [planes, h, w]
+    const float* dy;  // backward: [2, planes, oh, ow], the max half then the avg half
+    float* out;       // forward: y [2, planes, oh, ow]; backward: dx [planes, h, w]
+    int planes, h, w, k, s, p, oh, ow;
+};
+
+extern "C" __global__ void __launch_bounds__(POOL_BLOCK) max_avg_pool_fwd_f32(PoolPair a) {
+    const int h = a.h, w = a.w, k = a.k, s = a.s, p = a.p, oh = a.oh, ow = a.ow;
+    const unsigned total =
+        static_cast<unsigned>(a.planes) * static_cast<unsigned>(oh) * static_cast<unsigned>(ow);
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int oj = static_cast<int>(idx % static_cast<unsigned>(ow));
+        const unsigned t = idx / static_cast<unsigned>(ow);
+        const int oi = static_cast<int>(t % static_cast<unsigned>(oh));
+        const unsigned plane = t / static_cast<unsigned>(oh);
+        const float* xp = a.x + static_cast<size_t>(plane) * h * w;
+        int r0, r1, c0, c1;
+        pool_taps(oi, h, k, s, p, &r0, &r1);
+        pool_taps(oj, w, k, s, p, &c0, &c1);
+        // One scan, both reductions: the max update of pool_window_argmax (bv is x[argmax]) and
+        // the row-major sum of avg_pool_fwd_f32, so each half matches its single kernel bitwise.
+        bool any = false;
+        float bv = 0.0f, acc = 0.0f;
+        for (int i = r0; i < r1; ++i) {
+            for (int j = c0; j < c1; ++j) {
+                const float v = __ldg(xp + i * w + j);
+                if (!any || v > bv || (v != v && bv == bv)) bv = v;
+                any = true;
+                acc += v;
+            }
+        }
+        const int rows = r1 > r0 ? r1 - r0 : 0, cols = c1 > c0 ? c1 - c0 : 0;
+        const int count = rows * cols;
+        a.out[idx] = any ? bv : -INFINITY;
+        a.out[total + idx] = acc / static_cast<float>(count > 0 ? count : 1);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(POOL_BLOCK) max_avg_pool_bwd_f32(PoolPair a) {
+    DARTS_DYN_SMEM(float, pool_smem);
+    const int h = a.h, w = a.w, k = a.k, s = a.s, p = a.p, oh = a.oh, ow = a.ow;
+    const int tw = static_cast<int>(blockDim.x), th = static_cast<int>(blockDim.y);
+    const int nthreads = tw * th;
+    const int tid = static_cast<int>(threadIdx.y) * tw + static_cast<int>(threadIdx.x);
+    const int i0 = static_cast<int>(blockIdx.y) * th, j0 = static_cast<int>(blockIdx.x) * tw;
+    const int i = i0 + static_cast<int>(threadIdx.y), j = j0 + static_cast<int>(threadIdx.x);
+    const int i_last = (i0 + th < h ? i0 + th : h) - 1, j_last = (j0 + tw < w ? j0 + tw : w) - 1;
+    // Windows touching the tile, as in max_pool_bwd_f32.
+    int wr0, wr1, wc0, wc1, dummy;
+    pool_windows_of(i0, oh, k, s, p, &wr0, &dummy);
+    pool_windows_of(i_last, oh, k, s, p, &dummy, &wr1);
+    pool_windows_of(j0, ow, k, s, p, &wc0, &dummy);
+    pool_windows_of(j_last, ow, k, s, p, &dummy, &wc1);
+    const int nr = wr1 >= wr0 ? wr1 - wr0 + 1 : 0, nc = wc1 >= wc0 ? wc1 - wc0 + 1 : 0;
+    const int nwin = nr * nc;  // <= WR * WC of the host's shared-memory size
+    int* s_arg = reinterpret_cast<int*>(pool_smem);
+    float* s_dy = pool_smem + nwin;        // the max half's dy
+    float* s_share = pool_smem + 2 * nwin;  // the avg half's dy / count
+    int oi0 = 0, oi1 = -1, oj0 = 0, oj1 = -1;
+    if (i < h && j < w) {
+        pool_windows_of(i, oh, k, s, p, &oi0, &oi1);
+        pool_windows_of(j, ow, k, s, p, &oj0, &oj1);
+    }
+    const int hw = h * w, ohw = oh * ow;
+    const size_t half = static_cast<size_t>(a.planes) * ohw;
+    for (unsigned plane = blockIdx.z; plane < static_cast<unsigned>(a.planes); plane += gridDim.z) {
+        const float* xp = a.x + static_cast<size_t>(plane) * hw;
+        const float* dyp = a.dy + static_cast<size_t>(plane) * ohw;
+        // Not unrolled: the division's slow path is a call (see avg_pool_bwd_f32).
+        POOL_NO_UNROLL
+        for (int t = tid; t < nwin; t += nthreads) {
+            const int oi = wr0 + t / nc, oj = wc0 + t % nc;
+            s_arg[t] = pool_window_argmax(xp, h, w, k, s, p, oi, oj);
+            s_dy[t] = __ldg(dyp + oi * ow + oj);
+            int r0, r1, c0, c1;
+            pool_taps(oi, h, k, s, p, &r0, &r1);
+            pool_taps(oj, w, k, s, p, &c0, &c1);
+            // The same quotient avg_pool_bwd_f32 forms per pixel, formed once per window here.
+            const float count = static_cast<float>((r1 - r0) * (c1 - c0));
+            s_share[t] = __ldg(dyp + half + oi * ow + oj) / count;
+        }
+        __syncthreads();
+        if (i < h && j < w) {
+            const int me = i * w + j;
+            // Two sums in (oi, oj) row-major order, as the single kernels add them; added once.
+            float acc_max = 0.0f, acc_avg = 0.0f;
+            for (int oi = oi0; oi <= oi1; ++oi) {
+                const int row = (oi - wr0) * nc - wc0;
+                for (int oj = oj0; oj <= oj1; ++oj) {
+                    if (s_arg[row + oj] == me) acc_max += s_dy[row + oj];
+                    acc_avg += s_share[row + oj];
+                }
+            }
+            a.out[static_cast<size_t>(plane) * hw + me] = acc_max + acc_avg;
         }
         __syncthreads();  // the next plane overwrites the staged windows
     }

@@ -425,15 +425,31 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             "avg_pool",
             "forward",
             label.clone(),
-            vec![x],
+            vec![x.clone()],
             Box::new(move |t| vec![ops::pool::avg_pool(&t[0], 3, s, 1)]),
         ));
         cs.push(case(
             "avg_pool",
             "backward",
-            label,
+            label.clone(),
             vec![dy],
             Box::new(move |t| vec![ops::pool::avg_pool_bwd(&t[0], &xs, 3, s, 1)]),
+        ));
+        // The max + avg pair of every DARTS edge, one launch each way.
+        let dy2 = rand(rng, &[2 * b, c, y.shape()[2], y.shape()[3]]);
+        cs.push(case(
+            "max_avg_pool",
+            "forward",
+            label.clone(),
+            vec![x.clone()],
+            Box::new(move |t| vec![ops::pool::max_avg_pool(&t[0], 3, s, 1)]),
+        ));
+        cs.push(case(
+            "max_avg_pool",
+            "backward",
+            label,
+            vec![x.clone(), dy2],
+            Box::new(move |t| vec![ops::pool::max_avg_pool_bwd(&t[0], &t[1], 3, s, 1)]),
         ));
     }
     // Elementwise, mixed-op weighted sum, node concat, FactorizedReduce crop.

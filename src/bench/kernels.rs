@@ -250,11 +250,20 @@ impl Cases {
             self.push("max_pool", format!("bwd {label}"), F32 * 3 * n, 0, move || {
                 drop(ops::pool::max_pool_bwd(&x2, &dy2, 3, 1, 1))
             });
+            let (x3, dy3) = (x.clone(), self.rand(&[2 * b, c, hw, hw]));
             self.push("avg_pool", format!("fwd {label}"), F32 * 2 * n, 0, move || {
                 drop(ops::pool::avg_pool(&x, 3, 1, 1))
             });
             self.push("avg_pool", format!("bwd {label}"), F32 * 2 * n, 0, move || {
                 drop(ops::pool::avg_pool_bwd(&dy, &shape, 3, 1, 1))
+            });
+            // The pair reads x once and writes both halves; its backward reads x and both dy halves.
+            let x4 = x3.clone();
+            self.push("max_avg_pool", format!("fwd {label}"), F32 * 3 * n, 0, move || {
+                drop(ops::pool::max_avg_pool(&x3, 3, 1, 1))
+            });
+            self.push("max_avg_pool", format!("bwd {label}"), F32 * 4 * n, 0, move || {
+                drop(ops::pool::max_avg_pool_bwd(&x4, &dy3, 3, 1, 1))
             });
         }
     }

@@ -81,3 +81,48 @@ pub fn avg_pool_bwd(dy: &Tensor, x_shape: &[usize], k: usize, stride: usize, pad
         Tensor::from_vec(x_shape, dx)
     })
 }
+
+/// The output shape of [`max_avg_pool`]: the max and average halves stacked along the batch.
+fn pair_shape(g: &Pool2dGeom) -> [usize; 4] {
+    [2 * g.n, g.c, g.out_h(), g.out_w()]
+}
+
+/// Max and average pooling of the same input in one pass: `[2n, c, oh, ow]`, the max pool in
+/// images 0..n and the average pool (padded taps excluded) in images n..2n.
+pub fn max_avg_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
+    let g = geom("max_avg_pool", x.shape(), k, stride, pad);
+    if let Some(rt) = gpu_rt("max_avg_pool", &[x]) {
+        return gpu_out(&rt, &pair_shape(&g), |y| gpool::max_avg_pool_fwd(&g, buf(x), y));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; 2 * g.y_len()];
+        let (ymax, yavg) = y.split_at_mut(g.y_len());
+        cpu::pool::max_pool_fwd(&g, x.data::<T>(), ymax);
+        cpu::pool::avg_pool_fwd(&g, x.data::<T>(), yavg);
+        Tensor::from_vec(&pair_shape(&g), y)
+    })
+}
+
+/// The input gradient of [`max_avg_pool`]: `max_pool_bwd(x, dy[..n]) + avg_pool_bwd(dy[n..])`,
+/// one launch on a GPU.
+pub fn max_avg_pool_bwd(x: &Tensor, dy: &Tensor, k: usize, stride: usize, pad: usize) -> Tensor {
+    let op = "max_avg_pool_bwd";
+    let g = geom(op, x.shape(), k, stride, pad);
+    let got = nchw(op, "dy", dy);
+    assert_eq!(got, pair_shape(&g), "{op}: dy {} vs output {}", fmt_shape(&got), fmt_shape(&pair_shape(&g)));
+    if let Some(rt) = gpu_rt(op, &[x, dy]) {
+        return gpu_out(&rt, x.shape(), |dx| gpool::max_avg_pool_bwd(&g, buf(x), buf(dy), dx));
+    }
+    with_dtype!(x.dtype(), T => {
+        let (dy_max, dy_avg) = dy.data::<T>().split_at(g.y_len());
+        let mut dx = vec![T::ZERO; g.x_len()];
+        cpu::pool::max_pool_bwd(&g, x.data::<T>(), dy_max, &mut dx);
+        let mut dx_avg = vec![T::ZERO; g.x_len()];
+        cpu::pool::avg_pool_bwd(&g, dy_avg, &mut dx_avg);
+        // max + avg, the order of the GPU kernel's final add.
+        for (m, &a) in dx.iter_mut().zip(&dx_avg) {
+            *m += a;
+        }
+        Tensor::from_vec(x.shape(), dx)
+    })
+}

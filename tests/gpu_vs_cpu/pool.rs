@@ -1,6 +1,7 @@
-//! Pooling (`kernels/pool.cu`): max and average pooling forward and backward against
-//! `cpu::pool` in f64, on normal inputs, on small integers (many exact ties: the first maximum
-//! in row-major order must win) and on all-negative inputs (padding must never win).
+//! Pooling (`kernels/pool.cu`): max and average pooling forward and backward, alone and as the
+//! max + avg pair, against `cpu::pool` in f64, on normal inputs, on small integers (many exact
+//! ties: the first maximum in row-major order must win) and on all-negative inputs (padding must
+//! never win).
 
 use darts::backend::cpu::pool as cpu;
 use darts::backend::geom::Pool2dGeom;
@@ -95,6 +96,25 @@ pub fn cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
         let mut want = vec![0.0; g.x_len()];
         cpu::avg_pool_bwd(&g, &wdy, &mut want);
         out.push(Outcome { name: format!("avg_pool_bwd {tag}"), gpu: dx.to_host().unwrap(), cpu: want });
+
+        // The max + avg pair: both halves at once, and the sum of both input gradients.
+        let mut y = nan(rt, 2 * g.y_len());
+        gpu::max_avg_pool_fwd(&g, &gx, &mut y).unwrap();
+        let mut want = vec![0.0; 2 * g.y_len()];
+        let (wmax, wavg) = want.split_at_mut(g.y_len());
+        cpu::max_pool_fwd(&g, &wx, wmax);
+        cpu::avg_pool_fwd(&g, &wx, wavg);
+        out.push(Outcome { name: format!("max_avg_pool_fwd {tag}"), gpu: y.to_host().unwrap(), cpu: want });
+
+        let dy2 = normals(rng, 2 * g.y_len());
+        let wdy2 = wide(&dy2);
+        let mut dx = nan(rt, g.x_len());
+        gpu::max_avg_pool_bwd(&g, &gx, &up(rt, &dy2), &mut dx).unwrap();
+        let (mut want, mut wavg) = (vec![0.0; g.x_len()], vec![0.0; g.x_len()]);
+        cpu::max_pool_bwd(&g, &wx, &wdy2[..g.y_len()], &mut want);
+        cpu::avg_pool_bwd(&g, &wdy2[g.y_len()..], &mut wavg);
+        want.iter_mut().zip(&wavg).for_each(|(m, a)| *m += a);
+        out.push(Outcome { name: format!("max_avg_pool_bwd {tag}"), gpu: dx.to_host().unwrap(), cpu: want });
     }
 
     // More planes than the grid's z limit (65535): max_pool_bwd loops over planes.
