@@ -138,6 +138,19 @@ pub fn max_pool(x: &Var, k: usize, stride: usize, pad: usize) -> Var {
     )
 }
 
+/// Max and average k x k pooling of the same input as one node: `[2n, c, oh, ow]`, the max pool
+/// in images `0..n`, the average pool (padding excluded) in `n..2n` (one launch each way on a
+/// GPU: an edge's two pool candidates).
+pub fn max_avg_pool(x: &Var, k: usize, stride: usize, pad: usize) -> Var {
+    let y = ops::pool::max_avg_pool(x.value(), k, stride, pad);
+    let xv = x.value().clone();
+    x.tape().push(
+        y,
+        &[x],
+        Box::new(move |dy, _| vec![Some(ops::pool::max_avg_pool_bwd(&xv, dy, k, stride, pad))]),
+    )
+}
+
 /// k x k average pooling, padding excluded from the divisor.
 pub fn avg_pool(x: &Var, k: usize, stride: usize, pad: usize) -> Var {
     let y = ops::pool::avg_pool(x.value(), k, stride, pad);

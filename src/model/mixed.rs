@@ -84,6 +84,7 @@ impl MixedOp {
         // The conv candidates, batched into one node: slots, parts, final BNs.
         let c = x.shape()[1];
         let (mut conv_slots, mut convs, mut conv_bns) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pools: Vec<(usize, &PoolBn)> = Vec::new();
         for (slot, op) in self.ops.iter().enumerate() {
             let (z, bn) = match op {
                 Candidate::Zero { .. } => continue,
@@ -91,7 +92,10 @@ impl MixedOp {
                     skip = Some((slot, x));
                     continue;
                 }
-                Candidate::Pool(p) => (p.forward_pre_bn(x), p.final_bn()),
+                Candidate::Pool(p) => {
+                    pools.push((slot, p));
+                    continue;
+                }
                 Candidate::Reduce(r) => (r.forward_pre_bn(ctx, x), r.final_bn()),
                 Candidate::Sep(s) => {
                     conv_slots.push(slot);
@@ -108,6 +112,23 @@ impl MixedOp {
             };
             normed.push((vec![slot], z));
             bns.push(bn);
+        }
+        // The max and avg pools share one node (each a BN-terminated part of its output).
+        match pools[..] {
+            [(j_max, max), (j_avg, avg)]
+                if max.kind() == PoolKind::Max
+                    && avg.kind() == PoolKind::Avg
+                    && max.stride() == avg.stride() =>
+            {
+                normed.push((vec![j_max, j_avg], F::max_avg_pool(x, 3, max.stride(), 1)));
+                bns.extend([max.final_bn(), avg.final_bn()]);
+            }
+            _ => {
+                for (j, p) in pools {
+                    normed.push((vec![j], p.forward_pre_bn(x)));
+                    bns.push(p.final_bn());
+                }
+            }
         }
         let training = ctx.training;
         if !convs.is_empty() {

@@ -276,4 +276,14 @@ impl PoolBn {
     pub fn final_bn(&self) -> B {
         self.bn
     }
+
+    /// Which pooling.
+    pub fn kind(&self) -> PoolKind {
+        self.kind
+    }
+
+    /// Its stride.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
 }
