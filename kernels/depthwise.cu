@@ -82,6 +82,26 @@ Launch shapes (all sized by launch/depthwise.rs from the geometry alone):
       static shared = DW_WARPS * 32 * 4 = 1 KiB.
   depthwise_bwd_weight_final_f32
       grid = ceil(C*kh*kw / 256), block = 256; no shared memory.
+
+Slotted pre-op variants (one DARTS edge's four conv candidates, sep 3x3 / 5x5 and dil 3x3 / 5x5,
+each ReLU -> depthwise, or the sep convs' second stages, normalise -> ReLU -> depthwise): up to
+DW_MAX_SLOTS = 4 independent problems in ONE launch instead of one launch each. Parameters are one
+struct DwSlots by value (shared with launch/depthwise.rs as #[repr(C)]): n, c, h, w, oh, ow and s
+are common; each DwSlot has its own kh = kw, pad, d, pointers (x, mean/rstd or null, w, dy, out,
+partial), tile plan, and grid extents. Slot z = blockIdx.z runs exactly the code of the single
+kernel for its problem (pre-op = dw_pre(mean, rstd, c, true)), so its output is bitwise the
+single kernel's:
+  depthwise_pre_fwd_slots_f32                 y_s  = dwconv(pre_s(x_s), w_s)
+  depthwise_pre_bwd_data_slots_f32            dx_s = dwconv_bwd_data(dy_s, w_s) * [pre_s(x_s) > 0]
+  depthwise_pre_bwd_weight_partial_slots_f32  partials of dw_s = dwconv_bwd_weight(pre_s(x_s), dy_s)
+  depthwise_bwd_weight_final_slots_f32        dw_s from its partials, every slot in one launch
+      grid  = (max_s grid_x, max_s grid_y, nslots) (the partial pass: (max_s nparts, C, nslots);
+      the final: (ceil(max_s C*kh*kw / 256), 1, nslots)); a block past its own slot's grid returns
+      at once, before any barrier. block = max_s of the slots' blocks, dynamic shared = max_s of
+      their shared sizes. The extra threads of a smaller slot are idle: the tile loads stride by
+      blockDim.x, threads past the slot's planes return after the barrier (gather) or add zeros
+      (weight gradient), and the weight gradient adds only the slot's own nwarps warp sums, in
+      order, so the block size does not change a bit.
 Kernel arguments describing the tile (tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps) come
 from the host plan; the kernel trusts them (rows_in >= (tg*4 - 1)*s + (kh-1)*d + 1 etc.).
 Assumptions: contiguous NCHW, every tensor < 2^31 elements; w is [C, 1, kh, kw]; y/dx/dw do not
@@ -406,7 +426,7 @@ template <int K, int S, int D>
 static __device__ __forceinline__ void dw_wgrad_fast(const float* __restrict__ x, const float* __restrict__ dy,
                                                      float* __restrict__ partial, const DwPre& pre, int n, int c, int h,
                                                      int wd, int oh, int ow, int pad, int iters, int tiles,
-                                                     const DwTile& t, float (*warp_sums)[32]) {
+                                                     const DwTile& t, int nwarps, float (*warp_sums)[32]) {
     constexpr int KK = K * K;
     constexpr int V = KK <= 16 ? 16 : 32;
     constexpr int L = (DW_ROWS - 1) * S + (K - 1) * D + 1;
@@ -458,9 +478,9 @@ static __device__ __forceinline__ void dw_wgrad_fast(const float* __restrict__ x
     if (lane < static_cast<unsigned>(KK)) warp_sums[warp][lane] = v;
     __syncthreads();
     if (tid < KK) {
-        const unsigned nwarps = blockDim.x >> 5;
+        if (nwarps == 0) nwarps = static_cast<int>(blockDim.x >> 5);
         float total = warp_sums[0][tid];
-        for (unsigned wi = 1; wi < nwarps; ++wi) total += warp_sums[wi][tid];
+        for (int wi = 1; wi < nwarps; ++wi) total += warp_sums[wi][tid];
         partial[part * c * KK + ch * KK + tid] = total;
     }
 }
@@ -470,7 +490,7 @@ static __device__ __forceinline__ void dw_wgrad_generic(const float* __restrict_
                                                         float* __restrict__ partial, const DwPre& pre, int n, int c,
                                                         int h, int wd, int oh, int ow, int kh, int kw, int s,
                                                         int pad, int d, int iters, int tiles, const DwTile& t,
-                                                        float* warp_sums) {
+                                                        int nwarps, float* warp_sums) {
     const int kk = kh * kw;
     const int part = static_cast<int>(blockIdx.x), ch = static_cast<int>(blockIdx.y);
     const int tile_i = part % tiles, chunk = part / tiles;
@@ -502,9 +522,9 @@ static __device__ __forceinline__ void dw_wgrad_generic(const float* __restrict_
         if (lane == 0) warp_sums[warp] = a;
         __syncthreads();
         if (tid == 0) {
-            const unsigned nwarps = blockDim.x >> 5;
+            const int nw = nwarps != 0 ? nwarps : static_cast<int>(blockDim.x >> 5);
             float total = warp_sums[0];
-            for (unsigned wi = 1; wi < nwarps; ++wi) total += warp_sums[wi];
+            for (int wi = 1; wi < nw; ++wi) total += warp_sums[wi];
             partial[part * c * kk + ch * kk + tap] = total;
         }
         __syncthreads();  // warp_sums is rewritten for the next tap
@@ -514,17 +534,17 @@ static __device__ __forceinline__ void dw_wgrad_generic(const float* __restrict_
 static __device__ __forceinline__ void dw_wgrad(const float* __restrict__ x, const float* __restrict__ dy,
                                                 float* __restrict__ partial, const DwPre& q, int n, int c, int h,
                                                 int wd, int oh, int ow, int kh, int kw, int s, int pad, int d,
-                                                int iters, int tiles, const DwTile& t) {
+                                                int iters, int tiles, const DwTile& t, int nwarps) {
     // One static array for every path (an array per template instance would each be allocated).
     __shared__ float warp_sums[DW_WARPS][32];
     if (!dw_fast(kh, kw, s, d)) {
-        dw_wgrad_generic(x, dy, partial, q, n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles, t,
+        dw_wgrad_generic(x, dy, partial, q, n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles, t, nwarps,
                          warp_sums[0]);
         return;
     }
     // dw_fast() holds, so the key is one of the 8 cases (5,2,2 is the default).
 #define DW_WGRAD_FAST(K, S, D) \
-    dw_wgrad_fast<K, S, D>(x, dy, partial, q, n, c, h, wd, oh, ow, pad, iters, tiles, t, warp_sums)
+    dw_wgrad_fast<K, S, D>(x, dy, partial, q, n, c, h, wd, oh, ow, pad, iters, tiles, t, nwarps, warp_sums)
     switch (kh * 100 + s * 10 + d) {
         case 311: DW_WGRAD_FAST(3, 1, 1); break;
         case 312: DW_WGRAD_FAST(3, 1, 2); break;
@@ -544,6 +564,9 @@ static __device__ __forceinline__ void dw_wgrad(const float* __restrict__ x, con
 #define DW_TILE_PARAMS int tw, int tg, int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps
 #define DW_SHAPE_PARAMS int n, int c, int h, int wd, int oh, int ow, int kh, int kw, int s, int pad, int d
 #define DW_TILE_OF_ARGS dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps)
+// The warps whose sums the weight gradient adds: 0 = all of the block's (a constant, so the
+// single-slot kernels read blockDim only where they add, keeping no extra register live).
+#define DW_NWARPS 0
 
 static __device__ __forceinline__ void dw_fwd(const float* __restrict__ x, const float* __restrict__ w,
                                               float* __restrict__ y, const DwPre& q, int n, int c, int h, int wd,
@@ -612,7 +635,7 @@ extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
                                      float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS, int iters,
                                      int tiles) {
     dw_wgrad(x, dy, partial, dw_pre(nullptr, nullptr, c, false), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters,
-             tiles, DW_TILE_OF_ARGS);
+             tiles, DW_TILE_OF_ARGS, DW_NWARPS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
@@ -620,7 +643,7 @@ extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
                                           float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS, int iters,
                                           int tiles) {
     dw_wgrad(x, dy, partial, dw_pre(nullptr, nullptr, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters,
-             tiles, DW_TILE_OF_ARGS);
+             tiles, DW_TILE_OF_ARGS, DW_NWARPS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
@@ -629,14 +652,77 @@ extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
                                             float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS,
                                             int iters, int tiles) {
     dw_wgrad(x, dy, partial, dw_pre(mean, rstd, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles,
-             DW_TILE_OF_ARGS);
+             DW_TILE_OF_ARGS, DW_NWARPS);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_FINAL_BLOCK)
-    depthwise_bwd_weight_final_f32(const float* __restrict__ partial, int rows, int nparts, float* __restrict__ dw) {
+// dw[r] = the sum of partial[part * rows + r] over part = 0, 1, ..., nparts-1, in that order.
+static __device__ __forceinline__ void dw_final(const float* __restrict__ partial, int rows, int nparts,
+                                                float* __restrict__ dw) {
     const int r = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
     if (r >= rows) return;
     float total = 0.0f;
     for (int p = 0; p < nparts; ++p) total += partial[p * rows + r];
     dw[r] = total;
+}
+
+extern "C" __global__ void __launch_bounds__(DW_FINAL_BLOCK)
+    depthwise_bwd_weight_final_f32(const float* __restrict__ partial, int rows, int nparts, float* __restrict__ dw) {
+    dw_final(partial, rows, nparts, dw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slotted pre-op kernels: up to DW_MAX_SLOTS independent ReLU (or normalise + ReLU) depthwise
+// problems in one launch, slot = blockIdx.z (the four conv candidates of a DARTS edge). Layout
+// shared with launch/depthwise.rs (#[repr(C)], no implicit padding).
+
+#define DW_MAX_SLOTS 4
+
+struct DwSlot {
+    const float* x;     // the pre-op input (forward, weight gradient) / the mask source (data gradient)
+    const float* mean;  // [c], or null: ReLU only
+    const float* rstd;  // [c], or null
+    const float* w;     // [c, 1, kh, kw] (forward, data gradient)
+    const float* dy;    // [n, c, oh, ow] (gradients)
+    float* out;         // y, dx or dw
+    float* partial;     // the weight gradient's partials of this slot (nparts * rows)
+    int kh, kw, pad, d;
+    DwTile t;           // this slot's tile plan
+    int grid_x, grid_y; // this slot's own grid (x, y); blocks past it return at once
+    int iters, tiles;   // the weight gradient's split
+    int nwarps;         // warps of the slot's own block (the weight gradient adds only these)
+    int rows, nparts;   // the final pass: rows = c*kh*kw, partials per row
+};
+
+struct DwSlots {
+    DwSlot slot[DW_MAX_SLOTS];
+    int n, c, h, wd, oh, ow, s;  // shared by every slot
+    int nslots;
+};
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_pre_fwd_slots_f32(DwSlots p) {
+    const DwSlot sl = p.slot[blockIdx.z];
+    // Uniform over the block, before any barrier.
+    if (static_cast<int>(blockIdx.x) >= sl.grid_x || static_cast<int>(blockIdx.y) >= sl.grid_y) return;
+    dw_fwd(sl.x, sl.w, sl.out, dw_pre(sl.mean, sl.rstd, p.c, true), p.n, p.c, p.h, p.wd, p.oh, p.ow, sl.kh, sl.kw,
+           p.s, sl.pad, sl.d, sl.t);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_pre_bwd_data_slots_f32(DwSlots p) {
+    const DwSlot sl = p.slot[blockIdx.z];
+    if (static_cast<int>(blockIdx.x) >= sl.grid_x || static_cast<int>(blockIdx.y) >= sl.grid_y) return;
+    dw_bwd_data(sl.x, dw_pre(sl.mean, sl.rstd, p.c, true), sl.dy, sl.w, sl.out, p.n, p.c, p.h, p.wd, p.oh, p.ow,
+                sl.kh, sl.kw, p.s, sl.pad, sl.d, sl.t);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
+    depthwise_pre_bwd_weight_partial_slots_f32(DwSlots p) {
+    const DwSlot sl = p.slot[blockIdx.z];
+    if (static_cast<int>(blockIdx.x) >= sl.grid_x) return;  // grid.y = c for every slot
+    dw_wgrad(sl.x, sl.dy, sl.partial, dw_pre(sl.mean, sl.rstd, p.c, true), p.n, p.c, p.h, p.wd, p.oh, p.ow, sl.kh,
+             sl.kw, p.s, sl.pad, sl.d, sl.iters, sl.tiles, sl.t, sl.nwarps);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_FINAL_BLOCK) depthwise_bwd_weight_final_slots_f32(DwSlots p) {
+    const DwSlot sl = p.slot[blockIdx.z];
+    dw_final(sl.partial, sl.rows, sl.nparts, sl.out);
 }

@@ -246,6 +246,93 @@ fn bnrelu_depthwise_cases(cs: &mut Vec<Case>, rng: &mut Rng, x: [usize; 4], w: [
     ));
 }
 
+/// A DARTS edge's depthwise stages batched into one launch per part (`depthwise_pre_*_slots` on
+/// a GPU; on the CPU the single ops slot by slot, the reference the per-slot cases use): slot i
+/// is ReLU (or normalise → ReLU) → depthwise with `(k, d) = kds[i]`, each with its own x, w, dy
+/// (and mean, rstd).
+fn dw_slots_cases(
+    cs: &mut Vec<Case>,
+    rng: &mut Rng,
+    x: [usize; 4],
+    s: usize,
+    kds: &'static [(usize, usize)],
+    normed: bool,
+) {
+    use crate::backend::gpu::launch::depthwise::{self as gdw, DwSlot};
+    use crate::backend::gpu::GpuBuf;
+    use crate::fused::sepconv::{bnrelu_dw, bnrelu_dw_bwd_data, bnrelu_dw_bwd_weight};
+    use crate::ops::conv::{depthwise_geom, relu_conv2d_depthwise as relu_dw};
+    use crate::ops::conv::{
+        relu_conv2d_depthwise_bwd_data as relu_dw_bwd_data,
+        relu_conv2d_depthwise_bwd_weight as relu_dw_bwd_weight,
+    };
+    use crate::tensor::gpu_ok;
+    const OP: &str = "dw_slots";
+    let c = x[1];
+    let params = move |i: usize| {
+        let (k, d) = kds[i];
+        ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c)
+    };
+    // Per slot: x, w, dy, then mean and rstd when normed.
+    let m = if normed { 5 } else { 3 };
+    let mut inputs = Vec::new();
+    for (i, &(k, _)) in kds.iter().enumerate() {
+        let (xt, wt) = (rand(rng, &x), rand(rng, &[c, 1, k, k]));
+        let dy = rand(rng, relu_dw(&xt, &wt, params(i)).shape());
+        inputs.extend([xt, wt, dy]);
+        if normed {
+            inputs.push(rand(rng, &[c]));
+            inputs.push(Tensor::from_f64(&[c], &rng.uniforms(c, 0.5, 1.5), DType::F32));
+        }
+    }
+    let run = move |t: &[Tensor], part: usize| -> Vec<Tensor> {
+        let slot = |i: usize| &t[i * m..(i + 1) * m];
+        let Some(rt) = ops::gpu_rt(OP, &t.iter().collect::<Vec<_>>()) else {
+            return (0..kds.len())
+                .map(|i| {
+                    let (t, p) = (slot(i), params(i));
+                    match (part, normed) {
+                        (0, false) => relu_dw(&t[0], &t[1], p),
+                        (0, true) => bnrelu_dw(&t[0], &t[3], &t[4], &t[1], p),
+                        (1, false) => relu_dw_bwd_data(&t[0], &t[2], &t[1], p),
+                        (1, true) => bnrelu_dw_bwd_data(&t[0], &t[3], &t[4], &t[2], &t[1], p),
+                        (_, false) => relu_dw_bwd_weight(&t[0], &t[2], t[1].shape(), p),
+                        (_, true) => bnrelu_dw_bwd_weight(&t[0], &t[3], &t[4], &t[2], t[1].shape(), p),
+                    }
+                })
+                .collect();
+        };
+        let slots: Vec<DwSlot> = (0..kds.len())
+            .map(|i| {
+                let t = slot(i);
+                DwSlot {
+                    g: depthwise_geom(OP, t[0].shape(), t[1].shape(), params(i)),
+                    x: ops::buf(&t[0]),
+                    norm: normed.then(|| (ops::buf(&t[3]), ops::buf(&t[4]))),
+                }
+            })
+            .collect();
+        let (ws, dys): (Vec<&GpuBuf>, Vec<&GpuBuf>) =
+            (0..kds.len()).map(|i| (ops::buf(&slot(i)[1]), ops::buf(&slot(i)[2]))).unzip();
+        // Output shape per slot: y like dy, dx like x, dw like w.
+        let shapes: Vec<&[usize]> = (0..kds.len()).map(|i| slot(i)[[2, 0, 1][part.min(2)]].shape()).collect();
+        let mut outs: Vec<GpuBuf> =
+            shapes.iter().map(|sh| gpu_ok(GpuBuf::alloc(&rt, sh.iter().product()))).collect();
+        let mut refs: Vec<&mut GpuBuf> = outs.iter_mut().collect();
+        gpu_ok(match part {
+            0 => gdw::depthwise_pre_fwd_slots(&slots, &ws, &mut refs),
+            1 => gdw::depthwise_pre_bwd_data_slots(&slots, &dys, &ws, &mut refs),
+            _ => gdw::depthwise_pre_bwd_weight_slots(&slots, &dys, &mut refs),
+        });
+        outs.into_iter().zip(shapes).map(|(b, sh)| Tensor::from_gpu(sh, b)).collect()
+    };
+    let ks: Vec<String> = kds.iter().map(|(k, d)| format!("k{k}d{d}")).collect();
+    let label = format!("x{x:?} s{s} {}{}", ks.join(","), if normed { " norm" } else { "" });
+    for (part, name) in ["forward", "bwd_data", "bwd_weight"].into_iter().enumerate() {
+        cs.push(case(OP, name, label.clone(), inputs.clone(), Box::new(move |t| run(t, part))));
+    }
+}
+
 /// Every case at the DARTS search-network shapes for batch `b` (C = 16, 8 cells).
 pub fn darts_cases(b: usize) -> Vec<Case> {
     let mut rng = Rng::new(7);
@@ -296,6 +383,12 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         let p = ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c);
         bnrelu_depthwise_cases(&mut cs, rng, [b, c, hw, hw], [c, 1, k, k], p);
     }
+    // The four conv candidates of an edge in one launch per part: the first stages (ReLU) on a
+    // normal and a reduction edge, and the sep convs' second stages (normalise → ReLU).
+    const EDGE: &[(usize, usize)] = &[(3, 1), (5, 1), (3, 2), (5, 2)];
+    dw_slots_cases(&mut cs, rng, [b, 16, 32, 32], 1, EDGE, false);
+    dw_slots_cases(&mut cs, rng, [b, 32, 16, 16], 2, EDGE, false);
+    dw_slots_cases(&mut cs, rng, [b, 16, 32, 32], 1, &EDGE[..2], true);
     for c in [16, 64] {
         let var = Tensor::from_f64(&[c], &rng.uniforms(c, 0.0, 2.0), DType::F32);
         cs.push(case(

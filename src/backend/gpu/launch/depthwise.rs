@@ -3,7 +3,9 @@
 //! `y = dwconv(max(x, 0))`, `dx = dwconv_bwd_data(dy) * [x > 0]`, `dw = dwconv_bwd_weight(max(x, 0), dy)`),
 //! and the normalise-ReLU-fused variants of a sep conv's second stage (`a = max((x - mean[c]) *
 //! rstd[c], 0)` applied on load: `y = dwconv(a)`, `da = dwconv_bwd_data(dy) * [a > 0]`,
-//! `dw = dwconv_bwd_weight(a, dy)`).
+//! `dw = dwconv_bwd_weight(a, dy)`). The slotted forms ([`depthwise_pre_fwd_slots`] and the two
+//! gradients) run up to four such pre-op problems (a DARTS edge's conv candidates) in one launch,
+//! each slot bitwise what its single launcher gives.
 //!
 //! Every launch is sized here from the geometry alone (tile plan, planes per block, partial
 //! count), never from the device, so results are bitwise identical on every GPU and the emulator.
@@ -11,7 +13,7 @@
 
 use super::{check_len, elementwise, int};
 use crate::backend::geom::Conv2dGeom;
-use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
+use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Outputs per thread, stacked vertically (`DW_ROWS`).
 const ROWS: usize = 4;
@@ -413,6 +415,247 @@ pub fn depthwise_bnrelu_bwd_weight(
 ) -> Result<(), GpuError> {
     let op = "depthwise_bnrelu_bwd_weight";
     bwd_weight("depthwise_bnrelu_bwd_weight_partial_f32", op, g, x, Some((mean, rstd)), dy, dw)
+}
+
+/// Slots of one batched launch (`DW_MAX_SLOTS`).
+const MAX_SLOTS: usize = 4;
+
+/// One slot of a batched pre-op (ReLU, or normalise + ReLU) depthwise launch.
+pub struct DwSlot<'a> {
+    /// Its geometry (depthwise); every slot of a launch shares n, c, h, w, stride and the output size.
+    pub g: Conv2dGeom,
+    /// The pre-op's input: x of the forward and the weight gradient, the mask source of the data gradient.
+    pub x: &'a GpuBuf,
+    /// `(mean, rstd)` `[c]`: normalise before the ReLU; `None`: ReLU only.
+    pub norm: Option<(&'a GpuBuf, &'a GpuBuf)>,
+}
+
+/// `struct DwSlot` of `kernels/depthwise.cu` (`DwTile` flattened in place).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotArgs {
+    x: DevPtr,
+    mean: DevPtr,
+    rstd: DevPtr,
+    w: DevPtr,
+    dy: DevPtr,
+    out: DevPtr,
+    partial: DevPtr,
+    kh: i32,
+    kw: i32,
+    pad: i32,
+    d: i32,
+    tile: [i32; 9],
+    grid_x: i32,
+    grid_y: i32,
+    iters: i32,
+    tiles: i32,
+    nwarps: i32,
+    rows: i32,
+    nparts: i32,
+}
+
+/// `struct DwSlots` of `kernels/depthwise.cu`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotsArgs {
+    slot: [SlotArgs; MAX_SLOTS],
+    n: i32,
+    c: i32,
+    h: i32,
+    wd: i32,
+    oh: i32,
+    ow: i32,
+    s: i32,
+    nslots: i32,
+}
+
+// No implicit padding: 7 pointers + 20 ints per slot, then 8 ints.
+const _: () = assert!(std::mem::size_of::<SlotArgs>() == 7 * 8 + 20 * 4);
+const _: () = assert!(std::mem::size_of::<SlotsArgs>() == MAX_SLOTS * (7 * 8 + 20 * 4) + 8 * 4);
+
+// SAFETY: repr(C) structs of u64/i32 fields (and arrays of them) with no implicit padding (sizes
+// asserted above), so every bit pattern is valid and none is uninitialised.
+unsafe impl bytemuck::Zeroable for SlotArgs {}
+unsafe impl bytemuck::Pod for SlotArgs {}
+unsafe impl bytemuck::Zeroable for SlotsArgs {}
+unsafe impl bytemuck::Pod for SlotsArgs {}
+
+impl SlotArgs {
+    fn set_plan(&mut self, p: &Plan) {
+        self.tile = [p.tw, p.tg, p.tiles_x, p.ppb, p.rows_in, p.cols_in, p.wq, p.rs, p.ps].map(|v| v as i32);
+        self.nwarps = (p.threads / 32) as i32;
+    }
+}
+
+/// Checks the slots (count, geometries, shared shape, x and norm lengths, `n` more buffers per
+/// slot) and returns the parameter struct with the shared shape, x, norm and filter fields set.
+fn slots_args(op: &str, slots: &[DwSlot], bufs: &[(&str, usize)]) -> SlotsArgs {
+    assert!((1..=MAX_SLOTS).contains(&slots.len()), "{op}: {} slots, expected 1 to {MAX_SLOTS}", slots.len());
+    for (name, len) in bufs {
+        assert_eq!(*len, slots.len(), "{op}: {len} {name} buffers for {} slots", slots.len());
+    }
+    let g0 = &slots[0].g;
+    let shared = |g: &Conv2dGeom| (g.n, g.c_in, g.h, g.w, g.stride, g.out_h(), g.out_w());
+    let mut a = SlotsArgs::default();
+    for (i, (sl, sa)) in slots.iter().zip(a.slot.iter_mut()).enumerate() {
+        let g = &sl.g;
+        shape_args(op, g);
+        assert_eq!(
+            shared(g),
+            shared(g0),
+            "{op}: slot {i} {g:?} does not share (n, c, h, w, stride, out_h, out_w) with slot 0 {g0:?}"
+        );
+        check_len(op, g.x_len(), &[("x", sl.x)]);
+        norm_args(op, g, sl.norm);
+        let (mean, rstd) = sl.norm.map_or((0, 0), |(m, r)| (m.ptr(), r.ptr()));
+        *sa = SlotArgs {
+            x: sl.x.ptr(),
+            mean,
+            rstd,
+            kh: g.kh as i32,
+            kw: g.kw as i32,
+            pad: g.pad as i32,
+            d: g.dilation as i32,
+            ..SlotArgs::default()
+        };
+    }
+    let [n, c, h, wd, s, oh, ow] = {
+        let (n, c, h, w, s, oh, ow) = shared(g0);
+        [n, c, h, w, s, oh, ow].map(|v| v as i32)
+    };
+    SlotsArgs { n, c, h, wd, oh, ow, s, nslots: slots.len() as i32, ..a }
+}
+
+/// One launch of a slotted tile kernel: the grid spans every slot's own grid (slot on grid.z),
+/// the block and shared memory the largest slot's.
+fn slots_cfg(cfgs: &[LaunchCfg]) -> LaunchCfg {
+    let max = |f: fn(&LaunchCfg) -> u32| cfgs.iter().map(f).max().expect("at least one slot");
+    LaunchCfg {
+        grid: (max(|c| c.grid.0), max(|c| c.grid.1), cfgs.len() as u32),
+        block: (max(|c| c.block.0), 1, 1),
+        shared_bytes: max(|c| c.shared_bytes),
+    }
+}
+
+/// y_s = dwconv(pre_s(x_s), w_s) for every slot, one launch.
+///
+/// `pre_s` is ReLU, or normalise then ReLU when the slot has `norm`; each slot's `y_s` is
+/// bitwise what [`depthwise_relu_fwd`] / [`depthwise_bnrelu_fwd`] give for it. 1 to 4 slots;
+/// panics, naming the op, on mismatched counts, lengths or geometries.
+pub fn depthwise_pre_fwd_slots(
+    slots: &[DwSlot],
+    ws: &[&GpuBuf],
+    ys: &mut [&mut GpuBuf],
+) -> Result<(), GpuError> {
+    const OP: &str = "depthwise_pre_fwd_slots";
+    let mut a = slots_args(OP, slots, &[("w", ws.len()), ("y", ys.len())]);
+    let planes = slots[0].g.n * slots[0].g.c_in;
+    let mut cfgs = Vec::with_capacity(slots.len());
+    for (((sl, w), y), sa) in slots.iter().zip(ws).zip(ys.iter()).zip(a.slot.iter_mut()) {
+        check_fwd(OP, &sl.g, sl.x, w, y);
+        let p = fwd_plan(OP, &sl.g, planes);
+        let cfg = gather_cfg(OP, &p, planes);
+        sa.set_plan(&p);
+        (sa.grid_x, sa.grid_y) = (cfg.grid.0 as i32, cfg.grid.1 as i32);
+        (sa.w, sa.out) = (w.ptr(), y.ptr());
+        cfgs.push(cfg);
+    }
+    if ys[0].is_empty() {
+        return Ok(()); // every slot has the same output size
+    }
+    ys[0].runtime().launch("depthwise_pre_fwd_slots_f32", slots_cfg(&cfgs), &[Arg::pod(&a)])
+}
+
+/// dx_s = dwconv_bwd_data(dy_s, w_s) * [pre_s(x_s) > 0] for every slot, one launch.
+///
+/// Each `dx_s` is bitwise what [`depthwise_relu_bwd_data`] / [`depthwise_bnrelu_bwd_data`] give
+/// for the slot (with a `norm`, the gradient w.r.t. the normalised value).
+pub fn depthwise_pre_bwd_data_slots(
+    slots: &[DwSlot],
+    dys: &[&GpuBuf],
+    ws: &[&GpuBuf],
+    dxs: &mut [&mut GpuBuf],
+) -> Result<(), GpuError> {
+    const OP: &str = "depthwise_pre_bwd_data_slots";
+    let mut a = slots_args(OP, slots, &[("dy", dys.len()), ("w", ws.len()), ("dx", dxs.len())]);
+    let planes = slots[0].g.n * slots[0].g.c_in;
+    let mut cfgs = Vec::with_capacity(slots.len());
+    for ((((sl, dy), w), dx), sa) in slots.iter().zip(dys).zip(ws).zip(dxs.iter()).zip(a.slot.iter_mut()) {
+        let g = &sl.g;
+        check_len(OP, g.y_len(), &[("dy", dy)]);
+        check_len(OP, g.w_len(), &[("w", w)]);
+        check_len(OP, g.x_len(), &[("dx", dx)]);
+        let p = bwd_data_plan(OP, g);
+        let cfg = gather_cfg(OP, &p, planes);
+        sa.set_plan(&p);
+        (sa.grid_x, sa.grid_y) = (cfg.grid.0 as i32, cfg.grid.1 as i32);
+        (sa.dy, sa.w, sa.out) = (dy.ptr(), w.ptr(), dx.ptr());
+        cfgs.push(cfg);
+    }
+    if dxs[0].is_empty() {
+        return Ok(());
+    }
+    if dys[0].is_empty() {
+        // No output reads the input (the window never fits): every gradient is zero.
+        return dxs.iter_mut().try_for_each(|dx| elementwise::fill(dx, 0.0));
+    }
+    dxs[0].runtime().launch("depthwise_pre_bwd_data_slots_f32", slots_cfg(&cfgs), &[Arg::pod(&a)])
+}
+
+/// dw_s = dwconv_bwd_weight(pre_s(x_s), dy_s) for every slot: two launches (partials, then one
+/// final for all slots).
+///
+/// Each `dw_s` is bitwise what [`depthwise_relu_bwd_weight`] / [`depthwise_bnrelu_bwd_weight`]
+/// give for the slot (same split, same summation order); the partials of every slot share one
+/// scratch buffer.
+pub fn depthwise_pre_bwd_weight_slots(
+    slots: &[DwSlot],
+    dys: &[&GpuBuf],
+    dws: &mut [&mut GpuBuf],
+) -> Result<(), GpuError> {
+    const OP: &str = "depthwise_pre_bwd_weight_slots";
+    let mut a = slots_args(OP, slots, &[("dy", dys.len()), ("dw", dws.len())]);
+    let c = slots[0].g.c_in;
+    assert!(c <= 65_535, "{OP}: {c} channels exceed grid.y");
+    let (mut cfgs, mut offsets, mut total) = (Vec::new(), Vec::new(), 0usize);
+    for (((sl, dy), dw), sa) in slots.iter().zip(dys).zip(dws.iter()).zip(a.slot.iter_mut()) {
+        let g = &sl.g;
+        check_len(OP, g.y_len(), &[("dy", dy)]);
+        check_len(OP, g.w_len(), &[("dw", dw)]);
+        let p = fwd_plan(OP, g, g.n);
+        let (iters, nparts) = wgrad_split(g, &p);
+        let rows = g.w_len();
+        sa.set_plan(&p);
+        (sa.grid_x, sa.grid_y) = (int(OP, nparts), c as i32);
+        (sa.iters, sa.tiles, sa.rows, sa.nparts) =
+            (iters as i32, p.tiles() as i32, rows as i32, nparts as i32);
+        (sa.dy, sa.out) = (dy.ptr(), dw.ptr());
+        cfgs.push(LaunchCfg {
+            grid: (nparts as u32, c as u32, 1),
+            block: (p.threads as u32, 1, 1),
+            shared_bytes: p.smem_bytes(),
+        });
+        offsets.push(total);
+        total += nparts * rows;
+    }
+    // c * kh * kw and the output size are shared emptiness: all slots or none.
+    if dws.iter().any(|dw| dw.is_empty()) || dys[0].is_empty() {
+        return dws.iter_mut().filter(|dw| !dw.is_empty()).try_for_each(|dw| elementwise::fill(dw, 0.0));
+    }
+    let rt = dws[0].runtime().clone();
+    let partial = GpuBuf::alloc(&rt, int(OP, total) as usize)?;
+    for (sa, off) in a.slot.iter_mut().zip(&offsets) {
+        sa.partial = partial.ptr() + (off * 4) as DevPtr;
+    }
+    rt.launch("depthwise_pre_bwd_weight_partial_slots_f32", slots_cfg(&cfgs), &[Arg::pod(&a)])?;
+    let rows = slots.iter().map(|sl| sl.g.w_len()).max().expect("at least one slot");
+    let cfg = LaunchCfg {
+        grid: (rows.div_ceil(FINAL_BLOCK) as u32, 1, slots.len() as u32),
+        block: (FINAL_BLOCK as u32, 1, 1),
+        shared_bytes: 0,
+    };
+    rt.launch("depthwise_bwd_weight_final_slots_f32", cfg, &[Arg::pod(&a)])
 }
 
 #[cfg(test)]
