@@ -3,10 +3,11 @@
 //! of all sep convs in one `mixed_stats_f32` launch, the stacked output's parts written in place
 //! through buffer views.
 
-use super::shim::{self as sl, BnBwdSlot, DwSlot};
+use super::shim::{self as sl, BnBwdSlot};
 use super::{CandWeights, ConvsGrads, ConvsNeed, ConvsSaved, Geoms};
 use crate::autograd::functions::BnState;
 use crate::backend::gpu::launch::batchnorm as gbn;
+use crate::backend::gpu::launch::depthwise::{self as gdw, DwSlot};
 use crate::backend::gpu::{Gpu, GpuBuf, GpuView, GpuViewMut};
 use crate::fused::mixed::gpu::{self as mixed_gpu, MixedFwd};
 use crate::fused::mixed::K;
@@ -61,7 +62,7 @@ pub fn forward(
     let mut d1 = alloc(rt, s, len);
     let slots1: Vec<DwSlot> = geoms.iter().map(|g| DwSlot { g: g.g1, x: xb, norm: None }).collect();
     let dw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.dw1)).collect();
-    gpu_ok(sl::depthwise_pre_fwd_slots(&slots1, &dw1, &mut muts(&mut d1)));
+    gpu_ok(gdw::depthwise_pre_fwd_slots(&slots1, &dw1, &mut muts(&mut d1)));
     let mut out = Tensor::empty_gpu(&[s * gp.n, c, gp.h, gp.w], rt);
     let mut z1 = (s2 > 0).then(|| Tensor::empty_gpu(&[s2 * gp.n, c, gp.h, gp.w], rt));
     {
@@ -126,7 +127,7 @@ pub fn forward(
             })
             .collect();
         let dw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).0)).collect();
-        gpu_ok(sl::depthwise_pre_fwd_slots(&slots2, &dw2, &mut muts(&mut d2)));
+        gpu_ok(gdw::depthwise_pre_fwd_slots(&slots2, &dw2, &mut muts(&mut d2)));
     }
     {
         let mut outv = out.gpu_buf_mut().parts_mut(s);
@@ -186,7 +187,7 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
         let dy2: Vec<&GpuBuf> = sep.iter().map(|&i| &*dparts[i]).collect();
         if need.pw2 {
             let mut d2 = alloc(rt, s2, len);
-            gpu_ok(sl::depthwise_pre_fwd_slots(&slots2, &dw2, &mut muts(&mut d2)));
+            gpu_ok(gdw::depthwise_pre_fwd_slots(&slots2, &dw2, &mut muts(&mut d2)));
             let mut g = grads_like(rt, &pw2t);
             gpu_ok(sl::pw_bwd_weight_slots(&gp, &refs(&d2), &dy2, &mut grad_bufs(&mut g)));
             for (&i, g) in sep.iter().zip(g) {
@@ -198,14 +199,14 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
             gpu_ok(sl::pw_bwd_data_slots(&gp, &dy2, &pw2, &mut muts(&mut dd2)));
             if need.dw2 {
                 let mut g = grads_like(rt, &dw2t);
-                gpu_ok(sl::depthwise_pre_bwd_weight_slots(&slots2, &refs(&dd2), &mut grad_bufs(&mut g)));
+                gpu_ok(gdw::depthwise_pre_bwd_weight_slots(&slots2, &refs(&dd2), &mut grad_bufs(&mut g)));
                 for (&i, g) in sep.iter().zip(g) {
                     grads[i][2] = Some(g);
                 }
             }
             if need_z1 {
                 let mut da = alloc(rt, s2, len);
-                gpu_ok(sl::depthwise_pre_bwd_data_slots(&slots2, &refs(&dd2), &dw2, &mut muts(&mut da)));
+                gpu_ok(gdw::depthwise_pre_bwd_data_slots(&slots2, &refs(&dd2), &dw2, &mut muts(&mut da)));
                 drop(dd2);
                 dz1 = alloc(rt, s2, len);
                 let bg = bn_geom(super::OP, &[gp.n, c, gp.h, gp.w]);
@@ -244,7 +245,7 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
         let pw1: Vec<&GpuBuf> = pw1t.iter().map(|t| buf(t)).collect();
         if need.pw1 {
             let mut d1 = alloc(rt, s, len);
-            gpu_ok(sl::depthwise_pre_fwd_slots(&slots1, &dw1, &mut muts(&mut d1)));
+            gpu_ok(gdw::depthwise_pre_fwd_slots(&slots1, &dw1, &mut muts(&mut d1)));
             let mut g = grads_like(rt, &pw1t);
             gpu_ok(sl::pw_bwd_weight_slots(&gp, &refs(&d1), &dy1, &mut grad_bufs(&mut g)));
             for (gs, g) in grads.iter_mut().zip(g) {
@@ -256,14 +257,14 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
             gpu_ok(sl::pw_bwd_data_slots(&gp, &dy1, &pw1, &mut muts(&mut dd1)));
             if need.dw1 {
                 let mut g = grads_like(rt, &dw1t);
-                gpu_ok(sl::depthwise_pre_bwd_weight_slots(&slots1, &refs(&dd1), &mut grad_bufs(&mut g)));
+                gpu_ok(gdw::depthwise_pre_bwd_weight_slots(&slots1, &refs(&dd1), &mut grad_bufs(&mut g)));
                 for (gs, g) in grads.iter_mut().zip(g) {
                     gs[0] = Some(g);
                 }
             }
             if need.x {
                 let mut dxs = alloc(rt, s, sv.x.numel());
-                gpu_ok(sl::depthwise_pre_bwd_data_slots(&slots1, &refs(&dd1), &dw1, &mut muts(&mut dxs)));
+                gpu_ok(gdw::depthwise_pre_bwd_data_slots(&slots1, &refs(&dd1), &dw1, &mut muts(&mut dxs)));
                 dx = Some(if s == 1 {
                     Tensor::from_gpu(sv.x.shape(), dxs.pop().expect("one slot"))
                 } else {

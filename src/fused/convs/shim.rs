@@ -6,55 +6,6 @@ use crate::backend::geom::{BnGeom, Conv2dGeom};
 use crate::backend::gpu::launch::{batchnorm as gbn, conv as gconv, depthwise as gdw, elementwise as gel};
 use crate::backend::gpu::{GpuBuf, GpuError};
 
-pub struct DwSlot<'a> {
-    pub g: Conv2dGeom,
-    pub x: &'a GpuBuf,
-    pub norm: Option<(&'a GpuBuf, &'a GpuBuf)>,
-}
-
-pub fn depthwise_pre_fwd_slots(
-    slots: &[DwSlot],
-    ws: &[&GpuBuf],
-    ys: &mut [&mut GpuBuf],
-) -> Result<(), GpuError> {
-    for ((s, w), y) in slots.iter().zip(ws).zip(ys.iter_mut()) {
-        match s.norm {
-            None => gdw::depthwise_relu_fwd(&s.g, s.x, w, y)?,
-            Some((m, r)) => gdw::depthwise_bnrelu_fwd(&s.g, s.x, m, r, w, y)?,
-        }
-    }
-    Ok(())
-}
-
-pub fn depthwise_pre_bwd_data_slots(
-    slots: &[DwSlot],
-    dys: &[&GpuBuf],
-    ws: &[&GpuBuf],
-    dxs: &mut [&mut GpuBuf],
-) -> Result<(), GpuError> {
-    for (((s, dy), w), dx) in slots.iter().zip(dys).zip(ws).zip(dxs.iter_mut()) {
-        match s.norm {
-            None => gdw::depthwise_relu_bwd_data(&s.g, s.x, dy, w, dx)?,
-            Some((m, r)) => gdw::depthwise_bnrelu_bwd_data(&s.g, s.x, m, r, dy, w, dx)?,
-        }
-    }
-    Ok(())
-}
-
-pub fn depthwise_pre_bwd_weight_slots(
-    slots: &[DwSlot],
-    dys: &[&GpuBuf],
-    dws: &mut [&mut GpuBuf],
-) -> Result<(), GpuError> {
-    for ((s, dy), dw) in slots.iter().zip(dys).zip(dws.iter_mut()) {
-        match s.norm {
-            None => gdw::depthwise_relu_bwd_weight(&s.g, s.x, dy, dw)?,
-            Some((m, r)) => gdw::depthwise_bnrelu_bwd_weight(&s.g, s.x, m, r, dy, dw)?,
-        }
-    }
-    Ok(())
-}
-
 pub fn pw_fwd_slots(
     g: &Conv2dGeom,
     xs: &[&GpuBuf],
