@@ -297,7 +297,6 @@ fn pw_slots_cases(cs: &mut Vec<Case>, rng: &mut Rng, k: usize, x: [usize; 4], c_
         }
     };
     for part in ["forward", "bwd_data", "bwd_weight"] {
-        let run = run.clone();
         cs.push(case("conv_pw_slots", part, label.clone(), inputs.clone(), Box::new(move |t| run(part, t))));
     }
 }

@@ -66,7 +66,7 @@ pub fn add_n(xs: &[&Tensor]) -> Tensor {
         let mut y = xs[0].data::<T>().to_vec();
         for x in &xs[1..] {
             for (a, &b) in y.iter_mut().zip(x.data::<T>()) {
-                *a = *a + b;
+                *a += b;
             }
         }
         Tensor::from_vec(xs[0].shape(), y)
