@@ -66,6 +66,14 @@ m < 2^24):
                                                    grid (nchunks, c); partial null: dx only
   bn_bwd_sums_final_f32(partial, c, nchunks, dgamma, dbeta)
                                                    grid ceil(c/8), one warp per channel
+  bn_bwd_train_partial_slots_f32(BnBwdSlots), bn_bwd_train_dx_slots_f32(BnBwdSlots)
+                                                   grid (nchunks, c, slots), slots <= BN_SLOTS = 4:
+                                                   the non-affine training backward of up to 4
+                                                   same-shaped BNs (an edge's candidates) in two
+                                                   launches; block (k, ch, s) is block (k, ch) of
+                                                   the one-slot kernels on slot s's pointers (one
+                                                   parameter struct, shared with launch/batchnorm.rs),
+                                                   so each slot's bits equal the one-slot launch's
 Static shared memory at most 96 bytes, no dynamic shared memory. `partial` holds 2*c*nchunks
 floats. c <= 65535 (gridDim.y). Outputs must not alias inputs (y may not alias x).
 Determinism: every sum and merge is in an order fixed by (n, c, hw, chunk), so results are
@@ -383,12 +391,14 @@ extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
     }
 }
 
-extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
-    bn_bwd_train_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                             const float* __restrict__ mean, const float* __restrict__ invstd, int n, int c,
-                             int hw, int chunk, float* __restrict__ partial) {
-    __shared__ float warp_s[2][BN_WARPS];
-    const BnGeo g = bn_geo(n, c, hw, chunk);
+// Block (blockIdx.x = chunk, blockIdx.y = channel) of the training backward's partial pass:
+// (sum dy, sum dy xhat) of its chunk into partial[2 (ch * gridDim.x + chunk) + {0, 1}].
+static __device__ __forceinline__ void bn_bwd_train_partial_block(const float* __restrict__ x,
+                                                                  const float* __restrict__ dy,
+                                                                  const float* __restrict__ mean,
+                                                                  const float* __restrict__ invstd, const BnGeo& g,
+                                                                  float* __restrict__ partial,
+                                                                  float (*warp_s)[BN_WARPS]) {
     const unsigned ch = blockIdx.y;
     const float mu = mean[ch], s = invstd[ch];
     float s1 = 0.0f, s2 = 0.0f;
@@ -416,13 +426,15 @@ extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
     }
 }
 
-extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
-    bn_bwd_train_dx_f32(const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ mean,
-                        const float* __restrict__ invstd, const float* __restrict__ gamma, int n, int c, int hw,
-                        int chunk, const float* __restrict__ partial, float* __restrict__ dx,
-                        float* __restrict__ dgamma, float* __restrict__ dbeta) {
-    __shared__ float stat[2];
-    const BnGeo g = bn_geo(n, c, hw, chunk);
+// Block (chunk, channel) of the training backward's dx pass, after the partial pass.
+static __device__ __forceinline__ void bn_bwd_train_dx_block(const float* __restrict__ x,
+                                                             const float* __restrict__ dy,
+                                                             const float* __restrict__ mean,
+                                                             const float* __restrict__ invstd,
+                                                             const float* __restrict__ gamma, const BnGeo& g,
+                                                             const float* __restrict__ partial,
+                                                             float* __restrict__ dx, float* __restrict__ dgamma,
+                                                             float* __restrict__ dbeta, float* stat) {
     const unsigned ch = blockIdx.y;
     if (threadIdx.x < 32) {  // warp 0 (uniform per warp) sums the channel's chunk partials
         float t1, t2;
@@ -457,6 +469,56 @@ extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
             }
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
+    bn_bwd_train_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
+                             const float* __restrict__ mean, const float* __restrict__ invstd, int n, int c,
+                             int hw, int chunk, float* __restrict__ partial) {
+    __shared__ float warp_s[2][BN_WARPS];
+    bn_bwd_train_partial_block(x, dy, mean, invstd, bn_geo(n, c, hw, chunk), partial, warp_s);
+}
+
+extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)
+    bn_bwd_train_dx_f32(const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ mean,
+                        const float* __restrict__ invstd, const float* __restrict__ gamma, int n, int c, int hw,
+                        int chunk, const float* __restrict__ partial, float* __restrict__ dx,
+                        float* __restrict__ dgamma, float* __restrict__ dbeta) {
+    __shared__ float stat[2];
+    bn_bwd_train_dx_block(x, dy, mean, invstd, gamma, bn_geo(n, c, hw, chunk), partial, dx, dgamma, dbeta, stat);
+}
+
+// Slotted non-affine training backward: up to BN_SLOTS independent BNs of one shape (an edge's
+// candidates) per launch, block z on slot z; each slot runs exactly the one-slot kernels' blocks
+// with gamma = dgamma = dbeta = null, so its bits are the same.
+#define BN_SLOTS 4
+
+// Shared with src/backend/gpu/launch/batchnorm.rs (#[repr(C)] BnBwdSlots). partial[s] holds the
+// slot's 2 * c * nchunks floats. Slots >= the launch's count are never read. Indexed by the slot
+// at run time: at 208 bytes nvcc reads it in place (a struct of <= 128 bytes it would copy to a
+// local-memory stack frame, see kernels/conv2d.cu), and the 32-register budget holds.
+struct BnBwdSlots {
+    const float* x[BN_SLOTS];
+    const float* dy[BN_SLOTS];
+    const float* mean[BN_SLOTS];
+    const float* invstd[BN_SLOTS];
+    float* partial[BN_SLOTS];
+    float* dx[BN_SLOTS];
+    int n, c, hw, chunk;
+};
+
+extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS) bn_bwd_train_partial_slots_f32(BnBwdSlots p) {
+    __shared__ float warp_s[2][BN_WARPS];
+    const unsigned s = blockIdx.z;
+    bn_bwd_train_partial_block(p.x[s], p.dy[s], p.mean[s], p.invstd[s], bn_geo(p.n, p.c, p.hw, p.chunk),
+                               p.partial[s], warp_s);
+}
+
+extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS) bn_bwd_train_dx_slots_f32(BnBwdSlots p) {
+    __shared__ float stat[2];
+    const unsigned s = blockIdx.z;
+    bn_bwd_train_dx_block(p.x[s], p.dy[s], p.mean[s], p.invstd[s], nullptr, bn_geo(p.n, p.c, p.hw, p.chunk),
+                          p.partial[s], p.dx[s], nullptr, nullptr, stat);
 }
 
 extern "C" __global__ void __launch_bounds__(BN_BLOCK, BN_MIN_BLOCKS)

@@ -70,6 +70,13 @@ dynamic = 0):
       (splits * M * N floats); static smem 40,960 bytes.
   conv2d_bwd_weight_final_f32
       grid-stride over M * N: block 256 recommended, any grid; no shared memory.
+  conv2d_pw_{fwd,bwd_data,bwd_weight}_slots_f32(PwSlots)          (__launch_bounds__(256, 3))
+  conv2d_bwd_weight_final_slots_f32(PwFinalSlots)
+      up to PW_SLOTS = 4 independent pointwise GEMMs of one shape (the pointwise convs of an edge's
+      conv candidates) in one launch each, the pointers in one by-value struct shared with
+      launch/conv.rs. The slot is folded into the grid: z = slot (fwd, bwd_data), z = slot * splits
+      + split (bwd_weight; partials [slot][split][M][N]), y = slot (final). Every block runs the
+      one-slot kernel's block on its slot's pointers, so each slot's bits are the one-slot launch's.
   The min-blocks of each __launch_bounds__ is the most that its registers allow without a
   spill (ptxas, sm_80 and sm_90): 64 registers for the pointwise GEMMs (4 blocks = 1024 threads
   per SM), 80 for the general ones and the pointwise weight gradient (3 blocks), up to 128 for
@@ -654,19 +661,20 @@ static __device__ __forceinline__ void pw_bwd_data_tile(const float* dy, const f
     conv_store_nchw<BM, BN>(acc, dx, c_in, n * P, P, m0, n0);
 }
 
+// `split` is the block's run of reduction chunks (blockIdx.z of the one-slot kernel).
 template <int BM, int BN>
 static __device__ __forceinline__ void pw_bwd_weight_tile(const float* x, const float* dy, float* out, int n,
-                                                          int c_in, int c_out, int P, int cps, float* smem) {
+                                                          int c_in, int c_out, int P, int cps, int split,
+                                                          float* smem) {
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const PwBwdWeightLoad<BM, BN> ld(x, dy, n, c_in, c_out, P, m0, n0);
     const int KC = ConvTile<BM, BN>::KC;
     const int nchunks = (n * P + KC - 1) / KC;
-    const int c_begin = static_cast<int>(blockIdx.z) * cps;
+    const int c_begin = split * cps;
     const int c_end = c_begin + cps < nchunks ? c_begin + cps : nchunks;
     float acc[4][4];
     conv_mainloop<BM, BN>(ld, c_begin, c_end, smem, acc);
-    conv_store_mat<BM, BN>(acc, smem, out + static_cast<long long>(blockIdx.z) * c_out * c_in, c_out, c_in, m0,
-                           n0);
+    conv_store_mat<BM, BN>(acc, smem, out + static_cast<long long>(split) * c_out * c_in, c_out, c_in, m0, n0);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -732,14 +740,15 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3)
     conv2d_pw_bwd_weight_f32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ out,
                              int n, int c_in, int c_out, int hw, int tile, int cps) {
     __shared__ __align__(16) float smem[ConvSmem::W];
-    if (tile == 0) pw_bwd_weight_tile<64, 64>(x, dy, out, n, c_in, c_out, hw, cps, smem);
-    else if (tile == 1) pw_bwd_weight_tile<32, 32>(x, dy, out, n, c_in, c_out, hw, cps, smem);
-    else pw_bwd_weight_tile<16, 16>(x, dy, out, n, c_in, c_out, hw, cps, smem);
+    const int split = static_cast<int>(blockIdx.z);
+    if (tile == 0) pw_bwd_weight_tile<64, 64>(x, dy, out, n, c_in, c_out, hw, cps, split, smem);
+    else if (tile == 1) pw_bwd_weight_tile<32, 32>(x, dy, out, n, c_in, c_out, hw, cps, split, smem);
+    else pw_bwd_weight_tile<16, 16>(x, dy, out, n, c_in, c_out, hw, cps, split, smem);
 }
 
-// dw[e] = sum_{z < splits} partial[z * mn + e], added in z order.
-extern "C" __global__ void conv2d_bwd_weight_final_f32(const float* __restrict__ partial, int splits, int mn,
-                                                       float* __restrict__ dw) {
+// dw[e] = sum_{z < splits} partial[z * mn + e], added in z order; grid-stride over x.
+static __device__ __forceinline__ void conv_final_sum(const float* __restrict__ partial, int splits, int mn,
+                                                      float* __restrict__ dw) {
     const unsigned umn = mn > 0 ? static_cast<unsigned>(mn) : 0u;
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned e = blockIdx.x * blockDim.x + threadIdx.x; e < umn; e += stride) {
@@ -747,4 +756,107 @@ extern "C" __global__ void conv2d_bwd_weight_final_f32(const float* __restrict__
         for (int z = 1; z < splits; ++z) acc += partial[static_cast<size_t>(z) * umn + e];
         dw[e] = acc;
     }
+}
+
+extern "C" __global__ void conv2d_bwd_weight_final_f32(const float* __restrict__ partial, int splits, int mn,
+                                                       float* __restrict__ dw) {
+    conv_final_sum(partial, splits, mn, dw);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Slotted pointwise kernels: up to PW_SLOTS independent GEMMs of one shape (the pointwise convs of
+// an edge's conv candidates) in one launch. Slot s runs exactly the blocks and the arithmetic of
+// the one-slot kernel on its own pointers, so each slot's result is bitwise the same.
+
+#define PW_SLOTS 4
+
+// Shared with src/backend/gpu/launch/conv.rs (#[repr(C)] PwSlots). Slots >= the launch's count
+// are never read. Pointers per kernel: fwd (a = x, b = w, out = y), bwd_data (a = dy, b = w,
+// out = dx), bwd_weight (a = x, b = dy, out = dw, or the slot's [splits][c_out][c_in] partials).
+struct PwSlots {
+    const float* a[PW_SLOTS];
+    const float* b[PW_SLOTS];
+    float* out[PW_SLOTS];
+    int n, c_in, c_out, hw, tile, cps, splits, pad_;
+};
+
+// Shared with launch/conv.rs (#[repr(C)] PwFinalSlots): slot s sums partial[s] into dw[s].
+struct PwFinalSlots {
+    const float* partial[PW_SLOTS];
+    float* dw[PW_SLOTS];
+    int splits, mn;
+};
+
+// The slotted GEMM kernels run slot S = blockIdx.z (or z / splits) through a switch over
+// compile-time slot indices, so that the slot's pointers are constant-bank operands as in the
+// one-slot kernels. Picked at run time they would take 6 more registers, which spills within the
+// 80-register budget of the weight gradient; and nvcc 11.8 copies a by-value parameter struct of
+// <= 128 bytes that is indexed dynamically into a local-memory stack frame (larger ones it reads
+// in place). The forward and input-gradient kernels still spill 4-8 registers on sm_90 within
+// the one-slot kernels' 64 (4 blocks per SM), so they get 80 (3 blocks per SM).
+#define PW_SLOT_SWITCH(s, CALL)                   \
+    switch (s) { /* uniform over the block */     \
+        case 0: CALL(0); break;                   \
+        case 1: CALL(1); break;                   \
+        case 2: CALL(2); break;                   \
+        default: CALL(3); break;                  \
+    }
+static_assert(PW_SLOTS == 4, "PW_SLOT_SWITCH has one case per slot");
+
+template <int S>
+static __device__ __forceinline__ void pw_fwd_slot(const PwSlots& p, float* smem) {
+    if (p.tile == 0) pw_fwd_tile<64, 64>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, smem);
+    else if (p.tile == 1) pw_fwd_tile<32, 128>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, smem);
+    else pw_fwd_tile<16, 256>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, smem);
+}
+
+template <int S>
+static __device__ __forceinline__ void pw_bwd_data_slot(const PwSlots& p, float* smem) {
+    if (p.tile == 0) pw_bwd_data_tile<64, 64>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, smem);
+    else if (p.tile == 1) pw_bwd_data_tile<32, 128>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, smem);
+    else pw_bwd_data_tile<16, 256>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, smem);
+}
+
+template <int S>
+static __device__ __forceinline__ void pw_bwd_weight_slot(const PwSlots& p, int split, float* smem) {
+    if (p.tile == 0)
+        pw_bwd_weight_tile<64, 64>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, p.cps, split, smem);
+    else if (p.tile == 1)
+        pw_bwd_weight_tile<32, 32>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, p.cps, split, smem);
+    else
+        pw_bwd_weight_tile<16, 16>(p.a[S], p.b[S], p.out[S], p.n, p.c_in, p.c_out, p.hw, p.cps, split, smem);
+}
+
+// grid (ceil(N / BN), ceil(M / BM), slots): block z works on slot z.
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3) conv2d_pw_fwd_slots_f32(PwSlots p) {
+    __shared__ __align__(16) float smem[ConvSmem::MN];
+#define PW_CALL(S) pw_fwd_slot<S>(p, smem)
+    PW_SLOT_SWITCH(static_cast<int>(blockIdx.z), PW_CALL)
+#undef PW_CALL
+}
+
+// grid (ceil(N / BN), ceil(M / BM), slots): block z works on slot z.
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3) conv2d_pw_bwd_data_slots_f32(PwSlots p) {
+    __shared__ __align__(16) float smem[ConvSmem::MN];
+#define PW_CALL(S) pw_bwd_data_slot<S>(p, smem)
+    PW_SLOT_SWITCH(static_cast<int>(blockIdx.z), PW_CALL)
+#undef PW_CALL
+}
+
+// grid (ceil(N / BN), ceil(M / BM), slots * splits): block z is split z % splits of slot z / splits.
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3) conv2d_pw_bwd_weight_slots_f32(PwSlots p) {
+    __shared__ __align__(16) float smem[ConvSmem::W];
+    const int z = static_cast<int>(blockIdx.z);
+    const int s = z / p.splits, split = z - s * p.splits;
+#define PW_CALL(S) pw_bwd_weight_slot<S>(p, split, smem)
+    PW_SLOT_SWITCH(s, PW_CALL)
+#undef PW_CALL
+}
+
+// grid (any x, slots): row y finishes slot y, exactly as conv2d_bwd_weight_final_f32.
+extern "C" __global__ void conv2d_bwd_weight_final_slots_f32(PwFinalSlots p) {
+    const int s = static_cast<int>(blockIdx.y);
+#define PW_CALL(S) conv_final_sum(p.partial[S], p.splits, p.mn, p.dw[S])
+    PW_SLOT_SWITCH(s, PW_CALL)
+#undef PW_CALL
 }

@@ -7,6 +7,9 @@ Elementwise kernels (f32): ReLU forward/backward, add, scale, axpy, fill.
   scale_f32      y[i]  = s * x[i]
   axpy_f32       y[i]  = fmaf(alpha, x[i], y[i])    (y += alpha x, one rounding)
   fill_f32       y[i]  = v
+  add_n_f32      y[i]  = ((x0[i] + x1[i]) + x2[i]) + ...   (k <= 8 inputs, added in index order:
+                 bitwise a chain of add_f32; the inputs are one by-value struct AddNPtrs, which is
+                 laid out as the Rust Arg::Ptrs8)
 
 Launch shape (every kernel in this file):
   block = ELEMENTWISE_BLOCK (256) threads recommended; any 1-D block size is correct.
@@ -78,5 +81,26 @@ extern "C" __global__ void fill_f32(float* __restrict__ y, float v, int n) {
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
         y[i] = v;
+    }
+}
+
+#define ADD_N_MAX 8
+
+// The inputs of add_n_f32 (Rust: Arg::Ptrs8); entries >= k are never read.
+struct AddNPtrs {
+    const float* p[ADD_N_MAX];
+};
+
+// One launch instead of k - 1 add_f32 (e.g. the gradient of a tensor several ops read).
+extern "C" __global__ void add_n_f32(AddNPtrs xs, int k, float* y, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        // A compile-time trip count (nvcc unrolls it): a dynamic index into the by-value struct
+        // would copy it to a local-memory stack frame.
+        float acc = xs.p[0][i];
+        for (int j = 1; j < ADD_N_MAX; ++j)
+            if (j < k) acc += xs.p[j][i];
+        y[i] = acc;
     }
 }

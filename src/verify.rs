@@ -333,6 +333,95 @@ fn dw_slots_cases(
     }
 }
 
+/// Per-slot device buffers of GPU tensors.
+fn bufs(ts: &[Tensor]) -> Vec<&crate::backend::gpu::GpuBuf> {
+    ts.iter().map(|t| t.gpu_buf().expect("tensor on the GPU")).collect()
+}
+
+/// `k` outputs of `shape` on `rt`, filled by `launch` (one call for all of them).
+fn gpu_slots_out(
+    rt: &crate::backend::gpu::Gpu,
+    k: usize,
+    shape: &[usize],
+    launch: impl FnOnce(&mut [&mut crate::backend::gpu::GpuBuf]) -> Result<(), crate::backend::gpu::GpuError>,
+) -> Vec<Tensor> {
+    let mut ys: Vec<Tensor> = (0..k).map(|_| Tensor::empty_gpu(shape, rt)).collect();
+    let mut outs: Vec<&mut _> = ys.iter_mut().map(Tensor::gpu_buf_mut).collect();
+    crate::tensor::gpu_ok(launch(&mut outs));
+    ys
+}
+
+/// `k` pointwise convs of one shape (an edge's conv candidates) through the slotted launchers on
+/// a GPU (one launch per pass, two for a split weight gradient), the one-slot ops on the CPU.
+/// Inputs: `[x_0.., w_0.., dy_0..]`, `k` each.
+fn pw_slots_cases(cs: &mut Vec<Case>, rng: &mut Rng, k: usize, x: [usize; 4], c_out: usize) {
+    use crate::backend::gpu::launch::conv as gconv;
+    let p = ConvParams::new(1, 0);
+    let w = [c_out, x[1], 1, 1];
+    let y = [x[0], c_out, x[2], x[3]];
+    let mut inputs: Vec<Tensor> = (0..k).map(|_| rand(rng, &x)).collect();
+    inputs.extend((0..k).map(|_| rand(rng, &w)));
+    inputs.extend((0..k).map(|_| rand(rng, &y)));
+    let g = ops::conv::conv_geom("pw_slots", &x, &w, p);
+    let label = format!("{k} x x{x:?} w{w:?}");
+    let run = move |part: &str, t: &[Tensor]| -> Vec<Tensor> {
+        let (xs, ws, dys) = (&t[..k], &t[k..2 * k], &t[2 * k..]);
+        match t[0].device().runtime() {
+            Some(rt) => match part {
+                "forward" => gpu_slots_out(rt, k, &y, |o| gconv::pw_fwd_slots(&g, &bufs(xs), &bufs(ws), o)),
+                "bwd_data" => {
+                    gpu_slots_out(rt, k, &x, |o| gconv::pw_bwd_data_slots(&g, &bufs(dys), &bufs(ws), o))
+                }
+                _ => gpu_slots_out(rt, k, &w, |o| gconv::pw_bwd_weight_slots(&g, &bufs(xs), &bufs(dys), o)),
+            },
+            None => (0..k)
+                .map(|s| match part {
+                    "forward" => ops::conv::conv2d(&xs[s], &ws[s], p),
+                    "bwd_data" => ops::conv::conv2d_bwd_data(&dys[s], &ws[s], &x, p),
+                    _ => ops::conv::conv2d_bwd_weight(&xs[s], &dys[s], &w, p),
+                })
+                .collect(),
+        }
+    };
+    for part in ["forward", "bwd_data", "bwd_weight"] {
+        cs.push(case("conv_pw_slots", part, label.clone(), inputs.clone(), Box::new(move |t| run(part, t))));
+    }
+}
+
+/// `k` non-affine training BN backwards of one shape: the slotted launcher (two launches) on a
+/// GPU, the one-slot op on the CPU, each from its own batch statistics. Inputs: `[x_0.., dy_0..]`.
+fn bn_slots_case(cs: &mut Vec<Case>, rng: &mut Rng, k: usize, x: [usize; 4]) {
+    use crate::backend::gpu::launch::batchnorm::{bn_bwd_train_slots, BnBwdSlot};
+    let mut inputs: Vec<Tensor> = (0..2 * k).map(|_| rand(rng, &x)).collect();
+    // Distinct offsets and scales per slot: a slot reading another's statistics shows.
+    for (s, t) in inputs[..k].iter_mut().enumerate() {
+        let v: Vec<f64> = t.to_f64_vec().iter().map(|v| v * (1.0 + s as f64) + s as f64).collect();
+        *t = Tensor::from_f64(&x, &v, DType::F32);
+    }
+    let run = move |t: &[Tensor]| -> Vec<Tensor> {
+        let (xs, dys) = (&t[..k], &t[k..]);
+        let saved: Vec<_> = xs.iter().map(|x| ops::norm::batch_norm_train(x, None, None, 1e-5).1).collect();
+        match t[0].device().runtime() {
+            Some(rt) => {
+                let g = ops::norm::bn_geom("bn_slots", &x);
+                let slots: Vec<BnBwdSlot> = (0..k)
+                    .map(|s| BnBwdSlot {
+                        x: xs[s].gpu_buf().expect("gpu"),
+                        dy: dys[s].gpu_buf().expect("gpu"),
+                        mean: saved[s].mean.gpu_buf().expect("gpu"),
+                        invstd: saved[s].invstd.gpu_buf().expect("gpu"),
+                    })
+                    .collect();
+                gpu_slots_out(rt, k, &x, |o| bn_bwd_train_slots(&g, &slots, o))
+            }
+            None => (0..k)
+                .map(|s| ops::norm::batch_norm_train_bwd(&xs[s], &dys[s], &saved[s], None, false).dx)
+                .collect(),
+        }
+    };
+    cs.push(case("batch_norm_slots", "backward_train", format!("{k} x {x:?}"), inputs, Box::new(run)));
+}
+
 /// Every case at the DARTS search-network shapes for batch `b` (C = 16, 8 cells).
 pub fn darts_cases(b: usize) -> Vec<Case> {
     let mut rng = Rng::new(7);
@@ -352,6 +441,10 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             ConvParams::new(1, 0),
         );
     }
+    // An edge's four sep/dil conv candidates as one slotted launch per pass (the weight gradient
+    // of [b, 16, 32, 32] splits its reduction); three slots at the next cell size.
+    pw_slots_cases(&mut cs, rng, 4, [b, 16, 32, 32], 16);
+    pw_slots_cases(&mut cs, rng, 3, [b, 32, 16, 16], 32);
     for (c, hw) in [(64, 32), (128, 16)] {
         conv_cases(&mut cs, rng, "conv_factorized", [b, c, hw, hw], [c / 2, c, 1, 1], ConvParams::new(2, 0));
     }
@@ -493,6 +586,8 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             }),
         ));
     }
+    // The non-affine BNs of an edge's four conv candidates in one slotted backward.
+    bn_slots_case(&mut cs, rng, 4, [b, 16, 32, 32]);
     // Pools (3x3, pad 1) at stride 1 in normal cells and 2 on reduction edges.
     for (c, hw, s) in [(16, 32, 1), (32, 16, 1), (64, 8, 1), (32, 32, 2), (64, 16, 2)] {
         let x = rand(rng, &[b, c, hw, hw]);
@@ -606,6 +701,15 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             label.clone(),
             vec![pos],
             Box::new(|t| vec![ops::elementwise::sum_all(&t[0])]),
+        ));
+        // Gradient accumulation of a node read by several ops: five terms in one launch.
+        let terms: Vec<Tensor> = (0..5).map(|_| rand(rng, &shape)).collect();
+        cs.push(case(
+            "add_n",
+            "forward",
+            format!("5 x {label}"),
+            terms,
+            Box::new(|t| vec![ops::elementwise::add_n(&t.iter().collect::<Vec<_>>())]),
         ));
         let mut parts: Vec<Tensor> = (0..7).map(|_| rand(rng, &shape)).collect();
         parts.push(Tensor::from_f64(&[7], &rng.uniforms(7, 0.0, 1.0), DType::F32));

@@ -1,4 +1,4 @@
-//! Elementwise ops: ReLU, add, scale, weighted sum of k tensors, the zero op.
+//! Elementwise ops: ReLU, add, add_n, scale, weighted sum of k tensors, the zero op.
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype, same_shape};
 use crate::backend::cpu::{self, Real as _};
@@ -42,6 +42,34 @@ pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
         let mut y = vec![T::ZERO; a.numel()];
         cpu::elementwise::add(a.data::<T>(), b.data::<T>(), &mut y);
         Tensor::from_vec(a.shape(), y)
+    })
+}
+
+/// Σ_i xs[i] (same shapes), added in index order: ((x0 + x1) + x2) + ..., so bitwise a chain of
+/// [`add`]s; one launch on a GPU (at most `ADD_N_MAX` = 8 inputs there).
+pub fn add_n(xs: &[&Tensor]) -> Tensor {
+    assert!(!xs.is_empty(), "add_n: no inputs");
+    for x in xs {
+        same_shape("add_n", xs[0], x);
+    }
+    if let Some(rt) = gpu_rt("add_n", xs) {
+        assert!(
+            xs.len() <= gew::ADD_N_MAX,
+            "add_n: {} inputs, the GPU kernel takes at most {}",
+            xs.len(),
+            gew::ADD_N_MAX
+        );
+        let bufs: Vec<&_> = xs.iter().map(|x| buf(x)).collect();
+        return gpu_out(&rt, xs[0].shape(), |y| gew::add_n(&bufs, y));
+    }
+    with_dtype!(xs[0].dtype(), T => {
+        let mut y = xs[0].data::<T>().to_vec();
+        for x in &xs[1..] {
+            for (a, &b) in y.iter_mut().zip(x.data::<T>()) {
+                *a += b;
+            }
+        }
+        Tensor::from_vec(xs[0].shape(), y)
     })
 }
 

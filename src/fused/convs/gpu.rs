@@ -3,11 +3,11 @@
 //! of all sep convs in one `mixed_stats_f32` launch, the stacked output's parts written in place
 //! through buffer views.
 
-use super::shim::{self as sl, BnBwdSlot};
 use super::{CandWeights, ConvsGrads, ConvsNeed, ConvsSaved, Geoms};
 use crate::autograd::functions::BnState;
-use crate::backend::gpu::launch::batchnorm as gbn;
+use crate::backend::gpu::launch::batchnorm::{self as gbn, BnBwdSlot};
 use crate::backend::gpu::launch::depthwise::{self as gdw, DwSlot};
+use crate::backend::gpu::launch::{conv as gconv, elementwise as gel};
 use crate::backend::gpu::{Gpu, GpuBuf, GpuView, GpuViewMut};
 use crate::fused::mixed::gpu::{self as mixed_gpu, MixedFwd};
 use crate::fused::mixed::K;
@@ -76,7 +76,7 @@ pub fn forward(
             ys.push(&mut **v.expect("one destination per candidate"));
         }
         let pw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.pw1)).collect();
-        gpu_ok(sl::pw_fwd_slots(&gp, &refs(&d1), &pw1, &mut ys));
+        gpu_ok(gconv::pw_fwd_slots(&gp, &refs(&d1), &pw1, &mut ys));
     }
     drop(d1);
     let Some(z1) = z1 else { return (out, None, None, None) };
@@ -138,7 +138,7 @@ pub fn forward(
             .map(|(_, v)| &mut **v)
             .collect();
         let pw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).1)).collect();
-        gpu_ok(sl::pw_fwd_slots(&gp, &refs(&d2), &pw2, &mut ys));
+        gpu_ok(gconv::pw_fwd_slots(&gp, &refs(&d2), &pw2, &mut ys));
     }
     (out, Some(z1), Some(mean), Some(rstd))
 }
@@ -189,14 +189,14 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
             let mut d2 = alloc(rt, s2, len);
             gpu_ok(gdw::depthwise_pre_fwd_slots(&slots2, &dw2, &mut muts(&mut d2)));
             let mut g = grads_like(rt, &pw2t);
-            gpu_ok(sl::pw_bwd_weight_slots(&gp, &refs(&d2), &dy2, &mut grad_bufs(&mut g)));
+            gpu_ok(gconv::pw_bwd_weight_slots(&gp, &refs(&d2), &dy2, &mut grad_bufs(&mut g)));
             for (&i, g) in sep.iter().zip(g) {
                 grads[i][3] = Some(g);
             }
         }
         if need.dw2 || need_z1 {
             let mut dd2 = alloc(rt, s2, len);
-            gpu_ok(sl::pw_bwd_data_slots(&gp, &dy2, &pw2, &mut muts(&mut dd2)));
+            gpu_ok(gconv::pw_bwd_data_slots(&gp, &dy2, &pw2, &mut muts(&mut dd2)));
             if need.dw2 {
                 let mut g = grads_like(rt, &dw2t);
                 gpu_ok(gdw::depthwise_pre_bwd_weight_slots(&slots2, &refs(&dd2), &mut grad_bufs(&mut g)));
@@ -214,7 +214,7 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
                     let slots: Vec<BnBwdSlot> = (0..s2)
                         .map(|k| BnBwdSlot { x: &z1p[k], dy: &da[k], mean: &mp[k], invstd: &rp[k] })
                         .collect();
-                    gpu_ok(sl::bn_bwd_train_slots(&bg, &slots, &mut muts(&mut dz1)));
+                    gpu_ok(gbn::bn_bwd_train_slots(&bg, &slots, &mut muts(&mut dz1)));
                 } else {
                     // Eval: constant statistics, dz1 = da · rstd (the saved running variance's).
                     let rv = sv.eval_var.as_ref().expect("eval running variances");
@@ -247,14 +247,14 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
             let mut d1 = alloc(rt, s, len);
             gpu_ok(gdw::depthwise_pre_fwd_slots(&slots1, &dw1, &mut muts(&mut d1)));
             let mut g = grads_like(rt, &pw1t);
-            gpu_ok(sl::pw_bwd_weight_slots(&gp, &refs(&d1), &dy1, &mut grad_bufs(&mut g)));
+            gpu_ok(gconv::pw_bwd_weight_slots(&gp, &refs(&d1), &dy1, &mut grad_bufs(&mut g)));
             for (gs, g) in grads.iter_mut().zip(g) {
                 gs[1] = Some(g);
             }
         }
         if need_up1 {
             let mut dd1 = alloc(rt, s, len);
-            gpu_ok(sl::pw_bwd_data_slots(&gp, &dy1, &pw1, &mut muts(&mut dd1)));
+            gpu_ok(gconv::pw_bwd_data_slots(&gp, &dy1, &pw1, &mut muts(&mut dd1)));
             if need.dw1 {
                 let mut g = grads_like(rt, &dw1t);
                 gpu_ok(gdw::depthwise_pre_bwd_weight_slots(&slots1, &refs(&dd1), &mut grad_bufs(&mut g)));
@@ -269,7 +269,7 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
                     Tensor::from_gpu(sv.x.shape(), dxs.pop().expect("one slot"))
                 } else {
                     let mut t = Tensor::empty_gpu(sv.x.shape(), rt);
-                    gpu_ok(sl::add_n(&refs(&dxs), t.gpu_buf_mut()));
+                    gpu_ok(gel::add_n(&refs(&dxs), t.gpu_buf_mut()));
                     t
                 });
             }

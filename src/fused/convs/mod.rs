@@ -30,7 +30,6 @@
 
 mod cpu;
 mod gpu;
-mod shim;
 
 use crate::autograd::functions::BnState;
 use crate::autograd::Var;

@@ -8,11 +8,12 @@
 //! Training forward: `bn_stats_partial_f32` then `bn_fwd_train_norm_f32` (which merges the
 //! partials itself); training backward: `bn_bwd_train_partial_f32` then `bn_bwd_train_dx_f32`;
 //! eval forward: one launch; eval backward: one launch, plus `bn_bwd_sums_final_f32` when
-//! `dgamma`/`dbeta` are wanted.
+//! `dgamma`/`dbeta` are wanted. [`bn_bwd_train_slots`] runs the non-affine training backward of
+//! up to [`BN_MAX_SLOTS`] same-shaped BNs in the same two launches.
 
 use super::{check_len, int};
 use crate::backend::geom::BnGeom;
-use crate::backend::gpu::{Arg, Gpu, GpuBuf, GpuError, LaunchCfg};
+use crate::backend::gpu::{Arg, DevPtr, Gpu, GpuBuf, GpuError, LaunchCfg};
 
 /// Threads per block of every batch-norm kernel (`BN_BLOCK`).
 const BN_BLOCK: u32 = 256;
@@ -370,6 +371,86 @@ pub fn bn_bwd_eval(
         ),
         None => Ok(()),
     }
+}
+
+/// Most slots of one [`bn_bwd_train_slots`] call (`BN_SLOTS` in `kernels/batchnorm.cu`).
+pub const BN_MAX_SLOTS: usize = 4;
+
+/// `struct BnBwdSlots` of `kernels/batchnorm.cu`; unused slots are null.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BnBwdSlots {
+    x: [DevPtr; BN_MAX_SLOTS],
+    dy: [DevPtr; BN_MAX_SLOTS],
+    mean: [DevPtr; BN_MAX_SLOTS],
+    invstd: [DevPtr; BN_MAX_SLOTS],
+    partial: [DevPtr; BN_MAX_SLOTS],
+    dx: [DevPtr; BN_MAX_SLOTS],
+    n: i32,
+    c: i32,
+    hw: i32,
+    chunk: i32,
+}
+
+// SAFETY: a repr(C) struct of u64 arrays and four i32 (16 bytes: no implicit padding), so every
+// bit pattern is valid and none is uninitialised.
+unsafe impl bytemuck::Zeroable for BnBwdSlots {}
+unsafe impl bytemuck::Pod for BnBwdSlots {}
+
+/// One slot of a batched non-affine BN training backward.
+pub struct BnBwdSlot<'a> {
+    /// The forward input `[n, c, hw]`.
+    pub x: &'a GpuBuf,
+    /// The output gradient, like `x`.
+    pub dy: &'a GpuBuf,
+    /// The batch mean `[c]` of [`bn_fwd_train`].
+    pub mean: &'a GpuBuf,
+    /// The batch `1 / sqrt(var + eps)` `[c]` of [`bn_fwd_train`].
+    pub invstd: &'a GpuBuf,
+}
+
+/// dx_s = the non-affine training BN backward of every slot (all of geometry `g`): two launches
+/// in all. Each `dx_s` is bitwise `bn_bwd_train(g, x, dy, mean, invstd, None, dx, None, None)`
+/// (the same chunking, the same blocks). Panics, naming the op, unless `slots` and `dxs` have the
+/// same length in `1..=BN_MAX_SLOTS` and every buffer's length matches `g`.
+pub fn bn_bwd_train_slots(g: &BnGeom, slots: &[BnBwdSlot], dxs: &mut [&mut GpuBuf]) -> Result<(), GpuError> {
+    let op = "bn_bwd_train_slots";
+    let k = slots.len();
+    assert!(
+        (1..=BN_MAX_SLOTS).contains(&k) && dxs.len() == k,
+        "{op}: {k} slots and {} outputs (need the same count, 1 to {BN_MAX_SLOTS})",
+        dxs.len()
+    );
+    for (s, dx) in slots.iter().zip(dxs.iter()) {
+        check_len(op, g.len(), &[("x", s.x), ("dy", s.dy), ("dx", dx)]);
+        check_len(op, g.c, &[("mean", s.mean), ("invstd", s.invstd)]);
+    }
+    if g.c == 0 {
+        return Ok(());
+    }
+    let p = plan(op, g);
+    let rt = slots[0].x.runtime().clone();
+    // One scratch for every slot's partials: slot s owns 2 * c * nchunks floats at s * that.
+    let per = 2 * g.c * p.nchunks;
+    let partial = GpuBuf::alloc(&rt, k * per)?;
+    let mut a = BnBwdSlots {
+        n: int(op, g.n),
+        c: int(op, g.c),
+        hw: int(op, g.hw),
+        chunk: int(op, chunking(g.per_channel(), g.c).0),
+        ..BnBwdSlots::default()
+    };
+    for (i, (s, dx)) in slots.iter().zip(dxs.iter()).enumerate() {
+        a.x[i] = s.x.ptr();
+        a.dy[i] = s.dy.ptr();
+        a.mean[i] = s.mean.ptr();
+        a.invstd[i] = s.invstd.ptr();
+        a.partial[i] = partial.ptr() + (i * per * std::mem::size_of::<f32>()) as DevPtr;
+        a.dx[i] = dx.ptr();
+    }
+    let cfg = LaunchCfg { grid: (p.grid.grid.0, p.grid.grid.1, k as u32), ..p.grid };
+    rt.launch("bn_bwd_train_partial_slots_f32", cfg, &[Arg::pod(&a)])?;
+    rt.launch("bn_bwd_train_dx_slots_f32", cfg, &[Arg::pod(&a)])
 }
 
 #[cfg(test)]

@@ -10,10 +10,14 @@
 //!
 //! Tiles are chosen from the GEMM shape alone (the kernel file's table), and so is the weight
 //! gradient's split of its reduction, so results are bitwise identical on every device.
+//!
+//! The `pw_*_slots` functions run up to [`PW_MAX_SLOTS`] independent pointwise convs of one
+//! geometry (an edge's conv candidates) in one launch each, every slot bitwise equal to the
+//! one-slot function on its own buffers.
 
 use super::{check_len, depthwise, grid_for, int, BLOCK};
 use crate::backend::geom::Conv2dGeom;
-use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
+use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Threads per block of the GEMM kernels (`CONV_THREADS`).
 const THREADS: u32 = 256;
@@ -209,6 +213,202 @@ pub fn conv2d_bwd_weight(g: &Conv2dGeom, x: &GpuBuf, dy: &GpuBuf, dw: &mut GpuBu
             LaunchCfg::linear(grid_for(m * n), BLOCK),
             &[partial.arg(), Arg::I32(splits as i32), Arg::I32(int(OP, m * n)), dw.arg()],
         )?;
+    }
+    Ok(())
+}
+
+/// Most slots one slotted pointwise launch takes (`PW_SLOTS` in `kernels/conv2d.cu`).
+pub const PW_MAX_SLOTS: usize = 4;
+
+/// `struct PwSlots` of `kernels/conv2d.cu`: per slot the two operands and the output, in the
+/// one-slot kernels' argument order; unused slots are null.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct PwSlots {
+    a: [DevPtr; PW_MAX_SLOTS],
+    b: [DevPtr; PW_MAX_SLOTS],
+    out: [DevPtr; PW_MAX_SLOTS],
+    n: i32,
+    c_in: i32,
+    c_out: i32,
+    hw: i32,
+    tile: i32,
+    cps: i32,
+    splits: i32,
+    _pad: i32,
+}
+
+/// `struct PwFinalSlots` of `kernels/conv2d.cu`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct PwFinalSlots {
+    partial: [DevPtr; PW_MAX_SLOTS],
+    dw: [DevPtr; PW_MAX_SLOTS],
+    splits: i32,
+    mn: i32,
+}
+
+// SAFETY: repr(C) structs of u64 and i32 fields with no implicit padding (PwSlots closes its
+// tail with `_pad`), so every bit pattern is valid and none is uninitialised.
+unsafe impl bytemuck::Zeroable for PwSlots {}
+unsafe impl bytemuck::Pod for PwSlots {}
+unsafe impl bytemuck::Zeroable for PwFinalSlots {}
+unsafe impl bytemuck::Pod for PwFinalSlots {}
+
+/// Checks a slotted call: 1..=PW_MAX_SLOTS slots in every list, a pointwise geometry, and every
+/// buffer's length (`(name, buffers, want)`). Returns the slot count.
+fn check_slots(op: &str, g: &Conv2dGeom, lists: [(&str, Vec<&GpuBuf>, usize); 3]) -> usize {
+    let slots = lists[0].1.len();
+    assert!(
+        (1..=PW_MAX_SLOTS).contains(&slots) && lists.iter().all(|l| l.1.len() == slots),
+        "{op}: {} / {} / {} slots (need the same count, 1 to {PW_MAX_SLOTS})",
+        lists[0].1.len(),
+        lists[1].1.len(),
+        lists[2].1.len()
+    );
+    assert!(
+        g.is_pointwise() && g.stride == 1,
+        "{op}: not a pointwise geometry (1x1, stride 1, pad 0, groups 1): {g:?}"
+    );
+    check_dense(op, g);
+    for (name, bufs, want) in &lists {
+        for &b in bufs {
+            check_lens(op, &[(*name, b, *want)]);
+        }
+    }
+    slots
+}
+
+/// The slots' pointers, null past the last.
+fn slot_ptrs(bufs: &[&GpuBuf]) -> [DevPtr; PW_MAX_SLOTS] {
+    let mut p = [0; PW_MAX_SLOTS];
+    for (d, b) in p.iter_mut().zip(bufs) {
+        *d = b.ptr();
+    }
+    p
+}
+
+/// `PwSlots` for `g` with the given operands (shape fields from `g`; tile, cps, splits as given).
+fn pw_slots(op: &str, g: &Conv2dGeom, (a, b, out): (&[&GpuBuf], &[&GpuBuf], &[&GpuBuf])) -> PwSlots {
+    PwSlots {
+        a: slot_ptrs(a),
+        b: slot_ptrs(b),
+        out: slot_ptrs(out),
+        n: int(op, g.n),
+        c_in: int(op, g.c_in),
+        c_out: int(op, g.c_out),
+        hw: int(op, g.h * g.w),
+        splits: 1,
+        ..PwSlots::default()
+    }
+}
+
+/// One slotted activation-shaped GEMM launch (forward or input gradient), `m x n` per slot.
+fn launch_mn_slots(
+    op: &str,
+    kernel: &str,
+    (m, n): (usize, usize),
+    mut p: PwSlots,
+    slots: usize,
+    out: &GpuBuf,
+) -> Result<(), GpuError> {
+    let tile = mn_tile(m);
+    p.tile = tile as i32;
+    out.runtime().launch(kernel, gemm_cfg(op, m, n, MN_TILES[tile], slots), &[Arg::pod(&p)])
+}
+
+/// y_s = pw(x_s, w_s) for every slot (`g` pointwise: 1x1, stride 1, pad 0, groups 1, shared by
+/// all slots), one launch. Each `y_s` is bitwise [`conv2d_fwd`]`(g, x_s, w_s)`.
+///
+/// Panics, naming the op, unless the three lists have the same length in `1..=PW_MAX_SLOTS`,
+/// `g` is pointwise and every buffer's length matches `g`.
+pub fn pw_fwd_slots(
+    g: &Conv2dGeom,
+    xs: &[&GpuBuf],
+    ws: &[&GpuBuf],
+    ys: &mut [&mut GpuBuf],
+) -> Result<(), GpuError> {
+    const OP: &str = "pw_fwd_slots";
+    let outs: Vec<&GpuBuf> = ys.iter().map(|y| &**y).collect();
+    let slots = check_slots(
+        OP,
+        g,
+        [("x", xs.to_vec(), g.x_len()), ("w", ws.to_vec(), g.w_len()), ("y", outs.clone(), g.y_len())],
+    );
+    if outs[0].is_empty() {
+        return Ok(());
+    }
+    let p = pw_slots(OP, g, (xs, ws, &outs));
+    launch_mn_slots(OP, "conv2d_pw_fwd_slots_f32", (g.c_out, g.n * g.h * g.w), p, slots, outs[0])
+}
+
+/// dx_s = pw_bwd_data(dy_s, w_s) for every slot, one launch. Each `dx_s` is bitwise
+/// [`conv2d_bwd_data`]`(g, dy_s, w_s)`; panics like [`pw_fwd_slots`].
+pub fn pw_bwd_data_slots(
+    g: &Conv2dGeom,
+    dys: &[&GpuBuf],
+    ws: &[&GpuBuf],
+    dxs: &mut [&mut GpuBuf],
+) -> Result<(), GpuError> {
+    const OP: &str = "pw_bwd_data_slots";
+    let outs: Vec<&GpuBuf> = dxs.iter().map(|d| &**d).collect();
+    let slots = check_slots(
+        OP,
+        g,
+        [("dy", dys.to_vec(), g.y_len()), ("w", ws.to_vec(), g.w_len()), ("dx", outs.clone(), g.x_len())],
+    );
+    if outs[0].is_empty() {
+        return Ok(());
+    }
+    let p = pw_slots(OP, g, (dys, ws, &outs));
+    launch_mn_slots(OP, "conv2d_pw_bwd_data_slots_f32", (g.c_in, g.n * g.h * g.w), p, slots, outs[0])
+}
+
+/// dw_s = pw_bwd_weight(x_s, dy_s) for every slot: one launch, plus one final for all slots when
+/// split-K is used. Each `dw_s` is bitwise [`conv2d_bwd_weight`]`(g, x_s, dy_s)` (same tile,
+/// same split, same summation order); panics like [`pw_fwd_slots`].
+pub fn pw_bwd_weight_slots(
+    g: &Conv2dGeom,
+    xs: &[&GpuBuf],
+    dys: &[&GpuBuf],
+    dws: &mut [&mut GpuBuf],
+) -> Result<(), GpuError> {
+    const OP: &str = "pw_bwd_weight_slots";
+    let outs: Vec<&GpuBuf> = dws.iter().map(|d| &**d).collect();
+    let slots = check_slots(
+        OP,
+        g,
+        [("x", xs.to_vec(), g.x_len()), ("dy", dys.to_vec(), g.y_len()), ("dw", outs.clone(), g.w_len())],
+    );
+    if outs[0].is_empty() {
+        return Ok(());
+    }
+    let (m, n, l) = (g.c_out, g.c_in, g.n * g.h * g.w);
+    let tile = w_tile(m, n);
+    let (bm, bn, kc) = W_TILES[tile];
+    let (splits, cps) = split(m, n, l, (bm, bn, kc));
+    let z = slots * splits;
+    assert!(z <= 65_535, "{OP}: {slots} slots x {splits} splits exceed the grid's z limit");
+    let rt = outs[0].runtime().clone();
+    // One scratch for every slot's partials: slot s owns [s * splits * m * n, (s + 1) * ...).
+    let partial = if splits > 1 { Some(GpuBuf::alloc(&rt, slots * splits * m * n)?) } else { None };
+    let mut p = pw_slots(OP, g, (xs, dys, &outs));
+    if let Some(partial) = &partial {
+        let base = partial.ptr();
+        for (s, o) in p.out.iter_mut().take(slots).enumerate() {
+            *o = base + (s * splits * m * n * std::mem::size_of::<f32>()) as DevPtr;
+        }
+    }
+    p.tile = tile as i32;
+    p.cps = int(OP, cps);
+    p.splits = splits as i32;
+    rt.launch("conv2d_pw_bwd_weight_slots_f32", gemm_cfg(OP, m, n, (bm, bn), z), &[Arg::pod(&p)])?;
+    if partial.is_some() {
+        let fin =
+            PwFinalSlots { partial: p.out, dw: slot_ptrs(&outs), splits: splits as i32, mn: int(OP, m * n) };
+        let cfg =
+            LaunchCfg { grid: (grid_for(m * n), slots as u32, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
+        rt.launch("conv2d_bwd_weight_final_slots_f32", cfg, &[Arg::pod(&fin)])?;
     }
     Ok(())
 }

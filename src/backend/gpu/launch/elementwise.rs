@@ -1,7 +1,10 @@
-//! `kernels/elementwise.cu`: ReLU, add, scale, axpy, fill (grid-stride, block 256).
+//! `kernels/elementwise.cu`: ReLU, add, add_n, scale, axpy, fill (grid-stride, block 256).
 
 use super::{check_len, grid_for, int, BLOCK};
-use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
+use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
+
+/// Most inputs of one [`add_n`] (`ADD_N_MAX`).
+pub const ADD_N_MAX: usize = 8;
 
 fn launch(kernel: &str, n: usize, out: &GpuBuf, args: &[Arg]) -> Result<(), GpuError> {
     out.runtime().launch(kernel, LaunchCfg::linear(grid_for(n), BLOCK), args)
@@ -26,6 +29,20 @@ pub fn add(a: &GpuBuf, b: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = a.len();
     check_len("add", n, &[("b", b), ("y", y)]);
     launch("add_f32", n, y, &[a.arg(), b.arg(), y.arg(), Arg::I32(int("add", n))])
+}
+
+/// y = Σ_i xs[i], added in index order (y = ((x0 + x1) + x2) + ...), one launch; 1 ≤ xs.len() ≤ 8.
+/// Bitwise equal to a chain of [`add`]s.
+pub fn add_n(xs: &[&GpuBuf], y: &mut GpuBuf) -> Result<(), GpuError> {
+    const OP: &str = "add_n";
+    assert!((1..=ADD_N_MAX).contains(&xs.len()), "{OP}: {} inputs (need 1 to {ADD_N_MAX})", xs.len());
+    let n = y.len();
+    let mut p: [DevPtr; 8] = [0; 8];
+    for (d, x) in p.iter_mut().zip(xs) {
+        check_len(OP, n, &[("input", x)]);
+        *d = x.ptr();
+    }
+    launch("add_n_f32", n, y, &[Arg::Ptrs8(p), Arg::I32(xs.len() as i32), y.arg(), Arg::I32(int(OP, n))])
 }
 
 /// y = s x.
