@@ -163,7 +163,7 @@ fn compare(what: &str, a: &Outcome, b: &Outcome, tol: f64) {
 
 fn shapes() -> Vec<Shape> {
     let mut v = Vec::new();
-    for (n, c, hw) in [(1, 3, 7), (2, 5, 9), (3, 4, 6), (2, 16, 16)] {
+    for (n, c, hw) in [(1, 3, 7), (2, 5, 9), (3, 4, 6), (2, 16, 16), (2, 16, 32)] {
         for stride in [1, 2] {
             for training in [true, false] {
                 v.push(Shape { n, c, hw, stride, training });

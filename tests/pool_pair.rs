@@ -90,6 +90,22 @@ fn check_pair(dev: &Device, dtype: DType, exact_bwd: bool, launches: Option<&dyn
     }
 }
 
+/// The pair's tape node (`F::max_avg_pool`) against central differences in f64, at strides 1
+/// and 2 (distinct random values: no ties at a window's maximum).
+#[test]
+fn the_pair_node_passes_the_finite_difference_check() {
+    use darts::autograd::functions as F;
+    for stride in [1, 2] {
+        let x = Tensor::from_f64(&[2, 3, 7, 7], &Rng::new(4).normals(294), DType::F64);
+        let errs = darts::autograd::check::finite_diff_errors(&[x], 1e-6, |v| {
+            let y = F::max_avg_pool(&v[0], 3, stride, 1);
+            let r = Tensor::from_f64(y.shape(), &Rng::new(8).normals(y.value().numel()), DType::F64);
+            F::inner(&y, &r)
+        });
+        assert!(errs[0] < 1e-6, "max_avg_pool stride {stride}: finite-difference error {:e}", errs[0]);
+    }
+}
+
 #[test]
 fn the_pair_matches_the_single_pools_on_the_cpu_in_f64() {
     check_pair(&Device::Cpu, DType::F64, false, None);
