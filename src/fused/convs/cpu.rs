@@ -4,7 +4,7 @@
 
 use super::{CandWeights, ConvsGrads, ConvsNeed, ConvsSaved, Geoms};
 use crate::autograd::functions::BnState;
-use crate::backend::cpu::{batchnorm, conv, elementwise};
+use crate::backend::cpu::{batchnorm, conv};
 use crate::fused::mixed::{cpu as mixed_cpu, host_stats_update};
 use crate::fused::sepconv::cpu as sep;
 use crate::ops::conv::relu;
@@ -132,10 +132,11 @@ pub fn backward<T: Element>(s: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need
             if let Some(dx) = dx.as_mut() {
                 let mut dr = vec![T::ZERO; xv.len()];
                 conv::conv2d_bwd_data(&g.g1, &dd, cand.dw1.data::<T>(), &mut dr);
-                let mut part = vec![T::ZERO; xv.len()];
-                elementwise::relu_bwd(xv, &dr, &mut part);
-                for (a, &b) in dx.iter_mut().zip(&part) {
-                    *a = *a + b;
+                // The ReLU backward (mask from x) folded into the sum over candidates.
+                for ((a, &r), &xi) in dx.iter_mut().zip(&dr).zip(xv) {
+                    if xi > T::ZERO {
+                        *a += r;
+                    }
                 }
             }
         }
