@@ -26,13 +26,20 @@ src/fused/mixed/gpu.rs as #[repr(C)]; pointer slots are indexed by candidate, nu
                                  reduces channel ch of z_j in two passes (mean, then the centred
                                  sum of squares) and updates its running statistics.
   mixed_fwd_f32(MixedFwd)        grid-stride over n·c·hw, block 256 (required).
-  mixed_bwd_sums_f32(MixedBwd)   grid (c), block 256 (required): S, T_j, U of one channel into
-                                 sums[(k + 1) · c] (row j: T_j or U; row k: S).
-  mixed_bwd_f32(MixedBwd)        grid-stride over n·c·hw, block 256: dz_j and dx_s; block 0 also
-                                 writes dalpha (when not null).
-Static shared memory at most 8·4·(k + 1) + 32 bytes; no dynamic shared memory.
+  mixed_bwd_sums_f32(MixedBwd)   grid (c, chunks), block 256 (required): block (ch, q) sums S, T_j,
+                                 U of channel ch over its q-th run of the n·hw values into
+                                 sums[q][(k + 1) · c] (row j: T_j or U; row k: S). The split keeps a
+                                 large GPU busy at small c (c = 16 alone would be 16 blocks); the
+                                 host picks chunks from the shape alone (about 256 blocks).
+  mixed_bwd_f32(MixedBwd)        grid-stride over n·c·hw, block 256, dynamic shared (k + 1)·c
+                                 floats: each block first adds the chunks' partial sums in chunk
+                                 order into shared memory (every block the same bits), then dz_j
+                                 and dx_s; block 0 also writes dalpha (when not null).
+Static shared memory at most 32 bytes; dynamic (k + 1)·c·4 bytes in the backward (≤ 48 KiB: c ≤
+1365, checked by the host).
 Determinism: every sum runs in an order fixed by the shapes (per thread in index order, then a
-fixed shuffle tree and the warps in order), so bits do not depend on scheduling.
+fixed shuffle tree and the warps in order, then the chunks in order), so bits do not depend on
+scheduling.
 Assumptions: contiguous NCHW buffers of n·c·hw floats (< 2^31), c ≤ 65535, k ≤ 8; outputs do not
 alias inputs.
 */
@@ -75,6 +82,7 @@ struct MixedBwd {
     unsigned normed;
     int training;
     int rows, row;
+    int chunks;  // runs of n·hw per channel in mixed_bwd_sums_f32
 };
 
 // w = softmax(alpha[0..k)); slots >= k get 0.
@@ -166,8 +174,10 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_fwd_f32(MixedFwd
 
 extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_sums_f32(MixedBwd p) {
     __shared__ float warp_s[MIXED_WARPS];
-    const unsigned ch = blockIdx.x;
+    const unsigned ch = blockIdx.x, q = blockIdx.y;
     const unsigned m = static_cast<unsigned>(p.n) * static_cast<unsigned>(p.hw);
+    const unsigned per = (m + static_cast<unsigned>(p.chunks) - 1) / static_cast<unsigned>(p.chunks);
+    const unsigned begin = q * per, end = min(m, begin + per);
     const unsigned hw = static_cast<unsigned>(p.hw);
     const unsigned plane = static_cast<unsigned>(p.c) * hw;
     float t[MIXED_K];
@@ -179,7 +189,7 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_sums_f32(Mix
         rs[j] = on ? p.invstd[j][ch] : 0.0f;
     }
     float s = 0.0f;
-    for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) {
+    for (unsigned i = begin + threadIdx.x; i < end; i += MIXED_BLOCK) {
         const unsigned at = (i / hw) * plane + ch * hw + i % hw;
         const float d = p.dy[at];
         s += d;
@@ -192,22 +202,36 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_sums_f32(Mix
         }
     }
     const unsigned c = static_cast<unsigned>(p.c);
+    float* __restrict__ out = p.sums + q * (static_cast<unsigned>(p.k) + 1) * c;
     const float total_s = mixed_block_sum(s, warp_s);
-    if (threadIdx.x == 0) p.sums[static_cast<unsigned>(p.k) * c + ch] = total_s;
+    if (threadIdx.x == 0) out[static_cast<unsigned>(p.k) * c + ch] = total_s;
     for (int j = 0; j < MIXED_K; j++) {
         if (j >= p.k) break;  // uniform
         const float tj = mixed_block_sum(t[j], warp_s);
-        if (threadIdx.x == 0) p.sums[static_cast<unsigned>(j) * c + ch] = tj;
+        if (threadIdx.x == 0) out[static_cast<unsigned>(j) * c + ch] = tj;
     }
 }
 
+#ifndef DARTS_DYN_SMEM
+#define DARTS_DYN_SMEM(T, name) extern __shared__ __align__(16) T name[]
+#endif
+
 extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd p) {
+    DARTS_DYN_SMEM(float, sums);
     float w[MIXED_K];
     mixed_softmax(p.alpha, p.k, w);
     const unsigned hw = static_cast<unsigned>(p.hw), c = static_cast<unsigned>(p.c);
     const unsigned total = static_cast<unsigned>(p.n) * c * hw;
     const float inv_m = 1.0f / static_cast<float>(static_cast<unsigned>(p.n) * hw);
-    const float* __restrict__ s_row = p.sums + static_cast<unsigned>(p.k) * c;
+    // The chunks' partial sums, added in chunk order (the same bits in every block).
+    const unsigned rows_c = (static_cast<unsigned>(p.k) + 1) * c;
+    for (unsigned r = threadIdx.x; r < rows_c; r += blockDim.x) {
+        float v = p.sums[r];
+        for (int q = 1; q < p.chunks; q++) v += p.sums[static_cast<unsigned>(q) * rows_c + r];
+        sums[r] = v;
+    }
+    __syncthreads();
+    const float* __restrict__ s_row = sums + static_cast<unsigned>(p.k) * c;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
         const unsigned ch = (i / hw) % c;
         const float d = p.dy[i];
@@ -217,7 +241,7 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd
                 float g = d;
                 if (p.training) {
                     const float xhat = (p.z[j][i] - p.mean[j][ch]) * rs;
-                    g = d - s_row[ch] * inv_m - xhat * (p.sums[static_cast<unsigned>(j) * c + ch] * inv_m);
+                    g = d - s_row[ch] * inv_m - xhat * (sums[static_cast<unsigned>(j) * c + ch] * inv_m);
                 }
                 p.dz[j][i] = (w[j] * rs) * g;
             } else if (j == p.skip && p.dx_skip) {
@@ -231,7 +255,7 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd
         for (int j = 0; j < MIXED_K; j++) {
             g[j] = 0.0f;
             if (j < p.k && (mixed_is_normed(p.normed, j) || j == p.skip))
-                for (unsigned ch = 0; ch < c; ch++) g[j] += p.sums[static_cast<unsigned>(j) * c + ch];
+                for (unsigned ch = 0; ch < c; ch++) g[j] += sums[static_cast<unsigned>(j) * c + ch];
             wg = fmaf(w[j], g[j], wg);
         }
         const unsigned kk = static_cast<unsigned>(p.k);

@@ -138,7 +138,18 @@ fn compare(
     assert!(e < tol, "{what}: running statistics differ by {e:e}");
 }
 
-const SHAPES: [&[usize]; 4] = [&[2, 3, 7, 7], &[1, 5, 9, 9], &[3, 4, 6, 6], &[2, 16, 32, 32]];
+/// Odd sizes and a DARTS one; [8, 3, 32, 32] splits the GPU backward sums over 4 blocks per
+/// channel (`mixed::gpu::bwd_chunks`).
+const SHAPES: [&[usize]; 5] =
+    [&[2, 3, 7, 7], &[1, 5, 9, 9], &[3, 4, 6, 6], &[2, 16, 32, 32], &[8, 3, 32, 32]];
+
+#[test]
+fn the_backward_sums_split_at_the_darts_shapes() {
+    use darts::fused::mixed::gpu::bwd_chunks;
+    assert_eq!(bwd_chunks(8, 3, 32 * 32), 4);
+    // Paper batch: C = 16 at 32x32 gives 16 blocks per channel (256 in all), 64 at 8x8 gives 2.
+    assert_eq!((bwd_chunks(64, 16, 1024), bwd_chunks(64, 64, 64)), (16, 2));
+}
 
 #[test]
 fn fused_edge_matches_the_unfused_composition_in_f64() {

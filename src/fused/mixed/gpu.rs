@@ -55,7 +55,8 @@ pub struct MixedBwd {
     pub training: i32,
     pub rows: i32,
     pub row: i32,
-    pub _pad: u32,
+    /// Runs of n·hw per channel in the sums pass ([`bwd_chunks`]).
+    pub chunks: i32,
 }
 
 // SAFETY: both are repr(C) structs of u64/i32/u32/f32 fields with no implicit padding (the
@@ -85,10 +86,31 @@ pub fn stats_slots(rt: &dyn Runtime, p: &MixedFwd, slots: usize) -> Result<(), G
     rt.launch("mixed_stats_f32", cfg, &[Arg::pod(p)])
 }
 
-/// The per-channel sums, then the candidate and identity gradients (and dα from block 0).
+/// Blocks each channel's backward sums are split over: about 256 blocks in all, at least 2,048
+/// values per block, from the shape alone (so the bits are the same on every device).
+pub fn bwd_chunks(n: usize, c: usize, hw: usize) -> usize {
+    let m = n * hw;
+    256usize.div_ceil(c.max(1)).min(m.div_ceil(2048)).max(1)
+}
+
+/// The per-channel sums (split over `p.chunks` blocks per channel, into `[chunks, K + 1, c]`
+/// partials), then the candidate and identity gradients (and dα from block 0).
 pub fn backward(rt: &dyn Runtime, p: &MixedBwd) -> Result<(), GpuError> {
     let total = p.n as usize * p.c as usize * p.hw as usize;
     let _ = int(OP, total);
-    rt.launch("mixed_bwd_sums_f32", LaunchCfg::linear(p.c.max(1) as u32, BLOCK), &[Arg::pod(p)])?;
-    rt.launch("mixed_bwd_f32", LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
+    let smem = (K + 1) * p.c.max(0) as usize * 4;
+    assert!(
+        smem <= crate::backend::gpu::DEFAULT_DYNAMIC_SHARED as usize,
+        "{OP}: {} channels need {smem} bytes of shared memory for the backward sums (at most {})",
+        p.c,
+        crate::backend::gpu::DEFAULT_DYNAMIC_SHARED
+    );
+    let sums = LaunchCfg {
+        grid: (p.c.max(1) as u32, p.chunks.max(1) as u32, 1),
+        block: (BLOCK, 1, 1),
+        shared_bytes: 0,
+    };
+    rt.launch("mixed_bwd_sums_f32", sums, &[Arg::pod(p)])?;
+    let cfg = LaunchCfg { grid: (grid_for(total), 1, 1), block: (BLOCK, 1, 1), shared_bytes: smem as u32 };
+    rt.launch("mixed_bwd_f32", cfg, &[Arg::pod(p)])
 }

@@ -367,7 +367,8 @@ impl MixedSaved {
             self.normed.len()
         );
         let (dalpha, dx, dz) = if let Some(rt) = crate::ops::gpu_rt(OP, &[dy, &self.alpha]) {
-            let sums = gpu_ok(GpuBuf::alloc(&rt, (K + 1) * c));
+            let chunks = gpu::bwd_chunks(g.n, c, g.hw);
+            let sums = gpu_ok(GpuBuf::alloc(&rt, chunks * (K + 1) * c));
             let sb = self.stats.gpu_buf().expect("stats on the GPU");
             let mut p = gpu::MixedBwd {
                 n: g.n as i32,
@@ -378,6 +379,7 @@ impl MixedSaved {
                 training: self.training as i32,
                 rows: rows as i32,
                 row: self.row as i32,
+                chunks: chunks as i32,
                 ..Default::default()
             };
             let mut dz: Vec<Option<Tensor>> = Vec::new();
