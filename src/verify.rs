@@ -333,6 +333,54 @@ fn dw_slots_cases(
     }
 }
 
+/// An edge's sep/dil conv stages (pre-op → depthwise → pointwise) as one fused launch on a GPU
+/// (`dw_pw_fwd_slots`: the depthwise output kept on chip); on the CPU the ops slot by slot. Slot
+/// i is ReLU (or normalise → ReLU) → depthwise with `(k, d) = kds[i]` → 1×1 `[c, c]`, each with
+/// its own x, dw, pw (and mean, rstd).
+fn dw_pw_slots_case(
+    cs: &mut Vec<Case>,
+    rng: &mut Rng,
+    x: [usize; 4],
+    s: usize,
+    kds: &'static [(usize, usize)],
+    normed: bool,
+) {
+    use crate::fused::sepconv::{dw_pw_slots, DwPwSlot};
+    let c = x[1];
+    let params = move |i: usize| {
+        let (k, d) = kds[i];
+        ConvParams::new(s, d * (k - 1) / 2).dilation(d).groups(c)
+    };
+    // Per slot: x, dw, pw, then mean and rstd when normed.
+    let m = if normed { 5 } else { 3 };
+    let mut inputs = Vec::new();
+    for &(k, _) in kds {
+        inputs.extend([rand(rng, &x), rand(rng, &[c, 1, k, k]), rand(rng, &[c, c, 1, 1])]);
+        if normed {
+            inputs.push(rand(rng, &[c]));
+            inputs.push(Tensor::from_f64(&[c], &rng.uniforms(c, 0.5, 1.5), DType::F32));
+        }
+    }
+    let run = move |t: &[Tensor]| -> Vec<Tensor> {
+        let slots: Vec<DwPwSlot> = (0..kds.len())
+            .map(|i| {
+                let t = &t[i * m..(i + 1) * m];
+                DwPwSlot {
+                    x: &t[0],
+                    norm: normed.then(|| (&t[3], &t[4])),
+                    dw: &t[1],
+                    pw: &t[2],
+                    p: params(i),
+                }
+            })
+            .collect();
+        dw_pw_slots(&slots)
+    };
+    let ks: Vec<String> = kds.iter().map(|(k, d)| format!("k{k}d{d}")).collect();
+    let label = format!("x{x:?} s{s} {}{}", ks.join(","), if normed { " norm" } else { "" });
+    cs.push(case("dw_pw_slots", "forward", label, inputs, Box::new(run)));
+}
+
 /// Per-slot device buffers of GPU tensors.
 fn bufs(ts: &[Tensor]) -> Vec<&crate::backend::gpu::GpuBuf> {
     ts.iter().map(|t| t.gpu_buf().expect("tensor on the GPU")).collect()
@@ -482,6 +530,10 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
     dw_slots_cases(&mut cs, rng, [b, 16, 32, 32], 1, EDGE, false);
     dw_slots_cases(&mut cs, rng, [b, 32, 16, 16], 2, EDGE, false);
     dw_slots_cases(&mut cs, rng, [b, 16, 32, 32], 1, &EDGE[..2], true);
+    // The same stages with their pointwise convs fused in (one launch, depthwise output on chip).
+    dw_pw_slots_case(&mut cs, rng, [b, 16, 32, 32], 1, EDGE, false);
+    dw_pw_slots_case(&mut cs, rng, [b, 32, 16, 16], 2, EDGE, false);
+    dw_pw_slots_case(&mut cs, rng, [b, 64, 8, 8], 1, &EDGE[..2], true);
     for c in [16, 64] {
         let var = Tensor::from_f64(&[c], &rng.uniforms(c, 0.0, 2.0), DType::F32);
         cs.push(case(

@@ -185,6 +185,34 @@ impl Cases {
         });
     }
 
+    /// An edge's four sep/dil conv first stages (ReLU → depthwise k3 d1, k5 d1, k3 d2, k5 d2 →
+    /// pointwise 1×1) through the fused slotted op: one launch on a GPU, the depthwise outputs
+    /// never written to memory. Least bytes: x once, then both weights and y per slot.
+    fn dw_pw_slots(&mut self, x: [usize; 4]) {
+        use crate::fused::sepconv::{dw_pw_slots, DwPwSlot};
+        let c = x[1];
+        let kds = [(3, 1), (5, 1), (3, 2), (5, 2)];
+        let ws: Vec<(Tensor, Tensor, ConvParams)> = kds
+            .iter()
+            .map(|&(k, d)| {
+                let p = ConvParams::new(1, d * (k - 1) / 2).dilation(d).groups(c);
+                (self.rand(&[c, 1, k, k]), self.rand(&[c, c, 1, 1]), p)
+            })
+            .collect();
+        let xt = self.rand(&x);
+        let (nx, ny) = (numel(&x), numel(&x));
+        let (mut bytes, mut flops) = (F32 * nx, 0);
+        for &(k, _) in &kds {
+            bytes += F32 * ((c * k * k + c * c) as u64 + ny);
+            flops += 2 * ny * (k * k + c) as u64;
+        }
+        self.push("conv_dw_pw_slots", format!("fwd {} 4 slots", fmt(&x)), bytes, flops, move || {
+            let slots: Vec<DwPwSlot> =
+                ws.iter().map(|(dw, pw, p)| DwPwSlot { x: &xt, norm: None, dw, pw, p: *p }).collect();
+            drop(dw_pw_slots(&slots))
+        });
+    }
+
     fn convs(&mut self, b: usize) {
         // The stem: 3x3, 3 -> 48 (3C).
         self.conv("conv_stem", [b, 3, 32, 32], [48, 3, 3, 3], ConvParams::new(1, 1), "3->48 k3");
@@ -204,6 +232,9 @@ impl Cases {
                 self.relu_depthwise([b, c, hw, hw], [c, 1, k, k], p, &format!("k{k} d1"));
                 self.bnrelu_depthwise([b, c, hw, hw], [c, 1, k, k], p, &format!("k{k} d1"));
             }
+        }
+        for (c, hw) in SHAPES {
+            self.dw_pw_slots([b, c, hw, hw]);
         }
         // FactorizedReduce's strided 1x1 (half the output channels each) at both reductions.
         for (c, hw) in [(32, 32), (64, 16)] {

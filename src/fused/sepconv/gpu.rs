@@ -47,3 +47,21 @@ pub fn bnrelu_dw_bwd_weight(
 ) -> Tensor {
     gpu_out(rt, w_shape, |dw| gdw::depthwise_bnrelu_bwd_weight(g, buf(x), buf(mean), buf(rstd), buf(dy), dw))
 }
+
+/// `pw(dw(pre(x)))` for every slot in one launch (`kernels/sepconv.cu`).
+pub fn dw_pw_slots(rt: &Gpu, slots: &[super::DwPwSlot], geoms: &[Conv2dGeom]) -> Vec<Tensor> {
+    use crate::backend::gpu::launch::sepconv;
+    use crate::backend::gpu::GpuBuf;
+    let dws: Vec<gdw::DwSlot> = slots
+        .iter()
+        .zip(geoms)
+        .map(|(s, g)| gdw::DwSlot { g: *g, x: buf(s.x), norm: s.norm.map(|(m, r)| (buf(m), buf(r))) })
+        .collect();
+    let mut ys: Vec<Tensor> =
+        geoms.iter().map(|g| Tensor::empty_gpu(&[g.n, g.c_in, g.out_h(), g.out_w()], rt)).collect();
+    let w_dw: Vec<&GpuBuf> = slots.iter().map(|s| buf(s.dw)).collect();
+    let w_pw: Vec<&GpuBuf> = slots.iter().map(|s| buf(s.pw)).collect();
+    let mut outs: Vec<&mut GpuBuf> = ys.iter_mut().map(Tensor::gpu_buf_mut).collect();
+    crate::tensor::gpu_ok(sepconv::dw_pw_fwd_slots(&dws, &w_dw, &w_pw, &mut outs));
+    ys
+}

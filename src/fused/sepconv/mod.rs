@@ -239,3 +239,62 @@ pub fn bn_relu_dw_pw(
         }),
     )
 }
+
+/// One slot of [`dw_pw_slots`]: pre-op → depthwise (`dw` `[c, 1, k, k]`, `p` with `groups == c`)
+/// → pointwise 1×1 (`pw` `[c, c, 1, 1]`), the pre-op ReLU, or normalise then ReLU with
+/// `norm = (mean, rstd)` (`[c]` each).
+pub struct DwPwSlot<'a> {
+    /// The pre-op's input `[n, c, h, w]`.
+    pub x: &'a Tensor,
+    /// `(mean, rstd)`: normalise before the ReLU; `None`: ReLU only.
+    pub norm: Option<(&'a Tensor, &'a Tensor)>,
+    /// The depthwise weight.
+    pub dw: &'a Tensor,
+    /// The pointwise weight.
+    pub pw: &'a Tensor,
+    /// The depthwise conv's parameters.
+    pub p: ConvParams,
+}
+
+/// `pw(dw(pre(x)))` for every slot (forward only, no tape): on a GPU one launch for all slots
+/// with the depthwise output kept on chip (`dw_pw_fwd_slots`: 1 to 4 slots sharing the input
+/// and output shapes, `c <= 64`); on the CPU the ops slot by slot.
+pub fn dw_pw_slots(slots: &[DwPwSlot]) -> Vec<Tensor> {
+    const OP: &str = "dw_pw_slots";
+    let geoms: Vec<Conv2dGeom> = slots
+        .iter()
+        .map(|s| {
+            same_dtype(OP, s.x, s.dw);
+            same_dtype(OP, s.x, s.pw);
+            let g = depthwise_geom(OP, s.x.shape(), s.dw.shape(), s.p);
+            assert_eq!(
+                s.pw.shape(),
+                &[g.c_in, g.c_in, 1, 1],
+                "{OP}: pointwise weight {}, expected [{c}, {c}, 1, 1]",
+                fmt_shape(s.pw.shape()),
+                c = g.c_in
+            );
+            if let Some((mean, rstd)) = s.norm {
+                check_channels(OP, &g, &[("mean", mean), ("rstd", rstd)]);
+            }
+            g
+        })
+        .collect();
+    let all: Vec<&Tensor> = slots
+        .iter()
+        .flat_map(|s| [s.x, s.dw, s.pw].into_iter().chain(s.norm.into_iter().flat_map(|(m, r)| [m, r])))
+        .collect();
+    if let Some(rt) = gpu_rt(OP, &all) {
+        return gpu::dw_pw_slots(&rt, slots, &geoms);
+    }
+    slots
+        .iter()
+        .map(|s| {
+            let d = match s.norm {
+                Some((mean, rstd)) => bnrelu_dw(s.x, mean, rstd, s.dw, s.p),
+                None => conv::relu_conv2d_depthwise(s.x, s.dw, s.p),
+            };
+            conv::conv2d(&d, s.pw, PW)
+        })
+        .collect()
+}

@@ -190,7 +190,7 @@ fn gather_cfg(op: &str, p: &Plan, planes: usize) -> LaunchCfg {
     }
 }
 
-fn check_fwd(op: &str, g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &GpuBuf) {
+pub(super) fn check_fwd(op: &str, g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &GpuBuf) {
     check_len(op, g.x_len(), &[("x", x)]);
     check_len(op, g.w_len(), &[("w", w)]);
     check_len(op, g.y_len(), &[("y", y)]);
@@ -525,6 +525,11 @@ fn slots_args(op: &str, slots: &[DwSlot], bufs: &[(&str, usize)]) -> SlotsArgs {
         [n, c, h, w, s, oh, ow].map(|v| v as i32)
     };
     SlotsArgs { n, c, h, wd, oh, ow, s, nslots: slots.len() as i32, ..a }
+}
+
+/// The checks of [`slots_args`] alone (for the other slotted launchers over [`DwSlot`]s).
+pub(super) fn check_slots(op: &str, slots: &[DwSlot], bufs: &[(&str, usize)]) {
+    slots_args(op, slots, bufs);
 }
 
 /// One launch of a slotted tile kernel: the grid spans every slot's own grid (slot on grid.z),

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod sepconv;
 pub mod softmax;
 pub mod weighted_sum;
 
