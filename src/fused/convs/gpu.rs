@@ -5,9 +5,10 @@
 
 use super::{CandWeights, ConvsGrads, ConvsNeed, ConvsSaved, Geoms};
 use crate::autograd::functions::BnState;
+use crate::backend::geom::Conv2dGeom;
 use crate::backend::gpu::launch::batchnorm::{self as gbn, BnBwdSlot};
 use crate::backend::gpu::launch::depthwise::{self as gdw, DwSlot};
-use crate::backend::gpu::launch::{conv as gconv, elementwise as gel};
+use crate::backend::gpu::launch::{conv as gconv, elementwise as gel, sepconv as gsep};
 use crate::backend::gpu::{Gpu, GpuBuf, GpuView, GpuViewMut};
 use crate::fused::mixed::gpu::{self as mixed_gpu, MixedFwd};
 use crate::fused::mixed::K;
@@ -53,16 +54,14 @@ pub fn forward(
     training: bool,
 ) -> Fwd {
     let gp = geoms[0].gpw;
-    let (len, c, s, s2) = (gp.x_len(), gp.c_in, cands.len(), bns.len());
+    let (c, s, s2) = (gp.c_in, cands.len(), bns.len());
     let xb = buf(x);
     let sep = seps(cands);
 
-    // Stage 1: ReLU → depthwise for every candidate (transient), then the pointwise convs into
-    // z1 (sep convs) or straight into the output's parts (dil convs).
-    let mut d1 = alloc(rt, s, len);
+    // Stage 1: ReLU → depthwise → pointwise for every candidate, into z1 (sep convs) or
+    // straight into the output's parts (dil convs).
     let slots1: Vec<DwSlot> = geoms.iter().map(|g| DwSlot { g: g.g1, x: xb, norm: None }).collect();
     let dw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.dw1)).collect();
-    gpu_ok(gdw::depthwise_pre_fwd_slots(&slots1, &dw1, &mut muts(&mut d1)));
     let mut out = Tensor::empty_gpu(&[s * gp.n, c, gp.h, gp.w], rt);
     let mut z1 = (s2 > 0).then(|| Tensor::empty_gpu(&[s2 * gp.n, c, gp.h, gp.w], rt));
     {
@@ -76,9 +75,8 @@ pub fn forward(
             ys.push(&mut **v.expect("one destination per candidate"));
         }
         let pw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.pw1)).collect();
-        gpu_ok(gconv::pw_fwd_slots(&gp, &refs(&d1), &pw1, &mut ys));
+        dw_pw(rt, &gp, &slots1, &dw1, &pw1, &mut ys);
     }
-    drop(d1);
     let Some(z1) = z1 else { return (out, None, None, None) };
 
     // The sep convs' inner BNs: statistics (or the running ones in eval) and the running update
@@ -112,9 +110,7 @@ pub fn forward(
     }
     gpu_ok(mixed_gpu::stats_slots(&**rt, &p, s2));
 
-    // Stage 2: normalise → ReLU → depthwise (transient), then the pointwise convs into the
-    // output's parts.
-    let mut d2 = alloc(rt, s2, len);
+    // Stage 2: normalise → ReLU → depthwise → pointwise, into the output's parts.
     {
         let (z1p, mp, rp) = (parts(z1b, s2), parts(buf(&mean), s2), parts(buf(&rstd), s2));
         let slots2: Vec<DwSlot> = sep
@@ -127,9 +123,6 @@ pub fn forward(
             })
             .collect();
         let dw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).0)).collect();
-        gpu_ok(gdw::depthwise_pre_fwd_slots(&slots2, &dw2, &mut muts(&mut d2)));
-    }
-    {
         let mut outv = out.gpu_buf_mut().parts_mut(s);
         let mut ys: Vec<&mut GpuBuf> = outv
             .iter_mut()
@@ -138,9 +131,29 @@ pub fn forward(
             .map(|(_, v)| &mut **v)
             .collect();
         let pw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).1)).collect();
-        gpu_ok(gconv::pw_fwd_slots(&gp, &refs(&d2), &pw2, &mut ys));
+        dw_pw(rt, &gp, &slots2, &dw2, &pw2, &mut ys);
     }
     (out, Some(z1), Some(mean), Some(rstd))
+}
+
+/// `y_s = pw(dw(pre_s(x_s)))` for every slot: one launch with the depthwise output on chip
+/// (`kernels/sepconv.cu`) up to [`gsep::MAX_C`] channels; beyond, the depthwise outputs go
+/// through memory (two launches).
+fn dw_pw(
+    rt: &Gpu,
+    gp: &Conv2dGeom,
+    slots: &[DwSlot],
+    dws: &[&GpuBuf],
+    pws: &[&GpuBuf],
+    ys: &mut [&mut GpuBuf],
+) {
+    if gp.c_in <= gsep::MAX_C && gp.c_out == gp.c_in {
+        gpu_ok(gsep::dw_pw_fwd_slots(slots, dws, pws, ys));
+        return;
+    }
+    let mut d = alloc(rt, slots.len(), gp.x_len());
+    gpu_ok(gdw::depthwise_pre_fwd_slots(slots, dws, &mut muts(&mut d)));
+    gpu_ok(gconv::pw_fwd_slots(gp, &refs(&d), pws, ys));
 }
 
 /// Empty gradient tensors shaped like `ts`, and their buffers.

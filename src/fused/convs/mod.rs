@@ -17,12 +17,14 @@
 //! candidate's dx_i, and dx = Σ_i dx_i (in candidate order).
 //!
 //! Saved: x (the edge's input, alive anyway), the weights, the sep convs' z1 (`[S2·n, ...]`) and
-//! their (μ, rstd) (`[S2·c]` each). Recomputed, never stored: the depthwise outputs of both
-//! stages (only when the pointwise weights' gradients are wanted), every ReLU mask, the
+//! their (μ, rstd) (`[S2·c]` each). Never written to memory: the forward's depthwise outputs (on
+//! chip on a GPU, a cache-sized band on the CPU). Recomputed in the backward: the depthwise
+//! outputs of both stages (only when the pointwise weights' gradients are wanted), every ReLU mask, the
 //! normalised a_i (on load, inside the depthwise kernels).
 //!
-//! Launches on a GPU, whatever S: forward 5 (stage-1 depthwise, stage-1 pointwise, the inner
-//! BN statistics with their running update, stage-2 depthwise, stage-2 pointwise); backward 15
+//! Launches on a GPU, whatever S: forward 3 (stage 1, the inner BN statistics with their running
+//! update, stage 2: each stage one launch that keeps the depthwise output in shared memory and
+//! feeds it to the pointwise GEMM, `kernels/sepconv.cu`; 5 beyond 64 channels); backward 15
 //! with weight gradients (stage 2: recompute, pointwise weight, pointwise data, depthwise weight
 //! in two passes, depthwise data, BN backward in two; stage 1: the same less the BN, plus the
 //! sum of the dx_i), 7 without. The unfused reference is each candidate's own chain of ops
