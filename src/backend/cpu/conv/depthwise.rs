@@ -78,7 +78,12 @@ struct Padded {
 
 impl Padded {
     fn new(g: &Conv2dGeom) -> Padded {
-        let (hp, wp, s) = (g.h + 2 * g.pad, g.w + 2 * g.pad, g.stride);
+        Padded::with_rows(g, g.h + 2 * g.pad)
+    }
+
+    /// The layout of a band of `hp` consecutive padded rows (the whole plane is `h + 2p` rows).
+    fn with_rows(g: &Conv2dGeom, hp: usize) -> Padded {
+        let (wp, s) = (g.w + 2 * g.pad, g.stride);
         let wq = wp.div_ceil(s);
         let tap_col = (0..g.kw).map(|kw| ((kw * g.dilation) % s * hp) * wq + kw * g.dilation / s).collect();
         Padded { w: g.w, pad: g.pad, s, hp, wq, tap_col }
@@ -107,12 +112,23 @@ impl Padded {
     /// Fills `buf` with `pre(v)` for every value `v` of plane `x_c` (`h x w`) in the middle and
     /// zeros around (the padding is not passed through `pre`).
     fn load<T: Real>(&self, x_c: &[T], buf: &mut [T], pre: impl Fn(T) -> T) {
+        self.load_band(x_c, buf, 0, pre);
+    }
+
+    /// [`Padded::load`] restricted to the band of padded rows `r0 .. r0 + hp` (stored as rows
+    /// `0 .. hp` of `buf`): only the image rows inside the band pass through `pre`, and rows of
+    /// the band outside the image (padding, or past the padded plane) are zero.
+    fn load_band<T: Real>(&self, x_c: &[T], buf: &mut [T], r0: usize, pre: impl Fn(T) -> T) {
         buf.fill(T::ZERO);
         if self.w == 0 {
             return;
         }
-        for (ih, x_row) in x_c.chunks_exact(self.w).enumerate() {
-            let r = ih + self.pad;
+        let h = x_c.len() / self.w;
+        // Image row ih is padded row ih + pad, band row ih + pad - r0.
+        let ih0 = r0.saturating_sub(self.pad).min(h);
+        let ih1 = (r0 + self.hp).saturating_sub(self.pad).min(h);
+        for (ih, x_row) in x_c.chunks_exact(self.w).enumerate().take(ih1).skip(ih0) {
+            let r = ih + self.pad - r0;
             if self.s == 1 {
                 for (t, &v) in buf[r * self.wq + self.pad..][..self.w].iter_mut().zip(x_row) {
                     *t = pre(v);
@@ -180,8 +196,60 @@ pub(super) fn fwd_pre<T: Real>(
     );
 }
 
+/// The depthwise forward of `pre(c, x)` one band of output rows at a time, for the fused
+/// depthwise -> pointwise forward ([`super::dw_pw_fwd_pre`]): the same padded-buffer load and
+/// per-plane loop ([`fwd_plane`]) as [`fwd_pre`], on just the padded rows the band reads, so
+/// every output is the same sum in the same order (bitwise equal to [`fwd_pre`]).
+pub(super) struct Bands {
+    padded: Padded,
+    /// Output rows per band (the last band may have fewer).
+    rows: usize,
+}
+
+impl Bands {
+    /// Bands of `rows` output rows of geometry `g`.
+    pub fn new(g: &Conv2dGeom, rows: usize) -> Bands {
+        // Output rows oh0 .. oh0 + rows read padded rows oh0*s .. (oh0 + rows - 1)*s + (kh - 1)*d.
+        let hp = (rows - 1) * g.stride + (g.kh - 1) * g.dilation + 1;
+        Bands { padded: Padded::with_rows(g, hp), rows }
+    }
+
+    /// Elements of the padded scratch buffer [`Bands::fwd_pre`] needs.
+    pub fn scratch_len(&self) -> usize {
+        self.padded.len()
+    }
+
+    /// Output rows `oh0 .. oh0 + r` (`r <= rows`) of every channel of one image `x_n`
+    /// (`[c, h, w]`) into `tile` (`[c, r, out_w]`), `xp` being scratch of [`Bands::scratch_len`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn fwd_pre<T: Real>(
+        &self,
+        g: &Conv2dGeom,
+        x_n: &[T],
+        w: &[T],
+        oh0: usize,
+        xp: &mut [T],
+        tile: &mut [T],
+        pre: &(impl Fn(usize, T) -> T + Sync),
+    ) {
+        let (hw, kk) = (g.h * g.w, g.kh * g.kw);
+        let plane = tile.len() / g.c_in;
+        debug_assert!(plane <= self.rows * g.out_w() && tile.len() == g.c_in * plane);
+        for (c, t_c) in tile.chunks_exact_mut(plane.max(1)).enumerate() {
+            self.padded.load_band(&x_n[c * hw..][..hw], xp, oh0 * g.stride, |v| pre(c, v));
+            let w_c = &w[c * kk..][..kk];
+            // As in `fwd_pre`: a literal stride of 1 folds the stride arithmetic away.
+            if g.stride == 1 {
+                fwd_plane(g, &self.padded, xp, w_c, t_c, 1);
+            } else {
+                fwd_plane(g, &self.padded, xp, w_c, t_c, g.stride);
+            }
+        }
+    }
+}
+
 /// One channel: `y_c[oh, ow] = sum_{kh, kw} w_c[kh, kw] * xp[oh*s + kh*d, ow*s + kw*d]` on the
-/// padded plane `xp`.
+/// padded plane `xp` (or on a band of it, `oh` then counting from the band's first row).
 #[inline(always)]
 fn fwd_plane<T: Real>(g: &Conv2dGeom, padded: &Padded, xp: &[T], w_c: &[T], y_c: &mut [T], s: usize) {
     let (d, out_w) = (g.dilation, g.out_w());

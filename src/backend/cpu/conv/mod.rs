@@ -19,6 +19,10 @@
 //! - **pointwise** (`pointwise.rs`, dense 1x1 without padding): GEMM straight on the input
 //!   (subsampled first when the stride is above 1).
 //!
+//! [`dw_pw_fwd_pre`] fuses a depthwise forward with the 1x1 conv on its output (a sep/dil conv
+//! stage): per image and band of output rows, the depthwise path's loop fills a cache-sized tile
+//! that the pointwise GEMM consumes at once.
+//!
 //! Every result is bitwise deterministic and independent of the rayon thread count: the forward
 //! and data-gradient ops split the work into disjoint output slices, and the weight gradient
 //! sums over the batch with a partition fixed by the geometry alone (`reduce_over_batch`).
@@ -109,6 +113,147 @@ pub fn depthwise_fwd_pre<T: Real>(
     assert!(g.is_depthwise(), "depthwise_fwd_pre: not a depthwise geometry: {g:?}");
     if !y.is_empty() {
         depthwise::fwd_pre(g, x, w, y, pre);
+    }
+}
+
+/// `y = pw(dwconv(pre(c, x), dw), pw)` on one image batch, the depthwise output never materialised whole:
+/// per (image, band of output rows) the depthwise of every channel goes to a cache-sized tile that the
+/// pointwise GEMM consumes at once. `g_dw` is the depthwise geometry (groups == c), `g_pw` the 1x1
+/// geometry on its output; `y` is `[n, c_out, oh, ow]`.
+///
+/// `x` is `[n, c, h, w]`, `dw` is `[c, 1, kh, kw]`, `pw` is `[c_out, c, 1, 1]`; `g_pw` must be a
+/// stride-1, unpadded, dense 1x1 geometry whose input is the depthwise output
+/// (`[n, c, oh, ow]`). The band height is chosen so that a band's depthwise tile and pointwise
+/// output together take at most [`DW_PW_TILE_BYTES`] (at least one row), and small batches are
+/// cut into more bands so that there are enough parallel jobs; bands run in parallel.
+///
+/// The result is bitwise equal to [`depthwise_fwd_pre`] followed by [`conv2d_fwd`] with `g_pw`:
+/// each depthwise value is the same sum in the same order, and the pointwise is the same GEMM
+/// kernel with the same `k = c` sum per output, only over fewer columns at a time. It is
+/// therefore independent of the band height and of the rayon thread count.
+pub fn dw_pw_fwd_pre<T: Real>(
+    g_dw: &Conv2dGeom,
+    g_pw: &Conv2dGeom,
+    x: &[T],
+    dw: &[T],
+    pw: &[T],
+    y: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+) {
+    const OP: &str = "dw_pw_fwd_pre";
+    check_geom(OP, g_dw);
+    check_geom(OP, g_pw);
+    assert!(g_dw.is_depthwise(), "{OP}: not a depthwise geometry: {g_dw:?}");
+    let (oh, ow) = (g_dw.out_h(), g_dw.out_w());
+    assert!(
+        g_pw.is_pointwise()
+            && g_pw.stride == 1
+            && (g_pw.n, g_pw.c_in, g_pw.h, g_pw.w) == (g_dw.n, g_dw.c_out, oh, ow),
+        "{OP}: pointwise geometry {g_pw:?} is not a stride-1, unpadded 1x1 conv on the depthwise \
+         output [n={},c={},h={oh},w={ow}]",
+        g_dw.n,
+        g_dw.c_out
+    );
+    check_len(OP, "x", x.len(), x_shape(g_dw), g_dw.x_len());
+    check_len(OP, "dw", dw.len(), w_shape(g_dw), g_dw.w_len());
+    check_len(OP, "pw", pw.len(), w_shape(g_pw), g_pw.w_len());
+    check_len(OP, "y", y.len(), y_shape(g_pw), g_pw.y_len());
+    if y.is_empty() {
+        return;
+    }
+    let rows = dw_pw_band_rows(g_dw.n, g_dw.c_in, g_pw.c_out, oh, ow, std::mem::size_of::<T>());
+    dw_pw_fwd_bands(g_dw, g_pw, x, dw, pw, y, &pre, rows);
+}
+
+/// [`dw_pw_fwd_pre`] on checked, non-empty arguments with bands of `rows` output rows.
+#[allow(clippy::too_many_arguments)]
+fn dw_pw_fwd_bands<T: Real>(
+    g_dw: &Conv2dGeom,
+    g_pw: &Conv2dGeom,
+    x: &[T],
+    dw: &[T],
+    pw: &[T],
+    y: &mut [T],
+    pre: &(impl Fn(usize, T) -> T + Sync),
+    rows: usize,
+) {
+    let (oh, ow) = (g_dw.out_h(), g_dw.out_w());
+    let (n, c, c_out) = (g_dw.n, g_dw.c_in, g_pw.c_out);
+    let rows = rows.clamp(1, oh);
+    let bands = oh.div_ceil(rows);
+    let dw_bands = depthwise::Bands::new(g_dw, rows);
+    let (x_img, p) = (c * g_dw.h * g_dw.w, oh * ow);
+    let y_img = c_out * p;
+    let y_base = SyncPtr(y.as_mut_ptr());
+    let job = |(xp, tile): &mut (Vec<T>, Vec<T>), job: usize| {
+        let (img, band) = (job / bands, job % bands);
+        let oh0 = band * rows;
+        let cols = rows.min(oh - oh0) * ow;
+        let tile = &mut tile[..c * cols];
+        dw_bands.fwd_pre(g_dw, &x[img * x_img..][..x_img], dw, oh0, xp, tile, pre);
+        // y[img, :, oh0 .., :] (c_out x cols, rows p apart) = pw (c_out x c) * tile (c x cols).
+        // SAFETY: the C block is rows `oh0 * ow .. oh0 * ow + cols` of each of image `img`'s
+        // `c_out` output planes: inside `y` (checked length), and disjoint from every other
+        // job's (jobs are distinct (image, band) pairs); `y` is mutably borrowed for the whole
+        // call, so nothing else reads or writes it, and A, B are other buffers.
+        unsafe {
+            T::gemm_raw(
+                c_out,
+                c,
+                cols,
+                T::ONE,
+                pw.as_ptr(),
+                c as isize,
+                1,
+                tile.as_ptr(),
+                cols as isize,
+                1,
+                T::ZERO,
+                y_base.get().add(img * y_img + oh0 * ow),
+                p as isize,
+                1,
+            );
+        }
+    };
+    let init = || (vec![T::ZERO; dw_bands.scratch_len()], vec![T::ZERO; c * rows * ow]);
+    (0..n * bands).into_par_iter().for_each_init(init, job);
+}
+
+/// Bytes a band of [`dw_pw_fwd_pre`] may take: its depthwise tile and its pointwise output
+/// (`(c + c_out) x rows x ow` values), sized to stay in a core's L2 cache.
+pub const DW_PW_TILE_BYTES: usize = 256 << 10;
+
+/// Parallel jobs [`dw_pw_fwd_pre`] aims for on small batches (by cutting images into more bands,
+/// down to [`DW_PW_MIN_ROWS`] rows), a function of the geometry only.
+const DW_PW_MIN_JOBS: usize = 16;
+/// Fewest output rows a band is cut to for parallelism (the depthwise halo is reloaded per band).
+const DW_PW_MIN_ROWS: usize = 4;
+
+/// Output rows per band of [`dw_pw_fwd_pre`]: as many as fit [`DW_PW_TILE_BYTES`] (at least 1),
+/// fewer when the batch alone gives under [`DW_PW_MIN_JOBS`] jobs.
+fn dw_pw_band_rows(n: usize, c: usize, c_out: usize, oh: usize, ow: usize, elem: usize) -> usize {
+    let row_bytes = ((c + c_out) * ow * elem).max(1);
+    let mut rows = (DW_PW_TILE_BYTES / row_bytes).clamp(1, oh.max(1));
+    if n * oh.div_ceil(rows) < DW_PW_MIN_JOBS {
+        let bands = DW_PW_MIN_JOBS.div_ceil(n.max(1));
+        rows = rows.min(oh.div_ceil(bands).max(DW_PW_MIN_ROWS));
+    }
+    rows
+}
+
+/// A raw pointer shared by parallel jobs that write disjoint parts of its buffer.
+#[derive(Clone, Copy)]
+struct SyncPtr<T>(*mut T);
+
+// SAFETY: only used to hand jobs disjoint regions of one mutably borrowed buffer (see
+// `dw_pw_fwd_pre`).
+unsafe impl<T: Send> Send for SyncPtr<T> {}
+unsafe impl<T: Send> Sync for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper rather than the field).
+    fn get(self) -> *mut T {
+        self.0
     }
 }
 

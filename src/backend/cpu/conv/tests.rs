@@ -393,3 +393,144 @@ fn rejects_groups_not_dividing_channels() {
     let g = geom(1, 3, 4, (7, 7), (3, 3), 1, 1, 1, 2);
     conv2d_fwd::<f64>(&g, &[], &[], &mut []);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fused depthwise -> pointwise forward.
+
+/// DARTS's sep/dil conv depthwise geometries (3x3 / 5x5, dilation 1 / 2, padding (k-1)/2*d,
+/// stride 1 / 2) on odd and non-square sizes, with the pointwise's output channels.
+fn dw_pw_cases() -> Vec<(Conv2dGeom, usize)> {
+    let mut list = Vec::new();
+    for (k, d) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
+        for stride in [1, 2] {
+            for (n, c, c_out, hw) in
+                [(2, 5, 3, (7, 9)), (1, 3, 16, (9, 7)), (3, 16, 16, (5, 5)), (1, 4, 6, (1, 3))]
+            {
+                list.push((geom(n, c, c, hw, (k, k), stride, (k - 1) / 2 * d, d, c), c_out));
+            }
+        }
+    }
+    list
+}
+
+/// The 1x1 geometry on the output of depthwise geometry `g`.
+fn pw_geom(g: &Conv2dGeom, c_out: usize) -> Conv2dGeom {
+    geom(g.n, g.c_out, c_out, (g.out_h(), g.out_w()), (1, 1), 1, 0, 1, 1)
+}
+
+/// The unfused composition: depthwise into a whole buffer, then the pointwise conv.
+fn dw_then_pw<T: Real>(
+    g: &Conv2dGeom,
+    gp: &Conv2dGeom,
+    x: &[T],
+    dw: &[T],
+    pw: &[T],
+    pre: impl Fn(usize, T) -> T + Sync,
+) -> Vec<T> {
+    let mut d = vec![T::ZERO; g.y_len()];
+    depthwise_fwd_pre(g, x, dw, &mut d, pre);
+    let mut y = vec![T::ZERO; gp.y_len()];
+    conv2d_fwd(gp, &d, pw, &mut y);
+    y
+}
+
+fn assert_bitwise<T: Real>(got: &[T], want: &[T], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(a.to_f64().to_bits() == b.to_f64().to_bits(), "{what}: [{i}] {a} vs {b}");
+    }
+}
+
+/// A pre-op applied to each input value of a channel.
+type Pre<'a, T> = dyn Fn(usize, T) -> T + Sync + 'a;
+
+/// The fused op against the composition (bitwise) for every band height and the public entry
+/// point, and against the naive convolutions in f64, under the identity, ReLU and
+/// normalise + ReLU pre-ops.
+fn check_dw_pw<T: Real>(tol: f64) {
+    for (case, (g, c_out)) in dw_pw_cases().into_iter().enumerate() {
+        let gp = pw_geom(&g, c_out);
+        let seed = 100 + case as u64;
+        let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+        let x = cast(rand_vec(g.x_len(), seed));
+        let (dw, pw) = (cast(rand_vec(g.w_len(), seed + 1)), cast(rand_vec(gp.w_len(), seed + 2)));
+        let mean: Vec<T> = (0..g.c_in).map(|c| T::from_f64(0.1 * c as f64 - 0.2)).collect();
+        let rstd: Vec<T> = (0..g.c_in).map(|c| T::from_f64(1.5 - 0.1 * c as f64)).collect();
+        let pres: [(&str, &Pre<'_, T>); 3] = [
+            ("identity", &|_, v| v),
+            ("relu", &|_, v| if v < T::ZERO { T::ZERO } else { v }),
+            ("norm_relu", &|c, v| crate::fused::sepconv::cpu::norm_relu(v, mean[c], rstd[c])),
+        ];
+        for (name, pre) in pres {
+            let what = format!("case {case} {g:?} -> c_out {c_out}, {name}");
+            let want = dw_then_pw(&g, &gp, &x, &dw, &pw, pre);
+            let mut y = vec![T::ZERO; gp.y_len()];
+            dw_pw_fwd_pre(&g, &gp, &x, &dw, &pw, &mut y, pre);
+            assert_bitwise(&y, &want, &what);
+            for rows in 1..=g.out_h() {
+                let mut y = vec![T::ZERO; gp.y_len()];
+                dw_pw_fwd_bands(&g, &gp, &x, &dw, &pw, &mut y, &pre, rows);
+                assert_bitwise(&y, &want, &format!("{what}, bands of {rows} rows"));
+            }
+            // Against the naive convolutions in f64 (on the same, possibly rounded, values).
+            let x_pre: Vec<f64> =
+                x.iter().enumerate().map(|(i, &v)| pre((i / (g.h * g.w)) % g.c_in, v).to_f64()).collect();
+            let up = |v: &[T]| v.iter().map(|a| a.to_f64()).collect::<Vec<f64>>();
+            let naive_y = naive_fwd(&gp, &naive_fwd(&g, &x_pre, &up(&dw)), &up(&pw));
+            assert_close(&y, &naive_y, tol, &what);
+        }
+    }
+}
+
+#[test]
+fn dw_pw_matches_composition_f64() {
+    check_dw_pw::<f64>(1e-12);
+}
+
+#[test]
+fn dw_pw_matches_composition_f32() {
+    check_dw_pw::<f32>(1e-5);
+}
+
+#[test]
+fn dw_pw_is_independent_of_thread_count_and_band_height() {
+    // Several bands per image (n = 1 is cut for parallelism) and a DARTS-sized image.
+    for (g, c_out) in [
+        (geom(1, 16, 16, (32, 32), (5, 5), 1, 4, 2, 16), 16),
+        (geom(4, 32, 32, (16, 16), (3, 3), 2, 1, 1, 32), 32),
+    ] {
+        let gp = pw_geom(&g, c_out);
+        let (x, dw, pw) = (rand_vec(g.x_len(), 7), rand_vec(g.w_len(), 8), rand_vec(gp.w_len(), 9));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut y = vec![0.0; gp.y_len()];
+            pool.install(|| dw_pw_fwd_pre(&g, &gp, &x, &dw, &pw, &mut y, |_, v: f64| v.max(0.0)));
+            y
+        };
+        let want = dw_then_pw(&g, &gp, &x, &dw, &pw, |_, v: f64| v.max(0.0));
+        assert_bitwise(&run(1), &want, "1 thread");
+        assert_bitwise(&run(3), &want, "3 threads");
+        let mut y = vec![0.0; gp.y_len()];
+        dw_pw_fwd_bands(&g, &gp, &x, &dw, &pw, &mut y, &|_, v: f64| v.max(0.0), 5);
+        assert_bitwise(&y, &want, "bands of 5 rows");
+    }
+}
+
+#[test]
+fn dw_pw_band_rows_fit_the_cache_budget() {
+    // [64, 16, 32, 32] f32: a whole image (16 + 16 channels x 32 rows x 32 x 4 B = 128 KiB).
+    assert_eq!(dw_pw_band_rows(64, 16, 16, 32, 32, 4), 32);
+    // A wide image is cut to fit, and a single image into bands for parallelism.
+    assert_eq!(dw_pw_band_rows(64, 64, 64, 128, 128, 8), 2);
+    assert_eq!(dw_pw_band_rows(1, 16, 16, 32, 32, 4), 4);
+    assert_eq!(dw_pw_band_rows(2, 4, 4, 3, 3, 4), 3);
+}
+
+#[test]
+#[should_panic(expected = "dw_pw_fwd_pre: pointwise geometry")]
+fn dw_pw_rejects_mismatched_pointwise() {
+    let g = geom(1, 3, 3, (5, 5), (3, 3), 2, 1, 1, 3);
+    let gp = geom(1, 3, 4, (5, 5), (1, 1), 1, 0, 1, 1); // on the input size, not the output's
+    let mut y = vec![0.0; gp.y_len()];
+    dw_pw_fwd_pre(&g, &gp, &[0.0; 75], &[0.0; 27], &[0.0; 12], &mut y, |_, v| v);
+}
