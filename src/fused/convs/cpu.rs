@@ -28,17 +28,17 @@ pub fn forward<T: Element>(
     let mut out = vec![T::ZERO; cands.len() * len];
     let mut z1 = vec![T::ZERO; s2 * len];
     let (mut mean, mut rstd) = (vec![T::ZERO; s2 * c], vec![T::ZERO; s2 * c]);
-    let mut d = vec![T::ZERO; len];
     let mut k = 0;
     for ((cand, g), out) in cands.iter().zip(geoms).zip(out.chunks_mut(len)) {
-        conv::depthwise_fwd_pre(&g.g1, xv, cand.dw1.data::<T>(), &mut d, |_, v| relu(v));
+        // Each stage's depthwise output lives only in cache-sized bands (`dw_pw_fwd_pre`).
+        let (dw1, pw1) = (cand.dw1.data::<T>(), cand.pw1.data::<T>());
         let Some((dw2, pw2, _)) = &cand.stage2 else {
-            conv::conv2d_fwd(&g.gpw, &d, cand.pw1.data::<T>(), out);
+            conv::dw_pw_fwd_pre(&g.g1, &g.gpw, xv, dw1, pw1, out, |_, v| relu(v));
             continue;
         };
         let g2 = g.g2.as_ref().expect("stage-2 geometry");
         let z = &mut z1[k * len..(k + 1) * len];
-        conv::conv2d_fwd(&g.gpw, &d, cand.pw1.data::<T>(), z);
+        conv::dw_pw_fwd_pre(&g.g1, &g.gpw, xv, dw1, pw1, z, |_, v| relu(v));
         let (m, r) = (&mut mean[k * c..(k + 1) * c], &mut rstd[k * c..(k + 1) * c]);
         let bn = &mut *bns[k];
         if training {
@@ -46,8 +46,10 @@ pub fn forward<T: Element>(
         } else {
             mixed_cpu::running_stats(bn.running_mean.data::<T>(), bn.running_var.data::<T>(), bn.eps, m, r);
         }
-        sep::bnrelu_dw(g2, z, m, r, dw2.data::<T>(), &mut d);
-        conv::conv2d_fwd(&g.gpw, &d, pw2.data::<T>(), out);
+        let (m, r) = (&*m, &*r);
+        conv::dw_pw_fwd_pre(g2, &g.gpw, z, dw2.data::<T>(), pw2.data::<T>(), out, |ci, v| {
+            sep::norm_relu(v, m[ci], r[ci])
+        });
         k += 1;
     }
     let shape = [cands.len() * gp.n, c, gp.h, gp.w];
