@@ -77,8 +77,9 @@ fn fused_second_order_step_launches() {
     );
 }
 
-/// The bounds (measured: 6,334 first order and 16,435 second order, with an edge's
-/// conv candidates batched into slotted launches and its pools paired; unfused 24,448 first
+/// The bounds (measured: 5,886 first order and 15,315 second order, with an edge's
+/// conv candidates batched into slotted launches, each stage one fused depthwise-pointwise
+/// launch, its pools paired; unfused 24,448 first
 /// order).
 const FIRST_ORDER_LAUNCHES: u64 = 8_000;
 const SECOND_ORDER_LAUNCHES: u64 = 20_000;

@@ -120,9 +120,11 @@ pub fn max_avg_pool_bwd(x: &Tensor, dy: &Tensor, k: usize, stride: usize, pad: u
         let mut dx_avg = vec![T::ZERO; g.x_len()];
         cpu::pool::avg_pool_bwd(&g, dy_avg, &mut dx_avg);
         // max + avg, the order of the GPU kernel's final add.
-        for (m, &a) in dx.iter_mut().zip(&dx_avg) {
-            *m += a;
-        }
+        cpu::par::for_each_chunk_mut(&mut dx, cpu::par::CHUNK, |off, d| {
+            for (m, &a) in d.iter_mut().zip(&dx_avg[off..]) {
+                *m += a;
+            }
+        });
         Tensor::from_vec(x.shape(), dx)
     })
 }

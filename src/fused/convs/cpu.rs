@@ -4,6 +4,7 @@
 
 use super::{CandWeights, ConvsGrads, ConvsNeed, ConvsSaved, Geoms};
 use crate::autograd::functions::BnState;
+use crate::backend::cpu::par::{for_each_chunk_mut, CHUNK};
 use crate::backend::cpu::{batchnorm, conv};
 use crate::fused::mixed::{cpu as mixed_cpu, host_stats_update};
 use crate::fused::sepconv::cpu as sep;
@@ -135,11 +136,13 @@ pub fn backward<T: Element>(s: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need
                 let mut dr = vec![T::ZERO; xv.len()];
                 conv::conv2d_bwd_data(&g.g1, &dd, cand.dw1.data::<T>(), &mut dr);
                 // The ReLU backward (mask from x) folded into the sum over candidates.
-                for ((a, &r), &xi) in dx.iter_mut().zip(&dr).zip(xv) {
-                    if xi > T::ZERO {
-                        *a += r;
+                for_each_chunk_mut(dx, CHUNK, |off, dx| {
+                    for ((a, &r), &xi) in dx.iter_mut().zip(&dr[off..]).zip(&xv[off..]) {
+                        if xi > T::ZERO {
+                            *a += r;
+                        }
                     }
-                }
+                });
             }
         }
         gs.push(ddw1);
