@@ -63,15 +63,7 @@ fn forward(ctx: &mut Ctx, edge: &Edge, x: &Var, fused: bool) -> Vec<Var> {
     let c = x.shape()[1];
     let ps = parts(edge, ctx, c);
     if fused {
-        let cands: Vec<ConvCand> = ps
-            .iter()
-            .map(|p| ConvCand {
-                dw1: &p.weights[0],
-                pw1: &p.weights[1],
-                p1: p.p1,
-                stage2: p.p2.map(|p2| Stage2 { dw2: &p.weights[2], pw2: &p.weights[3], p2 }),
-            })
-            .collect();
+        let cands: Vec<ConvCand> = ps.iter().map(|p| p.cand()).collect();
         let inner: Vec<_> = ps.iter().filter_map(|p| p.inner_bn).collect();
         let training = ctx.training;
         let mut states = ctx.bn_states_mut(&inner);

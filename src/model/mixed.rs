@@ -2,7 +2,7 @@
 
 use crate::autograd::functions as F;
 use crate::autograd::Var;
-use crate::fused::convs::{edge_convs, ConvCand, Stage2};
+use crate::fused::convs::{edge_convs, ConvCand};
 use crate::fused::mixed::{mixed_edge, MixedEdge};
 use crate::nn::{Ctx, DilConv, FactorizedReduce, PoolBn, PoolKind, SepConv, Store};
 use crate::rng::Rng;
@@ -132,15 +132,7 @@ impl MixedOp {
         }
         let training = ctx.training;
         if !convs.is_empty() {
-            let cands: Vec<ConvCand> = convs
-                .iter()
-                .map(|p| ConvCand {
-                    dw1: &p.weights[0],
-                    pw1: &p.weights[1],
-                    p1: p.p1,
-                    stage2: p.p2.map(|p2| Stage2 { dw2: &p.weights[2], pw2: &p.weights[3], p2 }),
-                })
-                .collect();
+            let cands: Vec<ConvCand> = convs.iter().map(|p| p.cand()).collect();
             let inner: Vec<_> = convs.iter().filter_map(|p| p.inner_bn).collect();
             let mut states = ctx.bn_states_mut(&inner);
             normed.push((conv_slots, edge_convs(x, &cands, &mut states, training)));

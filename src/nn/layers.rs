@@ -5,6 +5,7 @@
 use super::store::{Ctx, Store, B, P};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
+use crate::fused::convs::{ConvCand, Stage2};
 use crate::fused::sepconv as fused;
 use crate::ops::ConvParams;
 use crate::rng::Rng;
@@ -174,6 +175,19 @@ pub struct ConvParts {
     pub p2: Option<ConvParams>,
     /// The BN between the stages (sep convs).
     pub inner_bn: Option<B>,
+}
+
+impl ConvParts {
+    /// The candidate as `fused::convs::edge_convs` takes it.
+    pub fn cand(&self) -> ConvCand<'_> {
+        let w = &self.weights;
+        ConvCand {
+            dw1: &w[0],
+            pw1: &w[1],
+            p1: self.p1,
+            stage2: self.p2.map(|p2| Stage2 { dw2: &w[2], pw2: &w[3], p2 }),
+        }
+    }
 }
 
 /// ReLU → depthwise k×k with dilation 2 → pointwise 1×1 → BN. Names: `op.1`, `op.2`, `op.3`.

@@ -105,11 +105,10 @@ pub fn backward<T: Element>(s: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need
                 if s.training {
                     batchnorm::bn_bwd_train(&bg, z1, &da, m, r, None, &mut dz, None, None);
                 } else {
-                    // Eval: μ and rstd are constants, dz1 = da · rstd.
-                    let hw = gp.h * gp.w;
-                    for (i, (o, &a)) in dz.iter_mut().zip(&da).enumerate() {
-                        *o = a * r[(i / hw) % c];
-                    }
+                    // Eval: the running statistics are constants (as the GPU path).
+                    let rv = s.eval_var.as_ref().expect("eval running variances")[k].data::<T>();
+                    let eps = T::from_f64(s.eps);
+                    batchnorm::bn_bwd_eval(&bg, &da, z1, m, rv, None, eps, &mut dz, None, None);
                 }
                 dz1 = Some(dz);
             }

@@ -44,6 +44,30 @@ fn stage2(c: &CandWeights) -> (&Tensor, &Tensor) {
     (dw2, pw2)
 }
 
+/// Stage 1's depthwise slots: ReLU on load of the edge's input, every candidate.
+fn stage1_slots<'a>(geoms: &[Geoms], x: &'a GpuBuf) -> Vec<DwSlot<'a>> {
+    geoms.iter().map(|g| DwSlot { g: g.g1, x, norm: None }).collect()
+}
+
+/// Stage 2's depthwise slots: the sep convs' z1 parts, normalised with their (μ, rstd) parts
+/// and ReLU on load.
+fn stage2_slots<'a>(
+    geoms: &[Geoms],
+    sep: &[usize],
+    z1: &'a [GpuView],
+    mean: &'a [GpuView],
+    rstd: &'a [GpuView],
+) -> Vec<DwSlot<'a>> {
+    sep.iter()
+        .enumerate()
+        .map(|(k, &i)| DwSlot {
+            g: geoms[i].g2.expect("stage 2"),
+            x: &z1[k],
+            norm: Some((&mean[k], &rstd[k])),
+        })
+        .collect()
+}
+
 /// The stacked output, and for the sep convs z1, μ and rstd stacked.
 pub fn forward(
     rt: &Gpu,
@@ -60,7 +84,7 @@ pub fn forward(
 
     // Stage 1: ReLU → depthwise → pointwise for every candidate, into z1 (sep convs) or
     // straight into the output's parts (dil convs).
-    let slots1: Vec<DwSlot> = geoms.iter().map(|g| DwSlot { g: g.g1, x: xb, norm: None }).collect();
+    let slots1 = stage1_slots(geoms, xb);
     let dw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.dw1)).collect();
     let mut out = Tensor::empty_gpu(&[s * gp.n, c, gp.h, gp.w], rt);
     let mut z1 = (s2 > 0).then(|| Tensor::empty_gpu(&[s2 * gp.n, c, gp.h, gp.w], rt));
@@ -113,15 +137,7 @@ pub fn forward(
     // Stage 2: normalise → ReLU → depthwise → pointwise, into the output's parts.
     {
         let (z1p, mp, rp) = (parts(z1b, s2), parts(buf(&mean), s2), parts(buf(&rstd), s2));
-        let slots2: Vec<DwSlot> = sep
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| DwSlot {
-                g: geoms[i].g2.expect("stage 2"),
-                x: &z1p[k],
-                norm: Some((&mp[k], &rp[k])),
-            })
-            .collect();
+        let slots2 = stage2_slots(geoms, &sep, &z1p, &mp, &rp);
         let dw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).0)).collect();
         let mut outv = out.gpu_buf_mut().parts_mut(s);
         let mut ys: Vec<&mut GpuBuf> = outv
@@ -184,15 +200,7 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
         let z1b = buf(sv.z1.as_ref().expect("z1"));
         let (mean, rstd) = (sv.mean.as_ref().expect("mean"), sv.rstd.as_ref().expect("rstd"));
         let (z1p, mp, rp) = (parts(z1b, s2), parts(buf(mean), s2), parts(buf(rstd), s2));
-        let slots2: Vec<DwSlot> = sep
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| DwSlot {
-                g: geoms[i].g2.expect("stage 2"),
-                x: &z1p[k],
-                norm: Some((&mp[k], &rp[k])),
-            })
-            .collect();
+        let slots2 = stage2_slots(geoms, &sep, &z1p, &mp, &rp);
         let dw2t: Vec<&Tensor> = sep.iter().map(|&i| stage2(&cands[i]).0).collect();
         let pw2t: Vec<&Tensor> = sep.iter().map(|&i| stage2(&cands[i]).1).collect();
         let dw2: Vec<&GpuBuf> = dw2t.iter().map(|t| buf(t)).collect();
@@ -245,7 +253,7 @@ pub fn backward(rt: &Gpu, sv: &ConvsSaved, geoms: &[Geoms], dout: &Tensor, need:
     let mut dx = None;
     if need_z1 {
         let xb = buf(&sv.x);
-        let slots1: Vec<DwSlot> = geoms.iter().map(|g| DwSlot { g: g.g1, x: xb, norm: None }).collect();
+        let slots1 = stage1_slots(geoms, xb);
         let mut dz1s = dz1.iter();
         let dy1: Vec<&GpuBuf> = cands
             .iter()
