@@ -188,32 +188,52 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
     }
 }
 
+// The tile of a gathered pool backward (max_pool_bwd_f32, max_avg_pool_bwd_f32): block
+// (bx, by) owns input pixels [by*th, +th) x [bx*tw, +tw); the windows touching the tile are
+// rows [wr0, wr0 + nr) x columns [wc0, wc0 + nc) (empty past the edge), nwin of them; the
+// thread's own pixel (i, j) is read by windows [oi0, oi1] x [oj0, oj1] (empty outside the image).
+struct PoolBwdTile {
+    int tid, nthreads, i, j;
+    int wr0, wc0, nc, nwin;
+    int oi0, oi1, oj0, oj1;
+};
+
+static __device__ __forceinline__ PoolBwdTile pool_bwd_tile(int h, int w, int k, int s, int p, int oh, int ow) {
+    PoolBwdTile t;
+    const int tw = static_cast<int>(blockDim.x), th = static_cast<int>(blockDim.y);
+    t.nthreads = tw * th;
+    t.tid = static_cast<int>(threadIdx.y) * tw + static_cast<int>(threadIdx.x);
+    const int i0 = static_cast<int>(blockIdx.y) * th, j0 = static_cast<int>(blockIdx.x) * tw;
+    t.i = i0 + static_cast<int>(threadIdx.y);
+    t.j = j0 + static_cast<int>(threadIdx.x);
+    const int i_last = (i0 + th < h ? i0 + th : h) - 1, j_last = (j0 + tw < w ? j0 + tw : w) - 1;
+    int wr1, wc1, dummy;
+    pool_windows_of(i0, oh, k, s, p, &t.wr0, &dummy);
+    pool_windows_of(i_last, oh, k, s, p, &dummy, &wr1);
+    pool_windows_of(j0, ow, k, s, p, &t.wc0, &dummy);
+    pool_windows_of(j_last, ow, k, s, p, &dummy, &wc1);
+    const int nr = wr1 >= t.wr0 ? wr1 - t.wr0 + 1 : 0;
+    t.nc = wc1 >= t.wc0 ? wc1 - t.wc0 + 1 : 0;
+    t.nwin = nr * t.nc;  // <= WR * WC of the host's shared-memory size
+    t.oi0 = 0, t.oi1 = -1, t.oj0 = 0, t.oj1 = -1;
+    if (t.i < h && t.j < w) {
+        pool_windows_of(t.i, oh, k, s, p, &t.oi0, &t.oi1);
+        pool_windows_of(t.j, ow, k, s, p, &t.oj0, &t.oj1);
+    }
+    return t;
+}
+
 extern "C" __global__ void __launch_bounds__(POOL_BLOCK)
     max_pool_bwd_f32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx,
                      int planes, int h, int w, int k, int s, int p, int oh, int ow) {
     DARTS_DYN_SMEM(float, pool_smem);
-    const int tw = static_cast<int>(blockDim.x), th = static_cast<int>(blockDim.y);
-    const int nthreads = tw * th;
-    const int tid = static_cast<int>(threadIdx.y) * tw + static_cast<int>(threadIdx.x);
-    const int i0 = static_cast<int>(blockIdx.y) * th, j0 = static_cast<int>(blockIdx.x) * tw;
-    const int i = i0 + static_cast<int>(threadIdx.y), j = j0 + static_cast<int>(threadIdx.x);
-    const int i_last = (i0 + th < h ? i0 + th : h) - 1, j_last = (j0 + tw < w ? j0 + tw : w) - 1;
-    // Windows touching the tile: [wr0, wr1] x [wc0, wc1] (empty when the tile is past the edge).
-    int wr0, wr1, wc0, wc1, dummy;
-    pool_windows_of(i0, oh, k, s, p, &wr0, &dummy);
-    pool_windows_of(i_last, oh, k, s, p, &dummy, &wr1);
-    pool_windows_of(j0, ow, k, s, p, &wc0, &dummy);
-    pool_windows_of(j_last, ow, k, s, p, &dummy, &wc1);
-    const int nr = wr1 >= wr0 ? wr1 - wr0 + 1 : 0, nc = wc1 >= wc0 ? wc1 - wc0 + 1 : 0;
-    const int nwin = nr * nc;  // <= WR * WC of the host's shared-memory size
+    const PoolBwdTile pt = pool_bwd_tile(h, w, k, s, p, oh, ow);
+    const int tid = pt.tid, nthreads = pt.nthreads, i = pt.i, j = pt.j;
+    const int wr0 = pt.wr0, wc0 = pt.wc0, nc = pt.nc, nwin = pt.nwin;
     int* s_arg = reinterpret_cast<int*>(pool_smem);
     float* s_dy = pool_smem + nwin;
     // Per-pixel window ranges do not depend on the plane.
-    int oi0 = 0, oi1 = -1, oj0 = 0, oj1 = -1;
-    if (i < h && j < w) {
-        pool_windows_of(i, oh, k, s, p, &oi0, &oi1);
-        pool_windows_of(j, ow, k, s, p, &oj0, &oj1);
-    }
+    const int oi0 = pt.oi0, oi1 = pt.oi1, oj0 = pt.oj0, oj1 = pt.oj1;
     const int hw = h * w, ohw = oh * ow;
     for (unsigned plane = blockIdx.z; plane < static_cast<unsigned>(planes); plane += gridDim.z) {
         const float* xp = x + static_cast<size_t>(plane) * hw;
@@ -283,28 +303,13 @@ extern "C" __global__ void __launch_bounds__(POOL_BLOCK) max_avg_pool_fwd_f32(Po
 extern "C" __global__ void __launch_bounds__(POOL_BLOCK) max_avg_pool_bwd_f32(PoolPair a) {
     DARTS_DYN_SMEM(float, pool_smem);
     const int h = a.h, w = a.w, k = a.k, s = a.s, p = a.p, oh = a.oh, ow = a.ow;
-    const int tw = static_cast<int>(blockDim.x), th = static_cast<int>(blockDim.y);
-    const int nthreads = tw * th;
-    const int tid = static_cast<int>(threadIdx.y) * tw + static_cast<int>(threadIdx.x);
-    const int i0 = static_cast<int>(blockIdx.y) * th, j0 = static_cast<int>(blockIdx.x) * tw;
-    const int i = i0 + static_cast<int>(threadIdx.y), j = j0 + static_cast<int>(threadIdx.x);
-    const int i_last = (i0 + th < h ? i0 + th : h) - 1, j_last = (j0 + tw < w ? j0 + tw : w) - 1;
-    // Windows touching the tile, as in max_pool_bwd_f32.
-    int wr0, wr1, wc0, wc1, dummy;
-    pool_windows_of(i0, oh, k, s, p, &wr0, &dummy);
-    pool_windows_of(i_last, oh, k, s, p, &dummy, &wr1);
-    pool_windows_of(j0, ow, k, s, p, &wc0, &dummy);
-    pool_windows_of(j_last, ow, k, s, p, &dummy, &wc1);
-    const int nr = wr1 >= wr0 ? wr1 - wr0 + 1 : 0, nc = wc1 >= wc0 ? wc1 - wc0 + 1 : 0;
-    const int nwin = nr * nc;  // <= WR * WC of the host's shared-memory size
+    const PoolBwdTile pt = pool_bwd_tile(h, w, k, s, p, oh, ow);
+    const int tid = pt.tid, nthreads = pt.nthreads, i = pt.i, j = pt.j;
+    const int wr0 = pt.wr0, wc0 = pt.wc0, nc = pt.nc, nwin = pt.nwin;
     int* s_arg = reinterpret_cast<int*>(pool_smem);
     float* s_dy = pool_smem + nwin;        // the max half's dy
     float* s_share = pool_smem + 2 * nwin;  // the avg half's dy / count
-    int oi0 = 0, oi1 = -1, oj0 = 0, oj1 = -1;
-    if (i < h && j < w) {
-        pool_windows_of(i, oh, k, s, p, &oi0, &oi1);
-        pool_windows_of(j, ow, k, s, p, &oj0, &oj1);
-    }
+    const int oi0 = pt.oi0, oi1 = pt.oi1, oj0 = pt.oj0, oj1 = pt.oj1;
     const int hw = h * w, ohw = oh * ow;
     const size_t half = static_cast<size_t>(a.planes) * ohw;
     for (unsigned plane = blockIdx.z; plane < static_cast<unsigned>(a.planes); plane += gridDim.z) {
