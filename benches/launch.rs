@@ -1,17 +1,25 @@
-//! Host cost of a kernel launch, BEFORE the launch fast path (issue 10, item 3): a mirror of
-//! `CudaRuntime::launch` minus the driver calls (the counter, the kernel looked up by name in a
-//! hash map under a mutex and its `CudaFunction` cloned, every argument boxed by `PackedArgs`),
-//! measured on a 25-argument launch and through two real launchers on a runtime whose launches
-//! do only that. `bind_to_thread` (a `cuCtxGetCurrent` per launch) is a driver call and is not
-//! mirrored, so these figures are a lower bound of the real path.
+//! Host cost of a kernel launch (issue 10, item 3): the real launch path on [`NullRuntime`],
+//! whose launches run everything `CudaRuntime::launch` runs on the host (the shared `Launcher`:
+//! the id's table entry, packing, counters, the ring of recent launches, the per-thread binding
+//! check) and then drop the launch instead of calling `cuLaunchKernel`.
+//!
+//! - `launch/25_args/null`: one `Runtime::launch` of 25 loose arguments (3 pointers, 22 ints:
+//!   the list `depthwise_relu_bwd_weight_partial_f32` took before it got a parameter struct),
+//!   through `dyn Runtime`, the arguments built per call as launch code builds them.
+//! - `launch/25_args/main_mirror`: the same on a copy of main's path before the fast path (the
+//!   kernel looked up by name in a hash map under a mutex and its function cloned, every argument
+//!   boxed on the heap), kept here so both run on the same machine in the same state.
+//! - `launch/struct_arg/null`: one launch of a 136-byte `#[repr(C)]` parameter struct.
+//! - `launcher/*/null`: real launchers (geometry checks, tile plan, argument struct, launches,
+//!   and for the weight gradient the scratch allocation) at a DARTS shape: C=16, 32x32, batch 64.
 //!
 //! ```sh
 //! cargo bench --bench launch
 //! ```
 
 use std::collections::HashMap;
+use std::ffi::c_void;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,92 +27,85 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use darts::backend::geom::Conv2dGeom;
 use darts::backend::gpu::kernels::all_kernels;
 use darts::backend::gpu::launch::{depthwise, elementwise};
-use darts::backend::gpu::runtime::{Counters, PackedArgs};
-use darts::backend::gpu::{
-    Arg, Counts, DevPtr, Gpu, GpuBuf, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind,
-};
+use darts::backend::gpu::null::NullRuntime;
+use darts::backend::gpu::runtime::Counters;
+use darts::backend::gpu::{k, Arg, Gpu, GpuBuf, GpuError, LaunchCfg};
 
-/// What `CudaRuntime::function` clones per launch: a `CUfunction` and an `Arc` of its module.
-#[derive(Clone)]
-#[allow(dead_code)]
-struct Func {
-    cu: u64,
-    module: Arc<()>,
-}
+/// main's launch path before the fast path, minus the driver calls (as `benches/launch.rs` of
+/// the commit before it measured it).
+mod main_mirror {
+    use super::*;
 
-/// A runtime whose launch is `CudaRuntime::launch` of main without the driver calls.
-struct MirrorRuntime {
-    functions: Mutex<HashMap<String, Func>>,
-    counters: Counters,
-    next: AtomicU64,
-}
+    /// main's `Arg`: a parameter struct was a `Vec` of words.
+    #[allow(dead_code)]
+    pub enum Arg {
+        Ptr(u64),
+        I32(i32),
+        U32(u32),
+        F32(f32),
+        Ptrs8([u64; 8]),
+        Words(Vec<u64>),
+    }
 
-impl MirrorRuntime {
-    fn new() -> MirrorRuntime {
-        let module = Arc::new(());
-        let functions = all_kernels()
-            .enumerate()
-            .map(|(i, k)| (k.to_string(), Func { cu: i as u64, module: module.clone() }))
-            .collect();
-        MirrorRuntime {
-            functions: Mutex::new(functions),
-            counters: Counters::default(),
-            next: AtomicU64::new(1 << 20),
+    /// main's `PackedArgs`: each value in its own heap box.
+    pub struct PackedArgs {
+        _values: Vec<Box<[u64]>>,
+        ptrs: Vec<*mut c_void>,
+    }
+
+    impl PackedArgs {
+        pub fn new(args: &[Arg]) -> PackedArgs {
+            let mut values: Vec<Box<[u64]>> = args
+                .iter()
+                .map(|a| match a {
+                    Arg::Ptr(p) => vec![*p].into_boxed_slice(),
+                    Arg::I32(v) => vec![*v as u32 as u64].into_boxed_slice(),
+                    Arg::U32(v) => vec![*v as u64].into_boxed_slice(),
+                    Arg::F32(v) => vec![v.to_bits() as u64].into_boxed_slice(),
+                    Arg::Ptrs8(p) => p.to_vec().into_boxed_slice(),
+                    Arg::Words(w) => w.clone().into_boxed_slice(),
+                })
+                .collect();
+            let ptrs = values.iter_mut().map(|b| b.as_mut_ptr() as *mut c_void).collect();
+            PackedArgs { _values: values, ptrs }
         }
     }
 
-    fn function(&self, kernel: &str) -> Result<Func, GpuError> {
-        if let Some(f) = self.functions.lock().unwrap().get(kernel) {
-            return Ok(f.clone());
-        }
-        Err(GpuError::UnknownKernel(kernel.into()))
+    /// What `CudaRuntime::function` cloned per launch: a `CUfunction` and its module's `Arc`.
+    #[derive(Clone)]
+    #[allow(dead_code)]
+    struct Func {
+        cu: u64,
+        module: Arc<()>,
     }
-}
 
-impl Runtime for MirrorRuntime {
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Cuda
+    /// main's `CudaRuntime::launch` without `bind_to_thread` and `cuLaunchKernel`.
+    pub struct Launch {
+        functions: Mutex<HashMap<String, Func>>,
+        counters: Counters,
     }
-    fn describe(&self) -> String {
-        "mirror of main's CUDA launch path, no driver".into()
-    }
-    fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
-        self.counters.allocation();
-        Ok(self.next.fetch_add(bytes.next_multiple_of(256) as u64, Ordering::Relaxed))
-    }
-    fn free(&self, _ptr: DevPtr, _bytes: usize) {}
-    fn htod(&self, _src: &[u8], _dst: DevPtr) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn dtoh(&self, _src: DevPtr, _dst: &mut [u8]) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn dtod(&self, _src: DevPtr, _dst: DevPtr, _bytes: usize) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
-        self.counters.launch();
-        let f = self.function(kernel)?;
-        let mut packed = PackedArgs::new(args);
-        black_box((f, cfg, packed.as_mut_ptrs()));
-        Ok(())
-    }
-    fn synchronize(&self) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn allow_dynamic_shared(&self, _kernel: &str, _bytes: u32) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn time_ms(&self, work: &mut dyn FnMut() -> Result<(), GpuError>) -> Result<f64, GpuError> {
-        work()?;
-        Ok(0.0)
-    }
-    fn memory(&self) -> MemStats {
-        MemStats::default()
-    }
-    fn reset_peak_memory(&self) {}
-    fn counts(&self) -> Counts {
-        self.counters.snapshot()
+
+    impl Launch {
+        pub fn new() -> Launch {
+            let module = Arc::new(());
+            let functions = all_kernels()
+                .enumerate()
+                .map(|(i, k)| (k.to_string(), Func { cu: i as u64, module: module.clone() }))
+                .collect();
+            Launch { functions: Mutex::new(functions), counters: Counters::default() }
+        }
+
+        #[inline(never)]
+        pub fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
+            self.counters.launch();
+            let f = match self.functions.lock().unwrap().get(kernel) {
+                Some(f) => f.clone(),
+                None => return Err(GpuError::UnknownKernel(kernel.into())),
+            };
+            let mut packed = PackedArgs::new(args);
+            black_box((f, cfg, packed.ptrs.as_mut_ptr()));
+            Ok(())
+        }
     }
 }
 
@@ -125,62 +126,59 @@ fn dw_geom() -> Conv2dGeom {
     }
 }
 
+/// 22 ints after 3 pointers, as black-boxed values (built per call, as launch code does).
+fn ints() -> [i32; 22] {
+    black_box([64, 16, 32, 32, 32, 32, 3, 3, 1, 1, 1, 32, 2, 1, 4, 10, 34, 34, 34, 352, 2, 1])
+}
+
 fn bench(c: &mut Criterion) {
-    let rt: Gpu = Arc::new(MirrorRuntime::new());
+    let rt: Gpu = Arc::new(NullRuntime::default());
     let mut group = c.benchmark_group("launch");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-
-    // 3 pointers + 22 ints: `depthwise_relu_bwd_weight_partial_f32`'s list.
     let cfg = LaunchCfg { grid: (512, 16, 1), block: (256, 1, 1), shared_bytes: 9216 };
-    group.bench_function("25_args/main", |b| {
+
+    group.bench_function("25_args/null", |b| {
         b.iter(|| {
-            let i = |v: i32| Arg::I32(black_box(v));
-            let args = [
-                Arg::Ptr(black_box(0x1000)),
-                Arg::Ptr(0x2000),
-                Arg::Ptr(0x3000),
-                i(64),
-                i(16),
-                i(32),
-                i(32),
-                i(32),
-                i(32),
-                i(3),
-                i(3),
-                i(1),
-                i(1),
-                i(1),
-                i(32),
-                i(2),
-                i(1),
-                i(4),
-                i(10),
-                i(34),
-                i(34),
-                i(34),
-                i(352),
-                i(2),
-                i(1),
-            ];
-            rt.launch("depthwise_relu_bwd_weight_partial_f32", cfg, &args).unwrap()
+            let v = ints();
+            let mut args = [Arg::I32(0); 25];
+            args[..3].copy_from_slice(&[Arg::Ptr(black_box(0x1000)), Arg::Ptr(0x2000), Arg::Ptr(0x3000)]);
+            for (a, &v) in args[3..].iter_mut().zip(&v) {
+                *a = Arg::I32(v);
+            }
+            rt.launch(k::depthwise_relu_bwd_weight_partial_f32, cfg, &args).unwrap()
         })
+    });
+
+    let old = main_mirror::Launch::new();
+    group.bench_function("25_args/main_mirror", |b| {
+        b.iter(|| {
+            use main_mirror::Arg as A;
+            let v = ints();
+            let mut args = vec![A::Ptr(black_box(0x1000)), A::Ptr(0x2000), A::Ptr(0x3000)];
+            args.extend(v.iter().map(|&v| A::I32(v)));
+            old.launch("depthwise_relu_bwd_weight_partial_f32", cfg, &args).unwrap()
+        })
+    });
+
+    let params = [0u64; 17]; // 136 bytes, the size of `struct DwParams`
+    group.bench_function("struct_arg/null", |b| {
+        b.iter(|| rt.launch(k::depthwise_relu_fwd_f32, cfg, &[Arg::pod(black_box(&params))]).unwrap())
     });
 
     let g = dw_geom();
     let x = GpuBuf::alloc(&rt, g.x_len()).unwrap();
     let dy = GpuBuf::alloc(&rt, g.y_len()).unwrap();
-    let mut dw = GpuBuf::alloc(&rt, g.w_len()).unwrap();
     let w = GpuBuf::alloc(&rt, g.w_len()).unwrap();
+    let mut dw = GpuBuf::alloc(&rt, g.w_len()).unwrap();
     let mut y = GpuBuf::alloc(&rt, g.y_len()).unwrap();
-    group.bench_function("launcher/depthwise_relu_fwd/main", |b| {
+    group.bench_function("launcher/depthwise_relu_fwd/null", |b| {
         b.iter(|| depthwise::depthwise_relu_fwd(&g, &x, &w, &mut y).unwrap())
     });
-    group.bench_function("launcher/depthwise_relu_bwd_weight/main", |b| {
+    group.bench_function("launcher/depthwise_relu_bwd_weight/null", |b| {
         b.iter(|| depthwise::depthwise_relu_bwd_weight(&g, &x, &dy, &mut dw).unwrap())
     });
-    let n = g.x_len();
-    let mut r = GpuBuf::alloc(&rt, n).unwrap();
-    group.bench_function("launcher/relu_fwd/main", |b| b.iter(|| elementwise::relu_fwd(&x, &mut r).unwrap()));
+    let mut r = GpuBuf::alloc(&rt, g.x_len()).unwrap();
+    group.bench_function("launcher/relu_fwd/null", |b| b.iter(|| elementwise::relu_fwd(&x, &mut r).unwrap()));
     group.finish();
 }
 

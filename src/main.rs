@@ -641,7 +641,7 @@ fn kernel_table(rt: &darts::backend::gpu::cuda::CudaRuntime) {
         "kernel (as JIT-compiled here)", "regs", "local B", "static smem", "max threads", "arch"
     );
     let mut spills = 0;
-    for k in kernels::all_kernels() {
+    for k in kernels::all_ids() {
         match rt.kernel_attributes(k) {
             Ok(a) => {
                 spills += (a.local_bytes > 0) as usize;

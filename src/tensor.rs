@@ -53,6 +53,7 @@ impl Device {
             Device::Gpu(rt) => match rt.kind() {
                 RuntimeKind::Cuda => "cuda",
                 RuntimeKind::Emu => "emu",
+                RuntimeKind::Null => "null",
             },
         }
     }

@@ -22,7 +22,8 @@ fn out_of_bounds_write_is_reported_with_the_kernel_name() {
     for schedule in [0, 1] {
         let rt = emu(schedule);
         let y = GpuBuf::alloc(&rt, 100).unwrap();
-        let msg = emu_error(rt.launch("oob_write_f32", LaunchCfg::linear(1, 128), &[y.arg(), Arg::I32(100)]));
+        let msg =
+            emu_error(rt.launch_named("oob_write_f32", LaunchCfg::linear(1, 128), &[y.arg(), Arg::I32(100)]));
         assert!(
             msg.contains("oob_write_f32")
                 && msg.contains("wrote past the end of a 400-byte buffer")
@@ -33,7 +34,7 @@ fn out_of_bounds_write_is_reported_with_the_kernel_name() {
     // The same kernel with an exact grid is fine.
     let rt = emu(0);
     let y = GpuBuf::alloc(&rt, 128).unwrap();
-    rt.launch("oob_write_f32", LaunchCfg::linear(1, 128), &[y.arg(), Arg::I32(128)]).unwrap();
+    rt.launch_named("oob_write_f32", LaunchCfg::linear(1, 128), &[y.arg(), Arg::I32(128)]).unwrap();
     assert!(y.to_host().unwrap().iter().all(|&v| v == 1.0));
 }
 
@@ -50,8 +51,11 @@ fn out_of_bounds_reads_fail_the_launch_with_the_kernel_name() {
     let rt = emu(0);
     let x = GpuBuf::from_host(&rt, &[1.5; 100]).unwrap();
     let y = GpuBuf::alloc(&rt, 128).unwrap();
-    let msg =
-        emu_error(rt.launch("oob_read_f32", LaunchCfg::linear(1, 128), &[x.arg(), y.arg(), Arg::I32(100)]));
+    let msg = emu_error(rt.launch_named(
+        "oob_read_f32",
+        LaunchCfg::linear(1, 128),
+        &[x.arg(), y.arg(), Arg::I32(100)],
+    ));
     assert!(
         msg.contains("oob_read_f32")
             && msg.contains("thread (100,0,0) read past the end of a 400-byte buffer")
@@ -62,8 +66,11 @@ fn out_of_bounds_reads_fail_the_launch_with_the_kernel_name() {
     let rt = emu(1);
     let x = GpuBuf::from_host(&rt, &[1.5; 100]).unwrap();
     let y = GpuBuf::alloc(&rt, 100).unwrap();
-    let msg =
-        emu_error(rt.launch("diff_prev_f32", LaunchCfg::linear(1, 128), &[x.arg(), y.arg(), Arg::I32(100)]));
+    let msg = emu_error(rt.launch_named(
+        "diff_prev_f32",
+        LaunchCfg::linear(1, 128),
+        &[x.arg(), y.arg(), Arg::I32(100)],
+    ));
     assert!(
         msg.contains("diff_prev_f32")
             && msg.contains("thread (0,0,0) read 4 bytes before the start of a 400-byte"),
@@ -74,7 +81,8 @@ fn out_of_bounds_reads_fail_the_launch_with_the_kernel_name() {
         let rt = emu(schedule);
         let x = GpuBuf::from_host(&rt, &[1.5; 128]).unwrap();
         let y = GpuBuf::alloc(&rt, 128).unwrap();
-        rt.launch("oob_read_f32", LaunchCfg::linear(1, 128), &[x.arg(), y.arg(), Arg::I32(128)]).unwrap();
+        rt.launch_named("oob_read_f32", LaunchCfg::linear(1, 128), &[x.arg(), y.arg(), Arg::I32(128)])
+            .unwrap();
         assert!(y.to_host().unwrap().iter().all(|&v| v == 3.0));
     }
 }
@@ -86,7 +94,7 @@ fn bad_warp_shuffles_are_errors() {
         let x = GpuBuf::from_host(&rt, &(0..64).map(|i| i as f32).collect::<Vec<_>>()).unwrap();
         let y = GpuBuf::alloc(&rt, 64).unwrap();
         // A full mask in a block of 48 threads: lanes 16-31 of the second warp do not exist.
-        let msg = emu_error(rt.launch(
+        let msg = emu_error(rt.launch_named(
             "shfl_full_mask_partial_warp",
             LaunchCfg::linear(1, 48),
             &[x.arg(), y.arg()],
@@ -99,8 +107,11 @@ fn bad_warp_shuffles_are_errors() {
             "{msg}"
         );
         // Mask 0x0000ffff without width 16: lane 8 reads lane 16.
-        let msg =
-            emu_error(rt.launch("shfl_src_outside_mask", LaunchCfg::linear(1, 32), &[x.arg(), y.arg()]));
+        let msg = emu_error(rt.launch_named(
+            "shfl_src_outside_mask",
+            LaunchCfg::linear(1, 32),
+            &[x.arg(), y.arg()],
+        ));
         assert!(
             msg.contains("shfl_src_outside_mask")
                 && msg.contains("__shfl_down_sync(mask 0x0000ffff)")
@@ -108,7 +119,8 @@ fn bad_warp_shuffles_are_errors() {
             "{msg}"
         );
         // The full-mask sum is right when every warp is whole.
-        rt.launch("shfl_full_mask_partial_warp", LaunchCfg::linear(1, 64), &[x.arg(), y.arg()]).unwrap();
+        rt.launch_named("shfl_full_mask_partial_warp", LaunchCfg::linear(1, 64), &[x.arg(), y.arg()])
+            .unwrap();
         let sums = y.to_host().unwrap();
         assert_eq!((sums[0], sums[32]), ((0..32).sum::<i32>() as f32, (32..64).sum::<i32>() as f32));
     }
@@ -123,15 +135,16 @@ fn dynamic_shared_memory_over_48_kib_needs_the_opt_in() {
     let y = GpuBuf::alloc(&rt, n).unwrap();
     let cfg = LaunchCfg { shared_bytes: n as u32 * 4, ..LaunchCfg::linear(1, 256) };
     let args = [xb.arg(), y.arg(), Arg::I32(n as i32)];
-    let msg = emu_error(rt.launch("smem_reverse_f32", cfg, &args));
+    let msg = emu_error(rt.launch_named("smem_reverse_f32", cfg, &args));
     assert!(
         msg.contains("smem_reverse_f32")
             && msg.contains("65536 bytes of dynamic shared memory")
             && msg.contains("allow_dynamic_shared"),
         "{msg}"
     );
-    rt.allow_dynamic_shared("smem_reverse_f32", n as u32 * 4).unwrap();
-    rt.launch("smem_reverse_f32", cfg, &args).unwrap();
+    rt.allow_dynamic_shared(darts::backend::gpu::kernels::lookup("smem_reverse_f32").unwrap(), n as u32 * 4)
+        .unwrap();
+    rt.launch_named("smem_reverse_f32", cfg, &args).unwrap();
     assert!(y.to_host().unwrap().iter().rev().eq(x.iter()));
 }
 
@@ -139,7 +152,7 @@ fn dynamic_shared_memory_over_48_kib_needs_the_opt_in() {
 fn barrier_not_reached_by_every_thread_is_an_error() {
     let rt = emu(0);
     let y = GpuBuf::alloc(&rt, 256).unwrap();
-    let err = rt.launch("sync_divergent", LaunchCfg::linear(1, 256), &[y.arg()]).unwrap_err();
+    let err = rt.launch_named("sync_divergent", LaunchCfg::linear(1, 256), &[y.arg()]).unwrap_err();
     let GpuError::Emu(msg) = err else { panic!("expected an emulator error, got {err:?}") };
     assert!(msg.contains("sync_divergent") && msg.contains("__syncthreads"), "{msg}");
 }
@@ -154,7 +167,7 @@ fn block_sums(schedule: i32, kernel: &str, with_n: bool) -> Vec<f32> {
     if with_n {
         args.push(Arg::I32(x.len() as i32));
     }
-    rt.launch(kernel, LaunchCfg::linear(blocks as u32, 256), &args).unwrap();
+    rt.launch_named(kernel, LaunchCfg::linear(blocks as u32, 256), &args).unwrap();
     out.to_host().unwrap()
 }
 
@@ -175,7 +188,7 @@ fn missing_barrier_shows_up_as_a_schedule_difference() {
 fn unknown_kernel_and_bad_copies_are_errors_not_crashes() {
     let rt = emu(0);
     assert!(matches!(
-        rt.launch("no_such_kernel", LaunchCfg::linear(1, 1), &[]),
+        rt.launch_named("no_such_kernel", LaunchCfg::linear(1, 1), &[]),
         Err(GpuError::UnknownKernel(_))
     ));
     let y = GpuBuf::alloc(&rt, 4).unwrap();

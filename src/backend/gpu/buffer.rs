@@ -63,7 +63,7 @@ impl GpuBuf {
     }
 
     /// The buffer as a kernel pointer argument.
-    pub fn arg(&self) -> Arg {
+    pub fn arg(&self) -> Arg<'static> {
         Arg::Ptr(self.ptr)
     }
 

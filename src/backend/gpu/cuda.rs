@@ -1,16 +1,22 @@
 //! `CudaRuntime`: the CUDA driver through cudarc (dynamic loading: the binary runs, and fails
 //! cleanly, on machines without CUDA), one stream, a caching allocator, lazily loaded modules.
+//!
+//! Launches go through the shared [`Launcher`]: each kernel's `CUfunction` is resolved once into
+//! a table indexed by [`KernelId`] (its module loaded on first use), arguments are packed in
+//! place, and the context is bound once per thread. A driver error (a failed launch, or a sticky
+//! error surfacing at a later call) lists the last launches; `debug_sync` (`--debug-sync`) waits
+//! and checks after every launch, naming the kernel that failed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, DriverError};
 use cudarc::nvrtc::Ptx;
 
-use super::kernels::{self, PTX_BUILT};
-use super::runtime::{
-    Arg, Counters, Counts, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind,
-};
+use super::kernels::{self, KernelId, PTX_BUILT};
+use super::launcher::{Driver, LaunchRecord, Launcher};
+use super::runtime::{Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind};
 
 /// Facts about the device, for `darts info` and logs.
 #[derive(Clone, Debug)]
@@ -59,16 +65,71 @@ impl Cache {
     }
 }
 
+/// The device side of [`CudaRuntime`]'s launches: the context and the modules loaded so far.
+struct CudaDevice {
+    ctx: Arc<CudaContext>,
+    /// The PTX target loaded (x10).
+    ptx_target: u32,
+    /// Per `MODULES` entry, once loaded.
+    modules: Box<[OnceLock<Arc<CudaModule>>]>,
+}
+
+impl Driver for CudaDevice {
+    type Function = CudaFunction;
+
+    fn resolve(&self, kernel: KernelId) -> Result<CudaFunction, GpuError> {
+        let (index, module) = kernel
+            .module_index()
+            .map(|i| (i, &kernels::MODULES[i]))
+            .ok_or_else(|| GpuError::UnknownKernel(kernel.name().into()))?;
+        let m = match self.modules[index].get() {
+            Some(m) => m.clone(),
+            None => {
+                let (_, ptx) = kernels::ptx_for(module, self.ptx_target).ok_or(GpuError::NoKernels)?;
+                let m = self
+                    .ctx
+                    .load_module(Ptx::from_src(ptx))
+                    .map_err(|e| drv(&format!("loading module {}", module.stem), e))?;
+                let _ = self.modules[index].set(m.clone());
+                m
+            }
+        };
+        m.load_function(kernel.name()).map_err(|e| drv(&format!("loading kernel {kernel}"), e))
+    }
+
+    fn bind(&self) -> Result<(), GpuError> {
+        self.ctx.bind_to_thread().map_err(|e| drv("binding the context", e))
+    }
+
+    unsafe fn launch(
+        &self,
+        kernel: KernelId,
+        f: &CudaFunction,
+        cfg: &LaunchCfg,
+        params: &mut [*mut c_void],
+    ) -> Result<(), GpuError> {
+        result::launch_kernel(
+            f.cu_function(),
+            cfg.grid,
+            cfg.block,
+            cfg.shared_bytes,
+            std::ptr::null_mut(), // the legacy default stream: ordered with the sync copies
+            params,
+        )
+        .map_err(|e| drv(&format!("launching {kernel} {cfg}"), e))
+    }
+
+    fn check(&self, kernel: KernelId, cfg: &LaunchCfg) -> Result<(), GpuError> {
+        result::ctx::synchronize().map_err(|e| drv(&format!("{kernel} {cfg} failed (--debug-sync)"), e))
+    }
+}
+
 /// The CUDA runtime. Create with [`CudaRuntime::new`].
 pub struct CudaRuntime {
-    ctx: Arc<CudaContext>,
+    dev: CudaDevice,
     info: DeviceInfo,
-    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
-    functions: Mutex<HashMap<String, CudaFunction>>,
+    launcher: Launcher<CudaFunction>,
     cache: Mutex<Cache>,
-    counters: Counters,
-    /// Synchronise and check for errors after every launch (slow; pinpoints the failing kernel).
-    verify: bool,
 }
 
 fn drv(call: &str, e: DriverError) -> GpuError {
@@ -91,8 +152,9 @@ fn bucket(bytes: usize) -> usize {
 
 impl CudaRuntime {
     /// Opens device `ordinal`. Never panics: a missing libcuda, a missing device or a binary
-    /// without PTX each give their own error.
-    pub fn new(ordinal: usize, verify: bool) -> Result<CudaRuntime, GpuError> {
+    /// without PTX each give their own error. `debug_sync`: wait for and check every launch
+    /// (slow; a device error then names the kernel that caused it, not a later call).
+    pub fn new(ordinal: usize, debug_sync: bool) -> Result<CudaRuntime, GpuError> {
         // cudarc panics if libcuda is absent, so check first.
         if !unsafe { sys::is_culib_present() } {
             return Err(GpuError::NoDriver(
@@ -134,15 +196,33 @@ impl CudaRuntime {
                 kernels::PTX_ARCHS
             )));
         }
-        Ok(CudaRuntime {
+        let dev = CudaDevice {
             ctx,
-            info,
-            modules: Mutex::default(),
-            functions: Mutex::default(),
-            cache: Mutex::default(),
-            counters: Counters::default(),
-            verify,
-        })
+            ptx_target: ptx_target.unwrap_or(0),
+            modules: kernels::MODULES.iter().map(|_| OnceLock::new()).collect(),
+        };
+        let rt = CudaRuntime { dev, info, launcher: Launcher::new(debug_sync), cache: Mutex::default() };
+        // CudaContext::new made the context current on this thread.
+        rt.launcher.note_bound();
+        Ok(rt)
+    }
+
+    /// Binds the context to this thread unless it is bound already (once per thread).
+    fn bind(&self) -> Result<(), GpuError> {
+        self.launcher.ensure_bound(&self.dev)
+    }
+
+    /// A driver error of `call`, with the recent launches (an asynchronous kernel fault surfaces
+    /// at whatever call comes next: the failing kernel is among them).
+    fn fail(&self, call: &str, e: DriverError) -> GpuError {
+        let err = self.launcher.device_error(drv(call, e));
+        if self.launcher.debug_sync() || !matches!(err, GpuError::Driver(_)) {
+            return err;
+        }
+        err.with_context(
+            "\n  (kernels run asynchronously: a kernel's fault surfaces at a later call, so the failing \
+             kernel is one of those listed, most likely the last; --debug-sync checks after every launch)",
+        )
     }
 
     /// Device facts.
@@ -150,36 +230,11 @@ impl CudaRuntime {
         &self.info
     }
 
-    fn function(&self, kernel: &str) -> Result<CudaFunction, GpuError> {
-        if let Some(f) = self.functions.lock().unwrap().get(kernel) {
-            return Ok(f.clone());
-        }
-        let module = kernels::module_of(kernel).ok_or_else(|| GpuError::UnknownKernel(kernel.into()))?;
-        let m = {
-            let mut mods = self.modules.lock().unwrap();
-            match mods.get(module.stem) {
-                Some(m) => m.clone(),
-                None => {
-                    let cc = self.info.ptx_target.unwrap_or(0);
-                    let (_, ptx) = kernels::ptx_for(module, cc).ok_or(GpuError::NoKernels)?;
-                    let m = self
-                        .ctx
-                        .load_module(Ptx::from_src(ptx))
-                        .map_err(|e| drv(&format!("loading module {}", module.stem), e))?;
-                    mods.insert(module.stem, m.clone());
-                    m
-                }
-            }
-        };
-        let f = m.load_function(kernel).map_err(|e| drv(&format!("loading kernel {kernel}"), e))?;
-        self.functions.lock().unwrap().insert(kernel.to_string(), f.clone());
-        Ok(f)
-    }
-
     /// Registers, local (spill) bytes and shared memory of `kernel` as the driver compiled it.
-    pub fn kernel_attributes(&self, kernel: &str) -> Result<KernelAttrs, GpuError> {
+    pub fn kernel_attributes(&self, kernel: KernelId) -> Result<KernelAttrs, GpuError> {
         use sys::CUfunction_attribute_enum as A;
-        let f = self.function(kernel)?;
+        let f = self.launcher.function(&self.dev, kernel)?;
+        self.bind()?;
         let get = |a: A| {
             unsafe { result::function::get_function_attribute(f.cu_function(), a) }
                 .map_err(|e| drv(&format!("cuFuncGetAttribute({a:?}) of {kernel}"), e))
@@ -222,7 +277,7 @@ impl Runtime for CudaRuntime {
     }
 
     fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
-        self.counters.allocation();
+        self.launcher.counters.allocation();
         let size = bucket(bytes);
         {
             let mut cache = self.cache.lock().unwrap();
@@ -232,7 +287,7 @@ impl Runtime for CudaRuntime {
                 return Ok(p);
             }
         }
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        self.bind()?;
         let p = match unsafe { result::malloc_sync(size) } {
             Ok(p) => p,
             Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
@@ -240,7 +295,7 @@ impl Runtime for CudaRuntime {
                 self.release_cache();
                 unsafe { result::malloc_sync(size) }.map_err(|_| GpuError::OutOfMemory { bytes })?
             }
-            Err(e) => return Err(drv("cuMemAlloc", e)),
+            Err(e) => return Err(self.fail("cuMemAlloc", e)),
         };
         self.cache.lock().unwrap().taken(size);
         Ok(p)
@@ -255,53 +310,36 @@ impl Runtime for CudaRuntime {
     }
 
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
-        self.counters.htod();
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
-        unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| drv("cuMemcpyHtoD", e))
+        self.launcher.counters.htod();
+        self.bind()?;
+        unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| self.fail("cuMemcpyHtoD", e))
     }
 
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
-        self.counters.dtoh();
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
-        unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| drv("cuMemcpyDtoH", e))
+        self.launcher.counters.dtoh();
+        self.bind()?;
+        unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| self.fail("cuMemcpyDtoH", e))
     }
 
     fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
-        self.counters.dtod();
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
-        unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(|e| drv("cuMemcpyDtoD", e))
+        self.launcher.counters.dtod();
+        self.bind()?;
+        unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(|e| self.fail("cuMemcpyDtoD", e))
     }
 
-    fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
-        self.counters.launch();
-        let f = self.function(kernel)?;
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
-        let mut packed = PackedArgs::new(args);
-        unsafe {
-            result::launch_kernel(
-                f.cu_function(),
-                cfg.grid,
-                cfg.block,
-                cfg.shared_bytes,
-                std::ptr::null_mut(), // the legacy default stream: ordered with the sync copies
-                packed.as_mut_ptrs(),
-            )
-        }
-        .map_err(|e| drv(&format!("launching {kernel} {cfg:?}"), e))?;
-        if self.verify {
-            self.ctx.synchronize().map_err(|e| drv(&format!("after {kernel}"), e))?;
-        }
-        Ok(())
+    fn launch(&self, kernel: KernelId, cfg: LaunchCfg, args: &[Arg<'_>]) -> Result<(), GpuError> {
+        self.launcher.launch(&self.dev, kernel, cfg, args)
     }
 
     fn synchronize(&self) -> Result<(), GpuError> {
-        self.counters.synchronize();
-        self.ctx.synchronize().map_err(|e| drv("synchronize", e))
+        self.launcher.counters.synchronize();
+        self.bind()?;
+        result::ctx::synchronize().map_err(|e| self.fail("synchronize", e))
     }
 
-    fn allow_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<(), GpuError> {
-        let f = self.function(kernel)?;
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+    fn allow_dynamic_shared(&self, kernel: KernelId, bytes: u32) -> Result<(), GpuError> {
+        let f = self.launcher.function(&self.dev, kernel)?;
+        self.bind()?;
         unsafe {
             result::function::set_function_attribute(
                 f.cu_function(),
@@ -313,7 +351,7 @@ impl Runtime for CudaRuntime {
     }
 
     fn time_ms(&self, work: &mut dyn FnMut() -> Result<(), GpuError>) -> Result<f64, GpuError> {
-        self.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        self.bind()?;
         // Timing events (CU_EVENT_DEFAULT); cudarc's defaults disable timing.
         let flags = sys::CUevent_flags::CU_EVENT_DEFAULT;
         let start = result::event::create(flags).map_err(|e| drv("cuEventCreate", e))?;
@@ -329,7 +367,7 @@ impl Runtime for CudaRuntime {
             unsafe { result::event::record(start, stream) }.map_err(|e| drv("cuEventRecord", e))?;
             work()?;
             unsafe { result::event::record(end, stream) }.map_err(|e| drv("cuEventRecord", e))?;
-            unsafe { result::event::synchronize(end) }.map_err(|e| drv("cuEventSynchronize", e))?;
+            unsafe { result::event::synchronize(end) }.map_err(|e| self.fail("cuEventSynchronize", e))?;
             unsafe { result::event::elapsed(start, end) }.map_err(|e| drv("cuEventElapsedTime", e))
         })();
         unsafe {
@@ -350,13 +388,18 @@ impl Runtime for CudaRuntime {
     }
 
     fn counts(&self) -> Counts {
-        self.counters.snapshot()
+        self.launcher.counters.snapshot()
+    }
+
+    fn recent_launches(&self) -> Vec<LaunchRecord> {
+        self.launcher.recent()
     }
 }
 
 impl Drop for CudaRuntime {
     fn drop(&mut self) {
-        let _ = self.ctx.bind_to_thread();
-        self.release_cache();
+        if self.bind().is_ok() {
+            self.release_cache();
+        }
     }
 }

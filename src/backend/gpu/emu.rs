@@ -7,14 +7,21 @@
 //! side runs the threads of a block as fibers and reports barriers not reached by every thread
 //! and bad warp shuffles. `schedule` 0 or 1 runs threads (and blocks) in increasing or
 //! decreasing order; tests run kernels under both and demand identical bits.
+//!
+//! Launches go through the shared [`Launcher`] (each kernel's trampoline resolved once per id,
+//! arguments packed in place, the recent launches listed in an error). The emulator runs every
+//! launch to completion and checks the guards after it, so `--debug-sync` changes nothing here:
+//! every launch is already checked and a failure always names its own kernel.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::kernels::{KernelId, KERNEL_COUNT};
+use super::launcher::{Driver, LaunchRecord, Launcher};
 use super::runtime::{
-    Arg, Counters, Counts, DevPtr, GpuError, LaunchCfg, MemStats, PackedArgs, Runtime, RuntimeKind,
-    DEFAULT_DYNAMIC_SHARED,
+    Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
 };
 
 type Tramp = unsafe extern "C" fn(*mut *mut c_void);
@@ -57,20 +64,32 @@ extern "C" {
     fn darts_emu_check_slack(ptr: *const c_void, offset: *mut usize) -> c_int;
 }
 
-/// The host emulator of the CUDA runtime.
-pub struct EmuRuntime {
-    kernels: HashMap<String, (CString, Tramp)>,
+/// A kernel's entry in the emulator: its name as the C++ side holds it, and its trampoline.
+#[derive(Clone, Copy)]
+struct EmuKernel {
+    name: &'static CStr,
+    tramp: Tramp,
+}
+
+/// The emulated device: buffers, per-kernel settings and counts, and how it schedules.
+struct EmuDevice {
+    kernels: HashMap<&'static str, EmuKernel>,
     /// Live buffers and their sizes.
     allocs: Mutex<HashMap<DevPtr, usize>>,
     /// Bytes allocated now and at the peak.
     memory: Mutex<MemStats>,
-    /// Dynamic shared memory each kernel opted into (above the 48 KiB default).
-    shared_allowed: Mutex<HashMap<String, u32>>,
-    /// Launches per kernel name, for tests that count launches or check coverage.
-    launches: Mutex<BTreeMap<String, u64>>,
-    counters: Counters,
+    /// Dynamic shared memory each kernel opted into (above the 48 KiB default), by id.
+    shared_allowed: Box<[AtomicU32]>,
+    /// Launches per kernel, by id, for tests that count launches or check coverage.
+    launches: Box<[AtomicU64]>,
     schedule: i32,
     workers: i32,
+}
+
+/// The host emulator of the CUDA runtime.
+pub struct EmuRuntime {
+    dev: EmuDevice,
+    launcher: Launcher<EmuKernel>,
 }
 
 impl EmuRuntime {
@@ -86,37 +105,46 @@ impl EmuRuntime {
                 std::slice::from_raw_parts(p, count)
             };
             for e in entries {
-                let name = unsafe { CStr::from_ptr(e.name) }.to_owned();
-                kernels.insert(name.to_string_lossy().into_owned(), (name, e.tramp));
+                // SAFETY: the registry's names are static NUL-terminated strings.
+                let name: &'static CStr = unsafe { CStr::from_ptr(e.name) };
+                if let Ok(key) = name.to_str() {
+                    kernels.insert(key, EmuKernel { name, tramp: e.tramp });
+                }
             }
         }
-        EmuRuntime {
+        let dev = EmuDevice {
             kernels,
             allocs: Mutex::default(),
             memory: Mutex::default(),
-            shared_allowed: Mutex::default(),
-            launches: Mutex::default(),
-            counters: Counters::default(),
+            shared_allowed: (0..KERNEL_COUNT).map(|_| AtomicU32::new(DEFAULT_DYNAMIC_SHARED)).collect(),
+            launches: (0..KERNEL_COUNT).map(|_| AtomicU64::new(0)).collect(),
             schedule,
             workers,
-        }
+        };
+        EmuRuntime { dev, launcher: Launcher::new(false) }
     }
 
-    /// How many times each kernel was launched on this runtime.
+    /// How many times each kernel was launched on this runtime (kernels launched at least once).
     pub fn launch_counts(&self) -> BTreeMap<String, u64> {
-        self.launches.lock().unwrap().clone()
+        (0..KERNEL_COUNT)
+            .filter_map(KernelId::from_index)
+            .map(|k| (k.name().to_string(), self.dev.launches[k.index()].load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 
     /// Names of every kernel the emulator can run.
     pub fn kernel_names(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.kernels.keys().map(|s| s.as_str()).collect();
+        let mut v: Vec<&str> = self.dev.kernels.keys().copied().collect();
         v.sort();
         v
     }
+}
 
+impl EmuDevice {
     /// Checks the slack beside every live buffer (writes there do not fault); names the kernel on
     /// a violation.
-    fn check_guards(&self, kernel: &str) -> Result<(), GpuError> {
+    fn check_guards(&self, kernel: KernelId) -> Result<(), GpuError> {
         let allocs = self.allocs.lock().unwrap();
         for (&ptr, &bytes) in allocs.iter() {
             let mut offset = 0usize;
@@ -146,66 +174,26 @@ impl EmuRuntime {
     }
 }
 
-impl Runtime for EmuRuntime {
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Emu
+impl Driver for EmuDevice {
+    type Function = EmuKernel;
+
+    fn resolve(&self, kernel: KernelId) -> Result<EmuKernel, GpuError> {
+        self.kernels.get(kernel.name()).copied().ok_or_else(|| GpuError::UnknownKernel(kernel.name().into()))
     }
 
-    fn describe(&self) -> String {
-        format!("CUDA emulator on the CPU (schedule {}, {} kernels)", self.schedule, self.kernels.len())
-    }
-
-    fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
-        self.counters.allocation();
-        let mut err = [0u8; 256];
-        // SAFETY: err is a writable buffer of the given length.
-        let p = unsafe { darts_emu_alloc(bytes, self.schedule, err.as_mut_ptr() as *mut c_char, err.len()) };
-        if p.is_null() {
-            return Err(GpuError::Emu(c_message(&err)));
-        }
-        let ptr = p as DevPtr;
-        self.allocs.lock().unwrap().insert(ptr, bytes);
-        let mut m = self.memory.lock().unwrap();
-        m.in_use += bytes;
-        m.peak = m.peak.max(m.in_use);
-        Ok(ptr)
-    }
-
-    fn free(&self, ptr: DevPtr, _bytes: usize) {
-        if let Some(bytes) = self.allocs.lock().unwrap().remove(&ptr) {
-            self.memory.lock().unwrap().in_use -= bytes;
-            // SAFETY: ptr came from darts_emu_alloc and is freed once (removed from the map).
-            unsafe { darts_emu_free(ptr as *mut c_void) };
-        }
-    }
-
-    fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
-        self.counters.htod();
-        self.check_range(dst, src.len(), "htod")?;
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+    fn bind(&self) -> Result<(), GpuError> {
         Ok(())
     }
 
-    fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
-        self.counters.dtoh();
-        self.check_range(src, dst.len(), "dtoh")?;
-        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
-        Ok(())
-    }
-
-    fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
-        self.counters.dtod();
-        self.check_range(src, bytes, "dtod source")?;
-        self.check_range(dst, bytes, "dtod destination")?;
-        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
-        Ok(())
-    }
-
-    fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError> {
-        let (name, tramp) = self.kernels.get(kernel).ok_or_else(|| GpuError::UnknownKernel(kernel.into()))?;
+    unsafe fn launch(
+        &self,
+        kernel: KernelId,
+        f: &EmuKernel,
+        cfg: &LaunchCfg,
+        params: &mut [*mut c_void],
+    ) -> Result<(), GpuError> {
         if cfg.shared_bytes > DEFAULT_DYNAMIC_SHARED {
-            let allowed =
-                self.shared_allowed.lock().unwrap().get(kernel).copied().unwrap_or(DEFAULT_DYNAMIC_SHARED);
+            let allowed = self.shared_allowed[kernel.index()].load(Ordering::Relaxed);
             if cfg.shared_bytes > allowed {
                 return Err(GpuError::Emu(format!(
                     "{kernel}: launch asks for {} bytes of dynamic shared memory, more than the {allowed} it may \
@@ -215,47 +203,111 @@ impl Runtime for EmuRuntime {
                 )));
             }
         }
-        *self.launches.lock().unwrap().entry(kernel.to_string()).or_default() += 1;
-        self.counters.launch();
-        let mut packed = PackedArgs::new(args);
-        let mut err = vec![0u8; 1024];
+        self.launches[kernel.index()].fetch_add(1, Ordering::Relaxed);
+        let mut err = [0u8; 1024];
         let (g, b) = (cfg.grid, cfg.block);
-        // SAFETY: the trampoline unpacks exactly the kernel's parameter list; the op code that
-        // builds `args` is the same code that launches on CUDA.
-        let rc = unsafe {
-            darts_emu_launch(
-                name.as_ptr(),
-                *tramp,
-                g.0,
-                g.1,
-                g.2,
-                b.0,
-                b.1,
-                b.2,
-                cfg.shared_bytes,
-                packed.as_mut_ptrs().as_mut_ptr(),
-                self.schedule,
-                self.workers,
-                err.as_mut_ptr() as *mut c_char,
-                err.len(),
-            )
-        };
+        // SAFETY: the trampoline unpacks exactly the kernel's parameter list from `params`
+        // (the caller's contract).
+        let rc = darts_emu_launch(
+            f.name.as_ptr(),
+            f.tramp,
+            g.0,
+            g.1,
+            g.2,
+            b.0,
+            b.1,
+            b.2,
+            cfg.shared_bytes,
+            params.as_mut_ptr(),
+            self.schedule,
+            self.workers,
+            err.as_mut_ptr() as *mut c_char,
+            err.len(),
+        );
         if rc != 0 {
             return Err(GpuError::Emu(format!("{kernel}: {}", c_message(&err))));
         }
         self.check_guards(kernel)
     }
 
-    fn synchronize(&self) -> Result<(), GpuError> {
-        self.counters.synchronize();
+    fn check(&self, _kernel: KernelId, _cfg: &LaunchCfg) -> Result<(), GpuError> {
+        // Every launch ran to completion and had its guards checked already.
+        Ok(())
+    }
+}
+
+impl Runtime for EmuRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Emu
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "CUDA emulator on the CPU (schedule {}, {} kernels)",
+            self.dev.schedule,
+            self.dev.kernels.len()
+        )
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
+        self.launcher.counters.allocation();
+        let mut err = [0u8; 256];
+        // SAFETY: err is a writable buffer of the given length.
+        let p =
+            unsafe { darts_emu_alloc(bytes, self.dev.schedule, err.as_mut_ptr() as *mut c_char, err.len()) };
+        if p.is_null() {
+            return Err(GpuError::Emu(c_message(&err)));
+        }
+        let ptr = p as DevPtr;
+        self.dev.allocs.lock().unwrap().insert(ptr, bytes);
+        let mut m = self.dev.memory.lock().unwrap();
+        m.in_use += bytes;
+        m.peak = m.peak.max(m.in_use);
+        Ok(ptr)
+    }
+
+    fn free(&self, ptr: DevPtr, _bytes: usize) {
+        if let Some(bytes) = self.dev.allocs.lock().unwrap().remove(&ptr) {
+            self.dev.memory.lock().unwrap().in_use -= bytes;
+            // SAFETY: ptr came from darts_emu_alloc and is freed once (removed from the map).
+            unsafe { darts_emu_free(ptr as *mut c_void) };
+        }
+    }
+
+    fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        self.launcher.counters.htod();
+        self.dev.check_range(dst, src.len(), "htod")?;
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
         Ok(())
     }
 
-    fn allow_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<(), GpuError> {
-        if !self.kernels.contains_key(kernel) {
-            return Err(GpuError::UnknownKernel(kernel.into()));
-        }
-        self.shared_allowed.lock().unwrap().insert(kernel.to_string(), bytes);
+    fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
+        self.launcher.counters.dtoh();
+        self.dev.check_range(src, dst.len(), "dtoh")?;
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        self.launcher.counters.dtod();
+        self.dev.check_range(src, bytes, "dtod source")?;
+        self.dev.check_range(dst, bytes, "dtod destination")?;
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        Ok(())
+    }
+
+    fn launch(&self, kernel: KernelId, cfg: LaunchCfg, args: &[Arg<'_>]) -> Result<(), GpuError> {
+        self.launcher.launch(&self.dev, kernel, cfg, args)
+    }
+
+    fn synchronize(&self) -> Result<(), GpuError> {
+        self.launcher.counters.synchronize();
+        Ok(())
+    }
+
+    fn allow_dynamic_shared(&self, kernel: KernelId, bytes: u32) -> Result<(), GpuError> {
+        self.launcher.function(&self.dev, kernel)?;
+        self.dev.shared_allowed[kernel.index()].store(bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -266,22 +318,26 @@ impl Runtime for EmuRuntime {
     }
 
     fn memory(&self) -> MemStats {
-        *self.memory.lock().unwrap()
+        *self.dev.memory.lock().unwrap()
     }
 
     fn reset_peak_memory(&self) {
-        let mut m = self.memory.lock().unwrap();
+        let mut m = self.dev.memory.lock().unwrap();
         m.peak = m.in_use;
     }
 
     fn counts(&self) -> Counts {
-        self.counters.snapshot()
+        self.launcher.counters.snapshot()
+    }
+
+    fn recent_launches(&self) -> Vec<LaunchRecord> {
+        self.launcher.recent()
     }
 }
 
 impl Drop for EmuRuntime {
     fn drop(&mut self) {
-        for (ptr, _) in self.allocs.lock().unwrap().drain() {
+        for (ptr, _) in self.dev.allocs.lock().unwrap().drain() {
             // SAFETY: every live buffer came from darts_emu_alloc.
             unsafe { darts_emu_free(ptr as *mut c_void) };
         }

@@ -10,11 +10,15 @@ pub mod cuda;
 pub mod emu;
 pub mod kernels;
 pub mod launch;
+pub mod launcher;
+pub mod null;
 pub mod runtime;
 
 pub use buffer::{Gpu, GpuBuf, GpuView, GpuViewMut};
+pub use kernels::{k, KernelId};
 pub use runtime::{
-    Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
+    Arg, Counts, DevPtr, GpuError, LaunchCfg, LaunchRecord, MemStats, Runtime, RuntimeKind,
+    DEFAULT_DYNAMIC_SHARED,
 };
 
 /// Whether the kernel emulator is compiled into this binary.

@@ -8,6 +8,9 @@ use std::ffi::c_void;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::kernels::KernelId;
+pub use super::launcher::LaunchRecord;
+
 /// A device address (a `CUdeviceptr` on CUDA, a host address under the emulator).
 pub type DevPtr = u64;
 
@@ -22,6 +25,17 @@ pub struct LaunchCfg {
     pub shared_bytes: u32,
 }
 
+impl fmt::Display for LaunchCfg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ((gx, gy, gz), (bx, by, bz)) = (self.grid, self.block);
+        write!(f, "grid ({gx},{gy},{gz}) block ({bx},{by},{bz})")?;
+        if self.shared_bytes > 0 {
+            write!(f, " smem {}", self.shared_bytes)?;
+        }
+        Ok(())
+    }
+}
+
 impl LaunchCfg {
     /// A 1-D launch of `blocks` blocks of `threads` threads.
     pub fn linear(blocks: u32, threads: u32) -> LaunchCfg {
@@ -29,9 +43,10 @@ impl LaunchCfg {
     }
 }
 
-/// One kernel argument, passed by value exactly as `cuLaunchKernel` expects.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
+/// One kernel argument, passed by value exactly as `cuLaunchKernel` expects. A launch packs a
+/// pointer to each argument's value in place ([`PackedArgs`]): nothing is copied or allocated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg<'a> {
     /// A device pointer.
     Ptr(DevPtr),
     /// `int`.
@@ -43,56 +58,62 @@ pub enum Arg {
     /// A struct of up to eight device pointers (`struct Ptrs8 { const float* p[8]; }`); unused
     /// slots are null.
     Ptrs8([DevPtr; 8]),
-    /// A `#[repr(C)]` parameter struct passed by value, as 8-byte words (see [`Arg::pod`]).
-    Words(Vec<u64>),
+    /// A `#[repr(C)]` parameter struct passed by value: its bytes, borrowed (see [`Arg::pod`]).
+    Pod(&'a [u8]),
 }
 
-impl Arg {
-    /// A `#[repr(C)]` parameter struct shared with a kernel's `.cu` file, passed by value.
-    /// Its size must be a multiple of 8 bytes (pointer-aligned structs are).
-    pub fn pod<T: bytemuck::Pod>(value: &T) -> Arg {
-        let bytes = bytemuck::bytes_of(value);
-        assert!(
-            bytes.len() % 8 == 0,
-            "Arg::pod: a {}-byte struct is not a whole number of words",
-            bytes.len()
-        );
-        Arg::Words(
-            bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).collect(),
-        )
+impl<'a> Arg<'a> {
+    /// A `#[repr(C)]` parameter struct shared with a kernel's `.cu` file, passed by value. The
+    /// bytes are borrowed, not copied: `value` keeps its alignment, which the emulator's
+    /// trampolines rely on when they read the struct in place.
+    pub fn pod<T: bytemuck::Pod>(value: &'a T) -> Arg<'a> {
+        Arg::Pod(bytemuck::bytes_of(value))
+    }
+
+    /// The address of the argument's value, as `kernelParams` wants it.
+    fn value_ptr(&self) -> *mut c_void {
+        let p: *const c_void = match self {
+            Arg::Ptr(v) => v as *const DevPtr as *const c_void,
+            Arg::I32(v) => v as *const i32 as *const c_void,
+            Arg::U32(v) => v as *const u32 as *const c_void,
+            Arg::F32(v) => v as *const f32 as *const c_void,
+            Arg::Ptrs8(v) => v.as_ptr() as *const c_void,
+            Arg::Pod(b) => b.as_ptr() as *const c_void,
+        };
+        // The driver and the emulator only read through kernelParams.
+        p as *mut c_void
     }
 }
 
-/// Argument values laid out in memory plus the `void*` array pointing at each.
-pub struct PackedArgs {
-    // Each value in its own 8-byte-aligned box so the pointers stay valid while `ptrs` lives.
-    _values: Vec<Box<[u64]>>,
-    ptrs: Vec<*mut c_void>,
+/// Most arguments one launch packs (a parameter struct counts as one).
+pub const MAX_ARGS: usize = 32;
+
+/// The `void*` array of a launch (`kernelParams`): one pointer per argument, pointing at the
+/// value inside the borrowed [`Arg`] itself. A fixed-capacity array on the stack: packing
+/// allocates nothing and copies no argument.
+pub struct PackedArgs<'a> {
+    ptrs: [*mut c_void; MAX_ARGS],
+    len: usize,
+    _args: std::marker::PhantomData<&'a [Arg<'a>]>,
 }
 
-impl PackedArgs {
-    /// Packs `args` in order.
-    pub fn new(args: &[Arg]) -> PackedArgs {
-        let mut values: Vec<Box<[u64]>> = args
-            .iter()
-            .map(|a| match a {
-                Arg::Ptr(p) => vec![*p].into_boxed_slice(),
-                Arg::I32(v) => vec![*v as u32 as u64].into_boxed_slice(),
-                Arg::U32(v) => vec![*v as u64].into_boxed_slice(),
-                Arg::F32(v) => vec![v.to_bits() as u64].into_boxed_slice(),
-                Arg::Ptrs8(p) => p.to_vec().into_boxed_slice(),
-                Arg::Words(w) => w.clone().into_boxed_slice(),
-            })
-            .collect();
-        // Little-endian: a 32-bit value sits in the low bytes of its u64, where a pointer to the
-        // u64 reads it as an `int`/`float`.
-        let ptrs = values.iter_mut().map(|b| b.as_mut_ptr() as *mut c_void).collect();
-        PackedArgs { _values: values, ptrs }
+impl<'a> PackedArgs<'a> {
+    /// Packs `args` in order; `None` past [`MAX_ARGS`] arguments.
+    #[inline]
+    pub fn new(args: &'a [Arg<'a>]) -> Option<PackedArgs<'a>> {
+        if args.len() > MAX_ARGS {
+            return None;
+        }
+        let mut ptrs = [std::ptr::null_mut(); MAX_ARGS];
+        for (p, a) in ptrs.iter_mut().zip(args) {
+            *p = a.value_ptr();
+        }
+        Some(PackedArgs { ptrs, len: args.len(), _args: std::marker::PhantomData })
     }
 
     /// The `kernelParams` array.
     pub fn as_mut_ptrs(&mut self) -> &mut [*mut c_void] {
-        &mut self.ptrs
+        &mut self.ptrs[..self.len]
     }
 }
 
@@ -103,6 +124,8 @@ pub enum RuntimeKind {
     Cuda,
     /// The host emulator.
     Emu,
+    /// [`super::null::NullRuntime`]: launches prepared and then dropped (benchmarks of the host path).
+    Null,
 }
 
 /// Errors from a GPU runtime.
@@ -153,6 +176,19 @@ impl fmt::Display for GpuError {
 }
 
 impl std::error::Error for GpuError {}
+
+impl GpuError {
+    /// The same error with `context` appended to its message: driver and emulator errors (a
+    /// failed launch, a sticky device error) carry the recent launches this way. Other errors
+    /// say all there is to say and are returned unchanged.
+    pub fn with_context(self, context: &str) -> GpuError {
+        match self {
+            GpuError::Driver(m) => GpuError::Driver(format!("{m}{context}")),
+            GpuError::Emu(m) => GpuError::Emu(format!("{m}{context}")),
+            other => other,
+        }
+    }
+}
 
 /// Dynamic shared memory a launch may use without [`Runtime::allow_dynamic_shared`]: a CUDA
 /// device refuses more unless the kernel opted in (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`).
@@ -217,9 +253,10 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Counts a launch.
-    pub fn launch(&self) {
-        self.launches.fetch_add(1, Ordering::Relaxed);
+    /// Counts a launch; returns how many launches there were before it (the launch's sequence
+    /// number, from 0).
+    pub fn launch(&self) -> u64 {
+        self.launches.fetch_add(1, Ordering::Relaxed)
     }
     /// Counts a host-to-device copy.
     pub fn htod(&self) {
@@ -272,13 +309,18 @@ pub trait Runtime: Send + Sync {
     /// Copies `bytes` between device buffers.
     fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError>;
     /// Launches `kernel` with `args` in `cuLaunchKernel` order.
-    fn launch(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg]) -> Result<(), GpuError>;
+    fn launch(&self, kernel: KernelId, cfg: LaunchCfg, args: &[Arg<'_>]) -> Result<(), GpuError>;
+    /// Launches the kernel named `kernel` (a name lookup first: for tools and tests; op code
+    /// launches by [`KernelId`]).
+    fn launch_named(&self, kernel: &str, cfg: LaunchCfg, args: &[Arg<'_>]) -> Result<(), GpuError> {
+        self.launch(super::kernels::lookup(kernel)?, cfg, args)
+    }
     /// Waits for all launched work.
     fn synchronize(&self) -> Result<(), GpuError>;
     /// Lets `kernel` launch with up to `bytes` of dynamic shared memory. Needed above
     /// [`DEFAULT_DYNAMIC_SHARED`]; a launch asking for more than it allowed fails, on a GPU and
     /// on the emulator alike.
-    fn allow_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<(), GpuError>;
+    fn allow_dynamic_shared(&self, kernel: KernelId, bytes: u32) -> Result<(), GpuError>;
     /// Milliseconds of device time taken by the work that `work` enqueues, measured between two
     /// events on the stream (CUDA) or by the host clock around it (the emulator runs launches
     /// synchronously). Waits for that work to finish.
@@ -289,4 +331,7 @@ pub trait Runtime: Send + Sync {
     fn reset_peak_memory(&self);
     /// Launches, copies, synchronisations and allocations so far.
     fn counts(&self) -> Counts;
+    /// The last launches (at most [`super::launcher::RECENT_LAUNCHES`]), oldest first: what a
+    /// device error's message lists.
+    fn recent_launches(&self) -> Vec<LaunchRecord>;
 }

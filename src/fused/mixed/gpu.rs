@@ -1,6 +1,7 @@
 //! Launches of `kernels/mixed.cu`. The kernels take one parameter struct each, laid out here
 //! exactly as in the `.cu` file (`#[repr(C)]`, pointers as u64, explicit tail padding).
 
+use crate::backend::gpu::k;
 use crate::backend::gpu::launch::{grid_for, int, BLOCK};
 use crate::backend::gpu::{Arg, DevPtr, GpuError, LaunchCfg, Runtime};
 
@@ -73,8 +74,8 @@ pub fn forward(rt: &dyn Runtime, p: &MixedFwd) -> Result<(), GpuError> {
     let total = p.n as usize * p.c as usize * p.hw as usize;
     let _ = int(OP, total);
     let stats = LaunchCfg { grid: (p.c.max(1) as u32, K as u32, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
-    rt.launch("mixed_stats_f32", stats, &[Arg::pod(p)])?;
-    rt.launch("mixed_fwd_f32", LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
+    rt.launch(k::mixed_stats_f32, stats, &[Arg::pod(p)])?;
+    rt.launch(k::mixed_fwd_f32, LaunchCfg::linear(grid_for(total), BLOCK), &[Arg::pod(p)])
 }
 
 /// Statistics and running-stat updates of slots `0..slots` alone (independent BNs, e.g. the
@@ -83,7 +84,7 @@ pub fn stats_slots(rt: &dyn Runtime, p: &MixedFwd, slots: usize) -> Result<(), G
     assert!((1..=K).contains(&slots), "{OP}: {slots} statistics slots (1..={K})");
     let _ = int(OP, p.n as usize * p.c as usize * p.hw as usize);
     let cfg = LaunchCfg { grid: (p.c.max(1) as u32, slots as u32, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
-    rt.launch("mixed_stats_f32", cfg, &[Arg::pod(p)])
+    rt.launch(k::mixed_stats_f32, cfg, &[Arg::pod(p)])
 }
 
 /// Blocks each channel's backward sums are split over: about 256 blocks in all, at least 2,048
@@ -110,7 +111,7 @@ pub fn backward(rt: &dyn Runtime, p: &MixedBwd) -> Result<(), GpuError> {
         block: (BLOCK, 1, 1),
         shared_bytes: 0,
     };
-    rt.launch("mixed_bwd_sums_f32", sums, &[Arg::pod(p)])?;
+    rt.launch(k::mixed_bwd_sums_f32, sums, &[Arg::pod(p)])?;
     let cfg = LaunchCfg { grid: (grid_for(total), 1, 1), block: (BLOCK, 1, 1), shared_bytes: smem as u32 };
-    rt.launch("mixed_bwd_f32", cfg, &[Arg::pod(p)])
+    rt.launch(k::mixed_bwd_f32, cfg, &[Arg::pod(p)])
 }

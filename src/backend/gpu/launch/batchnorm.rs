@@ -13,6 +13,7 @@
 
 use super::{check_len, int};
 use crate::backend::geom::BnGeom;
+use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, DevPtr, Gpu, GpuBuf, GpuError, LaunchCfg};
 
 /// Threads per block of every batch-norm kernel (`BN_BLOCK`).
@@ -40,10 +41,10 @@ fn chunking(m: usize, c: usize) -> (usize, usize) {
 
 /// Shape arguments shared by the chunk kernels, the `(nchunks, c)` launch and `nchunks`.
 struct Plan {
-    n: Arg,
-    c: Arg,
-    hw: Arg,
-    chunk: Arg,
+    n: Arg<'static>,
+    c: Arg<'static>,
+    hw: Arg<'static>,
+    chunk: Arg<'static>,
     nchunks: usize,
     grid: LaunchCfg,
 }
@@ -67,11 +68,11 @@ fn per_channel_cfg(c: usize) -> LaunchCfg {
     LaunchCfg::linear(c.div_ceil(CHANNELS_PER_BLOCK) as u32, BN_BLOCK)
 }
 
-fn opt(b: Option<&GpuBuf>) -> Arg {
+fn opt(b: Option<&GpuBuf>) -> Arg<'static> {
     b.map_or(Arg::Ptr(0), GpuBuf::arg)
 }
 
-fn opt_mut(b: &Option<&mut GpuBuf>) -> Arg {
+fn opt_mut(b: &Option<&mut GpuBuf>) -> Arg<'static> {
     b.as_ref().map_or(Arg::Ptr(0), |b| b.arg())
 }
 
@@ -84,11 +85,7 @@ fn check_opt(op: &str, n: usize, name: &str, b: Option<&GpuBuf>) {
 /// Block partials of the channel statistics, `[c][nchunks][2]`.
 fn stats_partials(rt: &Gpu, p: &Plan, g: &BnGeom, x: &GpuBuf) -> Result<GpuBuf, GpuError> {
     let partial = GpuBuf::alloc(rt, 2 * g.c * p.nchunks)?;
-    rt.launch(
-        "bn_stats_partial_f32",
-        p.grid,
-        &[x.arg(), p.n.clone(), p.c.clone(), p.hw.clone(), p.chunk.clone(), partial.arg()],
-    )?;
+    rt.launch(k::bn_stats_partial_f32, p.grid, &[x.arg(), p.n, p.c, p.hw, p.chunk, partial.arg()])?;
     Ok(partial)
 }
 
@@ -104,7 +101,7 @@ pub fn bn_stats(g: &BnGeom, x: &GpuBuf, mean: &mut GpuBuf, var: &mut GpuBuf) -> 
     let rt = x.runtime().clone();
     let partial = stats_partials(&rt, &p, g, x)?;
     rt.launch(
-        "bn_stats_final_f32",
+        k::bn_stats_final_f32,
         per_channel_cfg(g.c),
         &[x.arg(), partial.arg(), p.n, p.c, p.hw, p.chunk, Arg::I32(p.nchunks as i32), mean.arg(), var.arg()],
     )
@@ -135,7 +132,7 @@ pub fn bn_fwd_train(
     let rt = x.runtime().clone();
     let partial = stats_partials(&rt, &p, g, x)?;
     rt.launch(
-        "bn_fwd_train_norm_f32",
+        k::bn_fwd_train_norm_f32,
         p.grid,
         &[
             x.arg(),
@@ -164,7 +161,7 @@ pub fn bn_invstd(var: &GpuBuf, eps: f32, invstd: &mut GpuBuf) -> Result<(), GpuE
         return Ok(());
     }
     var.runtime().launch(
-        "bn_invstd_f32",
+        k::bn_invstd_f32,
         LaunchCfg::linear(c.div_ceil(BN_BLOCK as usize) as u32, BN_BLOCK),
         &[var.arg(), Arg::F32(eps), Arg::I32(int(op, c)), invstd.arg()],
     )
@@ -192,7 +189,7 @@ pub fn bn_update_running(
         return Ok(());
     }
     mean.runtime().launch(
-        "bn_update_running_f32",
+        k::bn_update_running_f32,
         LaunchCfg::linear(g.c.div_ceil(BN_BLOCK as usize) as u32, BN_BLOCK),
         &[
             mean.arg(),
@@ -230,7 +227,7 @@ pub fn bn_fwd_eval(
     }
     let p = plan(op, g);
     x.runtime().launch(
-        "bn_fwd_eval_f32",
+        k::bn_fwd_eval_f32,
         p.grid,
         &[
             x.arg(),
@@ -275,22 +272,12 @@ pub fn bn_bwd_train(
     let rt = x.runtime().clone();
     let partial = GpuBuf::alloc(&rt, 2 * g.c * p.nchunks)?;
     rt.launch(
-        "bn_bwd_train_partial_f32",
+        k::bn_bwd_train_partial_f32,
         p.grid,
-        &[
-            x.arg(),
-            dy.arg(),
-            mean.arg(),
-            invstd.arg(),
-            p.n.clone(),
-            p.c.clone(),
-            p.hw.clone(),
-            p.chunk.clone(),
-            partial.arg(),
-        ],
+        &[x.arg(), dy.arg(), mean.arg(), invstd.arg(), p.n, p.c, p.hw, p.chunk, partial.arg()],
     )?;
     rt.launch(
-        "bn_bwd_train_dx_f32",
+        k::bn_bwd_train_dx_f32,
         p.grid,
         &[
             x.arg(),
@@ -340,7 +327,7 @@ pub fn bn_bwd_eval(
     let want_sums = dgamma.is_some() || dbeta.is_some();
     let partial = if want_sums { Some(GpuBuf::alloc(&rt, 2 * g.c * p.nchunks)?) } else { None };
     rt.launch(
-        "bn_bwd_eval_f32",
+        k::bn_bwd_eval_f32,
         p.grid,
         &[
             dy.arg(),
@@ -359,7 +346,7 @@ pub fn bn_bwd_eval(
     )?;
     match partial {
         Some(partial) => rt.launch(
-            "bn_bwd_sums_final_f32",
+            k::bn_bwd_sums_final_f32,
             per_channel_cfg(g.c),
             &[
                 partial.arg(),
@@ -449,8 +436,8 @@ pub fn bn_bwd_train_slots(g: &BnGeom, slots: &[BnBwdSlot], dxs: &mut [&mut GpuBu
         a.dx[i] = dx.ptr();
     }
     let cfg = LaunchCfg { grid: (p.grid.grid.0, p.grid.grid.1, k as u32), ..p.grid };
-    rt.launch("bn_bwd_train_partial_slots_f32", cfg, &[Arg::pod(&a)])?;
-    rt.launch("bn_bwd_train_dx_slots_f32", cfg, &[Arg::pod(&a)])
+    rt.launch(k::bn_bwd_train_partial_slots_f32, cfg, &[Arg::pod(&a)])?;
+    rt.launch(k::bn_bwd_train_dx_slots_f32, cfg, &[Arg::pod(&a)])
 }
 
 #[cfg(test)]

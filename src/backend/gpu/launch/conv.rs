@@ -17,6 +17,7 @@
 
 use super::{check_len, depthwise, grid_for, int, BLOCK};
 use crate::backend::geom::Conv2dGeom;
+use crate::backend::gpu::{k, KernelId};
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Threads per block of the GEMM kernels (`CONV_THREADS`).
@@ -108,13 +109,13 @@ fn check_lens(op: &str, bufs: &[(&str, &GpuBuf, usize)]) {
 }
 
 /// `conv2d_pw_*` arguments after the three buffers: n, c_in, c_out, h * w.
-fn pw_args(op: &str, g: &Conv2dGeom) -> Vec<Arg> {
+fn pw_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
     [g.n, g.c_in, g.c_out, g.h * g.w].into_iter().map(|v| Arg::I32(int(op, v))).collect()
 }
 
 /// `conv2d_*` arguments after the three buffers: n, c_in, h, w, c_out, kh, kw, stride, pad,
 /// dilation, out_h, out_w.
-fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg> {
+fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
     [g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad, g.dilation, g.out_h(), g.out_w()]
         .into_iter()
         .map(|v| Arg::I32(int(op, v)))
@@ -128,7 +129,7 @@ fn launch_mn(
     g: &Conv2dGeom,
     (m, n): (usize, usize),
     (input, w, out): (&GpuBuf, &GpuBuf, &GpuBuf),
-    (pw_kernel, kernel): (&str, &str),
+    (pw_kernel, kernel): (KernelId, KernelId),
 ) -> Result<(), GpuError> {
     let tile = mn_tile(m);
     let pointwise = g.is_pointwise() && g.stride == 1;
@@ -158,7 +159,7 @@ pub fn conv2d_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Res
         return Ok(());
     }
     let mn = (g.c_out, g.n * g.out_h() * g.out_w());
-    launch_mn(OP, g, mn, (x, w, y), ("conv2d_pw_fwd_f32", "conv2d_fwd_f32"))
+    launch_mn(OP, g, mn, (x, w, y), (k::conv2d_pw_fwd_f32, k::conv2d_fwd_f32))
 }
 
 /// Gradient of the convolution with respect to its input: `dx` (overwritten, `[n, c_in, h, w]`)
@@ -176,7 +177,7 @@ pub fn conv2d_bwd_data(g: &Conv2dGeom, dy: &GpuBuf, w: &GpuBuf, dx: &mut GpuBuf)
         return Ok(());
     }
     let mn = (g.c_in, g.n * g.h * g.w);
-    launch_mn(OP, g, mn, (dy, w, dx), ("conv2d_pw_bwd_data_f32", "conv2d_bwd_data_f32"))
+    launch_mn(OP, g, mn, (dy, w, dx), (k::conv2d_pw_bwd_data_f32, k::conv2d_bwd_data_f32))
 }
 
 /// Gradient of the convolution with respect to its weight: `dw` (overwritten,
@@ -205,11 +206,11 @@ pub fn conv2d_bwd_weight(g: &Conv2dGeom, x: &GpuBuf, dy: &GpuBuf, dw: &mut GpuBu
     let mut args = vec![x.arg(), dy.arg(), partial.as_ref().unwrap_or(dw).arg()];
     args.extend(if pointwise { pw_args(OP, g) } else { shape_args(OP, g) });
     args.extend([Arg::I32(tile as i32), Arg::I32(int(OP, cps))]);
-    let kernel = if pointwise { "conv2d_pw_bwd_weight_f32" } else { "conv2d_bwd_weight_f32" };
+    let kernel = if pointwise { k::conv2d_pw_bwd_weight_f32 } else { k::conv2d_bwd_weight_f32 };
     rt.launch(kernel, gemm_cfg(OP, m, n, (bm, bn), splits), &args)?;
     if let Some(partial) = partial {
         rt.launch(
-            "conv2d_bwd_weight_final_f32",
+            k::conv2d_bwd_weight_final_f32,
             LaunchCfg::linear(grid_for(m * n), BLOCK),
             &[partial.arg(), Arg::I32(splits as i32), Arg::I32(int(OP, m * n)), dw.arg()],
         )?;
@@ -306,7 +307,7 @@ fn pw_slots(op: &str, g: &Conv2dGeom, (a, b, out): (&[&GpuBuf], &[&GpuBuf], &[&G
 /// One slotted activation-shaped GEMM launch (forward or input gradient), `m x n` per slot.
 fn launch_mn_slots(
     op: &str,
-    kernel: &str,
+    kernel: KernelId,
     (m, n): (usize, usize),
     mut p: PwSlots,
     slots: usize,
@@ -339,7 +340,7 @@ pub fn pw_fwd_slots(
         return Ok(());
     }
     let p = pw_slots(OP, g, (xs, ws, &outs));
-    launch_mn_slots(OP, "conv2d_pw_fwd_slots_f32", (g.c_out, g.n * g.h * g.w), p, slots, outs[0])
+    launch_mn_slots(OP, k::conv2d_pw_fwd_slots_f32, (g.c_out, g.n * g.h * g.w), p, slots, outs[0])
 }
 
 /// dx_s = pw_bwd_data(dy_s, w_s) for every slot, one launch. Each `dx_s` is bitwise
@@ -361,7 +362,7 @@ pub fn pw_bwd_data_slots(
         return Ok(());
     }
     let p = pw_slots(OP, g, (dys, ws, &outs));
-    launch_mn_slots(OP, "conv2d_pw_bwd_data_slots_f32", (g.c_in, g.n * g.h * g.w), p, slots, outs[0])
+    launch_mn_slots(OP, k::conv2d_pw_bwd_data_slots_f32, (g.c_in, g.n * g.h * g.w), p, slots, outs[0])
 }
 
 /// dw_s = pw_bwd_weight(x_s, dy_s) for every slot: one launch, plus one final for all slots when
@@ -402,13 +403,13 @@ pub fn pw_bwd_weight_slots(
     p.tile = tile as i32;
     p.cps = int(OP, cps);
     p.splits = splits as i32;
-    rt.launch("conv2d_pw_bwd_weight_slots_f32", gemm_cfg(OP, m, n, (bm, bn), z), &[Arg::pod(&p)])?;
+    rt.launch(k::conv2d_pw_bwd_weight_slots_f32, gemm_cfg(OP, m, n, (bm, bn), z), &[Arg::pod(&p)])?;
     if partial.is_some() {
         let fin =
             PwFinalSlots { partial: p.out, dw: slot_ptrs(&outs), splits: splits as i32, mn: int(OP, m * n) };
         let cfg =
             LaunchCfg { grid: (grid_for(m * n), slots as u32, 1), block: (BLOCK, 1, 1), shared_bytes: 0 };
-        rt.launch("conv2d_bwd_weight_final_slots_f32", cfg, &[Arg::pod(&fin)])?;
+        rt.launch(k::conv2d_bwd_weight_final_slots_f32, cfg, &[Arg::pod(&fin)])?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 
 use super::{check_len, elementwise, int};
 use crate::backend::geom::Conv2dGeom;
+use crate::backend::gpu::{k, KernelId};
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Outputs per thread, stacked vertically (`DW_ROWS`).
@@ -120,7 +121,7 @@ impl Plan {
     }
 
     /// `tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps` as the kernels take them.
-    fn args(&self) -> [Arg; 9] {
+    fn args(&self) -> [Arg<'static>; 9] {
         [self.tw, self.tg, self.tiles_x, self.ppb, self.rows_in, self.cols_in, self.wq, self.rs, self.ps]
             .map(|v| Arg::I32(v as i32))
     }
@@ -128,7 +129,7 @@ impl Plan {
 
 /// Checks the geometry and returns the shape arguments every kernel of the file starts with:
 /// `n, c, h, w, oh, ow, kh, kw, s, pad, d`.
-fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg> {
+fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
     assert!(
         g.is_depthwise() && g.stride >= 1 && g.dilation >= 1 && g.kh >= 1 && g.kw >= 1,
         "{op}: not a depthwise geometry (need groups == c_in == c_out > 1 and stride, dilation, \
@@ -198,7 +199,7 @@ pub(super) fn check_fwd(op: &str, g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &Gp
 
 /// The per-channel `(mean, rstd)` of a normalise-on-load launch: checked against `c` channels,
 /// as the kernels' arguments after `x`.
-fn norm_args(op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) -> Vec<Arg> {
+fn norm_args(op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) -> Vec<Arg<'static>> {
     norm.map(|(mean, rstd)| {
         check_len(op, g.c_in, &[("mean", mean), ("rstd", rstd)]);
         vec![mean.arg(), rstd.arg()]
@@ -207,7 +208,7 @@ fn norm_args(op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) -> Vec<
 }
 
 fn fwd(
-    kernel: &str,
+    kernel: KernelId,
     op: &str,
     g: &Conv2dGeom,
     x: &GpuBuf,
@@ -235,12 +236,12 @@ fn fwd(
 /// `[n, c, out_h, out_w]` (overwritten). Panics, naming the op, unless `g.is_depthwise()` and
 /// the lengths match.
 pub fn depthwise_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
-    fwd("depthwise_fwd_f32", "depthwise_fwd", g, x, None, w, y)
+    fwd(k::depthwise_fwd_f32, "depthwise_fwd", g, x, None, w, y)
 }
 
 /// ReLU then depthwise: `y = conv(max(x, 0), w)` (the ReLU applied as the kernel loads x).
 pub fn depthwise_relu_fwd(g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
-    fwd("depthwise_relu_fwd_f32", "depthwise_relu_fwd", g, x, None, w, y)
+    fwd(k::depthwise_relu_fwd_f32, "depthwise_relu_fwd", g, x, None, w, y)
 }
 
 /// Normalise, ReLU, then depthwise: `y = conv(max((x - mean[c]) * rstd[c], 0), w)`, the
@@ -253,12 +254,12 @@ pub fn depthwise_bnrelu_fwd(
     w: &GpuBuf,
     y: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    fwd("depthwise_bnrelu_fwd_f32", "depthwise_bnrelu_fwd", g, x, Some((mean, rstd)), w, y)
+    fwd(k::depthwise_bnrelu_fwd_f32, "depthwise_bnrelu_fwd", g, x, Some((mean, rstd)), w, y)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn bwd_data(
-    kernel: &str,
+    kernel: KernelId,
     op: &str,
     g: &Conv2dGeom,
     x: Option<&GpuBuf>,
@@ -294,7 +295,7 @@ fn bwd_data(
 
 /// Depthwise data gradient: `dx` (overwritten, `[n, c, h, w]`) from `dy` and the weight.
 pub fn depthwise_bwd_data(g: &Conv2dGeom, dy: &GpuBuf, w: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
-    bwd_data("depthwise_bwd_data_f32", "depthwise_bwd_data", g, None, None, dy, w, dx)
+    bwd_data(k::depthwise_bwd_data_f32, "depthwise_bwd_data", g, None, None, dy, w, dx)
 }
 
 /// Data gradient of ReLU then depthwise, ReLU backward fused: `dx = bwd_data(dy, w) * [x > 0]`,
@@ -306,7 +307,7 @@ pub fn depthwise_relu_bwd_data(
     w: &GpuBuf,
     dx: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    bwd_data("depthwise_relu_bwd_data_f32", "depthwise_relu_bwd_data", g, Some(x), None, dy, w, dx)
+    bwd_data(k::depthwise_relu_bwd_data_f32, "depthwise_relu_bwd_data", g, Some(x), None, dy, w, dx)
 }
 
 /// Data gradient of [`depthwise_bnrelu_fwd`] w.r.t. the normalised value `a` (the BN output),
@@ -323,7 +324,7 @@ pub fn depthwise_bnrelu_bwd_data(
     da: &mut GpuBuf,
 ) -> Result<(), GpuError> {
     let op = "depthwise_bnrelu_bwd_data";
-    bwd_data("depthwise_bnrelu_bwd_data_f32", op, g, Some(x), Some((mean, rstd)), dy, w, da)
+    bwd_data(k::depthwise_bnrelu_bwd_data_f32, op, g, Some(x), Some((mean, rstd)), dy, w, da)
 }
 
 /// The weight gradient's partition: `iters` groups of `ppb` images per block, `chunks` blocks
@@ -337,7 +338,7 @@ fn wgrad_split(g: &Conv2dGeom, p: &Plan) -> (usize, usize) {
 }
 
 fn bwd_weight(
-    kernel: &str,
+    kernel: KernelId,
     op: &str,
     g: &Conv2dGeom,
     x: &GpuBuf,
@@ -375,7 +376,7 @@ fn bwd_weight(
     };
     rt.launch(kernel, cfg, &args)?;
     rt.launch(
-        "depthwise_bwd_weight_final_f32",
+        k::depthwise_bwd_weight_final_f32,
         LaunchCfg::linear(rows.div_ceil(FINAL_BLOCK) as u32, FINAL_BLOCK as u32),
         &[partial.arg(), Arg::I32(rows as i32), Arg::I32(nparts as i32), dw.arg()],
     )
@@ -389,7 +390,7 @@ pub fn depthwise_bwd_weight(
     dy: &GpuBuf,
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    bwd_weight("depthwise_bwd_weight_partial_f32", "depthwise_bwd_weight", g, x, None, dy, dw)
+    bwd_weight(k::depthwise_bwd_weight_partial_f32, "depthwise_bwd_weight", g, x, None, dy, dw)
 }
 
 /// Weight gradient of ReLU then depthwise: `dw = bwd_weight(max(x, 0), dy)`, with `x` the
@@ -400,7 +401,7 @@ pub fn depthwise_relu_bwd_weight(
     dy: &GpuBuf,
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    bwd_weight("depthwise_relu_bwd_weight_partial_f32", "depthwise_relu_bwd_weight", g, x, None, dy, dw)
+    bwd_weight(k::depthwise_relu_bwd_weight_partial_f32, "depthwise_relu_bwd_weight", g, x, None, dy, dw)
 }
 
 /// Weight gradient of [`depthwise_bnrelu_fwd`]: `dw = bwd_weight(max((x - mean[c]) * rstd[c], 0),
@@ -414,7 +415,7 @@ pub fn depthwise_bnrelu_bwd_weight(
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
     let op = "depthwise_bnrelu_bwd_weight";
-    bwd_weight("depthwise_bnrelu_bwd_weight_partial_f32", op, g, x, Some((mean, rstd)), dy, dw)
+    bwd_weight(k::depthwise_bnrelu_bwd_weight_partial_f32, op, g, x, Some((mean, rstd)), dy, dw)
 }
 
 /// Slots of one batched launch (`DW_MAX_SLOTS`).
@@ -569,7 +570,7 @@ pub fn depthwise_pre_fwd_slots(
     if ys[0].is_empty() {
         return Ok(()); // every slot has the same output size
     }
-    ys[0].runtime().launch("depthwise_pre_fwd_slots_f32", slots_cfg(&cfgs), &[Arg::pod(&a)])
+    ys[0].runtime().launch(k::depthwise_pre_fwd_slots_f32, slots_cfg(&cfgs), &[Arg::pod(&a)])
 }
 
 /// dx_s = dwconv_bwd_data(dy_s, w_s) * [pre_s(x_s) > 0] for every slot, one launch.
@@ -605,7 +606,7 @@ pub fn depthwise_pre_bwd_data_slots(
         // No output reads the input (the window never fits): every gradient is zero.
         return dxs.iter_mut().try_for_each(|dx| elementwise::fill(dx, 0.0));
     }
-    dxs[0].runtime().launch("depthwise_pre_bwd_data_slots_f32", slots_cfg(&cfgs), &[Arg::pod(&a)])
+    dxs[0].runtime().launch(k::depthwise_pre_bwd_data_slots_f32, slots_cfg(&cfgs), &[Arg::pod(&a)])
 }
 
 /// dw_s = dwconv_bwd_weight(pre_s(x_s), dy_s) for every slot: two launches (partials, then one
@@ -653,14 +654,14 @@ pub fn depthwise_pre_bwd_weight_slots(
     for (sa, off) in a.slot.iter_mut().zip(&offsets) {
         sa.partial = partial.ptr() + (off * 4) as DevPtr;
     }
-    rt.launch("depthwise_pre_bwd_weight_partial_slots_f32", slots_cfg(&cfgs), &[Arg::pod(&a)])?;
+    rt.launch(k::depthwise_pre_bwd_weight_partial_slots_f32, slots_cfg(&cfgs), &[Arg::pod(&a)])?;
     let rows = slots.iter().map(|sl| sl.g.w_len()).max().expect("at least one slot");
     let cfg = LaunchCfg {
         grid: (rows.div_ceil(FINAL_BLOCK) as u32, 1, slots.len() as u32),
         block: (FINAL_BLOCK as u32, 1, 1),
         shared_bytes: 0,
     };
-    rt.launch("depthwise_bwd_weight_final_slots_f32", cfg, &[Arg::pod(&a)])
+    rt.launch(k::depthwise_bwd_weight_final_slots_f32, cfg, &[Arg::pod(&a)])
 }
 
 #[cfg(test)]

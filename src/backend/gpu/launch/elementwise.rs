@@ -1,12 +1,13 @@
 //! `kernels/elementwise.cu`: ReLU, add, add_n, scale, axpy, fill (grid-stride, block 256).
 
 use super::{check_len, grid_for, int, BLOCK};
+use crate::backend::gpu::{k, KernelId};
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Most inputs of one [`add_n`] (`ADD_N_MAX`).
 pub const ADD_N_MAX: usize = 8;
 
-fn launch(kernel: &str, n: usize, out: &GpuBuf, args: &[Arg]) -> Result<(), GpuError> {
+fn launch(kernel: KernelId, n: usize, out: &GpuBuf, args: &[Arg]) -> Result<(), GpuError> {
     out.runtime().launch(kernel, LaunchCfg::linear(grid_for(n), BLOCK), args)
 }
 
@@ -14,21 +15,21 @@ fn launch(kernel: &str, n: usize, out: &GpuBuf, args: &[Arg]) -> Result<(), GpuE
 pub fn relu_fwd(x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = x.len();
     check_len("relu_fwd", n, &[("y", y)]);
-    launch("relu_fwd_f32", n, y, &[x.arg(), y.arg(), Arg::I32(int("relu_fwd", n))])
+    launch(k::relu_fwd_f32, n, y, &[x.arg(), y.arg(), Arg::I32(int("relu_fwd", n))])
 }
 
 /// dx = dy where x > 0, else 0.
 pub fn relu_bwd(x: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
     let n = x.len();
     check_len("relu_bwd", n, &[("dy", dy), ("dx", dx)]);
-    launch("relu_bwd_f32", n, dx, &[x.arg(), dy.arg(), dx.arg(), Arg::I32(int("relu_bwd", n))])
+    launch(k::relu_bwd_f32, n, dx, &[x.arg(), dy.arg(), dx.arg(), Arg::I32(int("relu_bwd", n))])
 }
 
 /// y = a + b.
 pub fn add(a: &GpuBuf, b: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = a.len();
     check_len("add", n, &[("b", b), ("y", y)]);
-    launch("add_f32", n, y, &[a.arg(), b.arg(), y.arg(), Arg::I32(int("add", n))])
+    launch(k::add_f32, n, y, &[a.arg(), b.arg(), y.arg(), Arg::I32(int("add", n))])
 }
 
 /// y = Σ_i xs[i], added in index order (y = ((x0 + x1) + x2) + ...), one launch; 1 ≤ xs.len() ≤ 8.
@@ -42,25 +43,25 @@ pub fn add_n(xs: &[&GpuBuf], y: &mut GpuBuf) -> Result<(), GpuError> {
         check_len(OP, n, &[("input", x)]);
         *d = x.ptr();
     }
-    launch("add_n_f32", n, y, &[Arg::Ptrs8(p), Arg::I32(xs.len() as i32), y.arg(), Arg::I32(int(OP, n))])
+    launch(k::add_n_f32, n, y, &[Arg::Ptrs8(p), Arg::I32(xs.len() as i32), y.arg(), Arg::I32(int(OP, n))])
 }
 
 /// y = s x.
 pub fn scale(x: &GpuBuf, s: f32, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = x.len();
     check_len("scale", n, &[("y", y)]);
-    launch("scale_f32", n, y, &[x.arg(), Arg::F32(s), y.arg(), Arg::I32(int("scale", n))])
+    launch(k::scale_f32, n, y, &[x.arg(), Arg::F32(s), y.arg(), Arg::I32(int("scale", n))])
 }
 
 /// y += alpha x.
 pub fn axpy(alpha: f32, x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = x.len();
     check_len("axpy", n, &[("y", y)]);
-    launch("axpy_f32", n, y, &[Arg::F32(alpha), x.arg(), y.arg(), Arg::I32(int("axpy", n))])
+    launch(k::axpy_f32, n, y, &[Arg::F32(alpha), x.arg(), y.arg(), Arg::I32(int("axpy", n))])
 }
 
 /// y = v everywhere.
 pub fn fill(y: &mut GpuBuf, v: f32) -> Result<(), GpuError> {
     let n = y.len();
-    launch("fill_f32", n, y, &[y.arg(), Arg::F32(v), Arg::I32(int("fill", n))])
+    launch(k::fill_f32, n, y, &[y.arg(), Arg::F32(v), Arg::I32(int("fill", n))])
 }

@@ -8,6 +8,7 @@
 //! device buffers, so a training step needs no host round trip.
 
 use super::{check_len, grid_for, int, BLOCK};
+use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, Gpu, GpuBuf, GpuError, LaunchCfg};
 
 /// Output tile edge of `linear_gemm_f32` (`LIN_TILE`).
@@ -40,7 +41,7 @@ pub fn global_avg_pool_fwd(
     let warps = (BLOCK / 32) as usize;
     let blocks = (n * c).div_ceil(warps).clamp(1, 65_535) as u32;
     y.runtime().launch(
-        "global_avg_pool_fwd_f32",
+        k::global_avg_pool_fwd_f32,
         LaunchCfg::linear(blocks, BLOCK),
         &[x.arg(), y.arg(), Arg::I32(int(op, n * c)), Arg::I32(int(op, hw))],
     )
@@ -58,7 +59,7 @@ pub fn global_avg_pool_bwd(
     check_len(op, n * c, &[("dy", dy)]);
     check_len(op, n * c * hw, &[("dx", dx)]);
     dx.runtime().launch(
-        "global_avg_pool_bwd_f32",
+        k::global_avg_pool_bwd_f32,
         LaunchCfg::linear(grid_for(dx.len()), BLOCK),
         &[dy.arg(), dx.arg(), Arg::I32(int(op, n * c)), Arg::I32(int(op, hw))],
     )
@@ -85,7 +86,7 @@ fn gemm(
     };
     let i = |v: usize| Arg::I32(int(op, v));
     c.runtime().launch(
-        "linear_gemm_f32",
+        k::linear_gemm_f32,
         cfg,
         &[
             i(m),
@@ -158,7 +159,7 @@ pub fn linear_bwd_weight(
     if let Some(db) = db {
         check_len(op, fout, &[("db", db)]);
         db.runtime().launch(
-            "linear_bias_grad_f32",
+            k::linear_bias_grad_f32,
             LaunchCfg::linear(fout.div_ceil(BLOCK as usize).max(1) as u32, BLOCK),
             &[dy.arg(), Arg::I32(int(op, n)), Arg::I32(int(op, fout)), db.arg()],
         )?;
@@ -182,7 +183,7 @@ pub fn softmax_xent_fwd(
     check_len(op, n, &[("labels", labels)]);
     check_len(op, 1, &[("loss", loss)]);
     loss.runtime().launch(
-        "softmax_xent_fwd_f32",
+        k::softmax_xent_fwd_f32,
         LaunchCfg::linear(1, BLOCK),
         &[logits.arg(), labels.arg(), probs.arg(), loss.arg(), Arg::I32(int(op, n)), Arg::I32(int(op, k))],
     )
@@ -203,7 +204,7 @@ pub fn softmax_xent_bwd(
     check_len(op, n, &[("labels", labels)]);
     check_len(op, 1, &[("dloss", dloss)]);
     dlogits.runtime().launch(
-        "softmax_xent_bwd_f32",
+        k::softmax_xent_bwd_f32,
         LaunchCfg::linear(grid_for(n * k), BLOCK),
         &[probs.arg(), labels.arg(), dloss.arg(), dlogits.arg(), Arg::I32(int(op, n)), Arg::I32(int(op, k))],
     )
@@ -223,7 +224,7 @@ pub fn top1_correct(
     check_len(op, n, &[("labels", labels)]);
     check_len(op, 1, &[("correct", correct)]);
     correct.runtime().launch(
-        "top1_correct_f32",
+        k::top1_correct_f32,
         LaunchCfg::linear(1, BLOCK),
         &[logits.arg(), labels.arg(), correct.arg(), Arg::I32(int(op, n)), Arg::I32(int(op, k))],
     )

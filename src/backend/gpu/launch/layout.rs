@@ -3,6 +3,7 @@
 //! op needs no kernel here: it is [`super::elementwise::fill`] with 0.
 
 use super::{grid_for, int, BLOCK};
+use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Parts per launch (`LAYOUT_MAX_PARTS`).
@@ -21,7 +22,7 @@ fn check_whole(op: &str, len: usize, n: usize, c: usize, hw: usize) {
 }
 
 /// One group's pointer slots, `nparts` and channel counts `c0..c7`.
-fn group_args(parts: &[(DevPtr, usize)]) -> (Arg, Arg, Vec<Arg>) {
+fn group_args(parts: &[(DevPtr, usize)]) -> (Arg<'static>, Arg<'static>, Vec<Arg<'static>>) {
     let mut p = [0; MAX_PARTS];
     let mut cs = vec![Arg::I32(0); MAX_PARTS];
     for (q, &(ptr, c)) in parts.iter().enumerate() {
@@ -61,7 +62,7 @@ pub fn concat_channels(
             y.arg(),
         ]);
         y.runtime().launch(
-            "concat_channels_f32",
+            k::concat_channels_f32,
             LaunchCfg::linear(grid_for(n * c_group * hw), BLOCK),
             &args,
         )?;
@@ -101,7 +102,7 @@ pub fn split_channels(
         ];
         args.extend(cs);
         y.runtime().launch(
-            "split_channels_f32",
+            k::split_channels_f32,
             LaunchCfg::linear(grid_for(n * c_group * hw), BLOCK),
             &args,
         )?;
@@ -139,7 +140,7 @@ fn crop_args(
     left: usize,
     oh: usize,
     ow: usize,
-) -> Vec<Arg> {
+) -> Vec<Arg<'static>> {
     [n * c, h, w, top, left, oh, ow].iter().map(|&v| Arg::I32(int(op, v))).collect()
 }
 
@@ -161,7 +162,7 @@ pub fn crop_fwd(
     check_crop(op, n, c, h, w, top, left, oh, ow, x.len(), y.len());
     let mut args = vec![x.arg(), y.arg()];
     args.extend(crop_args(op, n, c, h, w, top, left, oh, ow));
-    y.runtime().launch("crop_fwd_f32", LaunchCfg::linear(grid_for(y.len()), BLOCK), &args)
+    y.runtime().launch(k::crop_fwd_f32, LaunchCfg::linear(grid_for(y.len()), BLOCK), &args)
 }
 
 /// The backward of [`crop_fwd`]: `dx` is zero except `dx[n, c, top + i, left + j] = dy[n, c, i, j]`
@@ -183,5 +184,5 @@ pub fn crop_bwd(
     check_crop(op, n, c, h, w, top, left, oh, ow, dx.len(), dy.len());
     let mut args = vec![dy.arg(), dx.arg()];
     args.extend(crop_args(op, n, c, h, w, top, left, oh, ow));
-    dx.runtime().launch("crop_bwd_f32", LaunchCfg::linear(grid_for(dx.len()), BLOCK), &args)
+    dx.runtime().launch(k::crop_bwd_f32, LaunchCfg::linear(grid_for(dx.len()), BLOCK), &args)
 }

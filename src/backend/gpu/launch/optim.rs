@@ -4,6 +4,7 @@
 //! clipped SGD, axpy scaled by a device scalar, the unrolled weights).
 
 use super::{check_len, grid_for, int, BLOCK};
+use crate::backend::gpu::{k, KernelId};
 use crate::backend::gpu::{Arg, DevPtr, Gpu, GpuBuf, GpuError, LaunchCfg};
 
 /// d = g + wd w; buf = first ? d : momentum buf + d; w -= lr buf.
@@ -20,7 +21,7 @@ pub fn sgd_step(
     let n = w.len();
     check_len("sgd_step", n, &[("g", g), ("buf", buf)]);
     w.runtime().launch(
-        "sgd_step_f32",
+        k::sgd_step_f32,
         LaunchCfg::linear(grid_for(n), BLOCK),
         &[
             w.arg(),
@@ -57,7 +58,7 @@ pub fn adam_step(
     let t = step.min(i32::MAX as u32) as i32;
     let (bias_c1, bias_c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
     w.runtime().launch(
-        "adam_step_f32",
+        k::adam_step_f32,
         LaunchCfg::linear(grid_for(n), BLOCK),
         &[
             w.arg(),
@@ -156,7 +157,7 @@ pub struct DevScalar<'a> {
 }
 
 impl DevScalar<'_> {
-    fn arg(&self) -> Arg {
+    fn arg(&self) -> Arg<'static> {
         assert!(
             self.index < self.buf.len(),
             "device scalar {} of a buffer of {}",
@@ -167,7 +168,7 @@ impl DevScalar<'_> {
     }
 }
 
-fn scalar_arg(s: Option<DevScalar>) -> Arg {
+fn scalar_arg(s: Option<DevScalar>) -> Arg<'static> {
     s.map_or(Arg::Ptr(0), |s| s.arg())
 }
 
@@ -187,21 +188,21 @@ pub fn norm_scalars(xs: &[&GpuBuf], max_norm: f32, num: f32) -> Result<GpuBuf, G
     let partials = GpuBuf::alloc(rt, list.chunks.max(1))?;
     if list.chunks > 0 {
         rt.launch(
-            "mt_sumsq_partial_f32",
+            k::mt_sumsq_partial_f32,
             LaunchCfg::linear(list.chunks as u32, BLOCK),
             &[list.descs.arg(), Arg::I32(list.ntensors), partials.arg()],
         )?;
     }
     let out = GpuBuf::alloc(rt, scalar::LEN)?;
     rt.launch(
-        "mt_norm_final_f32",
+        k::mt_norm_final_f32,
         LaunchCfg::linear(1, BLOCK),
         &[partials.arg(), Arg::I32(list.chunks as i32), out.arg(), Arg::F32(max_norm), Arg::F32(num)],
     )?;
     Ok(out)
 }
 
-fn launch_list(rt: &Gpu, kernel: &str, list: &List, rest: &[Arg]) -> Result<(), GpuError> {
+fn launch_list(rt: &Gpu, kernel: KernelId, list: &List, rest: &[Arg]) -> Result<(), GpuError> {
     if list.chunks == 0 {
         return Ok(());
     }
@@ -236,7 +237,7 @@ pub fn sgd_step_many(
     let list = upload(&rt, op, &ops, &lens)?;
     launch_list(
         &rt,
-        "mt_sgd_f32",
+        k::mt_sgd_f32,
         &list,
         &[
             scalar_arg(coef),
@@ -266,7 +267,7 @@ pub fn axpy_many(
         lens.push(y.len());
     }
     let list = upload(&rt, op, &ops, &lens)?;
-    launch_list(&rt, "mt_axpy_f32", &list, &[scalar_arg(scalar), Arg::F32(mult)])
+    launch_list(&rt, k::mt_axpy_f32, &list, &[scalar_arg(scalar), Arg::F32(mult)])
 }
 
 /// outs[k] = ys[k] + (mult · *scalar)(xs[k] − x2s[k]) for every k, in one launch.
@@ -292,7 +293,7 @@ pub fn axpy_diff_many(
         lens.push(o.len());
     }
     let list = upload(&rt, op, &ops, &lens)?;
-    launch_list(&rt, "mt_axpy_f32", &list, &[scalar_arg(scalar), Arg::F32(mult)])
+    launch_list(&rt, k::mt_axpy_f32, &list, &[scalar_arg(scalar), Arg::F32(mult)])
 }
 
 /// The unrolled weights outs[k] = ws[k] − ξ (momentum·bufs[k] + gs[k] + wd·ws[k]) for every k
@@ -323,5 +324,5 @@ pub fn unroll_many(
         lens.push(o.len());
     }
     let list = upload(&rt, op, &ops, &lens)?;
-    launch_list(&rt, "mt_unroll_f32", &list, &[Arg::F32(xi), Arg::F32(momentum), Arg::F32(weight_decay)])
+    launch_list(&rt, k::mt_unroll_f32, &list, &[Arg::F32(xi), Arg::F32(momentum), Arg::F32(weight_decay)])
 }

@@ -4,6 +4,7 @@
 
 use super::{check_len, grid_for, int, BLOCK};
 use crate::backend::geom::Pool2dGeom;
+use crate::backend::gpu::{k, KernelId};
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Most blocks along the grid's z axis (the plane loop of `max_pool_bwd_f32` covers the rest).
@@ -20,13 +21,13 @@ fn geom_ints(op: &str, g: &Pool2dGeom) -> [i32; 8] {
 }
 
 /// [`geom_ints`] as loose kernel arguments.
-fn geom_args(op: &str, g: &Pool2dGeom) -> [Arg; 8] {
+fn geom_args(op: &str, g: &Pool2dGeom) -> [Arg<'static>; 8] {
     geom_ints(op, g).map(Arg::I32)
 }
 
 fn launch_flat(
     op: &str,
-    kernel: &str,
+    kernel: KernelId,
     g: &Pool2dGeom,
     n: usize,
     bufs: [&GpuBuf; 2],
@@ -41,7 +42,7 @@ fn launch_flat(
 pub fn max_pool_fwd(g: &Pool2dGeom, x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
     check_len("max_pool_fwd", g.x_len(), &[("x", x)]);
     check_len("max_pool_fwd", g.y_len(), &[("y", y)]);
-    launch_flat("max_pool_fwd", "max_pool_fwd_f32", g, g.y_len(), [x, y], y)
+    launch_flat("max_pool_fwd", k::max_pool_fwd_f32, g, g.y_len(), [x, y], y)
 }
 
 /// The tile of `max_pool_bwd_f32` (columns, rows) for a `h x w` plane: at most 256 threads,
@@ -85,14 +86,14 @@ pub fn max_pool_bwd(g: &Pool2dGeom, x: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf) ->
     args.extend(geom_args("max_pool_bwd", g));
     // Argmax (int) + dy per staged window.
     let cfg = tiled_bwd_cfg("max_pool_bwd", g, 8);
-    dx.runtime().launch("max_pool_bwd_f32", cfg, &args)
+    dx.runtime().launch(k::max_pool_bwd_f32, cfg, &args)
 }
 
 /// Average pooling forward, dividing by the number of in-bounds taps.
 pub fn avg_pool_fwd(g: &Pool2dGeom, x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
     check_len("avg_pool_fwd", g.x_len(), &[("x", x)]);
     check_len("avg_pool_fwd", g.y_len(), &[("y", y)]);
-    launch_flat("avg_pool_fwd", "avg_pool_fwd_f32", g, g.y_len(), [x, y], y)
+    launch_flat("avg_pool_fwd", k::avg_pool_fwd_f32, g, g.y_len(), [x, y], y)
 }
 
 /// Average pooling backward: each `dy / count` spread over its window's in-bounds taps.
@@ -100,7 +101,7 @@ pub fn avg_pool_fwd(g: &Pool2dGeom, x: &GpuBuf, y: &mut GpuBuf) -> Result<(), Gp
 pub fn avg_pool_bwd(g: &Pool2dGeom, dy: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
     check_len("avg_pool_bwd", g.y_len(), &[("dy", dy)]);
     check_len("avg_pool_bwd", g.x_len(), &[("dx", dx)]);
-    launch_flat("avg_pool_bwd", "avg_pool_bwd_f32", g, g.x_len(), [dy, dx], dx)
+    launch_flat("avg_pool_bwd", k::avg_pool_bwd_f32, g, g.x_len(), [dy, dx], dx)
 }
 
 /// `struct PoolPair` of `kernels/pool.cu`: the max + avg pair's buffers and geometry.
@@ -142,7 +143,11 @@ pub fn max_avg_pool_fwd(g: &Pool2dGeom, x: &GpuBuf, y: &mut GpuBuf) -> Result<()
     check_len(OP, g.x_len(), &[("x", x)]);
     check_len(OP, 2 * g.y_len(), &[("y", y)]);
     let a = PoolPair::new(OP, g, x.ptr(), 0, y.ptr());
-    y.runtime().launch("max_avg_pool_fwd_f32", LaunchCfg::linear(grid_for(g.y_len()), BLOCK), &[Arg::pod(&a)])
+    y.runtime().launch(
+        k::max_avg_pool_fwd_f32,
+        LaunchCfg::linear(grid_for(g.y_len()), BLOCK),
+        &[Arg::pod(&a)],
+    )
 }
 
 /// The input gradient of [`max_avg_pool_fwd`] in one launch: `dy` is the max half then the
@@ -155,5 +160,5 @@ pub fn max_avg_pool_bwd(g: &Pool2dGeom, x: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf
     let a = PoolPair::new(OP, g, x.ptr(), dy.ptr(), dx.ptr());
     // Argmax (int), the max half's dy and the avg half's dy / count per staged window.
     let cfg = tiled_bwd_cfg(OP, g, 12);
-    dx.runtime().launch("max_avg_pool_bwd_f32", cfg, &[Arg::pod(&a)])
+    dx.runtime().launch(k::max_avg_pool_bwd_f32, cfg, &[Arg::pod(&a)])
 }

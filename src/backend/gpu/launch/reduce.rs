@@ -2,9 +2,10 @@
 //! order) and per-channel sum / sum of squares over NCHW.
 
 use super::{check_len, int, partials_for, BLOCK};
+use crate::backend::gpu::{k, KernelId};
 use crate::backend::gpu::{Arg, Gpu, GpuBuf, GpuError, LaunchCfg};
 
-fn two_pass(rt: &Gpu, parts: &[(&str, &GpuBuf)]) -> Result<GpuBuf, GpuError> {
+fn two_pass(rt: &Gpu, parts: &[(KernelId, &GpuBuf)]) -> Result<GpuBuf, GpuError> {
     // All tensors' partials go into one scratch buffer; one final pass sums them all.
     let counts: Vec<usize> = parts.iter().map(|(_, x)| partials_for(x.len())).collect();
     let total: usize = counts.iter().sum();
@@ -12,15 +13,15 @@ fn two_pass(rt: &Gpu, parts: &[(&str, &GpuBuf)]) -> Result<GpuBuf, GpuError> {
     let mut offset = 0;
     for ((kernel, x), &np) in parts.iter().zip(&counts) {
         rt.launch(
-            kernel,
+            *kernel,
             LaunchCfg::linear(np as u32, BLOCK),
-            &[x.arg(), Arg::I32(int(kernel, x.len())), Arg::Ptr(scratch.ptr() + 4 * offset as u64)],
+            &[x.arg(), Arg::I32(int(kernel.name(), x.len())), Arg::Ptr(scratch.ptr() + 4 * offset as u64)],
         )?;
         offset += np;
     }
     let out = GpuBuf::alloc(rt, 1)?;
     rt.launch(
-        "sum_final_f32",
+        k::sum_final_f32,
         LaunchCfg::linear(1, BLOCK),
         &[scratch.arg(), Arg::I32(total as i32), out.arg()],
     )?;
@@ -29,13 +30,13 @@ fn two_pass(rt: &Gpu, parts: &[(&str, &GpuBuf)]) -> Result<GpuBuf, GpuError> {
 
 /// Σ x, as a one-element device buffer.
 pub fn sum(x: &GpuBuf) -> Result<GpuBuf, GpuError> {
-    two_pass(x.runtime(), &[("sum_partial_f32", x)])
+    two_pass(x.runtime(), &[(k::sum_partial_f32, x)])
 }
 
 /// Σ over every tensor of Σ x² (the squared gradient norm), as a one-element device buffer.
 pub fn sum_sq_many(xs: &[&GpuBuf]) -> Result<GpuBuf, GpuError> {
     let rt = xs.first().expect("sum_sq_many: no tensors").runtime().clone();
-    let parts: Vec<(&str, &GpuBuf)> = xs.iter().map(|x| ("sumsq_partial_f32", *x)).collect();
+    let parts: Vec<(KernelId, &GpuBuf)> = xs.iter().map(|x| (k::sumsq_partial_f32, *x)).collect();
     two_pass(&rt, &parts)
 }
 
@@ -51,7 +52,7 @@ pub fn channel_sums(
     check_len("channel_sums", n * c * hw, &[("x", x)]);
     check_len("channel_sums", c, &[("sum", sum), ("sumsq", sumsq)]);
     x.runtime().launch(
-        "channel_sums_f32",
+        k::channel_sums_f32,
         LaunchCfg::linear(c as u32, BLOCK),
         &[
             x.arg(),

@@ -7,6 +7,7 @@
 
 use super::depthwise::{self, DwSlot};
 use super::{check_len, int};
+use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Slots of one launch (`SEP_MAX_SLOTS`).
@@ -151,7 +152,7 @@ pub fn dw_pw_fwd_slots(
         block: (p.threads as u32, 1, 1),
         shared_bytes: p.smem as u32,
     };
-    ys[0].runtime().launch("dw_pw_fwd_slots_f32", cfg, &[Arg::pod(&a)])
+    ys[0].runtime().launch(k::dw_pw_fwd_slots_f32, cfg, &[Arg::pod(&a)])
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `kernels/softmax.cu`: row-wise softmax of `[rows, k]` (one thread per row) and its backward.
 
 use super::{check_len, int, BLOCK};
+use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, GpuBuf, GpuError, LaunchCfg};
 
 fn cfg(rows: usize) -> LaunchCfg {
@@ -11,7 +12,7 @@ fn cfg(rows: usize) -> LaunchCfg {
 pub fn softmax_rows(x: &GpuBuf, y: &mut GpuBuf, rows: usize, k: usize) -> Result<(), GpuError> {
     check_len("softmax_rows", rows * k, &[("x", x), ("y", y)]);
     x.runtime().launch(
-        "softmax_rows_f32",
+        k::softmax_rows_f32,
         cfg(rows),
         &[x.arg(), y.arg(), Arg::I32(int("softmax_rows", rows)), Arg::I32(int("softmax_rows", k))],
     )
@@ -27,7 +28,7 @@ pub fn softmax_rows_bwd(
 ) -> Result<(), GpuError> {
     check_len("softmax_rows_bwd", rows * k, &[("y", y), ("dy", dy), ("dx", dx)]);
     y.runtime().launch(
-        "softmax_rows_bwd_f32",
+        k::softmax_rows_bwd_f32,
         cfg(rows),
         &[
             y.arg(),

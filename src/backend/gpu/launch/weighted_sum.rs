@@ -3,6 +3,7 @@
 //! The weights stay on the device (they come from a softmax computed there).
 
 use super::{check_len, grid_for, int, partials_for, BLOCK};
+use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
 /// Most inputs one launch takes (`WSUM_MAX_K`).
@@ -27,7 +28,7 @@ pub fn weighted_sum(xs: &[Option<&GpuBuf>], w: &GpuBuf, y: &mut GpuBuf) -> Resul
     check_len("weighted_sum", xs.len(), &[("w", w)]);
     let p = ptrs("weighted_sum", xs, n);
     y.runtime().launch(
-        "weighted_sum_f32",
+        k::weighted_sum_f32,
         LaunchCfg::linear(grid_for(n), BLOCK),
         &[Arg::Ptrs8(p), w.arg(), Arg::I32(xs.len() as i32), y.arg(), Arg::I32(int("weighted_sum", n))],
     )
@@ -40,7 +41,7 @@ pub fn weighted_sum_bwd_x(dy: &GpuBuf, w: &GpuBuf, dxs: &mut [Option<&mut GpuBuf
     let views: Vec<Option<&GpuBuf>> = dxs.iter().map(|d| d.as_deref()).collect();
     let p = ptrs("weighted_sum_bwd_x", &views, n);
     dy.runtime().launch(
-        "weighted_sum_bwd_x_f32",
+        k::weighted_sum_bwd_x_f32,
         LaunchCfg::linear(grid_for(n), BLOCK),
         &[
             dy.arg(),
@@ -62,12 +63,12 @@ pub fn weighted_sum_bwd_w(xs: &[Option<&GpuBuf>], dy: &GpuBuf, dw: &mut GpuBuf) 
     let rt = dy.runtime().clone();
     let partial = GpuBuf::alloc(&rt, k * nparts)?;
     rt.launch(
-        "weighted_sum_bwd_w_partial_f32",
+        k::weighted_sum_bwd_w_partial_f32,
         LaunchCfg::linear(nparts as u32, BLOCK),
         &[Arg::Ptrs8(p), dy.arg(), Arg::I32(k as i32), Arg::I32(int("weighted_sum_bwd_w", n)), partial.arg()],
     )?;
     rt.launch(
-        "weighted_sum_bwd_w_final_f32",
+        k::weighted_sum_bwd_w_final_f32,
         LaunchCfg::linear(k as u32, BLOCK),
         &[partial.arg(), Arg::I32(k as i32), Arg::I32(nparts as i32), dw.arg()],
     )
