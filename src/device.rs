@@ -45,14 +45,15 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
-/// Opens the chosen device. `verify` makes CUDA synchronise and check after every launch.
-/// For `auto`, also returns why CUDA was not taken (to tell the user).
-pub fn open(choice: DeviceChoice, verify: bool) -> Result<(Device, Option<String>), GpuError> {
+/// Opens the chosen device. `debug_sync` makes CUDA wait for and check every launch (`darts
+/// verify`, `--debug-sync`); the emulator checks every launch anyway. For `auto`, also returns
+/// why CUDA was not taken (to tell the user).
+pub fn open(choice: DeviceChoice, debug_sync: bool) -> Result<(Device, Option<String>), GpuError> {
     match choice {
         DeviceChoice::Cpu => Ok((Device::Cpu, None)),
-        DeviceChoice::Cuda => Ok((Device::Gpu(Arc::new(CudaRuntime::new(0, verify)?)), None)),
+        DeviceChoice::Cuda => Ok((Device::Gpu(Arc::new(CudaRuntime::new(0, debug_sync)?)), None)),
         DeviceChoice::Emu => emu(),
-        DeviceChoice::Auto => match CudaRuntime::new(0, verify) {
+        DeviceChoice::Auto => match CudaRuntime::new(0, debug_sync) {
             Ok(rt) => Ok((Device::Gpu(Arc::new(rt)), None)),
             Err(e) => Ok((Device::Cpu, Some(e.to_string()))),
         },

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use darts::autograd::check::{demo_inputs, demo_network, finite_diff_errors, DEMO_INPUTS};
-use darts::backend::gpu::GpuError;
 use darts::device::DeviceChoice;
 use darts::ops::{self, ConvParams};
 use darts::rng::Rng;
@@ -48,6 +47,10 @@ enum Command {
         /// Batch size.
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// Wait for and check every kernel launch (slow): a device error then names the kernel
+        /// that caused it. On the emulator every launch is checked anyway.
+        #[arg(long)]
+        debug_sync: bool,
     },
     /// Runs every GPU kernel at the DARTS search shapes against the CPU reference (f64) and
     /// prints a table: op, part, shape, relative error, largest absolute error, time on the
@@ -204,13 +207,18 @@ struct SearchArgs {
     /// more launches and memory; for checking the fused path).
     #[arg(long)]
     no_fuse: bool,
+    /// Wait for and check every kernel launch (slow): a device error then names the kernel that
+    /// caused it instead of surfacing at a later call. Results are unchanged. On the emulator
+    /// every launch is run to completion and checked anyway, so this changes nothing there.
+    #[arg(long)]
+    debug_sync: bool,
 }
 
 fn main() -> ExitCode {
     // A GPU failure inside an op (out of memory, a driver error, an emulator check) unwinds
-    // with the GpuError as payload: print it as an error, not as a panic with a backtrace.
+    // with its message as payload: print it as an error, not as a panic with a backtrace.
     let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| match info.payload().downcast_ref::<GpuError>() {
+    std::panic::set_hook(Box::new(move |info| match darts::tensor::gpu_error_of(info.payload()) {
         Some(e) => eprintln!("error: {e}"),
         None => default_hook(info),
     }));
@@ -219,7 +227,9 @@ fn main() -> ExitCode {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
         Command::Info => info(),
         Command::Search(args) => search(*args),
-        Command::Eval { checkpoint, data, device, batch } => eval(&checkpoint, data, device, batch),
+        Command::Eval { checkpoint, data, device, batch, debug_sync } => {
+            eval(&checkpoint, data, device, batch, debug_sync)
+        }
         Command::Verify { device, ops, batch, reps } => verify(device, &ops, batch, reps),
         Command::Bench(b) => bench(b),
     }
@@ -402,7 +412,7 @@ fn search(a: SearchArgs) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     };
-    let (device, why_cpu) = match darts::device::open(a.device, false) {
+    let (device, why_cpu) = match darts::device::open(a.device, a.debug_sync) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
@@ -501,7 +511,13 @@ fn search(a: SearchArgs) -> ExitCode {
     }
 }
 
-fn eval(checkpoint_path: &Path, data: Option<PathBuf>, choice: DeviceChoice, batch: usize) -> ExitCode {
+fn eval(
+    checkpoint_path: &Path,
+    data: Option<PathBuf>,
+    choice: DeviceChoice,
+    batch: usize,
+    debug_sync: bool,
+) -> ExitCode {
     use darts::model::{NetConfig, Network};
     use darts::search::{SearchState, StepConfig};
     let fail = |e: &dyn std::fmt::Display| {
@@ -523,7 +539,7 @@ fn eval(checkpoint_path: &Path, data: Option<PathBuf>, choice: DeviceChoice, bat
     let layers =
         (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
     let classes = arrays.get("classifier.bias").map(|a| a.shape[0]).unwrap_or(10);
-    let (device, _) = match darts::device::open(choice, false) {
+    let (device, _) = match darts::device::open(choice, debug_sync) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };

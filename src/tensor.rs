@@ -90,10 +90,41 @@ pub enum Storage {
 }
 
 /// Unwraps a GPU result inside an op. A device failure (out of memory, a driver error, an
-/// emulator check) is not something an op can recover from: it unwinds with the [`GpuError`]
-/// as the payload, which the CLI turns into a clean error message.
+/// emulator check) is not something an op can recover from: it unwinds, with the error's
+/// message as the panic payload (a `String`, so a test harness or the default panic hook prints
+/// it: which kernel failed and the launches before it). [`gpu_error_of`] gives the [`GpuError`]
+/// back to whoever catches the panic (the CLI prints it as a clean error).
+#[track_caller]
 pub fn gpu_ok<T>(r: Result<T, GpuError>) -> T {
-    r.unwrap_or_else(|e| std::panic::panic_any(e))
+    match r {
+        Ok(v) => v,
+        Err(e) => gpu_panic(e),
+    }
+}
+
+/// Unwinds with `e`'s message as the payload, remembering `e` for [`gpu_error_of`].
+#[cold]
+#[track_caller]
+pub fn gpu_panic(e: GpuError) -> ! {
+    let msg = e.to_string();
+    LAST_GPU_PANIC.with(|last| *last.borrow_mut() = Some((msg.clone(), e)));
+    std::panic::panic_any(msg)
+}
+
+thread_local! {
+    /// The error of this thread's last [`gpu_panic`], with its message.
+    static LAST_GPU_PANIC: std::cell::RefCell<Option<(String, GpuError)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The [`GpuError`] a panic payload carries, when the panic came from [`gpu_ok`] /
+/// [`gpu_panic`] on this thread (call it from a panic hook, or after `catch_unwind` on the
+/// thread that panicked); `None` for any other panic.
+pub fn gpu_error_of(payload: &(dyn std::any::Any + Send)) -> Option<GpuError> {
+    let msg = payload.downcast_ref::<String>()?;
+    LAST_GPU_PANIC.with(|last| match &*last.borrow() {
+        Some((m, e)) if m == msg => Some(e.clone()),
+        _ => None,
+    })
 }
 
 /// A scalar type a tensor can hold: ties a [`Real`] to its [`DType`] and storage variant.

@@ -95,6 +95,37 @@ fn search_logs_allocations_and_peak_bytes_per_step() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// `--debug-sync` (wait for and check every launch) runs a search step; on the emulator every
+/// launch is checked anyway, so it only has to be accepted and change nothing.
+#[cfg(feature = "emu")]
+#[test]
+fn search_accepts_debug_sync() {
+    let out = std::env::temp_dir().join(format!("darts-cli-debug-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts()
+        .args([
+            "search",
+            "--device",
+            "emu",
+            "--debug-sync",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch",
+            "2",
+        ])
+        .args(["--train-images", "8", "--epochs", "1", "--max-steps", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("checkpoint.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts().args(["eval", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--debug-sync"));
+}
+
 #[test]
 fn bad_arguments_are_explained() {
     let o =
