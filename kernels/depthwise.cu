@@ -102,8 +102,11 @@ single kernel's:
       blockDim.x, threads past the slot's planes return after the barrier (gather) or add zeros
       (weight gradient), and the weight gradient adds only the slot's own nwarps warp sums, in
       order, so the block size does not change a bit.
-Kernel arguments describing the tile (tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps) come
-from the host plan; the kernel trusts them (rows_in >= (tg*4 - 1)*s + (kh-1)*d + 1 etc.).
+Parameters: every single-problem kernel takes one struct DwParams by value (shared with
+launch/depthwise.rs as #[repr(C)]): pointers x, mean, rstd, w, dy, out (each kernel reads the ones
+its variant needs), the shape n, c, h, w, oh, ow, kh, kw, s, pad, d, the tile plan and the weight
+gradient's split. The tile plan (tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps) comes from
+the host; the kernel trusts it (rows_in >= (tg*4 - 1)*s + (kh-1)*d + 1 etc.).
 Assumptions: contiguous NCHW, every tensor < 2^31 elements; w is [C, 1, kh, kw]; y/dx/dw do not
 alias the inputs; N*C planes on grid.x (< 2^31), C < 65536 on grid.y of the weight gradient.
 */
@@ -135,21 +138,6 @@ struct DwTile {
     int rs;       // shared row stride (>= s * wq)
     int ps;       // shared plane stride (>= rows_in * rs)
 };
-
-static __device__ __forceinline__ DwTile dw_tile(int tw, int tg, int tiles_x, int ppb, int rows_in, int cols_in,
-                                                 int wq, int rs, int ps) {
-    DwTile t;
-    t.tw = tw;
-    t.tg = tg;
-    t.tiles_x = tiles_x;
-    t.ppb = ppb;
-    t.rows_in = rows_in;
-    t.cols_in = cols_in;
-    t.wq = wq;
-    t.rs = rs;
-    t.ps = ps;
-    return t;
-}
 
 // What a kernel applies to each input value as it loads it: v -> (v - mean[ch]) * rstd[ch] when
 // mean is not null (ch = plane % c), then max(v, 0) when relu.
@@ -561,9 +549,21 @@ static __device__ __forceinline__ void dw_wgrad(const float* __restrict__ x, con
 // ---------------------------------------------------------------------------------------------
 // Kernels.
 
-#define DW_TILE_PARAMS int tw, int tg, int tiles_x, int ppb, int rows_in, int cols_in, int wq, int rs, int ps
-#define DW_SHAPE_PARAMS int n, int c, int h, int wd, int oh, int ow, int kh, int kw, int s, int pad, int d
-#define DW_TILE_OF_ARGS dw_tile(tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps)
+// Parameters of the single-problem kernels: one struct by value (shared with
+// launch/depthwise.rs as #[repr(C)], no implicit padding, 136 bytes; nothing in it is indexed at
+// run time). Each kernel reads the fields its list names; the others are zero.
+struct DwParams {
+    const float* x;     // forward, weight gradient: the input; data gradient: the mask source (or null)
+    const float* mean;  // [c]: normalise on load (bnrelu kernels); null otherwise
+    const float* rstd;  // [c], or null
+    const float* w;     // [c, 1, kh, kw] (forward, data gradient)
+    const float* dy;    // [n, c, oh, ow] (gradients)
+    float* out;         // y, dx, or the weight gradient's partials
+    int n, c, h, wd, oh, ow, kh, kw, s, pad, d;
+    DwTile t;           // the host's tile plan
+    int iters, tiles;   // the weight gradient's split
+};
+
 // The warps whose sums the weight gradient adds: 0 = all of the block's (a constant, so the
 // single-slot kernels read blockDim only where they add, keeping no extra register live).
 #define DW_NWARPS 0
@@ -575,23 +575,24 @@ static __device__ __forceinline__ void dw_fwd(const float* __restrict__ x, const
     dw_gather<false>(x, w, y, nullptr, q, q, n * c, c, h, wd, oh, ow, kh, kw, s, d, pad, pad, t);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
-                      DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
-    dw_fwd(x, w, y, dw_pre(nullptr, nullptr, c, false), n, c, h, wd, oh, ow, kh, kw, s, pad, d, DW_TILE_OF_ARGS);
+// y = dwconv(pre(x), w): x, [mean, rstd], w, out = y.
+static __device__ __forceinline__ void dw_fwd_params(const DwParams& p, const float* mean, const float* rstd,
+                                                     bool relu) {
+    const DwTile t = p.t;  // a copy: a reference into the parameter keeps its address live
+    dw_fwd(p.x, p.w, p.out, dw_pre(mean, rstd, p.c, relu), p.n, p.c, p.h, p.wd, p.oh, p.ow, p.kh, p.kw, p.s,
+           p.pad, p.d, t);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_relu_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
-                           DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
-    dw_fwd(x, w, y, dw_pre(nullptr, nullptr, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, DW_TILE_OF_ARGS);
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_fwd_f32(DwParams p) {
+    dw_fwd_params(p, nullptr, nullptr, false);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_bnrelu_fwd_f32(const float* __restrict__ x, const float* __restrict__ mean,
-                             const float* __restrict__ rstd, const float* __restrict__ w, float* __restrict__ y,
-                             DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
-    dw_fwd(x, w, y, dw_pre(mean, rstd, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, DW_TILE_OF_ARGS);
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_relu_fwd_f32(DwParams p) {
+    dw_fwd_params(p, nullptr, nullptr, true);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_bnrelu_fwd_f32(DwParams p) {
+    dw_fwd_params(p, p.mean, p.rstd, true);
 }
 
 // mask: the saved x whose pre-op q output gates dx (dx = 0 where it is <= 0), or null.
@@ -606,53 +607,47 @@ static __device__ __forceinline__ void dw_bwd_data(const float* __restrict__ mas
         dw_bwd_data_strided(dy, w, dx, mask, q, n * c, c, h, wd, oh, ow, kh, kw, s, pad, d, t);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_bwd_data_f32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                           DW_SHAPE_PARAMS, DW_TILE_PARAMS) {
-    dw_bwd_data(nullptr, dw_pre(nullptr, nullptr, c, false), dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d,
-                DW_TILE_OF_ARGS);
+// dx = dwconv_bwd_data(dy, w) * [pre(mask) > 0]: [x = mask], [mean, rstd], dy, w, out = dx.
+static __device__ __forceinline__ void dw_bwd_data_params(const DwParams& p, const float* mask, const float* mean,
+                                                          const float* rstd, bool relu) {
+    const DwTile t = p.t;  // a copy: a reference into the parameter keeps its address live
+    dw_bwd_data(mask, dw_pre(mean, rstd, p.c, relu), p.dy, p.w, p.out, p.n, p.c, p.h, p.wd, p.oh, p.ow, p.kh, p.kw,
+                p.s, p.pad, p.d, t);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_relu_bwd_data_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                const float* __restrict__ w, float* __restrict__ dx, DW_SHAPE_PARAMS,
-                                DW_TILE_PARAMS) {
-    dw_bwd_data(x, dw_pre(nullptr, nullptr, c, true), dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d,
-                DW_TILE_OF_ARGS);
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_bwd_data_f32(DwParams p) {
+    dw_bwd_data_params(p, nullptr, nullptr, nullptr, false);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK)
-    depthwise_bnrelu_bwd_data_f32(const float* __restrict__ x, const float* __restrict__ mean,
-                                  const float* __restrict__ rstd, const float* __restrict__ dy,
-                                  const float* __restrict__ w, float* __restrict__ dx, DW_SHAPE_PARAMS,
-                                  DW_TILE_PARAMS) {
-    dw_bwd_data(x, dw_pre(mean, rstd, c, true), dy, w, dx, n, c, h, wd, oh, ow, kh, kw, s, pad, d,
-                DW_TILE_OF_ARGS);
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_relu_bwd_data_f32(DwParams p) {
+    dw_bwd_data_params(p, p.x, nullptr, nullptr, true);
 }
 
-extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
-    depthwise_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                     float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS, int iters,
-                                     int tiles) {
-    dw_wgrad(x, dy, partial, dw_pre(nullptr, nullptr, c, false), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters,
-             tiles, DW_TILE_OF_ARGS, DW_NWARPS);
+extern "C" __global__ void __launch_bounds__(DW_BLOCK) depthwise_bnrelu_bwd_data_f32(DwParams p) {
+    dw_bwd_data_params(p, p.x, p.mean, p.rstd, true);
+}
+
+// Partials of dw = dwconv_bwd_weight(pre(x), dy): x, [mean, rstd], dy, out = partial, iters, tiles.
+static __device__ __forceinline__ void dw_wgrad_params(const DwParams& p, const float* mean, const float* rstd,
+                                                       bool relu) {
+    const DwTile t = p.t;  // a copy: a reference into the parameter keeps its address live (and spills)
+    dw_wgrad(p.x, p.dy, p.out, dw_pre(mean, rstd, p.c, relu), p.n, p.c, p.h, p.wd, p.oh, p.ow, p.kh, p.kw, p.s,
+             p.pad, p.d, p.iters, p.tiles, t, DW_NWARPS);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
-    depthwise_relu_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                          float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS, int iters,
-                                          int tiles) {
-    dw_wgrad(x, dy, partial, dw_pre(nullptr, nullptr, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters,
-             tiles, DW_TILE_OF_ARGS, DW_NWARPS);
+    depthwise_bwd_weight_partial_f32(DwParams p) {
+    dw_wgrad_params(p, nullptr, nullptr, false);
 }
 
 extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
-    depthwise_bnrelu_bwd_weight_partial_f32(const float* __restrict__ x, const float* __restrict__ mean,
-                                            const float* __restrict__ rstd, const float* __restrict__ dy,
-                                            float* __restrict__ partial, DW_SHAPE_PARAMS, DW_TILE_PARAMS,
-                                            int iters, int tiles) {
-    dw_wgrad(x, dy, partial, dw_pre(mean, rstd, c, true), n, c, h, wd, oh, ow, kh, kw, s, pad, d, iters, tiles,
-             DW_TILE_OF_ARGS, DW_NWARPS);
+    depthwise_relu_bwd_weight_partial_f32(DwParams p) {
+    dw_wgrad_params(p, nullptr, nullptr, true);
+}
+
+extern "C" __global__ void __launch_bounds__(DW_BLOCK, DW_WGRAD_MIN_BLOCKS)
+    depthwise_bnrelu_bwd_weight_partial_f32(DwParams p) {
+    dw_wgrad_params(p, p.mean, p.rstd, true);
 }
 
 // dw[r] = the sum of partial[part * rows + r] over part = 0, 1, ..., nparts-1, in that order.

@@ -120,16 +120,54 @@ impl Plan {
         (self.ppb * self.ps * 4) as u32
     }
 
-    /// `tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps` as the kernels take them.
-    fn args(&self) -> [Arg<'static>; 9] {
+    /// `struct DwTile`: `tw, tg, tiles_x, ppb, rows_in, cols_in, wq, rs, ps`.
+    fn tile(&self) -> [i32; 9] {
         [self.tw, self.tg, self.tiles_x, self.ppb, self.rows_in, self.cols_in, self.wq, self.rs, self.ps]
-            .map(|v| Arg::I32(v as i32))
+            .map(|v| v as i32)
     }
 }
 
-/// Checks the geometry and returns the shape arguments every kernel of the file starts with:
+/// `struct DwParams` of `kernels/depthwise.cu`: the parameters of every single-problem kernel,
+/// one struct by value. Each kernel reads the pointers its variant names; the others are null.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct Params {
+    x: DevPtr,
+    mean: DevPtr,
+    rstd: DevPtr,
+    w: DevPtr,
+    dy: DevPtr,
+    out: DevPtr,
+    /// `n, c, h, w, oh, ow, kh, kw, s, pad, d`.
+    shape: [i32; 11],
+    tile: [i32; 9],
+    iters: i32,
+    tiles: i32,
+}
+
+// No implicit padding: 6 pointers, then 22 ints.
+const _: () = assert!(std::mem::size_of::<Params>() == 6 * 8 + 22 * 4);
+
+// SAFETY: a repr(C) struct of u64/i32 fields (and arrays of them) with no implicit padding (size
+// asserted above), so every bit pattern is valid and none is uninitialised.
+unsafe impl bytemuck::Zeroable for Params {}
+unsafe impl bytemuck::Pod for Params {}
+
+impl Params {
+    /// The checked shape and the plan, pointers still null.
+    fn new(op: &str, g: &Conv2dGeom, p: &Plan) -> Params {
+        Params { shape: shape_args(op, g), tile: p.tile(), ..Params::default() }
+    }
+
+    /// `(mean, rstd)` of a normalise-on-load launch, checked against `c` channels; null without.
+    fn set_norm(&mut self, op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) {
+        (self.mean, self.rstd) = norm_ptrs(op, g, norm);
+    }
+}
+
+/// Checks the geometry and returns the shape as the kernels take it:
 /// `n, c, h, w, oh, ow, kh, kw, s, pad, d`.
-fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
+fn shape_args(op: &str, g: &Conv2dGeom) -> [i32; 11] {
     assert!(
         g.is_depthwise() && g.stride >= 1 && g.dilation >= 1 && g.kh >= 1 && g.kw >= 1,
         "{op}: not a depthwise geometry (need groups == c_in == c_out > 1 and stride, dilation, \
@@ -138,10 +176,7 @@ fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
     for len in [g.x_len(), g.y_len(), g.w_len()] {
         int(op, len);
     }
-    [g.n, g.c_in, g.h, g.w, g.out_h(), g.out_w(), g.kh, g.kw, g.stride, g.pad, g.dilation]
-        .iter()
-        .map(|&v| Arg::I32(int(op, v)))
-        .collect()
+    [g.n, g.c_in, g.h, g.w, g.out_h(), g.out_w(), g.kh, g.kw, g.stride, g.pad, g.dilation].map(|v| int(op, v))
 }
 
 /// The forward tile plan (also the weight gradient's, over `planes`).
@@ -197,14 +232,13 @@ pub(super) fn check_fwd(op: &str, g: &Conv2dGeom, x: &GpuBuf, w: &GpuBuf, y: &Gp
     check_len(op, g.y_len(), &[("y", y)]);
 }
 
-/// The per-channel `(mean, rstd)` of a normalise-on-load launch: checked against `c` channels,
-/// as the kernels' arguments after `x`.
-fn norm_args(op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) -> Vec<Arg<'static>> {
-    norm.map(|(mean, rstd)| {
+/// The per-channel `(mean, rstd)` of a normalise-on-load launch, checked against `c` channels;
+/// null pointers without one.
+fn norm_ptrs(op: &str, g: &Conv2dGeom, norm: Option<(&GpuBuf, &GpuBuf)>) -> (DevPtr, DevPtr) {
+    norm.map_or((0, 0), |(mean, rstd)| {
         check_len(op, g.c_in, &[("mean", mean), ("rstd", rstd)]);
-        vec![mean.arg(), rstd.arg()]
+        (mean.ptr(), rstd.ptr())
     })
-    .unwrap_or_default()
 }
 
 fn fwd(
@@ -216,20 +250,18 @@ fn fwd(
     w: &GpuBuf,
     y: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    let shape = shape_args(op, g);
+    shape_args(op, g);
     check_fwd(op, g, x, w, y);
-    let norm = norm_args(op, g, norm);
+    norm_ptrs(op, g, norm);
     if y.is_empty() {
         return Ok(());
     }
     let planes = g.n * g.c_in;
     let p = fwd_plan(op, g, planes);
-    let mut args = vec![x.arg()];
-    args.extend(norm);
-    args.extend([w.arg(), y.arg()]);
-    args.extend(shape);
-    args.extend(p.args());
-    y.runtime().launch(kernel, gather_cfg(op, &p, planes), &args)
+    let mut a = Params::new(op, g, &p);
+    a.set_norm(op, g, norm);
+    (a.x, a.w, a.out) = (x.ptr(), w.ptr(), y.ptr());
+    y.runtime().launch(kernel, gather_cfg(op, &p, planes), &[Arg::pod(&a)])
 }
 
 /// Depthwise forward: `y = conv(x, w)` with `x` `[n, c, h, w]`, `w` `[c, 1, kh, kw]`, `y`
@@ -268,8 +300,8 @@ fn bwd_data(
     w: &GpuBuf,
     dx: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    let shape = shape_args(op, g);
-    let norm = norm_args(op, g, norm);
+    shape_args(op, g);
+    norm_ptrs(op, g, norm);
     check_len(op, g.y_len(), &[("dy", dy)]);
     check_len(op, g.w_len(), &[("w", w)]);
     check_len(op, g.x_len(), &[("dx", dx)]);
@@ -285,12 +317,10 @@ fn bwd_data(
     }
     let planes = g.n * g.c_in;
     let p = bwd_data_plan(op, g);
-    let mut args: Vec<Arg> = x.map(|x| x.arg()).into_iter().collect();
-    args.extend(norm);
-    args.extend([dy.arg(), w.arg(), dx.arg()]);
-    args.extend(shape);
-    args.extend(p.args());
-    dx.runtime().launch(kernel, gather_cfg(op, &p, planes), &args)
+    let mut a = Params::new(op, g, &p);
+    a.set_norm(op, g, norm);
+    (a.x, a.dy, a.w, a.out) = (x.map_or(0, GpuBuf::ptr), dy.ptr(), w.ptr(), dx.ptr());
+    dx.runtime().launch(kernel, gather_cfg(op, &p, planes), &[Arg::pod(&a)])
 }
 
 /// Depthwise data gradient: `dx` (overwritten, `[n, c, h, w]`) from `dy` and the weight.
@@ -346,8 +376,8 @@ fn bwd_weight(
     dy: &GpuBuf,
     dw: &mut GpuBuf,
 ) -> Result<(), GpuError> {
-    let shape = shape_args(op, g);
-    let norm = norm_args(op, g, norm);
+    shape_args(op, g);
+    norm_ptrs(op, g, norm);
     check_len(op, g.x_len(), &[("x", x)]);
     check_len(op, g.y_len(), &[("dy", dy)]);
     check_len(op, g.w_len(), &[("dw", dw)]);
@@ -362,19 +392,17 @@ fn bwd_weight(
     let rows = g.w_len();
     let rt = dw.runtime().clone();
     let partial = GpuBuf::alloc(&rt, int(op, nparts * rows) as usize)?;
-    let mut args = vec![x.arg()];
-    args.extend(norm);
-    args.extend([dy.arg(), partial.arg()]);
-    args.extend(shape);
-    args.extend(p.args());
-    args.extend([Arg::I32(iters as i32), Arg::I32(p.tiles() as i32)]);
+    let mut a = Params::new(op, g, &p);
+    a.set_norm(op, g, norm);
+    (a.x, a.dy, a.out) = (x.ptr(), dy.ptr(), partial.ptr());
+    (a.iters, a.tiles) = (iters as i32, p.tiles() as i32);
     assert!(g.c_in <= 65_535, "{op}: {} channels exceed grid.y", g.c_in);
     let cfg = LaunchCfg {
         grid: (nparts as u32, g.c_in as u32, 1),
         block: (p.threads as u32, 1, 1),
         shared_bytes: p.smem_bytes(),
     };
-    rt.launch(kernel, cfg, &args)?;
+    rt.launch(kernel, cfg, &[Arg::pod(&a)])?;
     rt.launch(
         k::depthwise_bwd_weight_final_f32,
         LaunchCfg::linear(rows.div_ceil(FINAL_BLOCK) as u32, FINAL_BLOCK as u32),
@@ -484,7 +512,7 @@ unsafe impl bytemuck::Pod for SlotsArgs {}
 
 impl SlotArgs {
     fn set_plan(&mut self, p: &Plan) {
-        self.tile = [p.tw, p.tg, p.tiles_x, p.ppb, p.rows_in, p.cols_in, p.wq, p.rs, p.ps].map(|v| v as i32);
+        self.tile = p.tile();
         self.nwarps = (p.threads / 32) as i32;
     }
 }
@@ -508,8 +536,7 @@ fn slots_args(op: &str, slots: &[DwSlot], bufs: &[(&str, usize)]) -> SlotsArgs {
             "{op}: slot {i} {g:?} does not share (n, c, h, w, stride, out_h, out_w) with slot 0 {g0:?}"
         );
         check_len(op, g.x_len(), &[("x", sl.x)]);
-        norm_args(op, g, sl.norm);
-        let (mean, rstd) = sl.norm.map_or((0, 0), |(m, r)| (m.ptr(), r.ptr()));
+        let (mean, rstd) = norm_ptrs(op, g, sl.norm);
         *sa = SlotArgs {
             x: sl.x.ptr(),
             mean,
