@@ -24,7 +24,10 @@ Kernels and launch shapes (parameters are one struct passed by value, shared wit
 src/fused/mixed/gpu.rs as #[repr(C)]; pointer slots are indexed by candidate, null = absent):
   mixed_stats_f32(MixedFwd)      grid (c, k), block MIXED_BLOCK = 256 (required); block (ch, j)
                                  reduces channel ch of z_j in two passes (mean, then the centred
-                                 sum of squares) and updates its running statistics.
+                                 sum of squares) and updates its running statistics. When the
+                                 kernel that wrote z_j gathered per-tile partials (part[j], from
+                                 sepconv.cu's epilogue), it merges those instead (Chan's formula,
+                                 2·n·tiles floats read instead of z_j twice).
   mixed_fwd_f32(MixedFwd)        grid-stride over n·c·hw, block 256 (required).
   mixed_bwd_sums_f32(MixedBwd)   grid (c, chunks), block 256 (required): block (ch, q) sums S, T_j,
                                  U of channel ch over its q-th run of the n·hw values into
@@ -35,7 +38,7 @@ src/fused/mixed/gpu.rs as #[repr(C)]; pointer slots are indexed by candidate, nu
                                  floats: each block first adds the chunks' partial sums in chunk
                                  order into shared memory (every block the same bits), then dz_j
                                  and dx_s; block 0 also writes dalpha (when not null).
-Static shared memory at most 32 bytes; dynamic (k + 1)·c·4 bytes in the backward (≤ 48 KiB: c ≤
+Static shared memory at most 3 KiB + 32 bytes (the partials' merge tree); dynamic (k + 1)·c·4 bytes in the backward (≤ 48 KiB: c ≤
 1365, checked by the host).
 Determinism: every sum runs in an order fixed by the shapes (per thread in index order, then a
 fixed shuffle tree and the warps in order, then the chunks in order), so bits do not depend on
@@ -55,6 +58,7 @@ struct MixedFwd {
     float* invstd[MIXED_K];
     float* rmean[MIXED_K];
     float* rvar[MIXED_K];
+    const float* part[MIXED_K];  // per-tile partials of z_j (sepconv.cu's layout), or null
     const float* x;
     const float* acc;
     const float* alpha;
@@ -64,6 +68,7 @@ struct MixedFwd {
     unsigned normed;
     int training;
     float eps, momentum;
+    int ptile;  // pixels per tile of the partials
 };
 
 struct MixedBwd {
@@ -113,6 +118,48 @@ static __device__ __forceinline__ int mixed_is_normed(unsigned normed, int j) {
     return (normed >> j) & 1u;
 }
 
+// Chan's merge of a partial (count nb, mean mb, centred sum of squares qb) into (na, ma, qa).
+static __device__ __forceinline__ void mixed_chan(float& na, float& ma, float& qa, float nb, float mb, float qb) {
+    if (nb == 0.0f) return;
+    if (na == 0.0f) {
+        na = nb, ma = mb, qa = qb;
+        return;
+    }
+    const float n = na + nb, d = mb - ma;
+    ma = fmaf(d, nb / n, ma);
+    qa = qa + qb + d * d * (na * nb / n);
+    na = n;
+}
+
+// Mean and biased variance of channel ch from the per-tile partials of sepconv.cu
+// (part[ch * nb + b] the tile mean, part[(c + ch) * nb + b] its M2, b = img * tiles + t; tile t
+// holds min(ptile, hw - t * ptile) pixels). Thread i merges partials i, i + MIXED_BLOCK, ... in
+// order, then a fixed pairwise tree merges the threads: the bits depend on the shapes alone.
+// Every thread of the block must call it; the result is valid in thread 0.
+static __device__ void mixed_merge_partials(const float* __restrict__ part, int n, int c, unsigned ch,
+                                            unsigned hw, unsigned ptile, float* mu, float* var) {
+    __shared__ float sn[MIXED_BLOCK], sm[MIXED_BLOCK], sq[MIXED_BLOCK];
+    const unsigned tiles = (hw + ptile - 1) / ptile, nb = static_cast<unsigned>(n) * tiles;
+    float cn = 0.0f, cm = 0.0f, cq = 0.0f;
+    for (unsigned b = threadIdx.x; b < nb; b += MIXED_BLOCK) {
+        const unsigned t = b % tiles;
+        const float cnt = static_cast<float>(min(ptile, hw - t * ptile));
+        mixed_chan(cn, cm, cq, cnt, part[ch * nb + b], part[(static_cast<unsigned>(c) + ch) * nb + b]);
+    }
+    sn[threadIdx.x] = cn, sm[threadIdx.x] = cm, sq[threadIdx.x] = cq;
+    __syncthreads();
+    for (unsigned s = MIXED_BLOCK / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            float a = sn[threadIdx.x], b = sm[threadIdx.x], q = sq[threadIdx.x];
+            mixed_chan(a, b, q, sn[threadIdx.x + s], sm[threadIdx.x + s], sq[threadIdx.x + s]);
+            sn[threadIdx.x] = a, sm[threadIdx.x] = b, sq[threadIdx.x] = q;
+        }
+        __syncthreads();
+    }
+    *mu = sm[0];
+    *var = sq[0] / sn[0];
+}
+
 extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_stats_f32(MixedFwd p) {
     __shared__ float warp_s[MIXED_WARPS];
     const int ch = blockIdx.x, j = blockIdx.y;
@@ -127,16 +174,21 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_stats_f32(MixedF
         }
         return;
     }
-    const float* __restrict__ z = p.z[j] + static_cast<unsigned>(ch) * hw;
-    float s = 0.0f;
-    for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) s += z[(i / hw) * plane + i % hw];
-    const float mu = mixed_block_sum(s, warp_s) / static_cast<float>(m);
-    float q = 0.0f;
-    for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) {
-        const float d = z[(i / hw) * plane + i % hw] - mu;
-        q = fmaf(d, d, q);
+    float mu, var;
+    if (p.part[j]) {
+        mixed_merge_partials(p.part[j], p.n, p.c, ch, hw, static_cast<unsigned>(p.ptile), &mu, &var);
+    } else {
+        const float* __restrict__ z = p.z[j] + static_cast<unsigned>(ch) * hw;
+        float s = 0.0f;
+        for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) s += z[(i / hw) * plane + i % hw];
+        mu = mixed_block_sum(s, warp_s) / static_cast<float>(m);
+        float q = 0.0f;
+        for (unsigned i = threadIdx.x; i < m; i += MIXED_BLOCK) {
+            const float d = z[(i / hw) * plane + i % hw] - mu;
+            q = fmaf(d, d, q);
+        }
+        var = mixed_block_sum(q, warp_s) / static_cast<float>(m);
     }
-    const float var = mixed_block_sum(q, warp_s) / static_cast<float>(m);
     if (threadIdx.x == 0) {
         const float rstd = 1.0f / sqrtf(var + p.eps);
         p.mean[j][ch] = mu;

@@ -8,7 +8,15 @@ output kept on chip (shared memory) instead of a round trip through global memor
   d[n,ci,oh,ow] = sum_{i<kh, j<kw} dw_s[ci,i,j] * a[n,ci, oh*st - pad + i*dil, ow*st - pad + j*dil]
   y_s[n,co,oh,ow] = sum_{ci<c} pw_s[co,ci] * d[n,ci,oh,ow]                      (pw_s is [c, c, 1, 1])
 
-Only y is written to global memory; d never leaves the block.
+Only y is written to global memory; d never leaves the block. Optionally (slot pointer `part` not
+null) the epilogue also gathers y's BN statistics per block, so that no later pass re-reads y for
+them: for every output channel co, over the block's valid pixels (cnt = min(P, oh*ow - t*P)),
+
+  part[co * nb + b]       = mean_b = (sum of y) / cnt           b = img * tiles + t (image-major),
+  part[(c + co) * nb + b] = M2_b   = sum of (y - mean_b)^2       nb = n * tiles
+
+both from the accumulators still in registers (two passes over registers, none over memory). The
+statistics kernel (mixed_stats_f32) merges the nb partials of a channel with Chan's formula.
 
 Launch shape (sized by launch/sepconv.rs from the shape alone, never from the device):
   grid  = (tiles, n, nslots): block (t, img, s) computes output pixels [t*P, t*P + P) of image img
@@ -16,10 +24,14 @@ Launch shape (sized by launch/sepconv.rs from the shape alone, never from the de
   block = round_up(TP * CG, 32) <= 256 threads (__launch_bounds__(256)), with
           CP = round_up(c, 4) output channels padded to whole groups of 4, CG = CP / 4 groups,
           TP = min(256 / CG, ceil(oh*ow / 4)) threads along the pixels and P = 4 * TP.
-  dynamic shared = (c * CP + c * P) * 4 bytes <= 32 KiB for c <= SEP_MAX_C = 64 (no opt-in needed):
+  dynamic shared = (c * CP + max(c * P, CP * (TP + 1))) * 4 bytes <= 32 KiB for c <= SEP_MAX_C = 64
+  (no opt-in needed):
       Wt[ci][co]  CP floats per row: pw_s transposed, zeros for co >= c (so a float4 of 4 output
                   channels is one aligned broadcast load);
-      D[ci][p]    P floats per row: the tile's depthwise outputs.
+      D[ci][p]    P floats per row: the tile's depthwise outputs; after the GEMM, reused as
+                  S[co][l] (rows of TP + 1 floats, the padding against bank conflicts): lane l's
+                  partial sum of channel co for the statistics epilogue.
+  static shared: SEP_MAX_C floats (the tile means).
 Phase 1 (depthwise into D): thread t takes the (ci, p) pairs t, t + blockDim, ... of c*P (p fastest,
   so consecutive threads read neighbouring x pixels and write consecutive D words); each pair sums
   its kh*kw taps (i outer, j inner, fmaf) reading x through the read-only cache with the pre-op
@@ -30,9 +42,13 @@ Phase 2 (pointwise GEMM from shared memory): thread t < TP*CG takes pixel lane p
   Per ci: one float4 of Wt (a broadcast: the warp shares g when TP >= 32) and 4 words of D (32
   consecutive words over the warp: no bank conflict), 16 FMAs. Stores: consecutive threads write
   consecutive pixels of a channel plane (coalesced), skipping co >= c and p >= oh*ow.
+Phase 3 (statistics, only when part is set; uniform per block): each thread sums its valid pixels
+  (j order) per channel into S; thread co adds S[co][0..TP) in lane order and divides by cnt; each
+  thread sums its (y - mean)^2 likewise; thread co adds those in lane order: M2. 4 barriers.
 Determinism: every output is a fixed-order fmaf chain (taps in (i, j) order; channels ci = 0..c-1),
-  independent of the launch order: bits do not depend on scheduling. No atomics.
-Parameters: one struct SepSlots by value (shared with launch/sepconv.rs as #[repr(C)], 296 bytes:
+  independent of the launch order: bits do not depend on scheduling; so are the partials (pixels
+  in j order, lanes in order). No atomics.
+Parameters: one struct SepSlots by value (shared with launch/sepconv.rs as #[repr(C)], 328 bytes:
   > 128, so nvcc reads it in place from the parameter bank even indexed by blockIdx.z).
 Assumptions: contiguous NCHW; every slot shares n, c, h, w, stride and oh, ow; c <= 64; every
   tensor < 2^31 elements; y does not alias the inputs.
@@ -58,6 +74,7 @@ struct SepSlot {
     const float* dw;    // [c, 1, kh, kw]
     const float* pw;    // [c, c, 1, 1]
     float* y;           // [n, c, oh, ow]
+    float* part;        // [2, c, n * tiles] per-block BN partials (mean, M2) of y, or null
     int kh, kw, pad, d;
 };
 
@@ -147,7 +164,7 @@ extern "C" __global__ void __launch_bounds__(SEP_BLOCK) dw_pw_fwd_slots_f32(SepS
     __syncthreads();
 
     const int t = threadIdx.x;
-    if (t >= TP * (cp >> 2)) return;  // past the last barrier
+    const bool active = t < TP * (cp >> 2);  // no early return: phase 3 has barriers
     const int pl = t % TP, g = t / TP;
     float acc[4][4];
     SEP_UNROLL
@@ -155,33 +172,83 @@ extern "C" __global__ void __launch_bounds__(SEP_BLOCK) dw_pw_fwd_slots_f32(SepS
         SEP_UNROLL
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
     }
-    const float* __restrict__ wcol = Wt + 4 * g;
-    const float* __restrict__ dcol = D + pl;
+    const int ohw = p.oh * p.ow;
+    if (active) {
+        const float* __restrict__ wcol = Wt + 4 * g;
+        const float* __restrict__ dcol = D + pl;
 #ifndef DARTS_EMU
 #pragma unroll 4
 #endif
-    for (int ci = 0; ci < c; ci++) {
-        const float4 wv = *reinterpret_cast<const float4*>(wcol + ci * cp);
-        const float wr[4] = {wv.x, wv.y, wv.z, wv.w};
-        float dv[4];
-        SEP_UNROLL
-        for (int j = 0; j < 4; j++) dv[j] = dcol[ci * P + j * TP];
+        for (int ci = 0; ci < c; ci++) {
+            const float4 wv = *reinterpret_cast<const float4*>(wcol + ci * cp);
+            const float wr[4] = {wv.x, wv.y, wv.z, wv.w};
+            float dv[4];
+            SEP_UNROLL
+            for (int j = 0; j < 4; j++) dv[j] = dcol[ci * P + j * TP];
+            SEP_UNROLL
+            for (int i = 0; i < 4; i++) {
+                SEP_UNROLL
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(wr[i], dv[j], acc[i][j]);
+            }
+        }
+        float* __restrict__ yimg = sl.y + static_cast<size_t>(img) * c * ohw;
         SEP_UNROLL
         for (int i = 0; i < 4; i++) {
+            const int co = 4 * g + i;
+            if (co >= c) break;
             SEP_UNROLL
-            for (int j = 0; j < 4; j++) acc[i][j] = fmaf(wr[i], dv[j], acc[i][j]);
+            for (int j = 0; j < 4; j++) {
+                const int px = p0 + pl + j * TP;
+                if (px < ohw) yimg[static_cast<size_t>(co) * ohw + px] = acc[i][j];
+            }
         }
     }
-    const int ohw = p.oh * p.ow;
-    float* __restrict__ yimg = sl.y + static_cast<size_t>(img) * c * ohw;
-    SEP_UNROLL
-    for (int i = 0; i < 4; i++) {
-        const int co = 4 * g + i;
-        if (co >= c) break;
+    if (sl.part == nullptr) return;  // uniform over the block
+
+    // Phase 3: the tile's (mean, M2) per output channel from the registers.
+    __shared__ float tmean[SEP_MAX_C];
+    float* __restrict__ S = D;  // [cp][TP + 1]
+    const int row = TP + 1, cnt = min(P, ohw - p0);
+    __syncthreads();  // every thread is done reading D
+    if (active) {
         SEP_UNROLL
-        for (int j = 0; j < 4; j++) {
-            const int px = p0 + pl + j * TP;
-            if (px < ohw) yimg[static_cast<size_t>(co) * ohw + px] = acc[i][j];
+        for (int i = 0; i < 4; i++) {
+            float s = 0.0f;
+            SEP_UNROLL
+            for (int j = 0; j < 4; j++)
+                if (p0 + pl + j * TP < ohw) s += acc[i][j];
+            S[(4 * g + i) * row + pl] = s;
         }
+    }
+    __syncthreads();
+    for (int co = t; co < c; co += blockDim.x) {
+        float s = 0.0f;
+        for (int l = 0; l < TP; l++) s += S[co * row + l];
+        tmean[co] = s / static_cast<float>(cnt);
+    }
+    __syncthreads();
+    if (active) {
+        SEP_UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int co = 4 * g + i;
+            const float m = co < c ? tmean[co] : 0.0f;
+            float q = 0.0f;
+            SEP_UNROLL
+            for (int j = 0; j < 4; j++) {
+                if (p0 + pl + j * TP < ohw) {
+                    const float dlt = acc[i][j] - m;
+                    q = fmaf(dlt, dlt, q);
+                }
+            }
+            S[co * row + pl] = q;
+        }
+    }
+    __syncthreads();
+    const int nb = gridDim.x * gridDim.y, b = img * gridDim.x + blockIdx.x;
+    for (int co = t; co < c; co += blockDim.x) {
+        float q = 0.0f;
+        for (int l = 0; l < TP; l++) q += S[co * row + l];
+        sl.part[co * nb + b] = tmean[co];
+        sl.part[(c + co) * nb + b] = q;
     }
 }

@@ -113,7 +113,11 @@ fn mixed_cases(cs: &mut Vec<Case>, rng: &mut Rng, shape: &[usize], label: &str) 
                 alpha: &t[0],
                 row: 5,
                 skip: (!reduction).then_some((3, &t[1])),
-                normed: slots.iter().zip(&t[4..4 + ns]).map(|(j, z)| (vec![*j], z)).collect(),
+                normed: slots
+                    .iter()
+                    .zip(&t[4..4 + ns])
+                    .map(|(j, z)| mixed::Normed::new(vec![*j], z))
+                    .collect(),
                 acc: Some(&t[2]),
             };
             let (y, saved) = mixed::forward(&e, &mut states, true);

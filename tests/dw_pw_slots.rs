@@ -2,6 +2,8 @@
 //! candidates, pre-op -> depthwise -> 1x1, one launch with the depthwise output on chip) against
 //! the two existing launches (`depthwise_pre_fwd_slots` then `pw_fwd_slots`) on the emulator:
 //! relative error <= 1e-6 per slot, bitwise identical under both fiber schedules, one launch.
+//! Its BN partials (the statistics epilogue) against each tile's mean and centred sum of squares
+//! computed on the host from the output, and the output's bits unchanged by gathering them.
 #![cfg(feature = "emu")]
 
 use std::sync::Arc;
@@ -111,22 +113,50 @@ fn dw_slots<'a>(hs: &[Host], ds: &'a [Dev]) -> Vec<DwSlot<'a>> {
         .collect()
 }
 
-/// The fused launch's outputs (asserting it is one launch).
-fn fused(rt: &Gpu, hs: &[Host], label: &str) -> Vec<Vec<f32>> {
+/// The fused launch's outputs, and with `partials` its BN partials per slot (asserting it is one
+/// launch).
+fn fused(rt: &Gpu, hs: &[Host], label: &str, partials: bool) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let ds = upload(rt, hs);
     let slots = dw_slots(hs, &ds);
-    let mut ys: Vec<GpuBuf> =
-        hs.iter().map(|h| GpuBuf::from_host(rt, &vec![f32::NAN; h.g.y_len()]).unwrap()).collect();
+    let nan = |len: usize| GpuBuf::from_host(rt, &vec![f32::NAN; len]).unwrap();
+    let mut ys: Vec<GpuBuf> = hs.iter().map(|h| nan(h.g.y_len())).collect();
+    let g = hs[0].g;
+    let plen = sepconv::partials_len(g.n, g.c_in, g.out_h() * g.out_w());
+    let mut ps: Vec<GpuBuf> = if partials { hs.iter().map(|_| nan(plen)).collect() } else { Vec::new() };
     let before = rt.counts();
+    let mut pv: Vec<&mut GpuBuf> = ps.iter_mut().collect();
     sepconv::dw_pw_fwd_slots(
         &slots,
         &ds.iter().map(|d| &d.dw).collect::<Vec<_>>(),
         &ds.iter().map(|d| &d.pw).collect::<Vec<_>>(),
         &mut ys.iter_mut().collect::<Vec<_>>(),
+        partials.then_some(&mut pv[..]),
     )
     .unwrap();
     assert_eq!(rt.counts().since(&before).launches, 1, "{label}: fused launches");
-    ys.iter().map(|y| y.to_host().unwrap()).collect()
+    let host = |b: &[GpuBuf]| b.iter().map(|y| y.to_host().unwrap()).collect();
+    (host(&ys), host(&ps))
+}
+
+/// Each tile's (mean, M2) of `y` `[n, c, ohw]` in f64, laid out as the kernel's partials.
+fn host_partials(y: &[f32], n: usize, c: usize, ohw: usize) -> Vec<f32> {
+    let t = sepconv::tiling(c, ohw);
+    let nb = n * t.tiles;
+    let mut out = vec![0.0f32; 2 * c * nb];
+    for img in 0..n {
+        for tile in 0..t.tiles {
+            let b = img * t.tiles + tile;
+            for co in 0..c {
+                let plane = &y[(img * c + co) * ohw..][..ohw];
+                let px = &plane[tile * t.ptile..ohw.min((tile + 1) * t.ptile)];
+                let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len() as f64;
+                let m2: f64 = px.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
+                out[co * nb + b] = mean as f32;
+                out[(c + co) * nb + b] = m2 as f32;
+            }
+        }
+    }
+    out
 }
 
 /// The two existing launches: depthwise into global memory, then the slotted pointwise GEMM.
@@ -163,9 +193,21 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 fn check(rts: &[Gpu; 2], geoms: &[Conv2dGeom], normed: bool, label: &str) {
     let seed = geoms.iter().map(|g| g.n * 1000 + g.c_in * 100 + g.h * 10 + g.kh + g.dilation).sum::<usize>();
     let hs = inputs(geoms, normed, seed as u64 + normed as u64);
-    let got = fused(&rts[0], &hs, label);
-    let other = fused(&rts[1], &hs, label);
+    let (got, parts) = fused(&rts[0], &hs, label, true);
+    let (other, other_parts) = fused(&rts[1], &hs, label, true);
+    let (plain, _) = fused(&rts[0], &hs, label, false);
     let want = two_launches(&rts[0], &hs);
+    let g0 = hs[0].g;
+    let ohw = g0.out_h() * g0.out_w();
+    for (i, ((p, o), y)) in parts.iter().zip(&other_parts).zip(&got).enumerate() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert!(bits(p) == bits(o), "{label}: slot {i}'s partials differ between the two schedules");
+        assert!(bits(y) == bits(&plain[i]), "{label}: slot {i}'s output changes when partials are gathered");
+        let want = host_partials(y, g0.n, g0.c_in, ohw);
+        let nb = want.len() / 2;
+        let (em, eq) = (rel_err(&p[..nb], &want[..nb]), rel_err(&p[nb..], &want[nb..]));
+        assert!(em <= 1e-6 && eq <= 1e-5, "{label}: slot {i} partials: mean error {em:e}, M2 error {eq:e}");
+    }
     for (i, ((g, o), w)) in got.iter().zip(&other).zip(&want).enumerate() {
         assert!(
             g.iter().all(|v| v.is_finite()),
@@ -204,6 +246,10 @@ fn darts_search_shapes_and_fewer_slots_match_too() {
         let geoms: Vec<Conv2dGeom> = SLOTS[..nslots].iter().map(|&(k, d)| geom(1, 16, 32, k, 1, d)).collect();
         check(&rts, &geoms, nslots == 2, &format!("n1 c16 hw32 slots {nslots}"));
     }
+    // c = 32 at 13x13: two tiles per image, the second partial (41 of 128 pixels).
+    assert_eq!(sepconv::tiling(32, 169), sepconv::Tiling { ptile: 128, tiles: 2 });
+    let geoms: Vec<Conv2dGeom> = SLOTS.iter().map(|&(k, d)| geom(3, 32, 13, k, 1, d)).collect();
+    check(&rts, &geoms, true, "n3 c32 hw13 slots 4");
     // Three slots, odd shape, stride 2; and a generic geometry (k 7, run-time tap loops).
     let geoms: Vec<Conv2dGeom> = SLOTS[..3].iter().map(|&(k, d)| geom(3, 4, 11, k, 2, d)).collect();
     check(&rts, &geoms, true, "n3 c4 hw11 s2 slots 3");
@@ -219,7 +265,7 @@ fn more_than_64_channels_are_refused() {
     let w = GpuBuf::alloc(&rt, g.w_len()).unwrap();
     let p = GpuBuf::alloc(&rt, 65 * 65).unwrap();
     let mut y = GpuBuf::alloc(&rt, g.y_len()).unwrap();
-    let _ = sepconv::dw_pw_fwd_slots(&[DwSlot { g, x: &x, norm: None }], &[&w], &[&p], &mut [&mut y]);
+    let _ = sepconv::dw_pw_fwd_slots(&[DwSlot { g, x: &x, norm: None }], &[&w], &[&p], &mut [&mut y], None);
 }
 
 #[test]
@@ -231,5 +277,5 @@ fn a_wrong_pointwise_weight_is_refused() {
     let w = GpuBuf::alloc(&rt, g.w_len()).unwrap();
     let p = GpuBuf::alloc(&rt, 4 * 5).unwrap();
     let mut y = GpuBuf::alloc(&rt, g.y_len()).unwrap();
-    let _ = sepconv::dw_pw_fwd_slots(&[DwSlot { g, x: &x, norm: None }], &[&w], &[&p], &mut [&mut y]);
+    let _ = sepconv::dw_pw_fwd_slots(&[DwSlot { g, x: &x, norm: None }], &[&w], &[&p], &mut [&mut y], None);
 }

@@ -67,7 +67,7 @@ fn forward(ctx: &mut Ctx, edge: &Edge, x: &Var, fused: bool) -> Vec<Var> {
         let inner: Vec<_> = ps.iter().filter_map(|p| p.inner_bn).collect();
         let training = ctx.training;
         let mut states = ctx.bn_states_mut(&inner);
-        return vec![edge_convs(x, &cands, &mut states, training)];
+        return vec![edge_convs(x, &cands, &mut states, training).0];
     }
     let pw = ConvParams::new(1, 0);
     ps.iter()
@@ -215,7 +215,7 @@ fn batched_convs_pass_the_finite_difference_check() {
             ];
             let mut bns = [BnState::new(c, DType::F64), BnState::new(c, DType::F64)];
             let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
-            let out = edge_convs(&v[0], &cands, &mut states, true);
+            let out = edge_convs(&v[0], &cands, &mut states, true).0;
             let r = Tensor::from_f64(out.shape(), &Rng::new(9).normals(out.value().numel()), DType::F64);
             F::inner(&out, &r)
         });
@@ -243,6 +243,62 @@ mod emu {
                 &run(&sh, false, DType::F64, &Device::Cpu),
                 1e-5,
             );
+        }
+    }
+
+    /// The per-tile BN partials that the node gathers in its stages' epilogue (per block on the
+    /// emulator, per cache band on the CPU) give the mixed op the statistics it computes from the
+    /// operand itself: the same output and running statistics within f32 rounding. None are
+    /// gathered in eval mode.
+    #[test]
+    fn tile_partials_give_the_mixed_op_its_statistics() {
+        use darts::fused::mixed::{self, EdgeOperands, Normed, TileStats, K};
+        let rt = Arc::new(EmuRuntime::new(0, 0));
+        let emu = Device::Gpu(rt);
+        // Several tiles per image; odd sizes with one partial tile; two tiles, the last partial.
+        let shapes = [(2, 16, 32, 1), (3, 5, 9, 2), (2, 32, 13, 1)];
+        for (n, c, hw, stride) in shapes {
+            for (dev, training) in [(&emu, true), (&emu, false), (&Device::Cpu, true)] {
+                let sh = Shape { n, c, hw, stride, training };
+                let (mut store, edge) = build(&sh, DType::F32);
+                store.to_device(dev);
+                let mut rng = Rng::new(41);
+                let x = Tensor::from_f64(&[n, c, hw, hw], &rng.normals(n * c * hw * hw), DType::F32)
+                    .to_device(dev);
+                let alpha = Tensor::from_f64(&[14, K], &rng.normals(14 * K), DType::F32).to_device(dev);
+                let np = store.params.len();
+                let mut ctx = Ctx::new(&store.params, &mut store.bns, training);
+                let xv = ctx.tape.param(ParamId(np), Groups::INPUTS, x);
+                let ps = parts(&edge, &ctx, c);
+                let cands: Vec<ConvCand> = ps.iter().map(|p| p.cand()).collect();
+                let inner: Vec<_> = ps.iter().filter_map(|p| p.inner_bn).collect();
+                let mut states = ctx.bn_states_mut(&inner);
+                let (z, tiles) = edge_convs(&xv, &cands, &mut states, training);
+                let label = format!("{sh:?} on {dev:?}");
+                if !training {
+                    assert!(tiles.is_none(), "{label}: partials gathered in eval mode");
+                    continue;
+                }
+                let tiles = tiles.unwrap_or_else(|| panic!("{label}: no partials"));
+                let mixed_op = |tiles: Option<TileStats>| {
+                    let mut bns: Vec<BnState> = (0..4).map(|_| BnState::new_on(c, DType::F32, dev)).collect();
+                    let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
+                    let normed = vec![Normed { slots: vec![4, 5, 6, 7], z: z.value(), tiles }];
+                    let e = EdgeOperands { alpha: &alpha, row: 1, skip: None, normed, acc: None };
+                    let (y, _) = mixed::forward(&e, &mut states, true);
+                    let mut v = y.to_f64_vec();
+                    for b in &bns {
+                        v.extend(b.running_mean.to_f64_vec());
+                        v.extend(b.running_var.to_f64_vec());
+                    }
+                    v
+                };
+                let e = rel_err(&mixed_op(Some(tiles)), &mixed_op(None));
+                assert!(
+                    e < 1e-5,
+                    "{label}: merged partials vs the operand's statistics: relative error {e:e}"
+                );
+            }
         }
     }
 

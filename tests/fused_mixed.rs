@@ -11,7 +11,7 @@ use darts::autograd::check::rel_err;
 use darts::autograd::functions::{self as F, BnState};
 use darts::autograd::{Groups, ParamId, Tape, Var};
 use darts::backend::gpu::emu::EmuRuntime;
-use darts::fused::mixed::{mixed_edge, MixedEdge, K};
+use darts::fused::mixed::{mixed_edge, MixedEdge, Normed, K};
 use darts::model::{NetConfig, Network};
 use darts::rng::Rng;
 use darts::{DType, Device, Tensor};
@@ -89,8 +89,8 @@ fn run(
     let acc = c.acc.as_ref().map(|_| &v[2]);
     let zs = &v[2 + c.acc.is_some() as usize..];
     let y = if fused {
-        let normed: Vec<(Vec<usize>, Var)> =
-            c.z.iter().zip(zs).map(|((j, _), z)| (vec![*j], z.clone())).collect();
+        let normed: Vec<Normed<Var>> =
+            c.z.iter().zip(zs).map(|((j, _), z)| Normed::new(vec![*j], z.clone())).collect();
         let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
         let e = MixedEdge { alpha, row: c.row, skip: c.skip.then_some((3, x)), normed, acc };
         mixed_edge(e, &mut states, training)
@@ -206,8 +206,8 @@ fn fused_edge_passes_the_finite_difference_check() {
         inputs.extend(c.z.iter().map(|(_, z)| z.clone()));
         let slots: Vec<usize> = c.z.iter().map(|(j, _)| *j).collect();
         gradcheck(&format!("mixed edge stride2={stride2} training={training}"), &inputs, 1e-6, |v| {
-            let normed: Vec<(Vec<usize>, Var)> =
-                slots.iter().zip(&v[3..]).map(|(j, z)| (vec![*j], z.clone())).collect();
+            let normed: Vec<Normed<Var>> =
+                slots.iter().zip(&v[3..]).map(|(j, z)| Normed::new(vec![*j], z.clone())).collect();
             let mut bns: Vec<BnState> = slots.iter().map(|_| BnState::new(3, DType::F64)).collect();
             let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
             let e = MixedEdge {

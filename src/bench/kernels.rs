@@ -318,7 +318,7 @@ impl Cases {
                 alpha: &alpha,
                 row: 5,
                 skip: Some((3, &x)),
-                normed: slots.iter().zip(&zs).map(|(j, z)| (vec![*j], z)).collect(),
+                normed: slots.iter().zip(&zs).map(|(j, z)| mixed::Normed::new(vec![*j], z)).collect(),
                 acc: Some(&acc),
             };
             let (y, saved) = mixed::forward(&e, &mut states, true);

@@ -3,7 +3,7 @@
 use crate::autograd::functions as F;
 use crate::autograd::Var;
 use crate::fused::convs::{edge_convs, ConvCand};
-use crate::fused::mixed::{mixed_edge, MixedEdge};
+use crate::fused::mixed::{mixed_edge, MixedEdge, Normed};
 use crate::nn::{Ctx, DilConv, FactorizedReduce, PoolBn, PoolKind, SepConv, Store};
 use crate::rng::Rng;
 
@@ -110,7 +110,7 @@ impl MixedOp {
                     continue;
                 }
             };
-            normed.push((vec![slot], z));
+            normed.push(Normed::new(vec![slot], z));
             bns.push(bn);
         }
         // The max and avg pools share one node (each a BN-terminated part of its output).
@@ -120,12 +120,12 @@ impl MixedOp {
                     && avg.kind() == PoolKind::Avg
                     && max.stride() == avg.stride() =>
             {
-                normed.push((vec![j_max, j_avg], F::max_avg_pool(x, 3, max.stride(), 1)));
+                normed.push(Normed::new(vec![j_max, j_avg], F::max_avg_pool(x, 3, max.stride(), 1)));
                 bns.extend([max.final_bn(), avg.final_bn()]);
             }
             _ => {
                 for (j, p) in pools {
-                    normed.push((vec![j], p.forward_pre_bn(x)));
+                    normed.push(Normed::new(vec![j], p.forward_pre_bn(x)));
                     bns.push(p.final_bn());
                 }
             }
@@ -135,7 +135,8 @@ impl MixedOp {
             let cands: Vec<ConvCand> = convs.iter().map(|p| p.cand()).collect();
             let inner: Vec<_> = convs.iter().filter_map(|p| p.inner_bn).collect();
             let mut states = ctx.bn_states_mut(&inner);
-            normed.push((conv_slots, edge_convs(x, &cands, &mut states, training)));
+            let (z, tiles) = edge_convs(x, &cands, &mut states, training);
+            normed.push(Normed { slots: conv_slots, z, tiles });
             bns.extend(conv_bns);
         }
         let mut states = ctx.bn_states_mut(&bns);

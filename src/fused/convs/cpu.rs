@@ -6,15 +6,17 @@ use super::{CandWeights, ConvsGrads, ConvsNeed, ConvsSaved, Geoms};
 use crate::autograd::functions::BnState;
 use crate::backend::cpu::par::{for_each_chunk_mut, CHUNK};
 use crate::backend::cpu::{batchnorm, conv};
+use crate::fused::mixed::TileStats;
 use crate::fused::mixed::{cpu as mixed_cpu, host_stats_update};
 use crate::fused::sepconv::cpu as sep;
 use crate::ops::conv::relu;
 use crate::ops::norm::bn_geom;
 use crate::tensor::{Element, Tensor};
 
-type Fwd = (Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>);
+type Fwd = (Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>, Option<TileStats>);
 
-/// The stacked output, and for the sep convs z1, μ and rstd stacked.
+/// The stacked output, for the sep convs z1, μ and rstd stacked, and in training the output's
+/// per-band BN partials (f64) for the mixed op's statistics.
 pub fn forward<T: Element>(
     x: &Tensor,
     cands: &[CandWeights],
@@ -25,39 +27,60 @@ pub fn forward<T: Element>(
     let xv = x.data::<T>();
     let gp = geoms[0].gpw;
     let (len, c) = (gp.x_len(), gp.c_in);
+    let bg = bn_geom(super::OP, &[gp.n, c, gp.h, gp.w]);
     let s2 = bns.len();
     let mut out = vec![T::ZERO; cands.len() * len];
     let mut z1 = vec![T::ZERO; s2 * len];
     let (mut mean, mut rstd) = (vec![T::ZERO; s2 * c], vec![T::ZERO; s2 * c]);
+    // In training every stage gathers its output's BN partials per cache-resident band, so no
+    // statistics pass re-reads z1 or the output (`dw_pw_fwd_pre_stats`).
+    let (ptile, bands) = conv::dw_pw_bands::<T>(&geoms[0].g1, &gp);
+    let plen = 2 * c * gp.n * bands;
+    let mut parts = vec![0.0f64; if training { cands.len() * plen } else { 0 }];
+    let mut z1_part = vec![0.0f64; if training { plen } else { 0 }];
+    let stage = |g_dw,
+                 x: &[T],
+                 dw: &Tensor,
+                 pw: &Tensor,
+                 y: &mut [T],
+                 st: &mut [f64],
+                 pre: &(dyn Fn(usize, T) -> T + Sync)| {
+        // Each stage's depthwise output lives only in cache-sized bands.
+        let (dw, pw) = (dw.data::<T>(), pw.data::<T>());
+        if training {
+            conv::dw_pw_fwd_pre_stats(g_dw, &gp, x, dw, pw, y, pre, st);
+        } else {
+            conv::dw_pw_fwd_pre(g_dw, &gp, x, dw, pw, y, pre);
+        }
+    };
     let mut k = 0;
-    for ((cand, g), out) in cands.iter().zip(geoms).zip(out.chunks_mut(len)) {
-        // Each stage's depthwise output lives only in cache-sized bands (`dw_pw_fwd_pre`).
-        let (dw1, pw1) = (cand.dw1.data::<T>(), cand.pw1.data::<T>());
+    for (i, ((cand, g), out)) in cands.iter().zip(geoms).zip(out.chunks_mut(len)).enumerate() {
+        let part = if training { &mut parts[i * plen..(i + 1) * plen] } else { &mut [][..] };
         let Some((dw2, pw2, _)) = &cand.stage2 else {
-            conv::dw_pw_fwd_pre(&g.g1, &g.gpw, xv, dw1, pw1, out, |_, v| relu(v));
+            stage(&g.g1, xv, &cand.dw1, &cand.pw1, out, part, &|_, v| relu(v));
             continue;
         };
         let g2 = g.g2.as_ref().expect("stage-2 geometry");
         let z = &mut z1[k * len..(k + 1) * len];
-        conv::dw_pw_fwd_pre(&g.g1, &g.gpw, xv, dw1, pw1, z, |_, v| relu(v));
+        stage(&g.g1, xv, &cand.dw1, &cand.pw1, z, &mut z1_part, &|_, v| relu(v));
         let (m, r) = (&mut mean[k * c..(k + 1) * c], &mut rstd[k * c..(k + 1) * c]);
         let bn = &mut *bns[k];
         if training {
-            host_stats_update(&bn_geom(super::OP, &[gp.n, c, gp.h, gp.w]), z, bn, m, r);
+            host_stats_update(&bg, z, Some((&z1_part, ptile)), bn, m, r);
         } else {
             mixed_cpu::running_stats(bn.running_mean.data::<T>(), bn.running_var.data::<T>(), bn.eps, m, r);
         }
         let (m, r) = (&*m, &*r);
-        conv::dw_pw_fwd_pre(g2, &g.gpw, z, dw2.data::<T>(), pw2.data::<T>(), out, |ci, v| {
-            sep::norm_relu(v, m[ci], r[ci])
-        });
+        stage(g2, z, dw2, pw2, out, part, &|ci, v| sep::norm_relu(v, m[ci], r[ci]));
         k += 1;
     }
     let shape = [cands.len() * gp.n, c, gp.h, gp.w];
     let stacked = |v: Vec<T>, rows: usize| (s2 > 0).then(|| Tensor::from_vec(&[rows, c, gp.h, gp.w], v));
     let z1 = stacked(z1, s2 * gp.n);
     let stats = |v: Vec<T>| (s2 > 0).then(|| Tensor::from_vec(&[s2 * c], v));
-    (Tensor::from_vec(&shape, out), z1, stats(mean), stats(rstd))
+    let tiles =
+        training.then(|| TileStats { partials: Tensor::from_vec(&[cands.len() * plen], parts), ptile });
+    (Tensor::from_vec(&shape, out), z1, stats(mean), stats(rstd), tiles)
 }
 
 /// The gradients of [`forward`] from the stacked output's.

@@ -11,12 +11,13 @@ use crate::backend::gpu::launch::depthwise::{self as gdw, DwSlot};
 use crate::backend::gpu::launch::{conv as gconv, elementwise as gel, sepconv as gsep};
 use crate::backend::gpu::{Gpu, GpuBuf, GpuView, GpuViewMut};
 use crate::fused::mixed::gpu::{self as mixed_gpu, MixedFwd};
+use crate::fused::mixed::TileStats;
 use crate::fused::mixed::K;
 use crate::ops::buf;
 use crate::ops::norm::bn_geom;
 use crate::tensor::{gpu_ok, Tensor};
 
-type Fwd = (Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>);
+type Fwd = (Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>, Option<TileStats>);
 
 fn alloc(rt: &Gpu, n: usize, len: usize) -> Vec<GpuBuf> {
     (0..n).map(|_| gpu_ok(GpuBuf::alloc(rt, len))).collect()
@@ -68,7 +69,8 @@ fn stage2_slots<'a>(
         .collect()
 }
 
-/// The stacked output, and for the sep convs z1, μ and rstd stacked.
+/// The stacked output, for the sep convs z1, μ and rstd stacked, and in training (up to
+/// [`gsep::MAX_C`] channels) the output's per-tile BN partials for the mixed op's statistics.
 pub fn forward(
     rt: &Gpu,
     x: &Tensor,
@@ -81,9 +83,14 @@ pub fn forward(
     let (c, s, s2) = (gp.c_in, cands.len(), bns.len());
     let xb = buf(x);
     let sep = seps(cands);
+    // The BN partials come from the one-launch stage's epilogue; eval needs no statistics.
+    let tiled = training && on_chip(&gp);
+    let plen = gsep::partials_len(gp.n, c, gp.h * gp.w);
+    let mut out_parts = tiled.then(|| Tensor::empty_gpu(&[s * plen], rt));
+    let mut z1_parts = (tiled && s2 > 0).then(|| Tensor::empty_gpu(&[s2 * plen], rt));
 
     // Stage 1: ReLU → depthwise → pointwise for every candidate, into z1 (sep convs) or
-    // straight into the output's parts (dil convs).
+    // straight into the output's parts (dil convs), with the BN partials beside each.
     let slots1 = stage1_slots(geoms, xb);
     let dw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.dw1)).collect();
     let mut out = Tensor::empty_gpu(&[s * gp.n, c, gp.h, gp.w], rt);
@@ -91,20 +98,31 @@ pub fn forward(
     {
         let mut outv = out.gpu_buf_mut().parts_mut(s);
         let mut z1v = z1.as_mut().map(|t| t.gpu_buf_mut().parts_mut(s2)).unwrap_or_default();
+        let mut opv = out_parts.as_mut().map(|t| t.gpu_buf_mut().parts_mut(s)).unwrap_or_default();
+        let mut zpv = z1_parts.as_mut().map(|t| t.gpu_buf_mut().parts_mut(s2)).unwrap_or_default();
         let mut outs: Vec<Option<&mut GpuViewMut>> = outv.iter_mut().map(Some).collect();
-        let mut z1s = z1v.iter_mut();
+        let mut ops: Vec<Option<&mut GpuViewMut>> = opv.iter_mut().map(Some).collect();
+        let (mut z1s, mut zps) = (z1v.iter_mut(), zpv.iter_mut());
         let mut ys: Vec<&mut GpuBuf> = Vec::with_capacity(s);
+        let mut ps: Vec<&mut GpuBuf> = Vec::with_capacity(s);
         for (i, cand) in cands.iter().enumerate() {
-            let v = if cand.stage2.is_some() { z1s.next() } else { outs[i].take() };
+            let (v, p) = if cand.stage2.is_some() {
+                (z1s.next(), zps.next())
+            } else {
+                (outs[i].take(), ops.get_mut(i).and_then(Option::take))
+            };
             ys.push(&mut **v.expect("one destination per candidate"));
+            ps.extend(p.map(|p| &mut **p));
         }
         let pw1: Vec<&GpuBuf> = cands.iter().map(|c| buf(&c.pw1)).collect();
-        dw_pw(rt, &gp, &slots1, &dw1, &pw1, &mut ys);
+        dw_pw(rt, &gp, &slots1, &dw1, &pw1, &mut ys, tiled.then_some(&mut ps[..]));
     }
-    let Some(z1) = z1 else { return (out, None, None, None) };
+    let ptile = gsep::tiling(c, gp.h * gp.w).ptile;
+    let tiles = |t: Option<Tensor>| t.map(|partials| TileStats { partials, ptile });
+    let Some(z1) = z1 else { return (out, None, None, None, tiles(out_parts)) };
 
-    // The sep convs' inner BNs: statistics (or the running ones in eval) and the running update
-    // of every one of them in one launch.
+    // The sep convs' inner BNs: statistics (merged from stage 1's partials, or the running ones
+    // in eval) and the running update of every one of them in one launch.
     let (mut mean, mut rstd) = (Tensor::empty_gpu(&[s2 * c], rt), Tensor::empty_gpu(&[s2 * c], rt));
     let (eps, momentum) = (bns[0].eps, bns[0].momentum);
     assert!(
@@ -121,40 +139,49 @@ pub fn forward(
         training: training as i32,
         eps: eps as f32,
         momentum: momentum as f32,
+        ptile: ptile as i32,
         ..Default::default()
     };
     let z1b = z1.gpu_buf().expect("z1 on the GPU");
     for (k, bn) in bns.iter_mut().enumerate() {
         p.normed |= 1 << k;
         p.z[k] = z1b.part(k, s2).ptr();
+        p.part[k] = z1_parts.as_ref().map_or(0, |t| buf(t).part(k, s2).ptr());
         p.mean[k] = mean.gpu_buf_mut().part(k, s2).ptr();
         p.invstd[k] = rstd.gpu_buf_mut().part(k, s2).ptr();
         p.rmean[k] = bn.running_mean.gpu_buf_mut().ptr();
         p.rvar[k] = bn.running_var.gpu_buf_mut().ptr();
     }
     gpu_ok(mixed_gpu::stats_slots(&**rt, &p, s2));
+    drop(z1_parts);
 
     // Stage 2: normalise → ReLU → depthwise → pointwise, into the output's parts.
     {
         let (z1p, mp, rp) = (parts(z1b, s2), parts(buf(&mean), s2), parts(buf(&rstd), s2));
         let slots2 = stage2_slots(geoms, &sep, &z1p, &mp, &rp);
         let dw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).0)).collect();
+        let is_sep = |i: &usize| cands[*i].stage2.is_some();
         let mut outv = out.gpu_buf_mut().parts_mut(s);
-        let mut ys: Vec<&mut GpuBuf> = outv
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| cands[*i].stage2.is_some())
-            .map(|(_, v)| &mut **v)
-            .collect();
+        let mut ys: Vec<&mut GpuBuf> =
+            outv.iter_mut().enumerate().filter(|(i, _)| is_sep(i)).map(|(_, v)| &mut **v).collect();
+        let mut opv = out_parts.as_mut().map(|t| t.gpu_buf_mut().parts_mut(s)).unwrap_or_default();
+        let mut ps: Vec<&mut GpuBuf> =
+            opv.iter_mut().enumerate().filter(|(i, _)| is_sep(i)).map(|(_, v)| &mut **v).collect();
         let pw2: Vec<&GpuBuf> = sep.iter().map(|&i| buf(stage2(&cands[i]).1)).collect();
-        dw_pw(rt, &gp, &slots2, &dw2, &pw2, &mut ys);
+        dw_pw(rt, &gp, &slots2, &dw2, &pw2, &mut ys, tiled.then_some(&mut ps[..]));
     }
-    (out, Some(z1), Some(mean), Some(rstd))
+    (out, Some(z1), Some(mean), Some(rstd), tiles(out_parts))
+}
+
+/// Whether a stage runs as one launch with the depthwise output on chip (and can gather BN
+/// partials): up to [`gsep::MAX_C`] channels, square pointwise.
+fn on_chip(gp: &Conv2dGeom) -> bool {
+    gp.c_in <= gsep::MAX_C && gp.c_out == gp.c_in
 }
 
 /// `y_s = pw(dw(pre_s(x_s)))` for every slot: one launch with the depthwise output on chip
-/// (`kernels/sepconv.cu`) up to [`gsep::MAX_C`] channels; beyond, the depthwise outputs go
-/// through memory (two launches).
+/// (`kernels/sepconv.cu`, also writing each slot's BN partials into `parts`) when [`on_chip`];
+/// beyond, the depthwise outputs go through memory (two launches, no partials).
 fn dw_pw(
     rt: &Gpu,
     gp: &Conv2dGeom,
@@ -162,11 +189,13 @@ fn dw_pw(
     dws: &[&GpuBuf],
     pws: &[&GpuBuf],
     ys: &mut [&mut GpuBuf],
+    parts: Option<&mut [&mut GpuBuf]>,
 ) {
-    if gp.c_in <= gsep::MAX_C && gp.c_out == gp.c_in {
-        gpu_ok(gsep::dw_pw_fwd_slots(slots, dws, pws, ys));
+    if on_chip(gp) {
+        gpu_ok(gsep::dw_pw_fwd_slots(slots, dws, pws, ys, parts));
         return;
     }
+    assert!(parts.is_none(), "{}: BN partials need the on-chip stage", super::OP);
     let mut d = alloc(rt, slots.len(), gp.x_len());
     gpu_ok(gdw::depthwise_pre_fwd_slots(slots, dws, &mut muts(&mut d)));
     gpu_ok(gconv::pw_fwd_slots(gp, &refs(&d), pws, ys));

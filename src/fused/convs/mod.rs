@@ -24,17 +24,27 @@
 //!
 //! Launches on a GPU, whatever S: forward 3 (stage 1, the inner BN statistics with their running
 //! update, stage 2: each stage one launch that keeps the depthwise output in shared memory and
-//! feeds it to the pointwise GEMM, `kernels/sepconv.cu`; 5 beyond 64 channels); backward 15
-//! with weight gradients (stage 2: recompute, pointwise weight, pointwise data, depthwise weight
-//! in two passes, depthwise data, BN backward in two; stage 1: the same less the BN, plus the
-//! sum of the dx_i), 7 without. The unfused reference is each candidate's own chain of ops
-//! (`nn::SepConv::forward` / `nn::DilConv::forward` without their final BN).
+//! feeds it to the pointwise GEMM, `kernels/sepconv.cu`; 5 beyond 64 channels).
+//!
+//! BN statistics (training): each stage's pointwise epilogue also writes per-tile partials
+//! (mean, centred sum of squares) of what it produced, while the values are on chip: from the
+//! accumulators in registers on a GPU (per block, up to 64 channels), from the cache-resident
+//! band on the CPU (per band, in f64). The inner BNs' statistics are merged from stage 1's
+//! partials (2·n·tiles values per channel instead of two passes over z1), and the output's
+//! partials go with it to the mixed op ([`TileStats`]), which merges its final BNs' statistics
+//! likewise.
+//!
+//! Backward launches: 15 with weight gradients (stage 2: recompute, pointwise weight, pointwise
+//! data, depthwise weight in two passes, depthwise data, BN backward in two; stage 1: the same
+//! less the BN, plus the sum of the dx_i), 7 without. The unfused reference is each candidate's
+//! own chain of ops (`nn::SepConv::forward` / `nn::DilConv::forward` without their final BN).
 
 mod cpu;
 mod gpu;
 
 use crate::autograd::functions::BnState;
 use crate::autograd::Var;
+use crate::fused::mixed::TileStats;
 use crate::ops::conv::{conv_geom, depthwise_geom, ConvParams};
 use crate::ops::{gpu_rt, same_dtype};
 use crate::tensor::{fmt_shape, Tensor};
@@ -152,15 +162,17 @@ pub(crate) fn geoms(x_shape: &[usize], c: &CandWeights) -> Geoms {
     Geoms { g1, gpw, g2 }
 }
 
-/// The edge's conv candidates on tensors: the stacked output `[S·n, c, ho, wo]` and what the
-/// backward needs. `bns[k]` is the inner BN of the k-th sep conv (running statistics updated in
-/// training, used in eval).
+/// The edge's conv candidates on tensors: the stacked output `[S·n, c, ho, wo]`, what the
+/// backward needs, and in training the output's per-tile BN partials for the mixed op (f32 per
+/// GPU block up to 64 channels, f64 per CPU band).
+/// `bns[k]` is the inner BN of the k-th sep conv (running statistics updated in training, used
+/// in eval).
 pub fn forward(
     x: &Tensor,
     cands: Vec<CandWeights>,
     bns: &mut [&mut BnState],
     training: bool,
-) -> (Tensor, ConvsSaved) {
+) -> (Tensor, ConvsSaved, Option<TileStats>) {
     assert!(!cands.is_empty(), "{OP}: no candidates");
     let geoms: Vec<Geoms> = cands.iter().map(|c| geoms(x.shape(), c)).collect();
     let g0 = &geoms[0].gpw;
@@ -186,12 +198,12 @@ pub fn forward(
     }
     let eval_var = (!training && s2 > 0).then(|| bns.iter().map(|b| b.running_var.clone()).collect());
     let eps = bns.first().map_or(1e-5, |b| b.eps);
-    let (out, z1, mean, rstd) = if let Some(rt) = gpu_rt(OP, &[x]) {
+    let (out, z1, mean, rstd, tiles) = if let Some(rt) = gpu_rt(OP, &[x]) {
         gpu::forward(&rt, x, &cands, &geoms, bns, training)
     } else {
         with_dtype!(x.dtype(), T => cpu::forward::<T>(x, &cands, &geoms, bns, training))
     };
-    (out, ConvsSaved { x: x.clone(), cands, z1, mean, rstd, eval_var, eps, training })
+    (out, ConvsSaved { x: x.clone(), cands, z1, mean, rstd, eval_var, eps, training }, tiles)
 }
 
 impl ConvsSaved {
@@ -216,8 +228,15 @@ impl ConvsSaved {
 }
 
 /// The edge's conv candidates as one tape node (see the module comment). `bns[k]` is the inner
-/// BN of the k-th sep conv. Returns `[S·n, c, ho, wo]`, part i candidate i's pre-BN output.
-pub fn edge_convs(x: &Var, cands: &[ConvCand], bns: &mut [&mut BnState], training: bool) -> Var {
+/// BN of the k-th sep conv. Returns `[S·n, c, ho, wo]`, part i candidate i's pre-BN output, and
+/// where the forward gathered them (training), its per-tile BN partials, for
+/// [`crate::fused::mixed::Normed::tiles`].
+pub fn edge_convs(
+    x: &Var,
+    cands: &[ConvCand],
+    bns: &mut [&mut BnState],
+    training: bool,
+) -> (Var, Option<TileStats>) {
     let weights: Vec<CandWeights> = cands
         .iter()
         .map(|c| CandWeights {
@@ -227,7 +246,7 @@ pub fn edge_convs(x: &Var, cands: &[ConvCand], bns: &mut [&mut BnState], trainin
             stage2: c.stage2.as_ref().map(|s| (s.dw2.value().clone(), s.pw2.value().clone(), s.p2)),
         })
         .collect();
-    let (out, saved) = forward(x.value(), weights, bns, training);
+    let (out, saved, tiles) = forward(x.value(), weights, bns, training);
     // Parents: x, then per candidate dw1, pw1 (and dw2, pw2).
     let mut parents: Vec<&Var> = vec![x];
     let mut kinds: Vec<u8> = Vec::new(); // 1: dw1, 2: pw1, 3: dw2, 4: pw2
@@ -239,7 +258,7 @@ pub fn edge_convs(x: &Var, cands: &[ConvCand], bns: &mut [&mut BnState], trainin
             kinds.extend([3, 4]);
         }
     }
-    x.tape().push(
+    let y = x.tape().push(
         out,
         &parents,
         Box::new(move |dout, need| {
@@ -252,5 +271,6 @@ pub fn edge_convs(x: &Var, cands: &[ConvCand], bns: &mut [&mut BnState], trainin
             }
             out
         }),
-    )
+    );
+    (y, tiles)
 }

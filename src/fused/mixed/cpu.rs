@@ -34,6 +34,40 @@ pub fn batch_stats<T: Real>(g: &BnGeom, z: &[T], eps: f64, mean: &mut [T], invst
     }
 }
 
+/// Batch statistics (training) merged from per-tile partials of the operand (the layout of
+/// [`super::TileStats`], in f64): Chan's formula over the tiles in order, channels in parallel;
+/// μ and rstd = 1/√(var_biased + eps) as [`batch_stats`].
+pub fn tile_stats<T: Real>(
+    g: &BnGeom,
+    partials: &[f64],
+    ptile: usize,
+    eps: f64,
+    mean: &mut [T],
+    invstd: &mut [T],
+) {
+    let tiles = g.hw.div_ceil(ptile);
+    let nb = g.n * tiles;
+    assert_eq!(partials.len(), 2 * g.c * nb, "tile_stats: partials for [{}, {}, {}]", g.n, g.c, g.hw);
+    let stats = per_channel(g, |ci| {
+        let (mut na, mut ma, mut qa) = (0.0f64, 0.0f64, 0.0f64);
+        for b in 0..nb {
+            let t = b % tiles;
+            let nb_ = ptile.min(g.hw - t * ptile) as f64;
+            let (mb, qb) = (partials[ci * nb + b], partials[(g.c + ci) * nb + b]);
+            let n = na + nb_;
+            let d = mb - ma;
+            ma += d * nb_ / n;
+            qa += qb + d * d * na * nb_ / n;
+            na = n;
+        }
+        (ma, qa / na)
+    });
+    for (ci, (mu, v)) in stats.into_iter().enumerate() {
+        mean[ci] = T::from_f64(mu);
+        invstd[ci] = T::from_f64(1.0 / (v + eps).sqrt());
+    }
+}
+
 /// Running statistics as the normalisation (eval): μ = running mean, rstd = 1/√(running var + eps).
 pub fn running_stats<T: Real>(rm: &[T], rv: &[T], eps: f64, mean: &mut [T], invstd: &mut [T]) {
     mean.copy_from_slice(rm);

@@ -17,6 +17,8 @@ pub struct MixedFwd {
     pub invstd: [DevPtr; K],
     pub rmean: [DevPtr; K],
     pub rvar: [DevPtr; K],
+    /// Per-tile partial statistics of z_j (`kernels/sepconv.cu`'s epilogue), or null: read z_j.
+    pub part: [DevPtr; K],
     pub x: DevPtr,
     pub acc: DevPtr,
     pub alpha: DevPtr,
@@ -30,7 +32,8 @@ pub struct MixedFwd {
     pub training: i32,
     pub eps: f32,
     pub momentum: f32,
-    pub _pad: u32,
+    /// Pixels per tile of the partials.
+    pub ptile: i32,
 }
 
 /// `struct MixedBwd` of `kernels/mixed.cu`.
@@ -60,8 +63,12 @@ pub struct MixedBwd {
     pub chunks: i32,
 }
 
-// SAFETY: both are repr(C) structs of u64/i32/u32/f32 fields with no implicit padding (the
-// explicit `_pad` closes the tail), so every bit pattern is valid and none is uninitialised.
+// No implicit padding: pointers, then an even number of 4-byte fields.
+const _: () = assert!(std::mem::size_of::<MixedFwd>() == (6 * K + 4) * 8 + 10 * 4);
+const _: () = assert!(std::mem::size_of::<MixedBwd>() == (4 * K + 6) * 8 + 10 * 4);
+
+// SAFETY: both are repr(C) structs of u64/i32/u32/f32 fields with no implicit padding (sizes
+// asserted above), so every bit pattern is valid and none is uninitialised.
 unsafe impl bytemuck::Zeroable for MixedFwd {}
 unsafe impl bytemuck::Pod for MixedFwd {}
 unsafe impl bytemuck::Zeroable for MixedBwd {}

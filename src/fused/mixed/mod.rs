@@ -17,7 +17,8 @@
 //! Saved: the candidates' z_j (their own nodes' outputs), μ_j and rstd_j (`[2·K·c]`), x, α.
 //! Recomputed, never stored: x̂_j, w, the weighted products, the identity's product.
 //! Launches on a GPU: forward 2 (statistics and running-stat updates of every candidate in
-//! one, the epilogue in the other); backward 2 (the per-channel sums, then every dz_j, dx and
+//! one, merged from the per-tile partials of operands whose producer gathered them, see
+//! [`TileStats`], else read from the operand; the epilogue in the other); backward 2 (the per-channel sums, then every dz_j, dx and
 //! dα). The softmax and dα never leave the device.
 
 pub mod cpu;
@@ -44,12 +45,44 @@ pub struct MixedEdge<'a> {
     pub skip: Option<(usize, &'a Var)>,
     /// The BN-terminated candidates: slots and their pre-BN outputs, one part per slot stacked
     /// along the batch (`[parts·n, c, h, w]`; a single candidate is one part).
-    pub normed: Vec<(Vec<usize>, Var)>,
+    pub normed: Vec<Normed<Var>>,
     /// The sum of the destination node's earlier edges, added to the output.
     pub acc: Option<&'a Var>,
 }
 
 const OP: &str = "mixed_edge";
+
+/// One stacked operand of BN-terminated candidates: `z` is `[parts·n, c, h, w]`, part i the
+/// pre-BN output of candidate slot `slots[i]`.
+pub struct Normed<Z> {
+    /// The candidate slots, one per part.
+    pub slots: Vec<usize>,
+    /// The stacked pre-BN outputs.
+    pub z: Z,
+    /// Per-tile BN partials of `z` gathered by the kernel that wrote it, if it did: the
+    /// training statistics are then merged from them instead of re-reading `z`.
+    pub tiles: Option<TileStats>,
+}
+
+impl<Z> Normed<Z> {
+    /// An operand without partials.
+    pub fn new(slots: Vec<usize>, z: Z) -> Normed<Z> {
+        Normed { slots, z, tiles: None }
+    }
+}
+
+/// Per-tile BN partials of a stacked operand, from the pointwise epilogue of the conv stages
+/// (`kernels/sepconv.cu` per block on a GPU, in f32; `dw_pw_fwd_pre_stats` per cache band on
+/// the CPU, in f64): per part `[2, c, n·tiles]`, the mean and the centred sum of squares M2 of
+/// channel ch over tile b = image·tiles + t (pixels `[t·ptile, min((t+1)·ptile, h·w))` of that
+/// image, row-major), `tiles = ceil(h·w / ptile)`.
+#[derive(Clone)]
+pub struct TileStats {
+    /// The partials, parts one after another.
+    pub partials: Tensor,
+    /// Pixels per tile.
+    pub ptile: usize,
+}
 
 fn ptr_at(b: &GpuBuf, offset: usize) -> DevPtr {
     b.ptr() + (offset * 4) as DevPtr
@@ -65,7 +98,7 @@ pub struct EdgeOperands<'a> {
     pub skip: Option<(usize, &'a Tensor)>,
     /// The BN-terminated candidates' slots and pre-BN outputs (one part per slot, stacked along
     /// the batch).
-    pub normed: Vec<(Vec<usize>, &'a Tensor)>,
+    pub normed: Vec<Normed<&'a Tensor>>,
     /// Added to the output.
     pub acc: Option<&'a Tensor>,
 }
@@ -84,14 +117,15 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         e.row,
         fmt_shape(alpha.shape())
     );
-    let nslots: usize = e.normed.iter().map(|(js, _)| js.len()).sum();
+    let pairs: Vec<(Vec<usize>, &Tensor)> = e.normed.iter().map(|o| (o.slots.clone(), o.z)).collect();
+    let nslots: usize = pairs.iter().map(|(js, _)| js.len()).sum();
     assert_eq!(bns.len(), nslots, "{OP}: {} BN states for {nslots} candidates", bns.len());
-    let shape: Vec<usize> = match (e.normed.first(), e.skip) {
+    let shape: Vec<usize> = match (pairs.first(), e.skip) {
         (Some((js, z)), _) => part_shape(z.shape(), js.len()),
         (None, Some((_, x))) => x.shape().to_vec(),
         (None, None) => panic!("{OP}: an edge needs at least one candidate besides none"),
     };
-    for (js, z) in &e.normed {
+    for (js, z) in &pairs {
         assert!(!js.is_empty(), "{OP}: a stacked operand without slots");
         assert_eq!(
             z.shape(),
@@ -113,7 +147,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         crate::ops::same_dtype(OP, alpha, v);
     }
     let mut slots_used = [false; K];
-    for &j in e.normed.iter().flat_map(|(js, _)| js) {
+    for &j in pairs.iter().flat_map(|(js, _)| js) {
         assert!(j < K && !slots_used[j], "{OP}: slot {j} given twice or out of range");
         slots_used[j] = true;
     }
@@ -127,6 +161,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         "{OP}: BN layers differ in eps/momentum"
     );
     let c = g.c;
+    let tiles = slot_tiles(&e.normed, &g);
 
     let (y, stats) = if let Some(rt) = crate::ops::gpu_rt(OP, &[alpha]) {
         let mut stats = Tensor::empty_gpu(&[2 * K * c], &rt);
@@ -143,8 +178,18 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
             ..Default::default()
         };
         let sb = stats.gpu_buf_mut();
-        for ((j, z, part), bn) in parts(&e.normed).zip(bns.iter_mut()) {
+        let ptile = e.normed.iter().find_map(|o| o.tiles.as_ref()).map_or(0, |t| t.ptile);
+        p.ptile = ptile as i32;
+        for (((j, z, part), bn), tiles) in parts(&pairs).zip(bns.iter_mut()).zip(&tiles) {
             p.normed |= 1 << j;
+            if let Some((t, off)) = tiles {
+                assert_eq!(
+                    t.ptile, ptile,
+                    "{OP}: operands tiled differently ({} and {ptile} pixels)",
+                    t.ptile
+                );
+                p.part[j] = ptr_at(t.partials.gpu_buf().expect("partials on the GPU"), *off);
+            }
             p.z[j] = ptr_at(z.gpu_buf().expect("z on the GPU"), part * g.len());
             let j = &j;
             p.mean[*j] = ptr_at(sb, j * c);
@@ -163,17 +208,19 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
             let mut w = vec![T::ZERO; K];
             softmax_row(&alpha.data::<T>()[e.row * K..(e.row + 1) * K], &mut w);
             let mut st = vec![T::ZERO; 2 * K * c];
-            for ((j, z, part), bn) in parts(&e.normed).zip(bns.iter_mut()) {
+            for (((j, z, part), bn), tiles) in parts(&pairs).zip(bns.iter_mut()).zip(&tiles) {
                 let (head, tail) = st.split_at_mut((K + j) * c);
                 let (mean, invstd) = (&mut head[j * c..(j + 1) * c], &mut tail[..c]);
                 if training {
-                    host_stats_update(&g, &z.data::<T>()[part * g.len()..(part + 1) * g.len()], bn, mean, invstd);
+                    let z = &z.data::<T>()[part * g.len()..(part + 1) * g.len()];
+                    let tiles = tiles.map(|(t, off)| (&t.partials.data::<f64>()[off..off + tile_len(&g, t.ptile)], t.ptile));
+                    host_stats_update(&g, z, tiles, bn, mean, invstd);
                 } else {
                     let (rm, rv) = (bn.running_mean.data::<T>(), bn.running_var.data::<T>());
                     cpu::running_stats(rm, rv, eps, mean, invstd);
                 }
             }
-            let normed: Vec<(Vec<usize>, Tensor)> = e.normed.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect();
+            let normed: Vec<(Vec<usize>, Tensor)> = pairs.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect();
             let edge = host_edge::<T>(&g, &w, &normed, e.skip, &st);
             let mut y = vec![T::ZERO; g.len()];
             cpu::forward(&edge, e.acc.map(|a| a.data::<T>()), &mut y);
@@ -184,7 +231,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         alpha: alpha.clone(),
         row: e.row,
         skip: e.skip.map(|(j, x)| (j, x.clone())),
-        normed: e.normed.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect(),
+        normed: pairs.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect(),
         stats,
         training,
     };
@@ -226,7 +273,7 @@ pub fn batch_stats_update(z: &Tensor, bn: &mut BnState) -> (Tensor, Tensor) {
     }
     with_dtype!(z.dtype(), T => {
         let (mut mean, mut rstd) = (vec![T::ZERO; g.c], vec![T::ZERO; g.c]);
-        host_stats_update(&g, z.data::<T>(), bn, &mut mean, &mut rstd);
+        host_stats_update(&g, z.data::<T>(), None, bn, &mut mean, &mut rstd);
         (Tensor::from_vec(&[g.c], mean), Tensor::from_vec(&[g.c], rstd))
     })
 }
@@ -238,7 +285,11 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
         alpha: e.alpha.value(),
         row: e.row,
         skip: e.skip.map(|(j, x)| (j, x.value())),
-        normed: e.normed.iter().map(|(js, z)| (js.clone(), z.value())).collect(),
+        normed: e
+            .normed
+            .iter()
+            .map(|o| Normed { slots: o.slots.clone(), z: o.z.value(), tiles: o.tiles.clone() })
+            .collect(),
         acc: e.acc.map(|a| a.value()),
     };
     let (y, saved) = forward(&operands, bns, training);
@@ -246,7 +297,7 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
     let mut parents: Vec<&Var> = vec![e.alpha];
     parents.extend(e.skip.map(|s| s.1));
     parents.extend(e.acc);
-    parents.extend(e.normed.iter().map(|(_, z)| z));
+    parents.extend(e.normed.iter().map(|o| &o.z));
     let (has_skip, has_acc) = (e.skip.is_some(), e.acc.is_some());
     e.alpha.tape().push(
         y,
@@ -276,15 +327,20 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
     )
 }
 
-/// Host batch statistics of `z` and the running update of `bn`, as the unfused batch norm.
+/// Host batch statistics of `z` (merged from its per-tile partials `(f64 partials, ptile)` when
+/// given) and the running update of `bn`, as the unfused batch norm.
 pub(crate) fn host_stats_update<T: crate::tensor::Element>(
     g: &crate::backend::geom::BnGeom,
     z: &[T],
+    tiles: Option<(&[f64], usize)>,
     bn: &mut BnState,
     mean: &mut [T],
     invstd: &mut [T],
 ) {
-    cpu::batch_stats(g, z, bn.eps, mean, invstd);
+    match tiles {
+        Some((partials, ptile)) => cpu::tile_stats(g, partials, ptile, bn.eps, mean, invstd),
+        None => cpu::batch_stats(g, z, bn.eps, mean, invstd),
+    }
     crate::backend::cpu::batchnorm::bn_update_running(
         g,
         mean,
@@ -294,6 +350,35 @@ pub(crate) fn host_stats_update<T: crate::tensor::Element>(
         bn.running_mean.data_mut::<T>(),
         bn.running_var.data_mut::<T>(),
     );
+}
+
+/// Floats of one part's per-tile partials.
+fn tile_len(g: &crate::backend::geom::BnGeom, ptile: usize) -> usize {
+    2 * g.c * g.n * g.hw.div_ceil(ptile)
+}
+
+/// Each normed slot's per-tile partials, in [`parts`] order, if its operand came with them:
+/// the partials and the part's offset in them.
+fn slot_tiles<'a>(
+    normed: &'a [Normed<&Tensor>],
+    g: &crate::backend::geom::BnGeom,
+) -> Vec<Option<(&'a TileStats, usize)>> {
+    let mut v = Vec::new();
+    for o in normed {
+        if let Some(t) = &o.tiles {
+            let len = tile_len(g, t.ptile);
+            assert!(
+                t.ptile > 0 && t.partials.numel() == o.slots.len() * len,
+                "{OP}: {} partials, {} pixels per tile, for operand {} ({} parts of {len})",
+                t.partials.numel(),
+                t.ptile,
+                fmt_shape(o.z.shape()),
+                o.slots.len()
+            );
+        }
+        v.extend((0..o.slots.len()).map(|part| o.tiles.as_ref().map(|t| (t, part * tile_len(g, t.ptile)))));
+    }
+    v
 }
 
 /// The shape of one part of a stacked `[parts·n, ...]` operand.

@@ -62,6 +62,6 @@ pub fn dw_pw_slots(rt: &Gpu, slots: &[super::DwPwSlot], geoms: &[Conv2dGeom]) ->
     let w_dw: Vec<&GpuBuf> = slots.iter().map(|s| buf(s.dw)).collect();
     let w_pw: Vec<&GpuBuf> = slots.iter().map(|s| buf(s.pw)).collect();
     let mut outs: Vec<&mut GpuBuf> = ys.iter_mut().map(Tensor::gpu_buf_mut).collect();
-    crate::tensor::gpu_ok(sepconv::dw_pw_fwd_slots(&dws, &w_dw, &w_pw, &mut outs));
+    crate::tensor::gpu_ok(sepconv::dw_pw_fwd_slots(&dws, &w_dw, &w_pw, &mut outs, None));
     ys
 }

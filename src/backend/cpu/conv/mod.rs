@@ -140,6 +140,47 @@ pub fn dw_pw_fwd_pre<T: Real>(
     y: &mut [T],
     pre: impl Fn(usize, T) -> T + Sync,
 ) {
+    dw_pw_fwd_pre_impl(g_dw, g_pw, x, dw, pw, y, pre, None);
+}
+
+/// [`dw_pw_fwd_pre`] that also gathers y's BN partials per band while the band is in cache:
+/// `stats` is `[2, c_out, n·bands]` (f64), the mean and the centred sum of squares M2 of output
+/// channel co over band b = image·bands + t (pixels `[t·ptile, min((t+1)·ptile, oh·ow))` of that
+/// image, row-major), `(ptile, bands)` = [`dw_pw_bands`]. The output is bitwise that of
+/// [`dw_pw_fwd_pre`].
+#[allow(clippy::too_many_arguments)]
+pub fn dw_pw_fwd_pre_stats<T: Real>(
+    g_dw: &Conv2dGeom,
+    g_pw: &Conv2dGeom,
+    x: &[T],
+    dw: &[T],
+    pw: &[T],
+    y: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+    stats: &mut [f64],
+) {
+    dw_pw_fwd_pre_impl(g_dw, g_pw, x, dw, pw, y, pre, Some(stats));
+}
+
+/// Pixels per band and bands per image of [`dw_pw_fwd_pre`] on `T` (from the shapes alone).
+pub fn dw_pw_bands<T>(g_dw: &Conv2dGeom, g_pw: &Conv2dGeom) -> (usize, usize) {
+    let (oh, ow) = (g_dw.out_h(), g_dw.out_w());
+    let rows =
+        dw_pw_band_rows(g_dw.n, g_dw.c_in, g_pw.c_out, oh, ow, std::mem::size_of::<T>()).clamp(1, oh.max(1));
+    (rows * ow, oh.div_ceil(rows))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dw_pw_fwd_pre_impl<T: Real>(
+    g_dw: &Conv2dGeom,
+    g_pw: &Conv2dGeom,
+    x: &[T],
+    dw: &[T],
+    pw: &[T],
+    y: &mut [T],
+    pre: impl Fn(usize, T) -> T + Sync,
+    stats: Option<&mut [f64]>,
+) {
     const OP: &str = "dw_pw_fwd_pre";
     check_geom(OP, g_dw);
     check_geom(OP, g_pw);
@@ -158,11 +199,22 @@ pub fn dw_pw_fwd_pre<T: Real>(
     check_len(OP, "dw", dw.len(), w_shape(g_dw), g_dw.w_len());
     check_len(OP, "pw", pw.len(), w_shape(g_pw), g_pw.w_len());
     check_len(OP, "y", y.len(), y_shape(g_pw), g_pw.y_len());
+    let (ptile, bands) = dw_pw_bands::<T>(g_dw, g_pw);
+    if let Some(st) = stats.as_deref() {
+        let want = 2 * g_pw.c_out * g_dw.n * bands;
+        assert_eq!(
+            st.len(),
+            want,
+            "{OP}: {} partials, expected {want} (2 x {} channels x {} images x {bands} bands)",
+            st.len(),
+            g_pw.c_out,
+            g_dw.n
+        );
+    }
     if y.is_empty() {
         return;
     }
-    let rows = dw_pw_band_rows(g_dw.n, g_dw.c_in, g_pw.c_out, oh, ow, std::mem::size_of::<T>());
-    dw_pw_fwd_bands(g_dw, g_pw, x, dw, pw, y, &pre, rows);
+    dw_pw_fwd_bands(g_dw, g_pw, x, dw, pw, y, &pre, ptile / ow, stats);
 }
 
 /// [`dw_pw_fwd_pre`] on checked, non-empty arguments with bands of `rows` output rows.
@@ -176,6 +228,7 @@ fn dw_pw_fwd_bands<T: Real>(
     y: &mut [T],
     pre: &(impl Fn(usize, T) -> T + Sync),
     rows: usize,
+    stats: Option<&mut [f64]>,
 ) {
     let (oh, ow) = (g_dw.out_h(), g_dw.out_w());
     let (n, c, c_out) = (g_dw.n, g_dw.c_in, g_pw.c_out);
@@ -216,7 +269,36 @@ fn dw_pw_fwd_bands<T: Real>(
         }
     };
     let init = || (vec![T::ZERO; dw_bands.scratch_len()], vec![T::ZERO; c * rows * ow]);
-    (0..n * bands).into_par_iter().for_each_init(init, job);
+    let Some(stats) = stats else {
+        (0..n * bands).into_par_iter().for_each_init(init, job);
+        return;
+    };
+    // Each job's band statistics, read back while the band is in cache; gathered in job order.
+    let parts: Vec<Vec<(f64, f64)>> = (0..n * bands)
+        .into_par_iter()
+        .map_init(init, |scratch, j| {
+            job(scratch, j);
+            let (img, oh0) = (j / bands, (j % bands) * rows);
+            let cols = rows.min(oh - oh0) * ow;
+            (0..c_out)
+                .map(|co| {
+                    // SAFETY: the band this job has just written (see `job`), read by it alone.
+                    let v = unsafe {
+                        std::slice::from_raw_parts(y_base.get().add(img * y_img + co * p + oh0 * ow), cols)
+                    };
+                    let mean = v.iter().map(|a| a.to_f64()).sum::<f64>() / cols as f64;
+                    (mean, v.iter().map(|a| (a.to_f64() - mean).powi(2)).sum::<f64>())
+                })
+                .collect()
+        })
+        .collect();
+    let nb = n * bands;
+    for (b, part) in parts.iter().enumerate() {
+        for (co, &(mean, m2)) in part.iter().enumerate() {
+            stats[co * nb + b] = mean;
+            stats[(c_out + co) * nb + b] = m2;
+        }
+    }
 }
 
 /// Bytes a band of [`dw_pw_fwd_pre`] may take: its depthwise tile and its pointwise output

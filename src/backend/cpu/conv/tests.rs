@@ -469,7 +469,7 @@ fn check_dw_pw<T: Real>(tol: f64) {
             assert_bitwise(&y, &want, &what);
             for rows in 1..=g.out_h() {
                 let mut y = vec![T::ZERO; gp.y_len()];
-                dw_pw_fwd_bands(&g, &gp, &x, &dw, &pw, &mut y, &pre, rows);
+                dw_pw_fwd_bands(&g, &gp, &x, &dw, &pw, &mut y, &pre, rows, None);
                 assert_bitwise(&y, &want, &format!("{what}, bands of {rows} rows"));
             }
             // Against the naive convolutions in f64 (on the same, possibly rounded, values).
@@ -511,8 +511,50 @@ fn dw_pw_is_independent_of_thread_count_and_band_height() {
         assert_bitwise(&run(1), &want, "1 thread");
         assert_bitwise(&run(3), &want, "3 threads");
         let mut y = vec![0.0; gp.y_len()];
-        dw_pw_fwd_bands(&g, &gp, &x, &dw, &pw, &mut y, &|_, v: f64| v.max(0.0), 5);
+        dw_pw_fwd_bands(&g, &gp, &x, &dw, &pw, &mut y, &|_, v: f64| v.max(0.0), 5, None);
         assert_bitwise(&y, &want, "bands of 5 rows");
+    }
+}
+
+/// The band statistics: y bitwise as without them, and each band's (mean, M2) per output channel
+/// as computed from y, including a last partial band and single-image batches cut into bands.
+#[test]
+fn dw_pw_band_statistics_match_the_output() {
+    for (g, c_out) in [
+        (geom(1, 16, 16, (32, 32), (5, 5), 1, 4, 2, 16), 16),
+        (geom(3, 5, 5, (9, 9), (3, 3), 2, 1, 1, 5), 5),
+        (geom(2, 4, 4, (13, 13), (3, 3), 1, 1, 1, 4), 4),
+    ] {
+        let gp = pw_geom(&g, c_out);
+        let (x, dw, pw) = (rand_vec(g.x_len(), 17), rand_vec(g.w_len(), 18), rand_vec(gp.w_len(), 19));
+        let relu = |_, v: f64| v.max(0.0);
+        let mut want_y = vec![0.0; gp.y_len()];
+        dw_pw_fwd_pre(&g, &gp, &x, &dw, &pw, &mut want_y, relu);
+        let (ptile, bands) = dw_pw_bands::<f64>(&g, &gp);
+        let (n, ohw) = (g.n, g.out_h() * g.out_w());
+        let nb = n * bands;
+        let mut stats = vec![f64::NAN; 2 * c_out * nb];
+        let mut y = vec![0.0; gp.y_len()];
+        dw_pw_fwd_pre_stats(&g, &gp, &x, &dw, &pw, &mut y, relu, &mut stats);
+        assert_bitwise(&y, &want_y, &format!("{g:?}: output with statistics"));
+        assert!(bands > 1 || n > 1, "{g:?}: a single band");
+        for img in 0..n {
+            for t in 0..bands {
+                for co in 0..c_out {
+                    let plane = &y[(img * c_out + co) * ohw..][..ohw];
+                    let px = &plane[t * ptile..ohw.min((t + 1) * ptile)];
+                    let mean = px.iter().sum::<f64>() / px.len() as f64;
+                    let m2: f64 = px.iter().map(|v| (v - mean).powi(2)).sum();
+                    let b = img * bands + t;
+                    let (gm, gq) = (stats[co * nb + b], stats[(c_out + co) * nb + b]);
+                    assert!(
+                        (gm - mean).abs() <= 1e-12 * (1.0 + mean.abs()),
+                        "{g:?} band {b} ch {co}: mean {gm} vs {mean}"
+                    );
+                    assert!((gq - m2).abs() <= 1e-12 * (1.0 + m2), "{g:?} band {b} ch {co}: M2 {gq} vs {m2}");
+                }
+            }
+        }
     }
 }
 

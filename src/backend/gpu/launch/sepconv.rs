@@ -28,6 +28,7 @@ struct SlotArgs {
     dw: DevPtr,
     pw: DevPtr,
     y: DevPtr,
+    part: DevPtr,
     kh: i32,
     kw: i32,
     pad: i32,
@@ -51,10 +52,10 @@ struct SlotsArgs {
     ptile: i32,
 }
 
-// No implicit padding: 6 pointers + 4 ints per slot, then 10 ints (296 bytes, a whole number of
+// No implicit padding: 7 pointers + 4 ints per slot, then 10 ints (328 bytes, a whole number of
 // words; over 128 bytes, so the kernel reads it in place when indexing by blockIdx.z).
-const _: () = assert!(std::mem::size_of::<SlotArgs>() == 6 * 8 + 4 * 4);
-const _: () = assert!(std::mem::size_of::<SlotsArgs>() == MAX_SLOTS * (6 * 8 + 4 * 4) + 10 * 4);
+const _: () = assert!(std::mem::size_of::<SlotArgs>() == 7 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<SlotsArgs>() == MAX_SLOTS * (7 * 8 + 4 * 4) + 10 * 4);
 
 // SAFETY: repr(C) structs of u64/i32 fields (and an array of them) with no implicit padding
 // (sizes asserted above), so every bit pattern is valid and none is uninitialised.
@@ -86,12 +87,37 @@ fn plan(c: usize, ohw: usize) -> Plan {
         ptile,
         tiles: ohw.div_ceil(ptile),
         threads: (tp * groups).div_ceil(32) * 32,
-        smem: (c * cp + c * ptile) * 4,
+        // D, reused by the statistics epilogue as cp rows of tp + 1 floats.
+        smem: (c * cp + (c * ptile).max(cp * (tp + 1))) * 4,
     }
 }
 
+/// How [`dw_pw_fwd_slots`] tiles each image's `oh·ow` output pixels: `tiles` blocks of `ptile`
+/// pixels (row-major, the last one partial). Its BN partials are per (image, tile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// Pixels per tile.
+    pub ptile: usize,
+    /// Tiles per image.
+    pub tiles: usize,
+}
+
+/// The tiling of a `c`-channel output of `ohw` pixels per image (from the shape alone).
+pub fn tiling(c: usize, ohw: usize) -> Tiling {
+    let p = plan(c, ohw);
+    Tiling { ptile: p.ptile, tiles: p.tiles }
+}
+
+/// Floats of one slot's BN partials for `n` images: `[2, c, n·tiles]` (tile means, then the
+/// tiles' centred sums of squares M2).
+pub fn partials_len(n: usize, c: usize, ohw: usize) -> usize {
+    2 * c * n * tiling(c, ohw).tiles
+}
+
 /// y_s = pw(dwconv(pre_s(x_s), dw_s), pw_s) for every slot (the pre-op as in `depthwise_pre_fwd_slots`;
-/// `pws[s]` is `[c, c, 1, 1]`), the depthwise output kept on chip: one launch.
+/// `pws[s]` is `[c, c, 1, 1]`), the depthwise output kept on chip: one launch. With `parts`, each
+/// slot's BN partials of y ([`partials_len`] floats, layout in `kernels/sepconv.cu`) are gathered
+/// by the same launch from the accumulators.
 ///
 /// 1 to 4 slots sharing n, c, h, w, stride and the output size; `c <= 64`. Panics, naming the
 /// op, on mismatched counts, lengths or geometries, or more channels.
@@ -100,21 +126,38 @@ pub fn dw_pw_fwd_slots(
     dws: &[&GpuBuf],
     pws: &[&GpuBuf],
     ys: &mut [&mut GpuBuf],
+    mut parts: Option<&mut [&mut GpuBuf]>,
 ) -> Result<(), GpuError> {
     const OP: &str = "dw_pw_fwd_slots";
     depthwise::check_slots(OP, slots, &[("dw", dws.len()), ("pw", pws.len()), ("y", ys.len())]);
+    if let Some(parts) = parts.as_deref() {
+        assert_eq!(
+            parts.len(),
+            slots.len(),
+            "{OP}: {} partial buffers for {} slots",
+            parts.len(),
+            slots.len()
+        );
+    }
     let g0 = slots[0].g;
     let c = g0.c_in;
     assert!(
         c <= MAX_C,
         "{OP}: {c} channels exceed the kernel's {MAX_C} (the weight and tile live in shared memory)"
     );
+    let part_len = partials_len(g0.n, c, g0.out_h() * g0.out_w());
     let mut a = SlotsArgs::default();
-    for ((((sl, dw), pw), y), sa) in slots.iter().zip(dws).zip(pws).zip(ys.iter()).zip(a.slot.iter_mut()) {
+    for (i, ((((sl, dw), pw), y), sa)) in
+        slots.iter().zip(dws).zip(pws).zip(ys.iter()).zip(a.slot.iter_mut()).enumerate()
+    {
         let g = &sl.g;
         depthwise::check_fwd(OP, g, sl.x, dw, y);
         check_len(OP, c * c, &[("pw", pw)]);
         let (mean, rstd) = sl.norm.map_or((0, 0), |(m, r)| (m.ptr(), r.ptr()));
+        let part = parts.as_deref_mut().map_or(0, |ps| {
+            check_len(OP, part_len, &[("partials", &*ps[i])]);
+            ps[i].ptr()
+        });
         *sa = SlotArgs {
             x: sl.x.ptr(),
             mean,
@@ -122,6 +165,7 @@ pub fn dw_pw_fwd_slots(
             dw: dw.ptr(),
             pw: pw.ptr(),
             y: y.ptr(),
+            part,
             kh: g.kh as i32,
             kw: g.kw as i32,
             pad: g.pad as i32,
