@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::runtime::{Arg, DevPtr, GpuError, Runtime};
+use super::runtime::{Arg, DevPtr, Event, GpuError, Runtime, Stream};
 
 /// A shared handle to a runtime.
 pub type Gpu = Arc<dyn Runtime>;
@@ -152,5 +152,123 @@ impl GpuBuf {
         (0..parts)
             .map(|i| GpuViewMut { buf: self.alias(i * len, len), _parent: std::marker::PhantomData })
             .collect()
+    }
+}
+
+/// `len` f32 values of page-locked host memory for asynchronous copies: the next batch staged
+/// for upload on the copy stream, or the step's scalars downloaded without a wait.
+///
+/// It remembers its last copy: touching the values from the host before that copy has run is
+/// an error naming the copy (and, on the emulator, the queued kernel whose result it carries),
+/// never a silent race.
+pub struct HostStage {
+    rt: Gpu,
+    ptr: *mut u8,
+    len: usize,
+    /// The event recorded after the last copy to or from it, and what that copy was.
+    pending: Option<(Event, String)>,
+}
+
+// SAFETY: the memory is owned by the stage (a raw pointer only because the runtime allocates
+// it); access goes through `&self`/`&mut self` like a Vec's.
+unsafe impl Send for HostStage {}
+
+impl HostStage {
+    /// `len` zeroed values.
+    pub fn new(rt: &Gpu, len: usize) -> Result<HostStage, GpuError> {
+        let ptr = rt.host_alloc(len * 4)?;
+        // SAFETY: freshly allocated, len * 4 bytes.
+        unsafe { std::ptr::write_bytes(ptr, 0, len * 4) };
+        Ok(HostStage { rt: rt.clone(), ptr, len, pending: None })
+    }
+
+    /// Number of f32 values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Fails if the last copy has not run yet.
+    fn settled(&mut self, access: &str) -> Result<(), GpuError> {
+        if let Some((event, what)) = &self.pending {
+            if !self.rt.query(*event)? {
+                return Err(GpuError::NotReady(format!(
+                    "{access} a staging buffer of {} values while {what} has not run; synchronize (or wait for its \
+                     event) first",
+                    self.len
+                )));
+            }
+        }
+        self.pending = None;
+        Ok(())
+    }
+
+    /// The values (after the last copy into them has run).
+    pub fn read(&mut self) -> Result<&[f32], GpuError> {
+        self.settled("host read of")?;
+        // SAFETY: len * 4 initialised bytes owned by the stage, no copy in flight.
+        Ok(unsafe { std::slice::from_raw_parts(self.ptr as *const f32, self.len) })
+    }
+
+    /// Overwrites the values (after the last copy from them has run).
+    pub fn write(&mut self, data: &[f32]) -> Result<(), GpuError> {
+        assert_eq!(
+            data.len(),
+            self.len,
+            "HostStage::write: {} values into a stage of {}",
+            data.len(),
+            self.len
+        );
+        self.settled("host write to")?;
+        // SAFETY: as in `read`, and `data` is another allocation.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr() as *const u8, self.ptr, self.len * 4) };
+        Ok(())
+    }
+
+    /// Enqueues the upload of the values into `dst` on `stream` (and records an event after it).
+    pub fn upload(&mut self, stream: Stream, dst: &mut GpuBuf) -> Result<(), GpuError> {
+        assert_eq!(
+            dst.len, self.len,
+            "HostStage::upload: a stage of {} values into a buffer of {}",
+            self.len, dst.len
+        );
+        self.settled("upload from")?;
+        // SAFETY: the stage's memory came from host_alloc and lives until drop, which waits for
+        // the pending copy.
+        unsafe { self.rt.htod_async(stream, self.ptr, dst.ptr, self.len * 4)? };
+        let what = format!("its upload on the {stream} stream into {}", self.rt.describe_buffer(dst.ptr));
+        self.pending = Some((self.rt.record(stream)?, what));
+        Ok(())
+    }
+
+    /// Enqueues the download of `src` into the stage on the compute stream (and records an event
+    /// after it): [`HostStage::read`] gives the values once it has run.
+    pub fn download(&mut self, src: &GpuBuf) -> Result<(), GpuError> {
+        assert_eq!(
+            src.len, self.len,
+            "HostStage::download: a buffer of {} values into a stage of {}",
+            src.len, self.len
+        );
+        self.settled("download into")?;
+        let what = format!("its download from {}", self.rt.describe_buffer(src.ptr));
+        // SAFETY: as in `upload`.
+        unsafe { self.rt.dtoh_async(src.ptr, self.ptr, self.len * 4)? };
+        self.pending = Some((self.rt.record(Stream::Compute)?, what));
+        Ok(())
+    }
+}
+
+impl Drop for HostStage {
+    fn drop(&mut self) {
+        if self.pending.is_some() {
+            // The copy must not outlive the memory.
+            let _ = self.rt.synchronize();
+        }
+        // SAFETY: allocated by this runtime's host_alloc(len * 4); no copy in flight.
+        unsafe { self.rt.host_free(self.ptr, self.len * 4) };
     }
 }

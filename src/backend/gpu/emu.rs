@@ -9,19 +9,24 @@
 //! decreasing order; tests run kernels under both and demand identical bits.
 //!
 //! Launches go through the shared [`Launcher`] (each kernel's trampoline resolved once per id,
-//! arguments packed in place, the recent launches listed in an error). The emulator runs every
-//! launch to completion and checks the guards after it, so `--debug-sync` changes nothing here:
-//! every launch is already checked and a failure always names its own kernel.
+//! arguments packed in place, the recent launches listed in an error). In the eager mode
+//! ([`EmuRuntime::new`]) every launch and copy runs at once and the guards are checked after
+//! each launch, so `--debug-sync` changes nothing: a failure always names its own kernel. The
+//! deferred mode ([`EmuRuntime::deferred`]) queues work as a GPU does and runs it at the next
+//! synchronisation, checking the lifetimes that asynchrony puts at risk (see
+//! [`super::emu_queue`]); its results are bitwise those of the eager mode.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::emu_queue::{Op, OwnedArgs, Queue, Queued};
 use super::kernels::{KernelId, KERNEL_COUNT};
 use super::launcher::{Driver, LaunchRecord, Launcher};
 use super::runtime::{
-    Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, DEFAULT_DYNAMIC_SHARED,
+    Arg, Counts, DevPtr, Event, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, Stream,
+    DEFAULT_DYNAMIC_SHARED,
 };
 
 type Tramp = unsafe extern "C" fn(*mut *mut c_void);
@@ -90,6 +95,14 @@ struct EmuDevice {
 pub struct EmuRuntime {
     dev: EmuDevice,
     launcher: Launcher<EmuKernel>,
+    /// Deferred mode: the queued work (None: eager, everything runs at once).
+    queue: Option<Mutex<Queue>>,
+    /// One flush at a time.
+    flushing: Mutex<()>,
+    /// The first error of deferred work (reported by every later call, as a GPU's sticky error).
+    sticky: Mutex<Option<GpuError>>,
+    /// Events of the eager mode (all complete).
+    events: AtomicU64,
 }
 
 impl EmuRuntime {
@@ -121,7 +134,105 @@ impl EmuRuntime {
             schedule,
             workers,
         };
-        EmuRuntime { dev, launcher: Launcher::new(false) }
+        EmuRuntime {
+            dev,
+            launcher: Launcher::new(false),
+            queue: None,
+            flushing: Mutex::new(()),
+            sticky: Mutex::new(None),
+            events: AtomicU64::new(0),
+        }
+    }
+
+    /// An emulator in deferred mode: launches and copies are queued per stream and run at the
+    /// next synchronisation (`synchronize`, a blocking read), freed blocks are cached for
+    /// stream-ordered reuse and poisoned, and work that races across streams, a staging buffer
+    /// touched before its copy ran, or a launch handed freed memory fails with a message naming
+    /// the operations and the buffer.
+    pub fn deferred(schedule: i32, workers: i32) -> EmuRuntime {
+        let mut rt = EmuRuntime::new(schedule, workers);
+        rt.queue = Some(Mutex::default());
+        rt
+    }
+
+    /// Whether work is queued until a synchronisation.
+    pub fn is_deferred(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// The deferred mode's first error, if any.
+    fn check_sticky(&self) -> Result<(), GpuError> {
+        match &*self.sticky.lock().unwrap() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues `op` on `stream` (deferred mode), failing at once on a detected race.
+    fn push(&self, q: &Mutex<Queue>, stream: Stream, op: Op, ptrs: &[DevPtr]) -> Result<(), GpuError> {
+        self.check_sticky()?;
+        q.lock().unwrap().push(stream, op, ptrs).map(|_| ())
+    }
+
+    /// Runs everything queued, in issue order (deferred mode; nothing to do when eager). The
+    /// first failure is returned with the recent launches and stays sticky.
+    fn flush(&self) -> Result<(), GpuError> {
+        self.check_sticky()?;
+        let Some(q) = &self.queue else { return Ok(()) };
+        let _one = self.flushing.lock().unwrap();
+        let (ops, upto) = {
+            let mut q = q.lock().unwrap();
+            (q.take(), q.next())
+        };
+        let mut result = Ok(());
+        for op in ops {
+            if let Err(e) = self.execute(op) {
+                result = Err(self.launcher.device_error(e));
+                break;
+            }
+        }
+        q.lock().unwrap().settle(upto);
+        if let Err(e) = &result {
+            *self.sticky.lock().unwrap() = Some(e.clone());
+        }
+        result
+    }
+
+    /// Runs one queued operation.
+    fn execute(&self, q: Queued) -> Result<(), GpuError> {
+        // SAFETY (copies): every device range was checked against a live allocation when the
+        // operation was issued, and blocks are never unmapped while the runtime lives; staging
+        // memory outlives its queued copies (`HostStage`'s drop synchronises).
+        match q.op {
+            Op::Launch { kernel, cfg, mut args, .. } => {
+                let f = *self.launcher.function(&self.dev, kernel)?;
+                let mut params = args.params();
+                // SAFETY: `args` holds exactly the values the launch code built for this kernel.
+                unsafe { self.dev.run(kernel, &f, &cfg, &mut params) }
+            }
+            Op::Htod { data, dst } => {
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+                Ok(())
+            }
+            Op::HtodAsync { src, dst, bytes } => {
+                unsafe { std::ptr::copy_nonoverlapping(src, dst as *mut u8, bytes) };
+                Ok(())
+            }
+            Op::DtohAsync { src, dst, bytes } => {
+                unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst, bytes) };
+                Ok(())
+            }
+            Op::Dtod { src, dst, bytes } => {
+                unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+                Ok(())
+            }
+            Op::Free { ptr, bytes } => {
+                // Poisoned: a stale read of a freed block gives NaN.
+                unsafe { std::ptr::write_bytes(ptr as *mut u8, 0xFF, bytes) };
+                Ok(())
+            }
+            Op::Record => Ok(()),
+        }
     }
 
     /// How many times each kernel was launched on this runtime (kernels launched at least once).
@@ -192,6 +303,19 @@ impl Driver for EmuDevice {
         cfg: &LaunchCfg,
         params: &mut [*mut c_void],
     ) -> Result<(), GpuError> {
+        self.check_shared(kernel, cfg)?;
+        self.run(kernel, f, cfg, params)
+    }
+
+    fn check(&self, _kernel: KernelId, _cfg: &LaunchCfg) -> Result<(), GpuError> {
+        // Every launch ran to completion and had its guards checked already.
+        Ok(())
+    }
+}
+
+impl EmuDevice {
+    /// Refuses dynamic shared memory beyond what the kernel opted into, as a GPU does.
+    fn check_shared(&self, kernel: KernelId, cfg: &LaunchCfg) -> Result<(), GpuError> {
         if cfg.shared_bytes > DEFAULT_DYNAMIC_SHARED {
             let allowed = self.shared_allowed[kernel.index()].load(Ordering::Relaxed);
             if cfg.shared_bytes > allowed {
@@ -203,6 +327,20 @@ impl Driver for EmuDevice {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Runs a launch to completion and checks the guards.
+    ///
+    /// # Safety
+    /// `params` point at values matching the kernel's parameter list.
+    unsafe fn run(
+        &self,
+        kernel: KernelId,
+        f: &EmuKernel,
+        cfg: &LaunchCfg,
+        params: &mut [*mut c_void],
+    ) -> Result<(), GpuError> {
         self.launches[kernel.index()].fetch_add(1, Ordering::Relaxed);
         let mut err = [0u8; 1024];
         let (g, b) = (cfg.grid, cfg.block);
@@ -229,9 +367,41 @@ impl Driver for EmuDevice {
         }
         self.check_guards(kernel)
     }
+}
+
+/// The deferred mode's driver for one launch: queues it, with its arguments copied.
+struct Deferring<'a, 'b> {
+    rt: &'a EmuRuntime,
+    queue: &'a Mutex<Queue>,
+    args: &'a [Arg<'b>],
+}
+
+impl Driver for Deferring<'_, '_> {
+    type Function = EmuKernel;
+
+    fn resolve(&self, kernel: KernelId) -> Result<EmuKernel, GpuError> {
+        self.rt.dev.resolve(kernel)
+    }
+
+    fn bind(&self) -> Result<(), GpuError> {
+        Ok(())
+    }
+
+    unsafe fn launch(
+        &self,
+        kernel: KernelId,
+        _f: &EmuKernel,
+        cfg: &LaunchCfg,
+        _params: &mut [*mut c_void],
+    ) -> Result<(), GpuError> {
+        self.rt.dev.check_shared(kernel, cfg)?;
+        // The launcher counted this launch just before.
+        let launch = self.rt.launcher.counters.snapshot().launches - 1;
+        let op = Op::Launch { kernel, launch, cfg: *cfg, args: OwnedArgs::new(self.args) };
+        self.rt.push(self.queue, Stream::Compute, op, &[])
+    }
 
     fn check(&self, _kernel: KernelId, _cfg: &LaunchCfg) -> Result<(), GpuError> {
-        // Every launch ran to completion and had its guards checked already.
         Ok(())
     }
 }
@@ -251,14 +421,25 @@ impl Runtime for EmuRuntime {
 
     fn alloc(&self, bytes: usize) -> Result<DevPtr, GpuError> {
         self.launcher.counters.allocation();
-        let mut err = [0u8; 256];
-        // SAFETY: err is a writable buffer of the given length.
-        let p =
-            unsafe { darts_emu_alloc(bytes, self.dev.schedule, err.as_mut_ptr() as *mut c_char, err.len()) };
-        if p.is_null() {
-            return Err(GpuError::Emu(c_message(&err)));
-        }
-        let ptr = p as DevPtr;
+        // Deferred: a block freed earlier is reused by later work, as a stream-ordered cache does.
+        let reused = self.queue.as_ref().and_then(|q| q.lock().unwrap().reuse(bytes));
+        let ptr = match reused {
+            Some(p) => p,
+            None => {
+                let mut err = [0u8; 256];
+                // SAFETY: err is a writable buffer of the given length.
+                let p = unsafe {
+                    darts_emu_alloc(bytes, self.dev.schedule, err.as_mut_ptr() as *mut c_char, err.len())
+                };
+                if p.is_null() {
+                    return Err(GpuError::Emu(c_message(&err)));
+                }
+                if let Some(q) = &self.queue {
+                    q.lock().unwrap().register(p as DevPtr, bytes);
+                }
+                p as DevPtr
+            }
+        };
         self.dev.allocs.lock().unwrap().insert(ptr, bytes);
         let mut m = self.dev.memory.lock().unwrap();
         m.in_use += bytes;
@@ -267,16 +448,27 @@ impl Runtime for EmuRuntime {
     }
 
     fn free(&self, ptr: DevPtr, _bytes: usize) {
-        if let Some(bytes) = self.dev.allocs.lock().unwrap().remove(&ptr) {
-            self.dev.memory.lock().unwrap().in_use -= bytes;
+        let Some(bytes) = self.dev.allocs.lock().unwrap().remove(&ptr) else { return };
+        self.dev.memory.lock().unwrap().in_use -= bytes;
+        match &self.queue {
+            // Stream-ordered: poisoned and reusable once queued work before it has run. A
+            // detected race becomes the sticky error (a free cannot fail).
+            Some(q) => {
+                if let Err(e) = self.push(q, Stream::Compute, Op::Free { ptr, bytes }, &[ptr]) {
+                    self.sticky.lock().unwrap().get_or_insert(e);
+                }
+            }
             // SAFETY: ptr came from darts_emu_alloc and is freed once (removed from the map).
-            unsafe { darts_emu_free(ptr as *mut c_void) };
+            None => unsafe { darts_emu_free(ptr as *mut c_void) },
         }
     }
 
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
         self.launcher.counters.htod();
         self.dev.check_range(dst, src.len(), "htod")?;
+        if let Some(q) = &self.queue {
+            return self.push(q, Stream::Compute, Op::Htod { data: src.to_vec(), dst }, &[dst]);
+        }
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
         Ok(())
     }
@@ -284,6 +476,7 @@ impl Runtime for EmuRuntime {
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
         self.launcher.counters.dtoh();
         self.dev.check_range(src, dst.len(), "dtoh")?;
+        self.flush()?;
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
@@ -292,17 +485,26 @@ impl Runtime for EmuRuntime {
         self.launcher.counters.dtod();
         self.dev.check_range(src, bytes, "dtod source")?;
         self.dev.check_range(dst, bytes, "dtod destination")?;
+        if let Some(q) = &self.queue {
+            return self.push(q, Stream::Compute, Op::Dtod { src, dst, bytes }, &[src, dst]);
+        }
         unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
         Ok(())
     }
 
     fn launch(&self, kernel: KernelId, cfg: LaunchCfg, args: &[Arg<'_>]) -> Result<(), GpuError> {
-        self.launcher.launch(&self.dev, kernel, cfg, args)
+        match &self.queue {
+            Some(queue) => {
+                self.check_sticky()?;
+                self.launcher.launch(&Deferring { rt: self, queue, args }, kernel, cfg, args)
+            }
+            None => self.launcher.launch(&self.dev, kernel, cfg, args),
+        }
     }
 
     fn synchronize(&self) -> Result<(), GpuError> {
         self.launcher.counters.synchronize();
-        Ok(())
+        self.flush()
     }
 
     fn allow_dynamic_shared(&self, kernel: KernelId, bytes: u32) -> Result<(), GpuError> {
@@ -312,8 +514,10 @@ impl Runtime for EmuRuntime {
     }
 
     fn time_ms(&self, work: &mut dyn FnMut() -> Result<(), GpuError>) -> Result<f64, GpuError> {
+        self.flush()?;
         let t = std::time::Instant::now();
         work()?;
+        self.flush()?;
         Ok(t.elapsed().as_secs_f64() * 1e3)
     }
 
@@ -333,12 +537,73 @@ impl Runtime for EmuRuntime {
     fn recent_launches(&self) -> Vec<LaunchRecord> {
         self.launcher.recent()
     }
+
+    fn record(&self, stream: Stream) -> Result<Event, GpuError> {
+        match &self.queue {
+            Some(q) => {
+                self.check_sticky()?;
+                q.lock().unwrap().record(stream)
+            }
+            None => Ok(Event(self.events.fetch_add(1, Ordering::Relaxed))),
+        }
+    }
+
+    fn wait(&self, stream: Stream, event: Event) -> Result<(), GpuError> {
+        match &self.queue {
+            Some(q) => q.lock().unwrap().wait(stream, event),
+            None => Ok(()),
+        }
+    }
+
+    fn query(&self, event: Event) -> Result<bool, GpuError> {
+        self.check_sticky()?;
+        Ok(self.queue.as_ref().map_or(true, |q| q.lock().unwrap().query(event)))
+    }
+
+    unsafe fn htod_async(
+        &self,
+        stream: Stream,
+        src: *const u8,
+        dst: DevPtr,
+        bytes: usize,
+    ) -> Result<(), GpuError> {
+        self.launcher.counters.htod();
+        self.dev.check_range(dst, bytes, "htod_async")?;
+        if let Some(q) = &self.queue {
+            return self.push(q, stream, Op::HtodAsync { src, dst, bytes }, &[dst]);
+        }
+        std::ptr::copy_nonoverlapping(src, dst as *mut u8, bytes);
+        Ok(())
+    }
+
+    unsafe fn dtoh_async(&self, src: DevPtr, dst: *mut u8, bytes: usize) -> Result<(), GpuError> {
+        self.launcher.counters.dtoh();
+        self.dev.check_range(src, bytes, "dtoh_async")?;
+        if let Some(q) = &self.queue {
+            return self.push(q, Stream::Compute, Op::DtohAsync { src, dst, bytes }, &[src]);
+        }
+        std::ptr::copy_nonoverlapping(src as *const u8, dst, bytes);
+        Ok(())
+    }
+
+    fn describe_buffer(&self, ptr: DevPtr) -> String {
+        match &self.queue {
+            Some(q) => q.lock().unwrap().describe_buffer(ptr),
+            None => format!("buffer {ptr:#x}"),
+        }
+    }
 }
 
 impl Drop for EmuRuntime {
     fn drop(&mut self) {
-        for (ptr, _) in self.dev.allocs.lock().unwrap().drain() {
-            // SAFETY: every live buffer came from darts_emu_alloc.
+        let live: Vec<DevPtr> = self.dev.allocs.lock().unwrap().drain().map(|(p, _)| p).collect();
+        let blocks: Vec<DevPtr> = match &self.queue {
+            // Deferred: every block, live or cached (queued work is dropped unrun).
+            Some(q) => q.lock().unwrap().all_blocks().collect(),
+            None => live,
+        };
+        for ptr in blocks {
+            // SAFETY: every block came from darts_emu_alloc and is freed once here.
             unsafe { darts_emu_free(ptr as *mut c_void) };
         }
     }

@@ -8,16 +8,18 @@ pub mod buffer;
 pub mod cuda;
 #[cfg(feature = "emu")]
 pub mod emu;
+#[cfg(feature = "emu")]
+mod emu_queue;
 pub mod kernels;
 pub mod launch;
 pub mod launcher;
 pub mod null;
 pub mod runtime;
 
-pub use buffer::{Gpu, GpuBuf, GpuView, GpuViewMut};
+pub use buffer::{Gpu, GpuBuf, GpuView, GpuViewMut, HostStage};
 pub use kernels::{k, KernelId};
 pub use runtime::{
-    Arg, Counts, DevPtr, GpuError, LaunchCfg, LaunchRecord, MemStats, Runtime, RuntimeKind,
+    Arg, Counts, DevPtr, Event, GpuError, LaunchCfg, LaunchRecord, MemStats, Runtime, RuntimeKind, Stream,
     DEFAULT_DYNAMIC_SHARED,
 };
 

@@ -150,6 +150,9 @@ pub enum GpuError {
     Driver(String),
     /// The emulator caught a bug (out-of-bounds write, divergent barrier, ...).
     Emu(String),
+    /// The host touched a staging buffer whose asynchronous copy has not run yet (a read
+    /// before a synchronisation, or an overwrite of data still being uploaded).
+    NotReady(String),
 }
 
 impl fmt::Display for GpuError {
@@ -171,6 +174,7 @@ impl fmt::Display for GpuError {
             }
             GpuError::Driver(e) => write!(f, "CUDA error: {e}"),
             GpuError::Emu(e) => write!(f, "emulator: {e}"),
+            GpuError::NotReady(e) => write!(f, "{e}"),
         }
     }
 }
@@ -334,4 +338,93 @@ pub trait Runtime: Send + Sync {
     /// The last launches (at most [`super::launcher::RECENT_LAUNCHES`]), oldest first: what a
     /// device error's message lists.
     fn recent_launches(&self) -> Vec<LaunchRecord>;
+
+    // Streams, events and pinned host staging. Everything above runs on [`Stream::Compute`], in
+    // the order it was issued; a device-to-host copy ([`Runtime::dtoh`]) waits for the work
+    // before it. A runtime without streams (the null one) runs everything in issue order and
+    // keeps the defaults.
+
+    /// Marks the current end of `stream`'s work; another stream can [`Runtime::wait`] on it.
+    fn record(&self, stream: Stream) -> Result<Event, GpuError> {
+        let _ = stream;
+        Ok(Event(0))
+    }
+    /// Makes later work on `stream` wait for everything before `event`.
+    fn wait(&self, stream: Stream, event: Event) -> Result<(), GpuError> {
+        let _ = (stream, event);
+        Ok(())
+    }
+    /// Whether the work before `event` has finished (never blocks).
+    fn query(&self, event: Event) -> Result<bool, GpuError> {
+        let _ = event;
+        Ok(true)
+    }
+    /// Page-locked host memory for asynchronous copies ([`super::HostStage`] owns it).
+    fn host_alloc(&self, bytes: usize) -> Result<*mut u8, GpuError> {
+        Ok(Box::into_raw(vec![0u8; bytes].into_boxed_slice()) as *mut u8)
+    }
+    /// Returns memory from [`Runtime::host_alloc`].
+    ///
+    /// # Safety
+    /// `ptr` came from this runtime's `host_alloc(bytes)`, no queued copy still uses it, and it is
+    /// freed once.
+    unsafe fn host_free(&self, ptr: *mut u8, bytes: usize) {
+        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, bytes)));
+    }
+    /// Enqueues a copy of `bytes` from page-locked `src` to `dst` on `stream`; `src` must not
+    /// change until the copy has run (record an event after it and query it).
+    ///
+    /// # Safety
+    /// `src` points at `bytes` bytes of [`Runtime::host_alloc`] memory that stays allocated
+    /// until the copy has run.
+    unsafe fn htod_async(
+        &self,
+        stream: Stream,
+        src: *const u8,
+        dst: DevPtr,
+        bytes: usize,
+    ) -> Result<(), GpuError> {
+        let _ = stream;
+        self.htod(std::slice::from_raw_parts(src, bytes), dst)
+    }
+    /// Enqueues a copy of `bytes` from `src` into page-locked `dst` on the compute stream; `dst`
+    /// holds the values only once the copy has run.
+    ///
+    /// # Safety
+    /// `dst` points at `bytes` writable bytes of [`Runtime::host_alloc`] memory that stays
+    /// allocated, and is not read, until the copy has run.
+    unsafe fn dtoh_async(&self, src: DevPtr, dst: *mut u8, bytes: usize) -> Result<(), GpuError> {
+        self.dtoh(src, std::slice::from_raw_parts_mut(dst, bytes))
+    }
+    /// What the runtime knows of the buffer holding `ptr`, for error messages (the emulator
+    /// names the queued kernel that last used it).
+    fn describe_buffer(&self, ptr: DevPtr) -> String {
+        format!("buffer {ptr:#x}")
+    }
 }
+
+/// The streams of a runtime. Every launch, copy, allocation and free goes to `Compute` unless
+/// said otherwise; `Copy` carries uploads that overlap the compute work (the next batch). Work
+/// on one stream runs in issue order; two streams are ordered only through events
+/// ([`Runtime::record`], [`Runtime::wait`]). A buffer the compute stream allocated or used may be
+/// written by the copy stream only after it waited on an event recorded after that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Kernels and ordinary copies.
+    Compute,
+    /// Uploads that overlap the compute work.
+    Copy,
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stream::Compute => "compute",
+            Stream::Copy => "copy",
+        })
+    }
+}
+
+/// A recorded point in a stream's work (the runtime's own numbering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Event(pub u64);
