@@ -1,4 +1,4 @@
-//! Choosing a device from the command line: `auto`, `cpu`, `cuda` or `emu`.
+//! Choosing a device from the command line: `auto`, `cpu`, `cuda`, `emu` or `emu-deferred`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +19,16 @@ pub enum DeviceChoice {
     Cuda,
     /// The CUDA emulator (a test instrument: slow, never picked by `auto`).
     Emu,
+    /// The emulator in deferred mode: work queued per stream and run at synchronisations, with
+    /// the lifetime checks of asynchronous execution (see `EmuRuntime::deferred`).
+    EmuDeferred,
+}
+
+impl DeviceChoice {
+    /// Either emulator mode.
+    pub fn is_emu(self) -> bool {
+        matches!(self, DeviceChoice::Emu | DeviceChoice::EmuDeferred)
+    }
 }
 
 impl FromStr for DeviceChoice {
@@ -29,7 +39,8 @@ impl FromStr for DeviceChoice {
             "cpu" => Ok(DeviceChoice::Cpu),
             "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
             "emu" => Ok(DeviceChoice::Emu),
-            _ => Err(format!("unknown device {s:?}: expected auto, cpu, cuda or emu")),
+            "emu-deferred" => Ok(DeviceChoice::EmuDeferred),
+            _ => Err(format!("unknown device {s:?}: expected auto, cpu, cuda, emu or emu-deferred")),
         }
     }
 }
@@ -41,6 +52,7 @@ impl fmt::Display for DeviceChoice {
             DeviceChoice::Cpu => "cpu",
             DeviceChoice::Cuda => "cuda",
             DeviceChoice::Emu => "emu",
+            DeviceChoice::EmuDeferred => "emu-deferred",
         })
     }
 }
@@ -52,7 +64,8 @@ pub fn open(choice: DeviceChoice, debug_sync: bool) -> Result<(Device, Option<St
     match choice {
         DeviceChoice::Cpu => Ok((Device::Cpu, None)),
         DeviceChoice::Cuda => Ok((Device::Gpu(Arc::new(CudaRuntime::new(0, debug_sync)?)), None)),
-        DeviceChoice::Emu => emu(),
+        DeviceChoice::Emu => emu(false),
+        DeviceChoice::EmuDeferred => emu(true),
         DeviceChoice::Auto => match CudaRuntime::new(0, debug_sync) {
             Ok(rt) => Ok((Device::Gpu(Arc::new(rt)), None)),
             Err(e) => Ok((Device::Cpu, Some(e.to_string()))),
@@ -61,12 +74,13 @@ pub fn open(choice: DeviceChoice, debug_sync: bool) -> Result<(Device, Option<St
 }
 
 #[cfg(feature = "emu")]
-fn emu() -> Result<(Device, Option<String>), GpuError> {
-    let rt = crate::backend::gpu::emu::EmuRuntime::new(0, 0);
+fn emu(deferred: bool) -> Result<(Device, Option<String>), GpuError> {
+    use crate::backend::gpu::emu::EmuRuntime;
+    let rt = if deferred { EmuRuntime::deferred(0, 0) } else { EmuRuntime::new(0, 0) };
     Ok((Device::Gpu(Arc::new(rt)), None))
 }
 
 #[cfg(not(feature = "emu"))]
-fn emu() -> Result<(Device, Option<String>), GpuError> {
+fn emu(_deferred: bool) -> Result<(Device, Option<String>), GpuError> {
     Err(GpuError::NoEmulator)
 }

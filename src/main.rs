@@ -41,7 +41,7 @@ enum Command {
         /// the shipped sample).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Device: auto, cpu, cuda or emu.
+        /// Device: auto, cpu, cuda, emu or emu-deferred.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// Batch size.
@@ -98,7 +98,7 @@ enum BenchCommand {
     /// ceiling binds it and how close it gets (roof %). The ceilings are measured in the same
     /// run: a large copy for bandwidth, our best GEMM (a large pointwise conv) for compute.
     Kernels {
-        /// Device: auto, cpu, cuda or emu (emulator times say nothing about a GPU).
+        /// Device: auto, cpu, cuda, emu or emu-deferred (emulator times say nothing about a GPU).
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// Batch size of the shapes (default: 64, the search's; 2 on the emulator).
@@ -116,7 +116,7 @@ enum BenchCommand {
     /// `darts_torch.py time` does for the PyTorch reference, and prints one JSON line with the
     /// same fields (median seconds per step, the two halves, peak memory).
     Step {
-        /// Device: auto, cpu, cuda or emu.
+        /// Device: auto, cpu, cuda, emu or emu-deferred.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// Shape preset: paper (C=16, 8 cells, batch 64) or cpu-small (C=4, 5 cells, batch 32).
@@ -160,7 +160,8 @@ struct SearchArgs {
     /// Architecture gradient: first or second order.
     #[arg(long, default_value = "first")]
     order: String,
-    /// Device: auto (CUDA if present, else CPU), cpu, cuda or emu.
+    /// Device: auto (CUDA if present, else CPU), cpu, cuda, emu or emu-deferred (the emulator
+    /// queuing work as a GPU does, with lifetime checks).
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     /// CIFAR-10 binary directory (default: data/cifar-10-batches-bin if present, else the
@@ -250,7 +251,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             if let Some(why) = why_cpu {
                 eprintln!("device: CPU (no CUDA: {why})");
             }
-            let emu = device.name() == "emu";
+            let emu = device.name() == "emu"; // either emulator mode
             if emu {
                 eprintln!(
                     "note: the emulator's times say nothing about a GPU; this only rehearses the command"
@@ -568,8 +569,8 @@ fn eval(
 }
 
 fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Option<usize>) -> ExitCode {
-    if !matches!(choice, DeviceChoice::Cuda | DeviceChoice::Emu) {
-        eprintln!("error: verify checks a GPU runtime: --device cuda or --device emu");
+    if !(choice == DeviceChoice::Cuda || choice.is_emu()) {
+        eprintln!("error: verify checks a GPU runtime: --device cuda, emu or emu-deferred");
         return ExitCode::from(2);
     }
     let device = match darts::device::open(choice, true) {
@@ -579,7 +580,7 @@ fn verify(choice: DeviceChoice, only: &[String], batch: Option<usize>, reps: Opt
             return ExitCode::from(2);
         }
     };
-    let emu = choice == DeviceChoice::Emu;
+    let emu = choice.is_emu();
     let batch = batch.unwrap_or(if emu { 2 } else { 64 });
     let reps = reps.unwrap_or(if emu { 1 } else { 5 });
     let mut cases = darts::verify::darts_cases(batch);

@@ -126,6 +126,40 @@ fn search_accepts_debug_sync() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("--debug-sync"));
 }
 
+/// `--device emu-deferred` (work queued as on a GPU, lifetime checks on) runs the same search as
+/// the eager emulator: the same losses in the log and the same checkpoint, byte for byte.
+#[cfg(feature = "emu")]
+#[test]
+fn search_on_the_deferred_emulator_equals_the_eager_one() {
+    let run = |device: &str| {
+        let out = std::env::temp_dir().join(format!("darts-cli-{device}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let o = darts()
+            .args(["search", "--device", device, "--channels", "2", "--layers", "3", "--batch", "2"])
+            .args(["--train-images", "8", "--epochs", "1", "--max-steps", "2", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{device}: {}", String::from_utf8_lossy(&o.stderr));
+        let ckpt = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+        let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+        let losses: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"step\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", v["loss_train"], v["loss_val"], v["grad_norm"])
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&out);
+        (ckpt, losses)
+    };
+    let (eager, deferred) = (run("emu"), run("emu-deferred"));
+    assert_eq!(eager.1.len(), 2, "two steps logged");
+    assert_eq!(eager.1, deferred.1, "step losses");
+    assert!(eager.0 == deferred.0, "the checkpoints differ");
+}
+
 #[test]
 fn bad_arguments_are_explained() {
     let o =
@@ -134,7 +168,7 @@ fn bad_arguments_are_explained() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--order must be first or second"));
     let o = darts().args(["search", "--device", "quantum"]).output().unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("expected auto, cpu, cuda or emu"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected auto, cpu, cuda, emu or emu-deferred"));
     let o = darts()
         .args(["eval", "--checkpoint", "/nonexistent.safetensors", "--device", "cpu"])
         .output()

@@ -1,5 +1,6 @@
 //! `CudaRuntime`: the CUDA driver through cudarc (dynamic loading: the binary runs, and fails
-//! cleanly, on machines without CUDA), one stream, a caching allocator, lazily loaded modules.
+//! cleanly, on machines without CUDA), a compute and a copy stream, a stream-ordered caching
+//! allocator, lazily loaded modules.
 //!
 //! Launches go through the shared [`Launcher`]: each kernel's `CUfunction` is resolved once into
 //! a table indexed by [`KernelId`] (its module loaded on first use), arguments are packed in
@@ -16,7 +17,9 @@ use cudarc::nvrtc::Ptx;
 
 use super::kernels::{self, KernelId, PTX_BUILT};
 use super::launcher::{Driver, LaunchRecord, Launcher};
-use super::runtime::{Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind};
+use super::runtime::{
+    Arg, Counts, DevPtr, Event, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, Stream,
+};
 
 /// Facts about the device, for `darts info` and logs.
 #[derive(Clone, Debug)]
@@ -65,9 +68,22 @@ impl Cache {
     }
 }
 
-/// The device side of [`CudaRuntime`]'s launches: the context and the modules loaded so far.
+/// A driver handle (stream or event) shared across threads: the driver API is thread-safe for
+/// them, and the runtime owns and destroys them.
+#[derive(Clone, Copy)]
+struct Handle<T>(T);
+// SAFETY: CUstream/CUevent are opaque driver handles, valid from any thread of the context.
+unsafe impl<T> Send for Handle<T> {}
+unsafe impl<T> Sync for Handle<T> {}
+
+/// The device side of [`CudaRuntime`]'s launches: the context, its two streams and the modules
+/// loaded so far.
 struct CudaDevice {
     ctx: Arc<CudaContext>,
+    /// Every launch and ordinary copy (non-blocking: no implicit ordering with the legacy stream).
+    compute: Handle<sys::CUstream>,
+    /// Uploads that overlap the compute work.
+    copy: Handle<sys::CUstream>,
     /// The PTX target loaded (x10).
     ptx_target: u32,
     /// Per `MODULES` entry, once loaded.
@@ -108,15 +124,8 @@ impl Driver for CudaDevice {
         cfg: &LaunchCfg,
         params: &mut [*mut c_void],
     ) -> Result<(), GpuError> {
-        result::launch_kernel(
-            f.cu_function(),
-            cfg.grid,
-            cfg.block,
-            cfg.shared_bytes,
-            std::ptr::null_mut(), // the legacy default stream: ordered with the sync copies
-            params,
-        )
-        .map_err(|e| drv(&format!("launching {kernel} {cfg}"), e))
+        result::launch_kernel(f.cu_function(), cfg.grid, cfg.block, cfg.shared_bytes, self.compute.0, params)
+            .map_err(|e| drv(&format!("launching {kernel} {cfg}"), e))
     }
 
     fn check(&self, kernel: KernelId, cfg: &LaunchCfg) -> Result<(), GpuError> {
@@ -125,11 +134,21 @@ impl Driver for CudaDevice {
 }
 
 /// The CUDA runtime. Create with [`CudaRuntime::new`].
+///
+/// Work goes to two non-blocking streams ([`Stream`]): everything to the compute stream unless a
+/// copy asks for the copy stream. Copies are asynchronous on their stream; a device-to-host copy
+/// into ordinary memory waits for its stream (a blocking read), one into a [`super::HostStage`]
+/// does not. The allocator caches freed blocks: a block is freed in stream order (all compute
+/// work is on one stream, so later work that gets it runs after every earlier use), and the
+/// out-of-memory path waits for both streams before giving cached blocks back to the driver.
 pub struct CudaRuntime {
     dev: CudaDevice,
     info: DeviceInfo,
     launcher: Launcher<CudaFunction>,
     cache: Mutex<Cache>,
+    /// Recorded events not yet known complete, by number.
+    events: Mutex<HashMap<u64, Handle<sys::CUevent>>>,
+    next_event: std::sync::atomic::AtomicU64,
 }
 
 fn drv(call: &str, e: DriverError) -> GpuError {
@@ -196,12 +215,26 @@ impl CudaRuntime {
                 kernels::PTX_ARCHS
             )));
         }
+        let stream = || {
+            result::stream::create(result::stream::StreamKind::NonBlocking)
+                .map(Handle)
+                .map_err(|e| drv("cuStreamCreate", e))
+        };
         let dev = CudaDevice {
             ctx,
+            compute: stream()?,
+            copy: stream()?,
             ptx_target: ptx_target.unwrap_or(0),
             modules: kernels::MODULES.iter().map(|_| OnceLock::new()).collect(),
         };
-        let rt = CudaRuntime { dev, info, launcher: Launcher::new(debug_sync), cache: Mutex::default() };
+        let rt = CudaRuntime {
+            dev,
+            info,
+            launcher: Launcher::new(debug_sync),
+            cache: Mutex::default(),
+            events: Mutex::default(),
+            next_event: std::sync::atomic::AtomicU64::new(1),
+        };
         // CudaContext::new made the context current on this thread.
         rt.launcher.note_bound();
         Ok(rt)
@@ -248,7 +281,32 @@ impl CudaRuntime {
         })
     }
 
+    /// The driver stream of `stream`.
+    fn stream(&self, stream: Stream) -> sys::CUstream {
+        match stream {
+            Stream::Compute => self.dev.compute.0,
+            Stream::Copy => self.dev.copy.0,
+        }
+    }
+
+    /// Waits for both streams.
+    fn sync_streams(&self) -> Result<(), GpuError> {
+        for s in [self.dev.compute, self.dev.copy] {
+            unsafe { result::stream::synchronize(s.0) }.map_err(|e| self.fail("cuStreamSynchronize", e))?;
+        }
+        // Every recorded event is complete.
+        for (_, e) in self.events.lock().unwrap().drain() {
+            let _ = unsafe { result::event::destroy(e.0) };
+        }
+        Ok(())
+    }
+
+    /// Gives the cached blocks back to the driver, after both streams are idle (a cached block
+    /// may still be used by queued work issued before its free).
     fn release_cache(&self) {
+        if self.sync_streams().is_err() {
+            return; // a sticky error: the blocks cannot be known idle
+        }
         let mut cache = self.cache.lock().unwrap();
         for (_, ptrs) in cache.free.drain() {
             for p in ptrs {
@@ -312,19 +370,25 @@ impl Runtime for CudaRuntime {
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
         self.launcher.counters.htod();
         self.bind()?;
-        unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| self.fail("cuMemcpyHtoD", e))
+        // From pageable memory the driver stages `src` before returning: it may be reused at once.
+        unsafe { result::memcpy_htod_async(dst, src, self.dev.compute.0) }
+            .map_err(|e| self.fail("cuMemcpyHtoDAsync", e))
     }
 
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
         self.launcher.counters.dtoh();
         self.bind()?;
-        unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| self.fail("cuMemcpyDtoH", e))
+        let s = self.dev.compute.0;
+        unsafe { result::memcpy_dtoh_async(dst, src, s) }.map_err(|e| self.fail("cuMemcpyDtoHAsync", e))?;
+        unsafe { result::stream::synchronize(s) }
+            .map_err(|e| self.fail("cuStreamSynchronize after a read", e))
     }
 
     fn dtod(&self, src: DevPtr, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
         self.launcher.counters.dtod();
         self.bind()?;
-        unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(|e| self.fail("cuMemcpyDtoD", e))
+        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.dev.compute.0) }
+            .map_err(|e| self.fail("cuMemcpyDtoDAsync", e))
     }
 
     fn launch(&self, kernel: KernelId, cfg: LaunchCfg, args: &[Arg<'_>]) -> Result<(), GpuError> {
@@ -334,7 +398,7 @@ impl Runtime for CudaRuntime {
     fn synchronize(&self) -> Result<(), GpuError> {
         self.launcher.counters.synchronize();
         self.bind()?;
-        result::ctx::synchronize().map_err(|e| self.fail("synchronize", e))
+        self.sync_streams()
     }
 
     fn allow_dynamic_shared(&self, kernel: KernelId, bytes: u32) -> Result<(), GpuError> {
@@ -363,7 +427,7 @@ impl Runtime for CudaRuntime {
             }
         };
         let timed = (|| {
-            let stream = std::ptr::null_mut(); // the legacy stream every launch goes to
+            let stream = self.dev.compute.0; // the stream every launch goes to
             unsafe { result::event::record(start, stream) }.map_err(|e| drv("cuEventRecord", e))?;
             work()?;
             unsafe { result::event::record(end, stream) }.map_err(|e| drv("cuEventRecord", e))?;
@@ -394,12 +458,91 @@ impl Runtime for CudaRuntime {
     fn recent_launches(&self) -> Vec<LaunchRecord> {
         self.launcher.recent()
     }
+
+    fn record(&self, stream: Stream) -> Result<Event, GpuError> {
+        self.bind()?;
+        let e = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| drv("cuEventCreate", e))?;
+        if let Err(err) = unsafe { result::event::record(e, self.stream(stream)) } {
+            let _ = unsafe { result::event::destroy(e) };
+            return Err(self.fail("cuEventRecord", err));
+        }
+        let id = self.next_event.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.events.lock().unwrap().insert(id, Handle(e));
+        Ok(Event(id))
+    }
+
+    fn wait(&self, stream: Stream, event: Event) -> Result<(), GpuError> {
+        self.bind()?;
+        // An event no longer held has completed: nothing to wait for.
+        let Some(e) = self.events.lock().unwrap().get(&event.0).copied() else { return Ok(()) };
+        unsafe {
+            result::stream::wait_event(
+                self.stream(stream),
+                e.0,
+                sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            )
+        }
+        .map_err(|err| self.fail("cuStreamWaitEvent", err))
+    }
+
+    fn query(&self, event: Event) -> Result<bool, GpuError> {
+        self.bind()?;
+        let mut events = self.events.lock().unwrap();
+        let Some(e) = events.get(&event.0).copied() else { return Ok(true) };
+        match unsafe { result::event::query(e.0) } {
+            Ok(()) => {
+                events.remove(&event.0);
+                let _ = unsafe { result::event::destroy(e.0) };
+                Ok(true)
+            }
+            Err(err) if err.0 == sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+            Err(err) => Err(self.fail("cuEventQuery", err)),
+        }
+    }
+
+    fn host_alloc(&self, bytes: usize) -> Result<*mut u8, GpuError> {
+        self.bind()?;
+        // Page-locked, so copies from and to it are truly asynchronous.
+        unsafe { result::malloc_host(bytes.max(1), 0) }
+            .map(|p| p as *mut u8)
+            .map_err(|e| drv(&format!("cuMemHostAlloc of {bytes} bytes"), e))
+    }
+
+    unsafe fn host_free(&self, ptr: *mut u8, _bytes: usize) {
+        if self.bind().is_ok() {
+            let _ = result::free_host(ptr as *mut c_void);
+        }
+    }
+
+    unsafe fn htod_async(
+        &self,
+        stream: Stream,
+        src: *const u8,
+        dst: DevPtr,
+        bytes: usize,
+    ) -> Result<(), GpuError> {
+        self.launcher.counters.htod();
+        self.bind()?;
+        result::memcpy_htod_async(dst, std::slice::from_raw_parts(src, bytes), self.stream(stream))
+            .map_err(|e| self.fail("cuMemcpyHtoDAsync (staged)", e))
+    }
+
+    unsafe fn dtoh_async(&self, src: DevPtr, dst: *mut u8, bytes: usize) -> Result<(), GpuError> {
+        self.launcher.counters.dtoh();
+        self.bind()?;
+        result::memcpy_dtoh_async(std::slice::from_raw_parts_mut(dst, bytes), src, self.dev.compute.0)
+            .map_err(|e| self.fail("cuMemcpyDtoHAsync (staged)", e))
+    }
 }
 
 impl Drop for CudaRuntime {
     fn drop(&mut self) {
         if self.bind().is_ok() {
             self.release_cache();
+            for s in [self.dev.compute, self.dev.copy] {
+                let _ = unsafe { result::stream::destroy(s.0) };
+            }
         }
     }
 }
