@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use darts::backend::gpu::emu::EmuRuntime;
 use darts::backend::gpu::launch::elementwise as el;
-use darts::backend::gpu::{Arg, Gpu, GpuBuf, GpuError, HostStage, LaunchCfg, Runtime, Stream};
+use darts::backend::gpu::{Arg, Gpu, GpuBuf, GpuError, Graph, HostStage, LaunchCfg, Runtime, Stream};
 use darts::model::{NetConfig, Network};
 use darts::rng::Rng;
 use darts::search::state_io::state_arrays;
@@ -149,4 +149,75 @@ fn freed_blocks_are_poisoned_and_a_stale_pointer_is_refused() {
     rt.synchronize().unwrap();
     let b = GpuBuf::alloc(&rt, 3).unwrap(); // the same block, after its free ran
     assert!(b.to_host().unwrap().iter().all(|v| v.is_nan()), "a reused block is poisoned");
+}
+
+/// y = 2x + x computed through a temporary (allocated and freed inside the work).
+fn work(x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let mut t = GpuBuf::alloc(x.runtime(), x.len())?;
+    el::scale(x, 2.0, &mut t)?;
+    el::scale(x, 1.0, y)?;
+    el::axpy(1.0, &t, y)?;
+    Ok(()) // t is freed here: inside a capture it is kept for the graph
+}
+
+/// A graph recorded once and replayed on new inputs gives what eager execution gives, its
+/// temporaries are kept for it (never handed to another buffer while it lives), and a replay
+/// after a buffer it uses was freed and reused fails naming the kernel and the buffer.
+#[test]
+fn a_recorded_graph_replays_the_work_and_guards_its_buffers() {
+    let rt = deferred();
+    let mut x = upload(&rt, &[0.0; 4]);
+    let mut y = GpuBuf::alloc(&rt, 4).unwrap();
+    let mut stage = HostStage::new(&rt, 4).unwrap();
+    let graph = Graph::capture(&rt, || work(&x, &mut y)).unwrap();
+    assert_eq!(rt.counts().launches, 3, "recorded, each launch issued once");
+    for step in 1..=3 {
+        let v = [step as f32, -1.5 * step as f32, 0.25, 1e3];
+        stage.write(&v).unwrap();
+        stage.upload(Stream::Compute, &mut x).unwrap();
+        graph.replay().unwrap();
+        let want: Vec<f32> = v.iter().map(|a| 2.0 * a + a).collect();
+        assert_eq!(y.to_host().unwrap(), want, "replay {step}");
+    }
+    assert_eq!(rt.counts().launches, 3, "replays issue no launches from the host");
+    // The temporary's block is the graph's: a new 4-value buffer gets another block, which
+    // replays leave alone.
+    let other = upload(&rt, &[7.0; 4]);
+    graph.replay().unwrap();
+    assert_eq!(other.to_host().unwrap(), [7.0; 4], "a replay wrote into a buffer allocated after the capture");
+    drop(other);
+
+    // Planted: x freed after the capture and its block handed to another buffer.
+    let x_ptr = x.ptr();
+    drop(x);
+    let intruder = GpuBuf::alloc(&rt, 4).unwrap();
+    assert_eq!(intruder.ptr(), x_ptr, "the freed block is reused");
+    let err = graph.replay().expect_err("x's block belongs to another buffer now");
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(
+        msg.contains("replaying graph")
+            && msg.contains("scale_f32")
+            && msg.contains("freed after the capture"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("{x_ptr:#x}")), "{msg}");
+}
+
+/// What a graph cannot record: a blocking read, a copy from pageable memory, the copy stream.
+#[test]
+fn a_capture_refuses_waits_pageable_copies_and_the_eager_emulator() {
+    let rt = deferred();
+    let x = upload(&rt, &[1.0, 2.0]);
+    let err = Graph::capture(&rt, || x.to_host().map(|_| ())).err().expect("a blocking read");
+    assert!(err.to_string().contains("while recording a graph"), "{err}");
+    let err = Graph::capture(&rt, || GpuBuf::from_host(&rt, &[1.0]).map(|_| ())).err().expect("pageable");
+    assert!(err.to_string().contains("pageable host memory"), "{err}");
+    let eager: Gpu = Arc::new(EmuRuntime::new(0, 0));
+    let err = Graph::capture(&eager, || Ok(())).err().expect("eager emulator");
+    assert!(err.to_string().contains("deferred emulator"), "{err}");
+    // The runtime still works after the refused captures.
+    let mut y = GpuBuf::alloc(&rt, 2).unwrap();
+    el::scale(&x, 3.0, &mut y).unwrap();
+    assert_eq!(y.to_host().unwrap(), [3.0, 6.0]);
 }

@@ -272,3 +272,41 @@ impl Drop for HostStage {
         unsafe { self.rt.host_free(self.ptr, self.len * 4) };
     }
 }
+
+/// Work recorded once on a runtime's compute stream and replayed as a whole: a CUDA graph, or
+/// on the (deferred) emulator the recorded operations. Dropping it releases the graph and the
+/// buffers it kept.
+pub struct Graph {
+    rt: Gpu,
+    id: u64,
+}
+
+impl Graph {
+    /// Records the work `work` issues (nothing runs while recording; see
+    /// [`Runtime::begin_capture`] for what it may not do). A failure inside `work` ends the
+    /// recording and is returned.
+    pub fn capture(rt: &Gpu, work: impl FnOnce() -> Result<(), GpuError>) -> Result<Graph, GpuError> {
+        rt.begin_capture()?;
+        let done = work();
+        let id = rt.end_capture();
+        match (done, id) {
+            (Ok(()), Ok(id)) => Ok(Graph { rt: rt.clone(), id }),
+            (Err(e), Ok(id)) => {
+                rt.release_graph(id);
+                Err(e)
+            }
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => Err(e),
+        }
+    }
+
+    /// Enqueues the recorded work again.
+    pub fn replay(&self) -> Result<(), GpuError> {
+        self.rt.replay(self.id)
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        self.rt.release_graph(self.id);
+    }
+}

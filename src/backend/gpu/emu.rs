@@ -179,6 +179,12 @@ impl EmuRuntime {
     fn flush(&self) -> Result<(), GpuError> {
         self.check_sticky()?;
         let Some(q) = &self.queue else { return Ok(()) };
+        if q.lock().unwrap().recording() {
+            return Err(GpuError::Emu(
+                "waiting for the device while recording a graph (a blocking read or synchronize inside a capture)"
+                    .into(),
+            ));
+        }
         let _one = self.flushing.lock().unwrap();
         let (ops, upto) = {
             let mut q = q.lock().unwrap();
@@ -454,7 +460,7 @@ impl Runtime for EmuRuntime {
             // Stream-ordered: poisoned and reusable once queued work before it has run. A
             // detected race becomes the sticky error (a free cannot fail).
             Some(q) => {
-                if let Err(e) = self.push(q, Stream::Compute, Op::Free { ptr, bytes }, &[ptr]) {
+                if let Err(e) = q.lock().unwrap().free(ptr, bytes) {
                     self.sticky.lock().unwrap().get_or_insert(e);
                 }
             }
@@ -550,7 +556,13 @@ impl Runtime for EmuRuntime {
 
     fn wait(&self, stream: Stream, event: Event) -> Result<(), GpuError> {
         match &self.queue {
-            Some(q) => q.lock().unwrap().wait(stream, event),
+            Some(q) => {
+                let mut q = q.lock().unwrap();
+                if q.recording() {
+                    return Err(GpuError::Emu("waiting for an event while recording a graph".into()));
+                }
+                q.wait(stream, event)
+            }
             None => Ok(()),
         }
     }
@@ -591,6 +603,39 @@ impl Runtime for EmuRuntime {
             Some(q) => q.lock().unwrap().describe_buffer(ptr),
             None => format!("buffer {ptr:#x}"),
         }
+    }
+
+    fn begin_capture(&self) -> Result<(), GpuError> {
+        let Some(q) = &self.queue else {
+            return Err(GpuError::Emu(
+                "graph capture needs the deferred emulator (EmuRuntime::deferred, --device emu-deferred)"
+                    .into(),
+            ));
+        };
+        self.check_sticky()?;
+        q.lock().unwrap().begin_capture()
+    }
+
+    fn end_capture(&self) -> Result<u64, GpuError> {
+        let Some(q) = &self.queue else {
+            return Err(GpuError::Emu("end_capture without begin_capture".into()));
+        };
+        q.lock().unwrap().end_capture()
+    }
+
+    fn replay(&self, graph: u64) -> Result<(), GpuError> {
+        let Some(q) = &self.queue else { return Err(GpuError::Emu(format!("no graph {graph}"))) };
+        self.check_sticky()?;
+        q.lock().unwrap().replay(graph)
+    }
+
+    fn release_graph(&self, graph: u64) {
+        let Some(q) = &self.queue else { return };
+        // Its replays run first: the blocks it kept are then free to reuse.
+        if !q.lock().unwrap().recording() {
+            let _ = self.flush();
+        }
+        q.lock().unwrap().release_graph(graph);
     }
 }
 

@@ -23,6 +23,13 @@
 //! Operations run in issue order at a synchronisation (`synchronize`, a blocking read): a
 //! schedule a GPU may choose, and the same order as eager mode, so results are bitwise those of
 //! eager execution.
+//!
+//! Graphs: while recording, operations are kept (not run) with the allocation of every block
+//! they use; blocks freed while recording are kept for the graph and reused only inside it. A
+//! replay queues the recorded operations again, after checking that each block is still the
+//! one recorded (alive in the same allocation, or kept): a graph replaying into a buffer that
+//! was freed and handed to someone else fails, naming the kernel and the buffer. Copies from
+//! pageable host memory and waits for the device cannot be recorded (CUDA refuses them too).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
@@ -32,6 +39,7 @@ use super::runtime::{Arg, DevPtr, Event, GpuError, LaunchCfg, Stream};
 
 /// A launch's argument values, owned (the queue outlives the caller's [`Arg`]s) and 8-byte
 /// aligned, as the trampolines read them.
+#[derive(Clone)]
 pub(super) struct OwnedArgs(Vec<Box<[u64]>>);
 
 impl OwnedArgs {
@@ -67,6 +75,7 @@ impl OwnedArgs {
 }
 
 /// One queued operation.
+#[derive(Clone)]
 pub(super) enum Op {
     /// A kernel launch (`launch`: the runtime's launch number).
     Launch { kernel: KernelId, launch: u64, cfg: LaunchCfg, args: OwnedArgs },
@@ -120,14 +129,41 @@ struct Use {
     gen: u64,
 }
 
-/// A device block the deferred emulator has handed out (live) or keeps for reuse (cached).
+/// A device block the deferred emulator has handed out, keeps for a graph, or keeps for reuse
+/// (cached).
 struct Block {
     bytes: usize,
     /// Allocations of this block so far (the current one's number).
     gen: u64,
-    live: bool,
+    /// A buffer holds it.
+    owned: bool,
+    /// The graph it was freed into while recording (kept until that graph is released).
+    kept_by: Option<u64>,
     /// Queued (not yet run) operations that use it.
     uses: Vec<Use>,
+}
+
+impl Block {
+    fn live(&self) -> bool {
+        self.owned || self.kept_by.is_some()
+    }
+}
+
+/// A graph being recorded.
+struct Recording {
+    id: u64,
+    ops: Vec<Recorded>,
+    /// Blocks freed while recording, by size: reused by later allocations of the recording.
+    free: HashMap<usize, Vec<DevPtr>>,
+}
+
+/// A recorded operation: the blocks it uses, under which allocation.
+#[derive(Clone)]
+struct Recorded {
+    stream: Stream,
+    op: Op,
+    ptrs: Vec<DevPtr>,
+    blocks: Vec<(DevPtr, u64)>,
 }
 
 /// The queue, the blocks and the events of a deferred emulator.
@@ -145,22 +181,49 @@ pub(super) struct Queue {
     events: HashMap<u64, Stream>,
     /// `(waiter, other)`: the waiter has waited for the other stream's work numbered below this.
     frontier: HashMap<(Stream, Stream), u64>,
+    recording: Option<Recording>,
+    graphs: HashMap<u64, Vec<Recorded>>,
+    next_graph: u64,
 }
 
 impl Queue {
     /// A cached block of exactly `bytes` freed earlier (reused by work issued after its free),
     /// as a new allocation.
+    /// While recording, a block freed earlier in the recording comes first.
     pub fn reuse(&mut self, bytes: usize) -> Option<DevPtr> {
-        let ptr = self.cached.get_mut(&bytes)?.pop()?;
+        let from_recording = self.recording.as_mut().and_then(|r| r.free.get_mut(&bytes)?.pop());
+        let ptr = match from_recording {
+            Some(p) => p,
+            None => self.cached.get_mut(&bytes)?.pop()?,
+        };
         let b = self.blocks.get_mut(&ptr).expect("a cached block is known");
         b.gen += 1;
-        b.live = true;
+        b.owned = true;
         Some(ptr)
     }
 
     /// A fresh block from the emulator's allocator.
     pub fn register(&mut self, ptr: DevPtr, bytes: usize) {
-        self.blocks.insert(ptr, Block { bytes, gen: 0, live: true, uses: Vec::new() });
+        self.blocks.insert(ptr, Block { bytes, gen: 0, owned: true, kept_by: None, uses: Vec::new() });
+    }
+
+    /// The buffer holding the block at `ptr` is dropped. While recording the block is kept for
+    /// the graph; a block kept by a graph stays kept; otherwise it is freed in stream order
+    /// (poisoned when the queue reaches the free) and cached for reuse.
+    pub fn free(&mut self, ptr: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        let b = self.blocks.get_mut(&ptr).expect("freeing a known block");
+        b.owned = false;
+        if let Some(r) = &mut self.recording {
+            b.kept_by = Some(r.id);
+            r.free.entry(bytes).or_default().push(ptr);
+            return Ok(());
+        }
+        if b.kept_by.is_some() {
+            return Ok(());
+        }
+        self.push(Stream::Compute, Op::Free { ptr, bytes }, &[ptr])?;
+        self.cached.entry(bytes).or_default().push(ptr);
+        Ok(())
     }
 
     /// Every block (live or cached), to release them all.
@@ -197,20 +260,17 @@ impl Queue {
         s
     }
 
-    /// Queues `op` on `stream`, using the blocks holding `ptrs` (and, for a launch, any block its
-    /// argument words point into). Fails, naming both operations and the buffer, when another
-    /// stream's queued work still uses one of them unordered, or when a launch is handed a
-    /// pointer into a freed block.
-    pub fn push(&mut self, stream: Stream, op: Op, ptrs: &[DevPtr]) -> Result<u64, GpuError> {
-        let seq = self.next;
+    /// The blocks `op` uses: those holding `ptrs` and, for a launch, any block its argument words
+    /// point into. A launch handed a pointer into a freed block fails (use after free).
+    fn touched(&self, op: &Op, ptrs: &[DevPtr]) -> Result<Vec<DevPtr>, GpuError> {
         let mut used: Vec<DevPtr> = Vec::new();
-        let words: Vec<u64> = match &op {
+        let words: Vec<u64> = match op {
             Op::Launch { args, .. } => args.words().collect(),
             _ => Vec::new(),
         };
         for &p in ptrs.iter().chain(&words) {
             let Some((start, b)) = self.block_of(p) else { continue };
-            if !b.live && matches!(op, Op::Launch { .. }) {
+            if !b.live() && matches!(op, Op::Launch { .. }) {
                 return Err(GpuError::Emu(format!(
                     "{} is handed {p:#x}, inside the {}-byte buffer at {start:#x} that was freed (use after free)",
                     op.describe(),
@@ -221,6 +281,19 @@ impl Queue {
                 used.push(start);
             }
         }
+        Ok(used)
+    }
+
+    /// Queues `op` on `stream`, using the blocks holding `ptrs` (and, for a launch, any block its
+    /// argument words point into); while recording a graph, records it instead. Fails, naming
+    /// both operations and the buffer, when another stream's queued work still uses one of them
+    /// unordered, or when a launch is handed a pointer into a freed block.
+    pub fn push(&mut self, stream: Stream, op: Op, ptrs: &[DevPtr]) -> Result<u64, GpuError> {
+        let used = self.touched(&op, ptrs)?;
+        if self.recording.is_some() {
+            return self.record_op(stream, op, ptrs, used);
+        }
+        let seq = self.next;
         for &start in &used {
             let b = &self.blocks[&start];
             let mut unordered = b.uses.iter().filter(|u| {
@@ -252,14 +325,107 @@ impl Queue {
             let gen = b.gen;
             b.uses.push(Use { seq, stream, gen });
         }
-        if let Op::Free { ptr, bytes } = op {
-            let b = self.blocks.get_mut(&ptr).expect("freeing a known block");
-            b.live = false;
-            self.cached.entry(bytes).or_default().push(ptr);
-        }
         self.ops.push(Queued { seq, op });
         self.next += 1;
         Ok(seq)
+    }
+
+    /// Keeps `op` in the graph being recorded.
+    fn record_op(
+        &mut self,
+        stream: Stream,
+        op: Op,
+        ptrs: &[DevPtr],
+        used: Vec<DevPtr>,
+    ) -> Result<u64, GpuError> {
+        match (&op, stream) {
+            (Op::Htod { .. }, _) => {
+                return Err(GpuError::Emu(format!(
+                    "{} cannot be recorded in a graph: a copy from pageable host memory is not replayable \
+                     (stage the data in a HostStage, or copy it before the capture)",
+                    op.describe()
+                )))
+            }
+            (Op::Record, _) | (_, Stream::Copy) => return Err(GpuError::Emu(format!(
+                "{} on the {stream} stream while recording a graph: graphs record the compute stream alone",
+                op.describe()
+            ))),
+            _ => {}
+        }
+        let blocks = used.iter().map(|p| (*p, self.blocks[p].gen)).collect();
+        let r = self.recording.as_mut().expect("recording");
+        r.ops.push(Recorded { stream, op, ptrs: ptrs.to_vec(), blocks });
+        Ok(self.next)
+    }
+
+    /// Starts recording a graph.
+    pub fn begin_capture(&mut self) -> Result<(), GpuError> {
+        if self.recording.is_some() {
+            return Err(GpuError::Emu("begin_capture while already recording a graph".into()));
+        }
+        self.next_graph += 1;
+        self.recording = Some(Recording { id: self.next_graph, ops: Vec::new(), free: HashMap::new() });
+        Ok(())
+    }
+
+    /// Whether a graph is being recorded.
+    pub fn recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Stops recording: the graph's number.
+    pub fn end_capture(&mut self) -> Result<u64, GpuError> {
+        let r =
+            self.recording.take().ok_or_else(|| GpuError::Emu("end_capture without begin_capture".into()))?;
+        self.graphs.insert(r.id, r.ops);
+        Ok(r.id)
+    }
+
+    /// Queues graph `id`'s operations again, after checking that every block each one uses is
+    /// the one recorded.
+    pub fn replay(&mut self, id: u64) -> Result<(), GpuError> {
+        if self.recording.is_some() {
+            return Err(GpuError::Emu(format!("replaying graph {id} while recording another")));
+        }
+        let ops = self.graphs.get(&id).ok_or_else(|| GpuError::Emu(format!("no graph {id}")))?.clone();
+        for r in &ops {
+            for &(start, gen) in &r.blocks {
+                let b = &self.blocks[&start];
+                if b.kept_by != Some(id) && !(b.owned && b.gen == gen) {
+                    let now = if b.owned { "now another buffer's" } else { "now free" };
+                    return Err(GpuError::Emu(format!(
+                        "replaying graph {id}: {} uses the {}-byte buffer at {start:#x}, which was freed after the \
+                         capture ({now}): keep every buffer a graph uses alive while it may replay",
+                        r.op.describe(),
+                        b.bytes
+                    )));
+                }
+            }
+        }
+        for r in ops {
+            self.push(r.stream, r.op, &r.ptrs)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets graph `id` (its replays must have run): blocks it kept and no buffer holds are
+    /// freed.
+    pub fn release_graph(&mut self, id: u64) {
+        if self.graphs.remove(&id).is_none() {
+            return;
+        }
+        let kept: Vec<(DevPtr, usize, bool)> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.kept_by == Some(id))
+            .map(|(&p, b)| (p, b.bytes, b.owned))
+            .collect();
+        for (ptr, bytes, owned) in kept {
+            self.blocks.get_mut(&ptr).expect("listed").kept_by = None;
+            if !owned {
+                let _ = self.free(ptr, bytes);
+            }
+        }
     }
 
     /// Records an event on `stream`.

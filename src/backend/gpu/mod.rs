@@ -16,7 +16,7 @@ pub mod launcher;
 pub mod null;
 pub mod runtime;
 
-pub use buffer::{Gpu, GpuBuf, GpuView, GpuViewMut, HostStage};
+pub use buffer::{Gpu, GpuBuf, GpuView, GpuViewMut, Graph, HostStage};
 pub use kernels::{k, KernelId};
 pub use runtime::{
     Arg, Counts, DevPtr, Event, GpuError, LaunchCfg, LaunchRecord, MemStats, Runtime, RuntimeKind, Stream,

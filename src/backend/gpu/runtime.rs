@@ -401,6 +401,31 @@ pub trait Runtime: Send + Sync {
     fn describe_buffer(&self, ptr: DevPtr) -> String {
         format!("buffer {ptr:#x}")
     }
+
+    // Graphs: work recorded once and replayed without the host issuing it again (CUDA graphs;
+    // on the emulator, the recorded operations). Use [`super::Graph::capture`].
+
+    /// Starts recording the compute stream's work instead of running it. Until
+    /// [`Runtime::end_capture`], nothing may wait for the device (a blocking read, a
+    /// synchronisation) and host-to-device copies must come from staging memory; buffers freed
+    /// meanwhile are kept for the graph (which replays their uses) and reused only inside it.
+    fn begin_capture(&self) -> Result<(), GpuError> {
+        Err(GpuError::Driver("this runtime cannot capture graphs".into()))
+    }
+    /// Stops recording: the graph's number, for [`Runtime::replay`].
+    fn end_capture(&self) -> Result<u64, GpuError> {
+        Err(GpuError::Driver("this runtime cannot capture graphs".into()))
+    }
+    /// Enqueues the recorded work again on the compute stream. Every buffer it uses must still
+    /// be the one it recorded (alive, or kept for the graph).
+    fn replay(&self, graph: u64) -> Result<(), GpuError> {
+        let _ = graph;
+        Err(GpuError::Driver("this runtime cannot replay graphs".into()))
+    }
+    /// Frees a graph and the buffers kept for it (after its replays have run).
+    fn release_graph(&self, graph: u64) {
+        let _ = graph;
+    }
 }
 
 /// The streams of a runtime. Every launch, copy, allocation and free goes to `Compute` unless
