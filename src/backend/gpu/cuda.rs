@@ -52,13 +52,20 @@ pub struct KernelAttrs {
     pub binary_version: i32,
 }
 
-/// Free device allocations kept for reuse, by rounded size, and the bytes handed out.
+/// Free device allocations kept for reuse, by rounded size, and the bytes handed out; and the
+/// blocks that graphs keep.
 #[derive(Default)]
 struct Cache {
     free: HashMap<usize, Vec<DevPtr>>,
     cached_bytes: usize,
     in_use: usize,
     peak: usize,
+    /// The graph being captured: its number and the blocks freed meanwhile, by size (reused only
+    /// by later allocations of the capture).
+    capture: Option<(u64, HashMap<usize, Vec<DevPtr>>)>,
+    /// Blocks freed while a graph was captured: the graph replays their uses, so they are its
+    /// own until it is released (graph, size, whether a buffer holds it now).
+    kept: HashMap<DevPtr, (u64, usize, bool)>,
 }
 
 impl Cache {
@@ -149,7 +156,12 @@ pub struct CudaRuntime {
     /// Recorded events not yet known complete, by number.
     events: Mutex<HashMap<u64, Handle<sys::CUevent>>>,
     next_event: std::sync::atomic::AtomicU64,
+    /// Captured graphs (the graph and its executable instance), by number.
+    graphs: Mutex<HashMap<u64, CapturedGraph>>,
 }
+
+/// A captured graph and its executable instance.
+type CapturedGraph = (Handle<sys::CUgraph>, Handle<sys::CUgraphExec>);
 
 fn drv(call: &str, e: DriverError) -> GpuError {
     if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
@@ -234,6 +246,7 @@ impl CudaRuntime {
             cache: Mutex::default(),
             events: Mutex::default(),
             next_event: std::sync::atomic::AtomicU64::new(1),
+            graphs: Mutex::default(),
         };
         // CudaContext::new made the context current on this thread.
         rt.launcher.note_bound();
@@ -339,6 +352,15 @@ impl Runtime for CudaRuntime {
         let size = bucket(bytes);
         {
             let mut cache = self.cache.lock().unwrap();
+            // While capturing, a block the capture freed comes first (it is the graph's anyway).
+            let kept = cache.capture.as_mut().and_then(|(_, free)| free.get_mut(&size)?.pop());
+            if let Some(p) = kept {
+                if let Some(k) = cache.kept.get_mut(&p) {
+                    k.2 = true;
+                }
+                cache.taken(size);
+                return Ok(p);
+            }
             if let Some(p) = cache.free.get_mut(&size).and_then(|v| v.pop()) {
                 cache.cached_bytes -= size;
                 cache.taken(size);
@@ -362,6 +384,18 @@ impl Runtime for CudaRuntime {
     fn free(&self, ptr: DevPtr, bytes: usize) {
         let size = bucket(bytes);
         let mut cache = self.cache.lock().unwrap();
+        if let Some((graph, free)) = &mut cache.capture {
+            let graph = *graph;
+            free.entry(size).or_default().push(ptr);
+            cache.kept.insert(ptr, (graph, size, false));
+            cache.in_use -= size;
+            return;
+        }
+        if let Some(k) = cache.kept.get_mut(&ptr) {
+            k.2 = false; // still the graph's
+            cache.in_use -= size;
+            return;
+        }
         cache.free.entry(size).or_default().push(ptr);
         cache.cached_bytes += size;
         cache.in_use -= size;
@@ -533,6 +567,74 @@ impl Runtime for CudaRuntime {
         self.bind()?;
         result::memcpy_dtoh_async(std::slice::from_raw_parts_mut(dst, bytes), src, self.dev.compute.0)
             .map_err(|e| self.fail("cuMemcpyDtoHAsync (staged)", e))
+    }
+
+    fn begin_capture(&self) -> Result<(), GpuError> {
+        self.bind()?;
+        let id = self.next_event.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut cache = self.cache.lock().unwrap();
+            if cache.capture.is_some() {
+                return Err(GpuError::Driver("begin_capture while already capturing a graph".into()));
+            }
+            cache.capture = Some((id, HashMap::new()));
+        }
+        // Relaxed: our allocator may call cuMemAlloc while capturing (not a stream operation).
+        let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED;
+        unsafe { result::stream::begin_capture(self.dev.compute.0, mode) }.map_err(|e| {
+            self.cache.lock().unwrap().capture = None;
+            self.fail("cuStreamBeginCapture", e)
+        })
+    }
+
+    fn end_capture(&self) -> Result<u64, GpuError> {
+        self.bind()?;
+        let id = match self.cache.lock().unwrap().capture.take() {
+            Some((id, _)) => id,
+            None => return Err(GpuError::Driver("end_capture without begin_capture".into())),
+        };
+        let graph = unsafe { result::stream::end_capture(self.dev.compute.0) }.map_err(|e| {
+            self.fail("cuStreamEndCapture (the capture was invalidated by a wait or a pageable copy)", e)
+        })?;
+        let exec = match unsafe { result::graph::instantiate(graph, sys::CUgraphInstantiate_flags(0)) } {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = unsafe { result::graph::destroy(graph) };
+                return Err(self.fail("cuGraphInstantiate", e));
+            }
+        };
+        self.graphs.lock().unwrap().insert(id, (Handle(graph), Handle(exec)));
+        Ok(id)
+    }
+
+    fn replay(&self, graph: u64) -> Result<(), GpuError> {
+        self.bind()?;
+        let Some((_, exec)) = self.graphs.lock().unwrap().get(&graph).copied() else {
+            return Err(GpuError::Driver(format!("no graph {graph}")));
+        };
+        unsafe { result::graph::launch(exec.0, self.dev.compute.0) }
+            .map_err(|e| self.fail("cuGraphLaunch", e))
+    }
+
+    fn release_graph(&self, graph: u64) {
+        let Some((g, exec)) = self.graphs.lock().unwrap().remove(&graph) else { return };
+        if self.bind().is_err() || self.sync_streams().is_err() {
+            return; // a sticky error: its blocks cannot be known idle; leave them be
+        }
+        unsafe {
+            let _ = result::graph::exec_destroy(exec.0);
+            let _ = result::graph::destroy(g.0);
+        }
+        let mut cache = self.cache.lock().unwrap();
+        let mine: Vec<(DevPtr, usize, bool)> =
+            cache.kept.iter().filter(|(_, k)| k.0 == graph).map(|(&p, k)| (p, k.1, k.2)).collect();
+        for (ptr, size, held) in mine {
+            cache.kept.remove(&ptr);
+            if !held {
+                cache.free.entry(size).or_default().push(ptr);
+                cache.cached_bytes += size;
+            }
+        }
     }
 }
 

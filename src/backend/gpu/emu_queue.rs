@@ -346,10 +346,12 @@ impl Queue {
                     op.describe()
                 )))
             }
-            (Op::Record, _) | (_, Stream::Copy) => return Err(GpuError::Emu(format!(
+            (Op::Record, _) | (_, Stream::Copy) => {
+                return Err(GpuError::Emu(format!(
                 "{} on the {stream} stream while recording a graph: graphs record the compute stream alone",
                 op.describe()
-            ))),
+            )))
+            }
             _ => {}
         }
         let blocks = used.iter().map(|p| (*p, self.blocks[p].gen)).collect();
