@@ -20,7 +20,7 @@ use darts::{DType, Device, Tensor};
 fn three_steps(rt: Arc<EmuRuntime>, order: Order) -> (Vec<[u64; 4]>, String) {
     let device = Device::Gpu(rt);
     let mut rng = Rng::new(5);
-    let config = NetConfig { channels: 4, layers: 5, classes: 10 };
+    let config = NetConfig { channels: 2, layers: 3, classes: 10 };
     let (net, mut store) = Network::new(config, DType::F32, &mut rng);
     store.to_device(&device);
     let mut state = SearchState::new(net, store, StepConfig { order, ..Default::default() });

@@ -113,6 +113,34 @@ fn resumed_run_equals_an_uninterrupted_one() {
     }
 }
 
+/// The same on the deferred emulator, where the next step's batches are prefetched on the copy
+/// stream (the emulator checks the orderings): the prefetched, not yet consumed batches must not
+/// move the samplers' saved positions.
+#[cfg(feature = "emu")]
+#[test]
+fn resumed_run_with_prefetched_batches_equals_an_uninterrupted_one() {
+    use darts::backend::gpu::emu::EmuRuntime;
+    let dev = Device::Gpu(std::sync::Arc::new(EmuRuntime::deferred(0, 0)));
+    let on = |out: &Path, resume: bool, max_steps: Option<usize>| RunOptions {
+        device: dev.clone(),
+        ..opts(out, resume, max_steps)
+    };
+    // 2 steps per epoch: stop after the first, resume across the epoch boundary to the end.
+    let cfg = SearchConfig { train_images: Some(32), ..tiny("first", 2) };
+    let (a, b) = (tmp("whole-prefetch"), tmp("parts-prefetch"));
+    let whole = run(&cfg, &on(&a, false, None)).unwrap();
+    let part = run(&cfg, &on(&b, false, Some(1))).unwrap();
+    assert!(part.interrupted && part.epochs_done == 0);
+    let rest = run(&cfg, &on(&b, true, None)).unwrap();
+    assert!(!rest.interrupted && rest.epochs_done == 2);
+    let (x, y) = (state_arrays(&whole.state), state_arrays(&rest.state));
+    for (k, v) in &x {
+        assert_eq!(v, &y[k], "{k} differs after resuming");
+    }
+    assert_eq!(whole.genotype, rest.genotype);
+    let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+}
+
 /// F(α) = L_val(w'(α), α) with w'(α) = w − ξ (m·buf + ∇w L_train(w, α) + wd·w): its exact
 /// gradient is what the second-order DARTS formula approximates (the Hessian-vector product by
 /// central differences). Checked against central differences of F itself, in f64. The HVP step

@@ -1,6 +1,7 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
 pub mod genotype;
+pub mod prefetch;
 pub mod run;
 pub mod state_io;
 pub mod step;

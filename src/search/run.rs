@@ -16,6 +16,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::genotype::{to_dot, to_svg, Genotype};
+use super::prefetch::Prefetch;
 use super::state_io::{load_state, state_arrays};
 use super::step::{Batch, Order, SearchState, StepConfig};
 use crate::backend::gpu::GpuError;
@@ -321,6 +322,32 @@ impl Progress {
 }
 
 /// Runs (or resumes) a search described by `cfg` with outputs in `opts.out`.
+fn gpu_err(e: GpuError) -> RunError {
+    RunError::Gpu(e)
+}
+
+/// A step's train and validation batches, the samplers' positions after them, and (on a GPU)
+/// the prefetch slots their images are being uploaded into.
+type Drawn = (crate::data::Batch, crate::data::Batch, (SamplerState, SamplerState), Option<(usize, usize)>);
+
+/// Draws the next train and validation batches and, with `prefetch` (train, val), enqueues
+/// their upload.
+fn draw(
+    train: &mut Loader,
+    val: &mut Loader,
+    prefetch: Option<&mut (Prefetch, Prefetch)>,
+) -> Result<Drawn, RunError> {
+    let (tb, vb) = (train.next_batch(), val.next_batch());
+    let states = (train.state(), val.state());
+    let slots = match prefetch {
+        Some((pt, pv)) => {
+            Some((pt.upload(&tb.images).map_err(gpu_err)?, pv.upload(&vb.images).map_err(gpu_err)?))
+        }
+        None => None,
+    };
+    Ok((tb, vb, states, slots))
+}
+
 pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let out = &opts.out;
     io(out, fs::create_dir_all(out.join("alphas")))?;
@@ -393,6 +420,12 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     let mut val_loader = Loader::spawn(train_set.clone(), val_sampler, dtype, DEFAULT_DEPTH)?;
     let mut log = io(out, fs::OpenOptions::new().append(true).open(out.join("log.jsonl")))?;
     let mut val_accs = Vec::new();
+    let mut prefetch = match &opts.device {
+        // One double buffer for the training batches, one for the validation batches.
+        Device::Gpu(rt) => Some((Prefetch::new(rt), Prefetch::new(rt))),
+        Device::Cpu => None,
+    };
+    let mut pending: Option<Drawn> = None;
     let mut steps_this_run = 0;
     let mut interrupted = false;
 
@@ -413,10 +446,29 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             }
             let t0 = Instant::now();
             let meter = Meter::start(&opts.device);
-            let tb = train_loader.next_batch();
-            let vb = val_loader.next_batch();
-            let (xt, xv) = (tb.images.to_device(&opts.device), vb.images.to_device(&opts.device));
+            // This step's batches: prefetched during the previous step, or drawn now.
+            let (tb, vb, states, slots) = match pending.take() {
+                Some(p) => p,
+                None => draw(&mut train_loader, &mut val_loader, prefetch.as_mut())?,
+            };
+            // On a GPU the next step's batches go up on the copy stream while this one computes.
+            let last = pos.step_in_epoch + 1 >= steps_per_epoch
+                || opts.max_steps.is_some_and(|m| steps_this_run + 1 >= m);
+            if let (Some(pf), false) = (prefetch.as_mut(), last) {
+                pending = Some(draw(&mut train_loader, &mut val_loader, Some(pf))?);
+            }
+            let (xt, xv) = match (prefetch.as_mut(), slots) {
+                (Some((pt, pv)), Some((ts, vs))) => {
+                    (pt.take(ts).map_err(gpu_err)?, pv.take(vs).map_err(gpu_err)?)
+                }
+                _ => (tb.images.to_device(&opts.device), vb.images.to_device(&opts.device)),
+            };
             let stats = state.step(&Batch { x: &xt, y: &tb.labels }, &Batch { x: &xv, y: &vb.labels }, lr);
+            drop((xt, xv));
+            if let (Some((pt, pv)), Some((ts, vs))) = (prefetch.as_mut(), slots) {
+                pt.release(ts).map_err(gpu_err)?;
+                pv.release(vs).map_err(gpu_err)?;
+            }
             if !stats.loss_train.is_finite() || !stats.loss_val.is_finite() {
                 let loss = if stats.loss_train.is_finite() { stats.loss_val } else { stats.loss_train };
                 return Err(RunError::NonFinite { epoch: pos.epoch, step: pos.step_in_epoch, loss });
@@ -424,8 +476,8 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             pos.step_in_epoch += 1;
             pos.global_step += 1;
             steps_this_run += 1;
-            pos.train = train_loader.state();
-            pos.val = val_loader.state();
+            // The samplers' positions after this step's batches (not the prefetched ones).
+            (pos.train, pos.val) = states;
             let n = tb.labels.len();
             loss_sum += stats.loss_train * n as f64;
             correct += stats.correct_train;

@@ -207,6 +207,18 @@ impl HostStage {
         Ok(())
     }
 
+    /// Waits until the last copy to or from the stage has run (synchronising the runtime if it
+    /// has not yet).
+    pub fn wait(&mut self) -> Result<(), GpuError> {
+        if let Some((event, _)) = &self.pending {
+            if !self.rt.query(*event)? {
+                self.rt.synchronize()?;
+            }
+        }
+        self.pending = None;
+        Ok(())
+    }
+
     /// The values (after the last copy into them has run).
     pub fn read(&mut self) -> Result<&[f32], GpuError> {
         self.settled("host read of")?;

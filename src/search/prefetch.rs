@@ -1,0 +1,90 @@
+//! Double-buffered batch upload on a GPU: the next step's images go up on the copy stream from
+//! page-locked staging while the current step computes.
+//!
+//! Two slots, each a [`HostStage`] and a device tensor, used alternately. For a slot:
+//!
+//! ```text
+//! upload:  host images → stage (once its previous upload has run)
+//!          copy stream waits for the compute stream's last use of the device tensor
+//!          stage → device tensor on the copy stream; event `ready`
+//! take:    compute stream waits for `ready`; the device tensor
+//! release: event `used` on the compute stream (after the step that read it)
+//! ```
+//!
+//! The deferred emulator checks exactly these orderings (a missing wait fails with the kernel and
+//! the buffer it races).
+
+use crate::backend::gpu::{Event, Gpu, GpuError, HostStage, Stream};
+use crate::tensor::Tensor;
+
+/// One staging buffer and its device tensor.
+struct Slot {
+    stage: HostStage,
+    dev: Tensor,
+    /// The upload into `dev` has run once this has.
+    ready: Event,
+    /// The compute stream is done with `dev` once this has.
+    used: Option<Event>,
+}
+
+/// Two upload slots on a runtime.
+pub struct Prefetch {
+    rt: Gpu,
+    slots: [Option<Slot>; 2],
+    next: usize,
+}
+
+impl Prefetch {
+    /// Empty slots (allocated on first use, and again when the batch shape changes).
+    pub fn new(rt: &Gpu) -> Prefetch {
+        Prefetch { rt: rt.clone(), slots: [None, None], next: 0 }
+    }
+
+    /// Enqueues the upload of `images` (on the host) into the next slot on the copy stream;
+    /// returns the slot for [`Prefetch::take`].
+    pub fn upload(&mut self, images: &Tensor) -> Result<usize, GpuError> {
+        let s = self.next;
+        self.next ^= 1;
+        let values: Vec<f32> = images.to_f64_vec().iter().map(|&v| v as f32).collect();
+        let rt = self.rt.clone();
+        let fits = self.slots[s].as_ref().is_some_and(|sl| sl.dev.shape() == images.shape());
+        if !fits {
+            self.slots[s] = Some(Slot {
+                stage: HostStage::new(&rt, values.len())?,
+                dev: Tensor::empty_gpu(images.shape(), &rt),
+                ready: rt.record(Stream::Copy)?,
+                used: None,
+            });
+        }
+        let slot = self.slots[s].as_mut().expect("made above");
+        slot.stage.wait()?;
+        slot.stage.write(&values)?;
+        // The copy stream overwrites the tensor only after the compute stream's last use of it
+        // (for a new tensor: after everything issued so far, its block may be a reused one).
+        let last_use = match slot.used.take() {
+            Some(e) => e,
+            None => rt.record(Stream::Compute)?,
+        };
+        rt.wait(Stream::Copy, last_use)?;
+        slot.stage.upload(Stream::Copy, slot.dev.gpu_buf_mut())?;
+        slot.ready = rt.record(Stream::Copy)?;
+        Ok(s)
+    }
+
+    /// The images of slot `s`, for work on the compute stream (which waits for their upload).
+    pub fn take(&mut self, s: usize) -> Result<Tensor, GpuError> {
+        let slot = self.slots[s].as_ref().expect("take after upload");
+        self.rt.wait(Stream::Compute, slot.ready)?;
+        Ok(slot.dev.clone())
+    }
+
+    /// Marks the compute stream's work issued so far as the last use of slot `s` (drop every
+    /// clone of its tensor first: the next upload writes it in place).
+    pub fn release(&mut self, s: usize) -> Result<(), GpuError> {
+        let used = self.rt.record(Stream::Compute)?;
+        if let Some(slot) = self.slots[s].as_mut() {
+            slot.used = Some(used);
+        }
+        Ok(())
+    }
+}
