@@ -15,7 +15,7 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, DriverE
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::{self, KernelId, PTX_BUILT};
-use super::launcher::{Driver, LaunchRecord, Launcher};
+use super::launcher::{self, Driver, LaunchRecord, Launcher};
 use super::runtime::{Arg, Counts, DevPtr, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind};
 
 /// Facts about the device, for `darts info` and logs.
@@ -169,6 +169,8 @@ impl CudaRuntime {
         if ordinal >= count as usize {
             return Err(GpuError::NoDevice(format!("device {ordinal} requested, {count} present")));
         }
+        // Creating (or, on an error below, dropping) a context makes it current on this thread.
+        launcher::forget_thread_binding();
         let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::NoDevice(e.to_string()))?;
         // One stream and our own caching allocator: cudarc's per-allocation event tracking is
         // pure overhead here.
@@ -401,5 +403,7 @@ impl Drop for CudaRuntime {
         if self.bind().is_ok() {
             self.release_cache();
         }
+        // Dropping the context binds it (cudarc) and may release it.
+        launcher::forget_thread_binding();
     }
 }
