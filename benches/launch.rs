@@ -154,8 +154,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             use main_mirror::Arg as A;
             let v = ints();
-            let mut args = vec![A::Ptr(black_box(0x1000)), A::Ptr(0x2000), A::Ptr(0x3000)];
-            args.extend(v.iter().map(|&v| A::I32(v)));
+            let p = black_box(0x1000);
+            let args: [A; 25] =
+                std::array::from_fn(|i| if i < 3 { A::Ptr(p + 0x1000 * i as u64) } else { A::I32(v[i - 3]) });
             old.launch("depthwise_relu_bwd_weight_partial_f32", cfg, &args).unwrap()
         })
     });

@@ -81,9 +81,10 @@ dynamic = 0):
   spill (ptxas, sm_80 and sm_90): 64 registers for the pointwise GEMMs (4 blocks = 1024 threads
   per SM), 80 for the general ones and the pointwise weight gradient (3 blocks), up to 128 for
   the general weight gradient (its per-column tap state; 2 blocks).
-Arguments after the three buffers: conv2d_* take the Conv2dGeom fields as ints (n, c_in, h, w,
-c_out, kh, kw, stride, pad, dilation) plus out_h and out_w as the host computes them; conv2d_pw_*
-take (n, c_in, c_out, hw). Then the tile id (0, 1, 2 as above) and, for the weight gradients,
+Arguments after the three buffers: conv2d_* take struct ConvShape by value (shared with
+launch/conv.rs as #[repr(C)]: the Conv2dGeom fields n, c_in, h, w, c_out, kh, kw, stride, pad,
+dilation as ints, plus out_h and out_w as the host computes them); conv2d_pw_* take
+(n, c_in, c_out, hw). Then the tile id (0, 1, 2 as above) and, for the weight gradients,
 cps (chunks per split). Tap offsets |i*d - p|, |j*d - p| must be < 2^15 (the weight gradient packs
 them into 16 bits; the host checks).
 
@@ -135,7 +136,8 @@ struct ConvSmem {
     static constexpr int W = CONV_MAX(T0, CONV_MAX(W1, W2));     // weight-gradient GEMMs
 };
 
-// The geometry as the kernels see it.
+// The geometry as the kernels see it, and the general kernels' by-value parameter (48 bytes,
+// shared with launch/conv.rs as #[repr(C)]).
 struct ConvShape {
     int n, c_in, h, w, c_out, kh, kw, stride, pad, dil, out_h, out_w;
     __device__ int hw() const { return h * w; }
@@ -680,16 +682,12 @@ static __device__ __forceinline__ void pw_bwd_weight_tile(const float* x, const 
 // ------------------------------------------------------------------------------------------------
 // Kernels. `tile` is uniform over the grid, so each switch is a uniform branch.
 
-#define CONV_SHAPE_PARAMS                                                                             \
-    int n, int c_in, int h, int w_, int c_out, int kh, int kw, int stride, int pad, int dil, int out_h, \
-        int out_w
-#define CONV_SHAPE_ARGS {n, c_in, h, w_, c_out, kh, kw, stride, pad, dil, out_h, out_w}
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3)
     conv2d_fwd_f32(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
-                   CONV_SHAPE_PARAMS, int tile) {
+                   ConvShape shape, int tile) {
     __shared__ __align__(16) float smem[ConvSmem::MN];
-    const ConvShape s = CONV_SHAPE_ARGS;
+    const ConvShape s = shape;
     if (tile == 0) conv_fwd_tile<64, 64>(x, w, y, s, smem);
     else if (tile == 1) conv_fwd_tile<32, 128>(x, w, y, s, smem);
     else conv_fwd_tile<16, 256>(x, w, y, s, smem);
@@ -697,9 +695,9 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3)
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3)
     conv2d_bwd_data_f32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                        CONV_SHAPE_PARAMS, int tile) {
+                        ConvShape shape, int tile) {
     __shared__ __align__(16) float smem[ConvSmem::MN];
-    const ConvShape s = CONV_SHAPE_ARGS;
+    const ConvShape s = shape;
     if (tile == 0) conv_bwd_data_tile<64, 64>(dy, w, dx, s, smem);
     else if (tile == 1) conv_bwd_data_tile<32, 128>(dy, w, dx, s, smem);
     else conv_bwd_data_tile<16, 256>(dy, w, dx, s, smem);
@@ -709,9 +707,9 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3)
 // reduces chunks [z * cps, (z + 1) * cps) of the ceil(n*out_h*out_w / KC) chunks.
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, 2)
     conv2d_bwd_weight_f32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ out,
-                          CONV_SHAPE_PARAMS, int tile, int cps) {
+                          ConvShape shape, int tile, int cps) {
     __shared__ __align__(16) float smem[ConvSmem::W];
-    const ConvShape s = CONV_SHAPE_ARGS;
+    const ConvShape s = shape;
     if (tile == 0) conv_bwd_weight_tile<64, 64>(x, dy, out, s, cps, smem);
     else if (tile == 1) conv_bwd_weight_tile<32, 32>(x, dy, out, s, cps, smem);
     else conv_bwd_weight_tile<16, 16>(x, dy, out, s, cps, smem);

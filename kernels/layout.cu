@@ -20,6 +20,8 @@ Launch shapes (all kernels): one thread per element of the tensor being WRITTEN,
     channel plane, so both the part and y accesses are contiguous runs of hw floats.
   crop_fwd: elements = planes * oh * ow;  crop_bwd: elements = planes * h * w (dx is fully
     written, zeros included: no separate fill launch).
+The crop kernels take their geometry as one struct CropGeom by value after the two buffers
+(shared with launch/layout.rs as #[repr(C)]: planes, h, w, top, left, oh, ow).
 The part of a channel is found from the 7 prefix offsets by compares and selects (scalars
 only: an indexed array would live in local memory). Scalar 4-byte accesses: the copies are
 coalesced, and hw is odd in some shapes, so there is no float4 path.
@@ -138,9 +140,14 @@ extern "C" __global__ void __launch_bounds__(LAYOUT_BLOCK)
     }
 }
 
+// The crop kernels' geometry, one by-value parameter (28 bytes).
+struct CropGeom {
+    int planes, h, w, top, left, oh, ow;
+};
+
 extern "C" __global__ void __launch_bounds__(LAYOUT_BLOCK)
-    crop_fwd_f32(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int top,
-                 int left, int oh, int ow) {
+    crop_fwd_f32(const float* __restrict__ x, float* __restrict__ y, CropGeom g) {
+    const int planes = g.planes, h = g.h, w = g.w, top = g.top, left = g.left, oh = g.oh, ow = g.ow;
     if (planes <= 0 || oh <= 0 || ow <= 0) return;
     const unsigned uow = static_cast<unsigned>(ow), uoh = static_cast<unsigned>(oh);
     const unsigned total = static_cast<unsigned>(planes) * uoh * uow;
@@ -153,8 +160,8 @@ extern "C" __global__ void __launch_bounds__(LAYOUT_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(LAYOUT_BLOCK)
-    crop_bwd_f32(const float* __restrict__ dy, float* __restrict__ dx, int planes, int h, int w, int top,
-                 int left, int oh, int ow) {
+    crop_bwd_f32(const float* __restrict__ dy, float* __restrict__ dx, CropGeom g) {
+    const int planes = g.planes, h = g.h, w = g.w, top = g.top, left = g.left, oh = g.oh, ow = g.ow;
     if (planes <= 0 || h <= 0 || w <= 0) return;
     const unsigned uw = static_cast<unsigned>(w), uh = static_cast<unsigned>(h);
     const unsigned total = static_cast<unsigned>(planes) * uh * uw;

@@ -16,7 +16,7 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, DriverE
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::{self, KernelId, PTX_BUILT};
-use super::launcher::{Driver, LaunchRecord, Launcher};
+use super::launcher::{self, Driver, LaunchRecord, Launcher};
 use super::runtime::{
     Arg, Counts, DevPtr, Event, GpuError, LaunchCfg, MemStats, Runtime, RuntimeKind, Stream,
 };
@@ -200,6 +200,8 @@ impl CudaRuntime {
         if ordinal >= count as usize {
             return Err(GpuError::NoDevice(format!("device {ordinal} requested, {count} present")));
         }
+        // Creating (or, on an error below, dropping) a context makes it current on this thread.
+        launcher::forget_thread_binding();
         let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::NoDevice(e.to_string()))?;
         // One stream and our own caching allocator: cudarc's per-allocation event tracking is
         // pure overhead here.
@@ -646,5 +648,7 @@ impl Drop for CudaRuntime {
                 let _ = unsafe { result::stream::destroy(s.0) };
             }
         }
+        // Dropping the context binds it (cudarc) and may release it.
+        launcher::forget_thread_binding();
     }
 }

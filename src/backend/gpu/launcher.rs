@@ -80,6 +80,13 @@ thread_local! {
 /// Binding numbers, one per launcher, never reused.
 static NEXT_BINDING: AtomicU64 = AtomicU64::new(1);
 
+/// Forgets which context this thread has current, so that the next launch or copy of every
+/// runtime binds its own: for calls that may make another context current behind the
+/// launchers' back (creating or dropping a CUDA context, loading a module).
+pub fn forget_thread_binding() {
+    BOUND.with(|b| b.set(0));
+}
+
 /// The shared launch path of a runtime whose kernels resolve to `F`.
 pub struct Launcher<F> {
     functions: Box<[OnceLock<F>]>,
@@ -127,7 +134,7 @@ impl<F: Send + Sync> Launcher<F> {
             let f = driver.resolve(kernel);
             // Resolving may have made the context current by itself (cudarc binds to load a
             // module): another launcher's binding on this thread is no longer to be trusted.
-            BOUND.with(|b| b.set(0));
+            forget_thread_binding();
             let _ = slot.set(f?);
         }
         Ok(slot.get().expect("set just above"))
@@ -208,5 +215,83 @@ impl<F: Send + Sync> Launcher<F> {
             s.push_str(&format!("\n    {r}"));
         }
         e.with_context(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gpu::kernels::k;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts what the launcher asks of it.
+    #[derive(Default)]
+    struct Counting {
+        resolves: AtomicUsize,
+        binds: AtomicUsize,
+        launches: AtomicUsize,
+    }
+
+    impl Driver for Counting {
+        type Function = ();
+        fn resolve(&self, _kernel: KernelId) -> Result<(), GpuError> {
+            self.resolves.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn bind(&self) -> Result<(), GpuError> {
+            self.binds.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        unsafe fn launch(
+            &self,
+            _kernel: KernelId,
+            _f: &(),
+            _cfg: &LaunchCfg,
+            params: &mut [*mut c_void],
+        ) -> Result<(), GpuError> {
+            // The packed pointers point at the values themselves.
+            assert_eq!(*(params[1] as *const i32), 7);
+            self.launches.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn check(&self, _kernel: KernelId, _cfg: &LaunchCfg) -> Result<(), GpuError> {
+            Ok(())
+        }
+    }
+
+    fn launch(l: &Launcher<()>, d: &Counting, kernel: KernelId) {
+        l.launch(d, kernel, LaunchCfg::linear(1, 32), &[Arg::Ptr(64), Arg::I32(7)]).unwrap();
+    }
+
+    #[test]
+    fn kernels_resolve_once_and_the_context_binds_once_per_thread() {
+        let (a, da) = (Launcher::<()>::new(false), Counting::default());
+        let (b, db) = (Launcher::<()>::new(false), Counting::default());
+        for _ in 0..3 {
+            launch(&a, &da, k::fill_f32);
+            launch(&a, &da, k::relu_fwd_f32);
+        }
+        // Resolving forgets the binding once per new kernel; then it holds.
+        assert_eq!(da.resolves.load(Ordering::Relaxed), 2);
+        let binds = da.binds.load(Ordering::Relaxed);
+        assert!(binds <= 2, "{binds} binds for 2 kernels");
+        for _ in 0..3 {
+            launch(&a, &da, k::fill_f32);
+        }
+        assert_eq!(da.binds.load(Ordering::Relaxed), binds, "no rebinding while nothing else binds");
+        // Another runtime on the same thread binds its own context; the first one rebinds after.
+        launch(&b, &db, k::fill_f32);
+        launch(&a, &da, k::fill_f32);
+        assert_eq!(da.binds.load(Ordering::Relaxed), binds + 1);
+        // Another thread binds for itself, once.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                launch(&a, &da, k::fill_f32);
+                launch(&a, &da, k::fill_f32);
+            });
+        });
+        assert_eq!(da.binds.load(Ordering::Relaxed), binds + 2);
+        assert_eq!(da.launches.load(Ordering::Relaxed), 12);
+        assert_eq!(a.counters.snapshot().launches, 12);
     }
 }

@@ -108,18 +108,56 @@ fn check_lens(op: &str, bufs: &[(&str, &GpuBuf, usize)]) {
     }
 }
 
-/// `conv2d_pw_*` arguments after the three buffers: n, c_in, c_out, h * w.
-fn pw_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
-    [g.n, g.c_in, g.c_out, g.h * g.w].into_iter().map(|v| Arg::I32(int(op, v))).collect()
+/// `struct ConvShape` of `kernels/conv2d.cu`: the general kernels' geometry, one by-value
+/// argument (the `Conv2dGeom` fields, then `out_h`, `out_w` as computed here).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct Shape {
+    n: i32,
+    c_in: i32,
+    h: i32,
+    w: i32,
+    c_out: i32,
+    kh: i32,
+    kw: i32,
+    stride: i32,
+    pad: i32,
+    dil: i32,
+    out_h: i32,
+    out_w: i32,
 }
 
-/// `conv2d_*` arguments after the three buffers: n, c_in, h, w, c_out, kh, kw, stride, pad,
-/// dilation, out_h, out_w.
-fn shape_args(op: &str, g: &Conv2dGeom) -> Vec<Arg<'static>> {
-    [g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad, g.dilation, g.out_h(), g.out_w()]
-        .into_iter()
-        .map(|v| Arg::I32(int(op, v)))
-        .collect()
+const _: () = assert!(std::mem::size_of::<Shape>() == 12 * 4);
+
+// SAFETY: a repr(C) struct of i32 fields only (no padding), so every bit pattern is valid.
+unsafe impl bytemuck::Zeroable for Shape {}
+unsafe impl bytemuck::Pod for Shape {}
+
+/// The arguments after the three buffers: `n, c_in, c_out, h * w` for `conv2d_pw_*`, one
+/// [`Shape`] for `conv2d_*`.
+enum ShapeArgs {
+    Pointwise([i32; 4]),
+    General(Shape),
+}
+
+impl ShapeArgs {
+    fn new(op: &str, g: &Conv2dGeom, pointwise: bool) -> ShapeArgs {
+        if pointwise {
+            return ShapeArgs::Pointwise([g.n, g.c_in, g.c_out, g.h * g.w].map(|v| int(op, v)));
+        }
+        let [n, c_in, h, w, c_out, kh, kw, stride, pad, dil, out_h, out_w] =
+            [g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad, g.dilation, g.out_h(), g.out_w()]
+                .map(|v| int(op, v));
+        ShapeArgs::General(Shape { n, c_in, h, w, c_out, kh, kw, stride, pad, dil, out_h, out_w })
+    }
+
+    /// Appends them to `args`.
+    fn push<'a>(&'a self, args: &mut Vec<Arg<'a>>) {
+        match self {
+            ShapeArgs::Pointwise(v) => args.extend(v.map(Arg::I32)),
+            ShapeArgs::General(s) => args.push(Arg::pod(s)),
+        }
+    }
 }
 
 /// One activation-shaped GEMM launch (forward or input gradient): `m x n` result, buffers
@@ -133,8 +171,9 @@ fn launch_mn(
 ) -> Result<(), GpuError> {
     let tile = mn_tile(m);
     let pointwise = g.is_pointwise() && g.stride == 1;
+    let shape = ShapeArgs::new(op, g, pointwise);
     let mut args = vec![input.arg(), w.arg(), out.arg()];
-    args.extend(if pointwise { pw_args(op, g) } else { shape_args(op, g) });
+    shape.push(&mut args);
     args.push(Arg::I32(tile as i32));
     out.runtime().launch(
         if pointwise { pw_kernel } else { kernel },
@@ -203,8 +242,9 @@ pub fn conv2d_bwd_weight(g: &Conv2dGeom, x: &GpuBuf, dy: &GpuBuf, dw: &mut GpuBu
     let rt = dw.runtime().clone();
     let partial = if splits > 1 { Some(GpuBuf::alloc(&rt, splits * m * n)?) } else { None };
     let pointwise = g.is_pointwise() && g.stride == 1;
+    let shape = ShapeArgs::new(OP, g, pointwise);
     let mut args = vec![x.arg(), dy.arg(), partial.as_ref().unwrap_or(dw).arg()];
-    args.extend(if pointwise { pw_args(OP, g) } else { shape_args(OP, g) });
+    shape.push(&mut args);
     args.extend([Arg::I32(tile as i32), Arg::I32(int(OP, cps))]);
     let kernel = if pointwise { k::conv2d_pw_bwd_weight_f32 } else { k::conv2d_bwd_weight_f32 };
     rt.launch(kernel, gemm_cfg(OP, m, n, (bm, bn), splits), &args)?;

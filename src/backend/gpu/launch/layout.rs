@@ -129,8 +129,28 @@ fn check_crop(
     int(op, big);
 }
 
+/// `struct CropGeom` of `kernels/layout.cu`: `planes, h, w, top, left, oh, ow`, one by-value
+/// argument after the two buffers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct CropGeom {
+    planes: i32,
+    h: i32,
+    w: i32,
+    top: i32,
+    left: i32,
+    oh: i32,
+    ow: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<CropGeom>() == 7 * 4);
+
+// SAFETY: a repr(C) struct of i32 fields only (no padding), so every bit pattern is valid.
+unsafe impl bytemuck::Zeroable for CropGeom {}
+unsafe impl bytemuck::Pod for CropGeom {}
+
 #[allow(clippy::too_many_arguments)]
-fn crop_args(
+fn crop_geom(
     op: &str,
     n: usize,
     c: usize,
@@ -140,8 +160,9 @@ fn crop_args(
     left: usize,
     oh: usize,
     ow: usize,
-) -> Vec<Arg<'static>> {
-    [n * c, h, w, top, left, oh, ow].iter().map(|&v| Arg::I32(int(op, v))).collect()
+) -> CropGeom {
+    let [planes, h, w, top, left, oh, ow] = [n * c, h, w, top, left, oh, ow].map(|v| int(op, v));
+    CropGeom { planes, h, w, top, left, oh, ow }
 }
 
 /// `y[n, c, i, j] = x[n, c, top + i, left + j]` for `i < oh`, `j < ow`; `x` is `[n, c, h, w]`.
@@ -160,8 +181,8 @@ pub fn crop_fwd(
 ) -> Result<(), GpuError> {
     let op = "crop_fwd";
     check_crop(op, n, c, h, w, top, left, oh, ow, x.len(), y.len());
-    let mut args = vec![x.arg(), y.arg()];
-    args.extend(crop_args(op, n, c, h, w, top, left, oh, ow));
+    let geom = crop_geom(op, n, c, h, w, top, left, oh, ow);
+    let args = [x.arg(), y.arg(), Arg::pod(&geom)];
     y.runtime().launch(k::crop_fwd_f32, LaunchCfg::linear(grid_for(y.len()), BLOCK), &args)
 }
 
@@ -182,7 +203,7 @@ pub fn crop_bwd(
 ) -> Result<(), GpuError> {
     let op = "crop_bwd";
     check_crop(op, n, c, h, w, top, left, oh, ow, dx.len(), dy.len());
-    let mut args = vec![dy.arg(), dx.arg()];
-    args.extend(crop_args(op, n, c, h, w, top, left, oh, ow));
+    let geom = crop_geom(op, n, c, h, w, top, left, oh, ow);
+    let args = [dy.arg(), dx.arg(), Arg::pod(&geom)];
     dx.runtime().launch(k::crop_bwd_f32, LaunchCfg::linear(grid_for(dx.len()), BLOCK), &args)
 }
