@@ -127,8 +127,8 @@ fn search_step_logs_what_it_cost_on_the_emulator() {
     let get = |k: &str| step[k].as_u64().unwrap_or_else(|| panic!("{k} missing from {step}"));
     let launched: u64 = rt.launch_counts().values().sum();
     assert!(get("launches") > 100 && get("launches") <= launched, "{step} vs {launched} launched in all");
-    // The loss and accuracy come back to the host at least.
-    assert!(get("host_reads") >= 2 && get("syncs") >= get("host_reads"), "{step}");
+    // The step's scalars (losses, norm, accuracy) come back to the host together.
+    assert!(get("host_reads") >= 1 && get("syncs") >= get("host_reads"), "{step}");
     // The two batches go up.
     assert!(get("copies") >= 2 + get("host_reads"), "{step}");
     assert!(get("peak_bytes") >= 2 * 4 * 3 * 32 * 32 * 4 && get("allocations") > 0, "{step}");

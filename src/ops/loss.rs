@@ -53,6 +53,20 @@ pub fn softmax_xent_bwd(probs: &Tensor, labels: &[u32], dloss: &Tensor) -> Tenso
     })
 }
 
+/// Number of rows whose argmax equals the label, as a one-element tensor on the logits' device
+/// (nothing read back: see [`super::optim::read_scalars`]).
+pub fn top1_correct_count(logits: &Tensor, labels: &[u32]) -> Tensor {
+    let (n, k) = dims("top1_correct", logits, labels);
+    if let Some(rt) = gpu_rt("top1_correct", &[logits]) {
+        let lab = gpu_ok(ghead::upload_labels(&rt, labels));
+        let mut c = Tensor::empty_gpu(&[1], &rt);
+        gpu_ok(ghead::top1_correct(n, k, buf(logits), &lab, c.gpu_buf_mut()));
+        return c;
+    }
+    let count = with_dtype!(logits.dtype(), T => cpu::loss::top1_correct(n, k, logits.data::<T>(), labels));
+    Tensor::scalar(count as f64, logits.dtype()).reshape(&[1])
+}
+
 /// Number of rows whose argmax equals the label.
 pub fn top1_correct(logits: &Tensor, labels: &[u32]) -> usize {
     let (n, k) = dims("top1_correct", logits, labels);

@@ -155,6 +155,22 @@ pub fn read_scalar(scalars: &Tensor, index: usize) -> f64 {
     scalars.to_f64_vec()[index]
 }
 
+/// Element `index` of each tensor, read back together: on a GPU the values are first gathered
+/// on the device (a device-to-device copy each) and come back in one device-to-host copy, so a
+/// step's scalars cost one host wait, not one each. All on one device.
+pub fn read_scalars(items: &[(&Tensor, usize)]) -> Vec<f64> {
+    let Some(rt) = items.iter().find_map(|(t, _)| t.is_gpu().then(|| buf(t).runtime().clone())) else {
+        return items.iter().map(|(t, i)| t.to_f64_vec()[*i]).collect();
+    };
+    let all = gpu_ok(GpuBuf::alloc(&rt, items.len()));
+    for (k, (t, i)) in items.iter().enumerate() {
+        let b = buf(t);
+        assert!(*i < b.len(), "read_scalars: element {i} of a tensor of {}", b.len());
+        gpu_ok(rt.dtod(b.ptr() + 4 * *i as u64, all.ptr() + 4 * k as u64, 4));
+    }
+    gpu_ok(all.to_host()).into_iter().map(f64::from).collect()
+}
+
 fn bufs_of<'a>(ts: &[&'a Tensor]) -> Vec<&'a GpuBuf> {
     ts.iter().map(|t| buf(t)).collect()
 }

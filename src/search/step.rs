@@ -103,22 +103,36 @@ impl SearchState {
 
     /// A full step with weight learning rate `lr` (also ξ of the unrolled step): the
     /// architecture step, then the weight step.
+    ///
+    /// The step's scalars (losses, gradient norm, correct count) stay on the device until the
+    /// step is enqueued and then come back together: one host wait per step.
     pub fn step(&mut self, train: &Batch, val: &Batch, lr: f64) -> StepStats {
-        let (loss_val, dalpha) = self.arch_step(train, val, lr);
-        let mut stats = self.weight_step(train, lr);
-        stats.loss_val = loss_val;
+        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr);
+        let w = self.weight_step_on_device(train, lr);
         let arch = self.arch_ids();
         let last = self.last_grads.as_mut().expect("the weight step keeps its gradients");
         for (i, g) in arch.iter().zip(dalpha) {
             last.insert(ParamId(*i), g);
         }
-        stats
+        let v = ops::optim::read_scalars(&[
+            (&w.loss, 0),
+            (&loss_val, 0),
+            (&w.clip.scalars, ops::optim::scalar::NORM),
+            (&w.correct, 0),
+        ]);
+        StepStats { loss_train: v[0], loss_val: v[1], grad_norm: v[2], correct_train: v[3] as usize }
     }
 
     /// The architecture half of a step: the α gradient (first or second order) and Adam's
     /// update. Returns the validation loss and the gradient given to Adam.
     pub fn arch_step(&mut self, train: &Batch, val: &Batch, lr: f64) -> (f64, Vec<Tensor>) {
-        let (loss_val, dalpha) = self.arch_gradient(train, val, lr);
+        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr);
+        (loss_val.item(), dalpha)
+    }
+
+    /// [`SearchState::arch_step`] with the validation loss left on the device.
+    fn arch_step_on_device(&mut self, train: &Batch, val: &Batch, lr: f64) -> (Tensor, Vec<Tensor>) {
+        let (loss_val, dalpha) = self.arch_gradient_on_device(train, val, lr);
         let arch = self.arch_ids();
         self.adam.step(&mut self.store, &arch, &dalpha);
         (loss_val, dalpha)
@@ -127,23 +141,37 @@ impl SearchState {
     /// The weight half of a step: training loss, gradient-norm clipping and SGD at `lr`. Keeps
     /// the unclipped weight gradients in `last_grads`. `loss_val` of the result is 0.
     pub fn weight_step(&mut self, train: &Batch, lr: f64) -> StepStats {
+        let w = self.weight_step_on_device(train, lr);
+        let v = ops::optim::read_scalars(&[
+            (&w.loss, 0),
+            (&w.clip.scalars, ops::optim::scalar::NORM),
+            (&w.correct, 0),
+        ]);
+        StepStats { loss_train: v[0], loss_val: 0.0, grad_norm: v[1], correct_train: v[2] as usize }
+    }
+
+    /// [`SearchState::weight_step`] with its scalars left on the device.
+    fn weight_step_on_device(&mut self, train: &Batch, lr: f64) -> WeightScalars {
         let (tape, logits, loss) = self.net.loss(&mut self.store, train.x, train.y, true);
-        let loss_train = loss.value().item();
-        let correct_train = ops::loss::top1_correct(logits.value(), train.y);
+        let correct = ops::loss::top1_correct_count(logits.value(), train.y);
         let grads = tape.backward(&loss, Groups::WEIGHTS);
         let weights = self.weight_ids();
         // The coefficient stays on the device and SGD applies it on load: the store keeps the
-        // unclipped gradients, and the norm is read back once, after the step is enqueued.
+        // unclipped gradients.
         let clip = clip_grad_norm(&grads, &weights, self.config.grad_clip);
         self.sgd.step(&mut self.store, &grads, &weights, lr, Some(&clip));
-        let grad_norm = clip.norm();
         self.last_grads = Some(grads);
-        StepStats { loss_train, loss_val: 0.0, grad_norm, correct_train }
+        WeightScalars { loss: loss.value().clone(), correct, clip }
     }
 
     /// The architecture gradient this step would give Adam (first or second order, per the
     /// config), with the validation loss. Updates BN running statistics as the step does.
     pub fn arch_gradient(&mut self, train: &Batch, val: &Batch, lr: f64) -> (f64, Vec<Tensor>) {
+        let (loss_val, dalpha) = self.arch_gradient_on_device(train, val, lr);
+        (loss_val.item(), dalpha)
+    }
+
+    fn arch_gradient_on_device(&mut self, train: &Batch, val: &Batch, lr: f64) -> (Tensor, Vec<Tensor>) {
         match self.config.order {
             Order::First => self.arch_grad_first(val),
             Order::Second => self.arch_grad_second(train, val, lr),
@@ -152,18 +180,18 @@ impl SearchState {
 
     /// dα = ∇α L_val(w, α) (one forward and backward on the validation batch, BN in training
     /// mode as in the reference).
-    fn arch_grad_first(&mut self, val: &Batch) -> (f64, Vec<Tensor>) {
+    fn arch_grad_first(&mut self, val: &Batch) -> (Tensor, Vec<Tensor>) {
         let (tape, _, loss) = self.net.loss(&mut self.store, val.x, val.y, true);
         let grads = tape.backward(&loss, Groups::ARCH);
         let dalpha =
             self.arch_ids().iter().map(|&i| grads.get(ParamId(i)).expect("alpha gradient").clone()).collect();
-        (loss.value().item(), dalpha)
+        (loss.value().clone(), dalpha)
     }
 
     /// The second-order gradient of the reference `Architect._backward_step_unrolled`:
     /// w' = w − ξ (m·buf + ∇w L_train(w) + wd·w); dα = ∇α L_val(w') − ξ (∇α L_train(w⁺) −
     /// ∇α L_train(w⁻)) / (2ε) with w± = w ± ε v, v = ∇w' L_val(w'), ε = 0.01 / ‖v‖.
-    fn arch_grad_second(&mut self, train: &Batch, val: &Batch, xi: f64) -> (f64, Vec<Tensor>) {
+    fn arch_grad_second(&mut self, train: &Batch, val: &Batch, xi: f64) -> (Tensor, Vec<Tensor>) {
         let weights = self.weight_ids();
         let arch = self.arch_ids();
         // ∇w L_train(w) (this forward updates the model's BN running stats, as the reference's).
@@ -222,8 +250,18 @@ impl SearchState {
         shift(&mut self.store, 1.0);
 
         let dalpha = ops::optim::hvp_combine(&refs(&dalpha_val), &refs(&g_plus), &refs(&g_minus), &r, xi);
-        (loss_val.value().item(), dalpha)
+        (loss_val.value().clone(), dalpha)
     }
+}
+
+/// The weight step's scalars, on the device that computed them.
+struct WeightScalars {
+    /// The training loss (0-d).
+    loss: Tensor,
+    /// Top-1 correct in the training batch (`[1]`).
+    correct: Tensor,
+    /// The gradient norm and clip coefficient.
+    clip: crate::optim::GradClip,
 }
 
 fn refs(ts: &[Tensor]) -> Vec<&Tensor> {
