@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything scripts/gpu-check.sh runs into gpu-bin/ (git-ignored), for a GPU machine
 # that has no Rust toolchain: the `darts` binary, the two test executables with CUDA tests
-# (gpu_vs_cpu, emu_tape, the fused ops, streams and graphs: deferred), the criterion kernel bench, and the PyTorch reference script. Needs
+# (gpu_vs_cpu with streams and graphs, emu_tape, the fused ops), the criterion kernel bench, and the PyTorch reference script. Needs
 # nvcc here: a bundle without PTX could not run a kernel. Binaries are stripped; the bundle
 # must stay well under the 64 MiB a device run can carry.
 #
@@ -32,11 +32,11 @@ for line in sys.stdin:
         shutil.copy(m["executable"], dest + "/" + m["target"]["name"])
 ' "$1" "$2"
 }
-cargo test --release --no-run --test gpu_vs_cpu --test emu_tape --test fused_mixed --test fused_sepconv --test deferred \
+cargo test --release --no-run --test gpu_vs_cpu --test emu_tape --test fused_mixed --test fused_sepconv \
   --message-format=json 2>/dev/null |
   copy_executables test gpu-bin/tests
 cargo bench --no-run --bench kernels --message-format=json 2>/dev/null | copy_executables bench gpu-bin/benches
-for f in gpu-bin/tests/gpu_vs_cpu gpu-bin/tests/emu_tape gpu-bin/tests/fused_mixed gpu-bin/tests/fused_sepconv gpu-bin/tests/deferred \
+for f in gpu-bin/tests/gpu_vs_cpu gpu-bin/tests/emu_tape gpu-bin/tests/fused_mixed gpu-bin/tests/fused_sepconv \
   gpu-bin/benches/kernels; do
   [ -x "$f" ] || { echo "build-gpu-bundle: $f was not built" >&2; exit 1; }
 done

@@ -18,6 +18,7 @@ mod head;
 mod layout;
 mod multi_tensor;
 mod pool;
+mod streams;
 
 use std::sync::Arc;
 
@@ -119,6 +120,22 @@ fn cuda_matches_cpu() {
     use darts::backend::gpu::cuda::CudaRuntime;
     let rt: Gpu = Arc::new(CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("CUDA runtime: {e}")));
     assert_matches_cpu(&run_all(&rt), "cuda");
+}
+
+/// Streams, staging and graphs on a GPU (`streams.rs`).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn cuda_streams_staging_and_graphs() {
+    use darts::backend::gpu::cuda::CudaRuntime;
+    let rt: Gpu = Arc::new(CudaRuntime::new(0, false).unwrap_or_else(|e| panic!("CUDA runtime: {e}")));
+    streams::check(&rt);
+}
+
+/// The same program on the deferred emulator (which checks every ordering it relies on).
+#[cfg(feature = "emu")]
+#[test]
+fn deferred_emulator_runs_the_streams_program() {
+    streams::check(&(Arc::new(darts::backend::gpu::emu::EmuRuntime::deferred(0, 0)) as Gpu));
 }
 
 /// Probing CUDA never panics: on a machine without libcuda or without a GPU it is an error
