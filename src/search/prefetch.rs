@@ -15,7 +15,7 @@
 //! the buffer it races).
 
 use crate::backend::gpu::{Event, Gpu, GpuError, HostStage, Stream};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// One staging buffer and its device tensor.
 struct Slot {
@@ -45,7 +45,15 @@ impl Prefetch {
     pub fn upload(&mut self, images: &Tensor) -> Result<usize, GpuError> {
         let s = self.next;
         self.next ^= 1;
-        let values: Vec<f32> = images.to_f64_vec().iter().map(|&v| v as f32).collect();
+        // GPU batches are f32: the loader's values as they are (converted only otherwise).
+        let converted: Vec<f32>;
+        let values: &[f32] = match images.dtype() {
+            DType::F32 => images.data::<f32>(),
+            _ => {
+                converted = images.to_f64_vec().iter().map(|&v| v as f32).collect();
+                &converted
+            }
+        };
         let rt = self.rt.clone();
         let fits = self.slots[s].as_ref().is_some_and(|sl| sl.dev.shape() == images.shape());
         if !fits {
@@ -58,7 +66,7 @@ impl Prefetch {
         }
         let slot = self.slots[s].as_mut().expect("made above");
         slot.stage.wait()?;
-        slot.stage.write(&values)?;
+        slot.stage.write(values)?;
         // The copy stream overwrites the tensor only after the compute stream's last use of it
         // (for a new tensor: after everything issued so far, its block may be a reused one).
         let last_use = match slot.used.take() {

@@ -322,10 +322,6 @@ impl Progress {
 }
 
 /// Runs (or resumes) a search described by `cfg` with outputs in `opts.out`.
-fn gpu_err(e: GpuError) -> RunError {
-    RunError::Gpu(e)
-}
-
 /// A step's train and validation batches, the samplers' positions after them, and (on a GPU)
 /// the prefetch slots their images are being uploaded into.
 type Drawn = (crate::data::Batch, crate::data::Batch, (SamplerState, SamplerState), Option<(usize, usize)>);
@@ -340,9 +336,10 @@ fn draw(
     let (tb, vb) = (train.next_batch(), val.next_batch());
     let states = (train.state(), val.state());
     let slots = match prefetch {
-        Some((pt, pv)) => {
-            Some((pt.upload(&tb.images).map_err(gpu_err)?, pv.upload(&vb.images).map_err(gpu_err)?))
-        }
+        Some((pt, pv)) => Some((
+            pt.upload(&tb.images).map_err(RunError::Gpu)?,
+            pv.upload(&vb.images).map_err(RunError::Gpu)?,
+        )),
         None => None,
     };
     Ok((tb, vb, states, slots))
@@ -459,15 +456,15 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             }
             let (xt, xv) = match (prefetch.as_mut(), slots) {
                 (Some((pt, pv)), Some((ts, vs))) => {
-                    (pt.take(ts).map_err(gpu_err)?, pv.take(vs).map_err(gpu_err)?)
+                    (pt.take(ts).map_err(RunError::Gpu)?, pv.take(vs).map_err(RunError::Gpu)?)
                 }
                 _ => (tb.images.to_device(&opts.device), vb.images.to_device(&opts.device)),
             };
             let stats = state.step(&Batch { x: &xt, y: &tb.labels }, &Batch { x: &xv, y: &vb.labels }, lr);
             drop((xt, xv));
             if let (Some((pt, pv)), Some((ts, vs))) = (prefetch.as_mut(), slots) {
-                pt.release(ts).map_err(gpu_err)?;
-                pv.release(vs).map_err(gpu_err)?;
+                pt.release(ts).map_err(RunError::Gpu)?;
+                pv.release(vs).map_err(RunError::Gpu)?;
             }
             if !stats.loss_train.is_finite() || !stats.loss_val.is_finite() {
                 let loss = if stats.loss_train.is_finite() { stats.loss_val } else { stats.loss_train };

@@ -155,11 +155,6 @@ impl EmuRuntime {
         rt
     }
 
-    /// Whether work is queued until a synchronisation.
-    pub fn is_deferred(&self) -> bool {
-        self.queue.is_some()
-    }
-
     /// The deferred mode's first error, if any.
     fn check_sticky(&self) -> Result<(), GpuError> {
         match &*self.sticky.lock().unwrap() {

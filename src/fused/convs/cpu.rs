@@ -47,11 +47,7 @@ pub fn forward<T: Element>(
                  pre: &(dyn Fn(usize, T) -> T + Sync)| {
         // Each stage's depthwise output lives only in cache-sized bands.
         let (dw, pw) = (dw.data::<T>(), pw.data::<T>());
-        if training {
-            conv::dw_pw_fwd_pre_stats(g_dw, &gp, x, dw, pw, y, pre, st);
-        } else {
-            conv::dw_pw_fwd_pre(g_dw, &gp, x, dw, pw, y, pre);
-        }
+        conv::dw_pw_fwd_pre_stats(g_dw, &gp, x, dw, pw, y, pre, training.then_some(st));
     };
     let mut k = 0;
     for (i, ((cand, g), out)) in cands.iter().zip(geoms).zip(out.chunks_mut(len)).enumerate() {

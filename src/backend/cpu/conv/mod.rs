@@ -140,26 +140,7 @@ pub fn dw_pw_fwd_pre<T: Real>(
     y: &mut [T],
     pre: impl Fn(usize, T) -> T + Sync,
 ) {
-    dw_pw_fwd_pre_impl(g_dw, g_pw, x, dw, pw, y, pre, None);
-}
-
-/// [`dw_pw_fwd_pre`] that also gathers y's BN partials per band while the band is in cache:
-/// `stats` is `[2, c_out, n·bands]` (f64), the mean and the centred sum of squares M2 of output
-/// channel co over band b = image·bands + t (pixels `[t·ptile, min((t+1)·ptile, oh·ow))` of that
-/// image, row-major), `(ptile, bands)` = [`dw_pw_bands`]. The output is bitwise that of
-/// [`dw_pw_fwd_pre`].
-#[allow(clippy::too_many_arguments)]
-pub fn dw_pw_fwd_pre_stats<T: Real>(
-    g_dw: &Conv2dGeom,
-    g_pw: &Conv2dGeom,
-    x: &[T],
-    dw: &[T],
-    pw: &[T],
-    y: &mut [T],
-    pre: impl Fn(usize, T) -> T + Sync,
-    stats: &mut [f64],
-) {
-    dw_pw_fwd_pre_impl(g_dw, g_pw, x, dw, pw, y, pre, Some(stats));
+    dw_pw_fwd_pre_stats(g_dw, g_pw, x, dw, pw, y, pre, None);
 }
 
 /// Pixels per band and bands per image of [`dw_pw_fwd_pre`] on `T` (from the shapes alone).
@@ -170,8 +151,13 @@ pub fn dw_pw_bands<T>(g_dw: &Conv2dGeom, g_pw: &Conv2dGeom) -> (usize, usize) {
     (rows * ow, oh.div_ceil(rows))
 }
 
+/// [`dw_pw_fwd_pre`] that, given `stats`, also gathers y's BN partials per band while the band
+/// is in cache: `stats` is `[2, c_out, n·bands]` (f64), the mean and the centred sum of squares M2 of output
+/// channel co over band b = image·bands + t (pixels `[t·ptile, min((t+1)·ptile, oh·ow))` of that
+/// image, row-major), `(ptile, bands)` = [`dw_pw_bands`]. The output is bitwise that of
+/// [`dw_pw_fwd_pre`].
 #[allow(clippy::too_many_arguments)]
-fn dw_pw_fwd_pre_impl<T: Real>(
+pub fn dw_pw_fwd_pre_stats<T: Real>(
     g_dw: &Conv2dGeom,
     g_pw: &Conv2dGeom,
     x: &[T],
