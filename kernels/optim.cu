@@ -16,7 +16,9 @@ Adam (no AMSGrad, L2-style weight decay as torch.optim.Adam, not AdamW):
     w     = w - (lr / bias_c1) * (m / denom)
   with keep1 = 1 - beta1, keep2 = 1 - beta2, bias_c1 = 1 - beta1^t, bias_c2 = 1 - beta2^t
   (t = 1-based step), computed by the host in f64 from the exact betas and passed as floats, as
-  PyTorch does (1 - beta2 taken in f32 from beta2 = 0.999 rounded to f32 is 1.3e-5 off).
+  PyTorch does (1 - beta2 taken in f32 from beta2 = 0.999 rounded to f32 is 1.3e-5 off). When
+  bias_at is set they are read from bias_at[0], bias_at[1] instead (the step's hyperparameters in
+  device memory, written by the host before each step: a replayed graph reads the current t's).
   lr / bias_c1 and sqrtf(bias_c2) are computed once per thread.
 
 Every multiply-add is an explicit fmaf (one rounding), so nvcc's contraction and the host
@@ -49,9 +51,12 @@ extern "C" __global__ void sgd_step_f32(float* __restrict__ w, const float* __re
 
 extern "C" __global__ void adam_step_f32(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
                                          float* __restrict__ v, float lr, float beta1, float beta2, float keep1,
-                                         float keep2, float eps, float wd, float bias_c1, float bias_c2, int n) {
-    const float step_size = lr / bias_c1;
-    const float sqrt_bc2 = sqrtf(bias_c2);
+                                         float keep2, float eps, float wd, float bias_c1, float bias_c2,
+                                         const float* __restrict__ bias_at, int n) {
+    const float bc1 = bias_at ? bias_at[0] : bias_c1;
+    const float bc2 = bias_at ? bias_at[1] : bias_c2;
+    const float step_size = lr / bc1;
+    const float sqrt_bc2 = sqrtf(bc2);
     const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
@@ -92,18 +97,23 @@ i = start + t, start + t + blockDim.x, ... .
       out[2] = num / norm   (r = hvp_scale / ||v|| of the second-order architect)
       out[3] = norm / num   (1 / r)
   mt_sgd_f32            p[0] = w, p[1] = g, p[2] = buf (required). With c = *coef (1 if coef is
-      null), the clipped gradient c*g is formed on load, then the SGD step of sgd_step_f32:
+      null) and lr = *lr_at (lr_value if lr_at is null: a device value lets a replayed graph
+      follow the schedule), the clipped gradient c*g is formed on load, then the SGD step of
+      sgd_step_f32:
           gc  = c * g
           d   = wd != 0 ? fmaf(wd, w, gc) : gc
           buf = first_step ? d : fmaf(momentum, buf, d)       (buf is not read on a first step)
           w   = fmaf(-lr, buf, w)
   mt_axpy_f32           p[0] = y, p[1] = x, p[2] = x2 (optional), p[3] = out (optional: null
-      writes y in place). With a = mult * *scalar (mult alone if scalar is null):
+      writes y in place). With a = (mult * *scale) * *scalar (a factor absent where its pointer
+      is null):
           out = fmaf(a, x2 ? x - x2 : x, y)
       (w +- r v with scalar = &out[2] of the norm of v; the finite-difference combination
-      d - xi (g+ - g-) / (2 r) with y = d, x = g+, x2 = g-, scalar = &out[3], mult = -xi / 2).
+      d - xi (g+ - g-) / (2 r) with y = d, x = g+, x2 = g-, scalar = &out[3], mult = -1/2 and
+      scale = &xi, or mult = -xi / 2 and no scale: the same bits, halving being exact).
   mt_unroll_f32         p[0] = w, p[1] = g, p[2] = buf (optional: null before the first SGD step),
-      p[3] = out. The unrolled weights of the second-order architect:
+      p[3] = out. The unrolled weights of the second-order architect (xi = *xi_at, or xi_value if
+      xi_at is null):
           d   = fmaf(wd, w, g)
           d   = buf ? fmaf(momentum, buf, d) : d
           out = fmaf(-xi, d, w)                              (w' = w - xi (m buf + g + wd w))
@@ -192,8 +202,8 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(MT_BLOCK)
-    mt_sgd_f32(const MtTensor* __restrict__ list, int ntensors, const float* __restrict__ coef, float lr,
-               float momentum, float wd, int first_step) {
+    mt_sgd_f32(const MtTensor* __restrict__ list, int ntensors, const float* __restrict__ coef, float lr_value,
+               const float* __restrict__ lr_at, float momentum, float wd, int first_step) {
     const int k = mt_find(list, ntensors, static_cast<int>(blockIdx.x));
     unsigned begin, end;
     mt_range(list, k, &begin, &end);
@@ -201,6 +211,7 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
     const float* __restrict__ g = list[k].p[1];
     float* __restrict__ buf = list[k].p[2];
     const float c = coef ? coef[0] : 1.0f;
+    const float lr = lr_at ? lr_at[0] : lr_value;
     for (unsigned i = begin + threadIdx.x; i < end; i += blockDim.x) {
         const float wi = w[i];
         const float gc = c * g[i];
@@ -212,7 +223,8 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(MT_BLOCK)
-    mt_axpy_f32(const MtTensor* __restrict__ list, int ntensors, const float* __restrict__ scalar, float mult) {
+    mt_axpy_f32(const MtTensor* __restrict__ list, int ntensors, const float* __restrict__ scalar, float mult,
+                const float* __restrict__ scale) {
     const int k = mt_find(list, ntensors, static_cast<int>(blockIdx.x));
     unsigned begin, end;
     mt_range(list, k, &begin, &end);
@@ -220,7 +232,8 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
     const float* x = list[k].p[1];
     const float* x2 = list[k].p[2];
     float* out = list[k].p[3] ? list[k].p[3] : list[k].p[0];
-    const float a = scalar ? mult * scalar[0] : mult;
+    const float m = scale ? mult * scale[0] : mult;
+    const float a = scalar ? m * scalar[0] : m;
     if (x2) {
         for (unsigned i = begin + threadIdx.x; i < end; i += blockDim.x) out[i] = fmaf(a, x[i] - x2[i], y[i]);
     } else {
@@ -229,10 +242,12 @@ extern "C" __global__ void __launch_bounds__(MT_BLOCK)
 }
 
 extern "C" __global__ void __launch_bounds__(MT_BLOCK)
-    mt_unroll_f32(const MtTensor* __restrict__ list, int ntensors, float xi, float momentum, float wd) {
+    mt_unroll_f32(const MtTensor* __restrict__ list, int ntensors, float xi_value, const float* __restrict__ xi_at,
+                  float momentum, float wd) {
     const int k = mt_find(list, ntensors, static_cast<int>(blockIdx.x));
     unsigned begin, end;
     mt_range(list, k, &begin, &end);
+    const float xi = xi_at ? xi_at[0] : xi_value;
     const float* __restrict__ w = list[k].p[0];
     const float* __restrict__ g = list[k].p[1];
     const float* __restrict__ buf = list[k].p[2];

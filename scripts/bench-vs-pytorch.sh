@@ -5,18 +5,20 @@
 # named, and the raw JSON lines of both.
 #
 #   scripts/bench-vs-pytorch.sh [--device cpu|cuda] [--preset paper|cpu-small]
-#       [--order first|second|first,second] [--steps N] [--warmup N] [--threads N] [--out FILE]
+#       [--order first|second|first,second] [--steps N] [--warmup N] [--threads N]
+#       [--cuda-graph off|auto|both] [--out FILE]
 #
 # Defaults: CUDA when `darts info` finds a device, else the CPU; paper preset; first order;
 # 3 timed steps after 1 warm-up on the CPU, 10 after 2 on CUDA; on the CPU both engines get
-# the same thread count (all cores). Ours is `darts bench step` ($DARTS, else
+# the same thread count (all cores); on CUDA ours runs twice, launch by launch and replayed as
+# a CUDA graph (--cuda-graph both), one row each. Ours is `darts bench step` ($DARTS, else
 # target/release/darts, else gpu-bin/darts); the reference is `darts_torch.py time`
 # ($DARTS_TORCH, else gpu-bin/darts_torch.py, else ../shared/bench/darts_torch.py) run by a
 # Python that has torch (/usr/bin/python3 on Debian with python3-torch, else python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device="" preset=paper orders=first steps="" warmup="" threads="" out=""
+device="" preset=paper orders=first steps="" warmup="" threads="" out="" graph=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device=$2; shift 2 ;;
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --cuda-graph) graph=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench-vs-pytorch: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,13 +56,21 @@ case "$preset" in
 esac
 if [ "$device" = cuda ]; then steps=${steps:-10} warmup=${warmup:-2}; else steps=${steps:-3} warmup=${warmup:-1}; fi
 threads=${threads:-$(nproc)}
+if [ "$device" = cuda ]; then graph=${graph:-both}; else graph=${graph:-off}; fi
+case "$graph" in
+  both) graphs="off auto" ;;
+  off|auto) graphs=$graph ;;
+  *) echo "bench-vs-pytorch: --cuda-graph must be off, auto or both, got $graph" >&2; exit 2 ;;
+esac
 
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
 for order in ${orders//,/ }; do
-  echo "== $device $preset $order: ours ($darts bench step)" >&2
-  RAYON_NUM_THREADS=$threads "$darts" bench step --device "$device" --preset "$preset" --order "$order" \
-    --steps "$steps" --warmup "$warmup" | grep '^{' >>"$lines"
+  for g in $graphs; do
+    echo "== $device $preset $order: ours ($darts bench step --cuda-graph $g)" >&2
+    RAYON_NUM_THREADS=$threads "$darts" bench step --device "$device" --preset "$preset" --order "$order" \
+      --steps "$steps" --warmup "$warmup" --cuda-graph "$g" | grep '^{' >>"$lines"
+  done
   echo "== $device $preset $order: PyTorch ($torch_py time)" >&2
   targs=(time --batch "$B" --channels "$C" --layers "$L" --order "$order" --steps "$steps" --warmup "$warmup" --device "$device")
   [ "$device" = cpu ] && targs+=(--threads "$threads")
@@ -82,8 +93,10 @@ print("steps: %d timed after %d warm-up, random CIFAR-shaped batches; peak memor
 print()
 print("| configuration | ours s/step | PyTorch s/step | time ratio | ours peak MB | PyTorch peak MB | memory ratio |")
 print("|---|---|---|---|---|---|---|")
-for o, r in zip(ours, ref):
-    cfg = "%s C=%d L=%d B=%d %s" % (preset, o["C"], o["layers"], o["batch"], o["order"])
+for o in ours:
+    r = next(r for r in ref if r["order"] == o["order"])
+    graph = ", CUDA graph" if o.get("cuda_graph") else ""
+    cfg = "%s C=%d L=%d B=%d %s%s" % (preset, o["C"], o["layers"], o["batch"], o["order"], graph)
     print("| %s | %.3f | %.3f | %s | %s | %s | %s |" % (
         cfg, o["median_s"], r["median_s"], ratio(o["median_s"], r["median_s"]),
         mb(o["peak_mem_bytes"]), mb(r.get("peak_mem_bytes")), ratio(o["peak_mem_bytes"], r.get("peak_mem_bytes"))))
@@ -97,7 +110,7 @@ EOF
 echo "$report"
 if [ -n "$out" ]; then
   mkdir -p "$(dirname "$out")"
-  { echo "# scripts/bench-vs-pytorch.sh --device $device --preset $preset --order $orders --steps $steps --warmup $warmup --threads $threads"
+  { echo "# scripts/bench-vs-pytorch.sh --device $device --preset $preset --order $orders --steps $steps --warmup $warmup --threads $threads --cuda-graph $graph"
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "$report"; } >"$out"
   echo "written: $out" >&2

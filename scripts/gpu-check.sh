@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: one prepared run on a borrowed GPU machine (no Rust toolchain there) over the
-# bundle that scripts/build-gpu-bundle.sh built here (gpu-bin/). At most 7 minutes: every part
+# bundle that scripts/build-gpu-bundle.sh built here (gpu-bin/). At most 7.5 minutes: every part
 # has its own time budget and a failure in one part does not stop the next. Everything goes
-# into 8 files in RESULTS_DIR (the budgets add up to 414 s; GPU_CHECK_SECONDS sets the overall
-# limit, 420 by default):
+# into 8 files in RESULTS_DIR (the budgets add up to 444 s; GPU_CHECK_SECONDS sets the overall
+# limit, 450 by default):
 #
 #   summary.txt    machine, driver, and per part: pass / FAIL / skipped (why), seconds
 #   info.txt       darts info: device, PTX target, per-kernel registers and spills after JIT
@@ -13,8 +13,10 @@
 #   sanitizer.txt  compute-sanitizer memcheck, racecheck, synccheck over darts verify, batch 2
 #   verify.txt     darts verify --device cuda at batch 64
 #   kernels.txt    the criterion CUDA group (benches/kernels.rs) and the roofline table
-#   search.txt     paper-preset search, first and second order, each run twice: bitwise equal?
-#   pytorch.txt    our step against the PyTorch reference's on this card (bench-vs-pytorch.sh)
+#   search.txt     paper-preset search, first and second order, each run twice (the step
+#                  replayed as a CUDA graph, and launch by launch): bitwise equal?
+#   pytorch.txt    our step (graphs off and on) against the PyTorch reference's on this card
+#                  (bench-vs-pytorch.sh)
 #
 #   scripts/gpu-check.sh RESULTS_DIR
 #
@@ -27,11 +29,11 @@ mkdir -p "$out"
 bin=gpu-bin
 [ -x "$bin/darts" ] || { echo "no $bin/darts: run scripts/build-gpu-bundle.sh first and carry gpu-bin/" >&2; exit 2; }
 start=$(date +%s)
-deadline=$((start + ${GPU_CHECK_SECONDS:-420}))  # 7 minutes in all, whatever the parts take
+deadline=$((start + ${GPU_CHECK_SECONDS:-450}))  # 7.5 minutes in all, whatever the parts take
 summary="$out/summary.txt"
 failures=0
 
-# part NAME FILE BUDGET CMD...: runs CMD under `timeout BUDGET` (less if the 7 minutes would
+# part NAME FILE BUDGET CMD...: runs CMD under `timeout BUDGET` (less if the 7.5 minutes would
 # run out first), appends its output to FILE and a line to the summary.
 part() {
   local name=$1 file=$2 limit=$3; shift 3
@@ -39,7 +41,7 @@ part() {
   t0=$(date +%s)
   if [ $((deadline - t0)) -lt "$limit" ]; then limit=$((deadline - t0)); fi
   if [ "$limit" -lt 5 ]; then
-    skip "$name" "$file" "no time left of the check's 7 minutes"
+    skip "$name" "$file" "no time left of the check's 7.5 minutes"
     failures=$((failures + 1))
     return
   fi
@@ -121,17 +123,18 @@ else
   skip "roofline" kernels.txt "$no_gpu"
 fi
 
-# Two runs of each order from the same seed: the checkpoints (weights, alphas, BN statistics,
-# optimiser state) must be equal byte for byte.
+# Two runs of each order from the same seed, the step replayed as a CUDA graph (a: the first
+# step eager, the second captured, the third replayed) and issued launch by launch (b): the
+# checkpoints (weights, alphas, BN statistics, optimiser state) must be equal byte for byte.
 search_twice() {
   local order=$1 dir
   dir=$(mktemp -d)
-  for run in a b; do
-    "$bin/darts" search --device cuda --preset paper --order "$order" --max-steps 3 --out "$dir/$run" || return 1
-  done
-  grep -h '"step"' "$dir"/a/log.jsonl | head -3
+  "$bin/darts" search --device cuda --preset paper --order "$order" --max-steps 3 --out "$dir/a" || return 1
+  "$bin/darts" search --device cuda --preset paper --order "$order" --max-steps 3 --cuda-graph off \
+    --out "$dir/b" || return 1
+  grep -h '"step"' "$dir"/a/log.jsonl "$dir"/b/log.jsonl | head -6
   if cmp "$dir/a/checkpoint.safetensors" "$dir/b/checkpoint.safetensors"; then
-    echo "$order order: the two runs' checkpoints are bitwise equal"
+    echo "$order order: the two runs' checkpoints (graph, no graph) are bitwise equal"
   else
     echo "$order order: the two runs' checkpoints DIFFER"
     return 1
@@ -156,7 +159,7 @@ if [ -z "$cuda" ]; then
 elif ! torch_cuda; then
   skip "PyTorch side by side" pytorch.txt "no PyTorch with CUDA here"
 else
-  part "PyTorch side by side" pytorch.txt 50 env DARTS="$bin/darts" DARTS_TORCH="$bin/darts_torch.py" \
+  part "PyTorch side by side" pytorch.txt 80 env DARTS="$bin/darts" DARTS_TORCH="$bin/darts_torch.py" \
     scripts/bench-vs-pytorch.sh --device cuda --preset paper --order first,second --steps 5 --warmup 1
 fi
 

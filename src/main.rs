@@ -9,6 +9,7 @@ use darts::autograd::check::{demo_inputs, demo_network, finite_diff_errors, DEMO
 use darts::device::DeviceChoice;
 use darts::ops::{self, ConvParams};
 use darts::rng::Rng;
+use darts::search::stepper::GraphMode;
 use darts::{DType, Tensor};
 
 // Counts heap bytes, so benchmarks report peak host memory.
@@ -146,6 +147,11 @@ enum BenchCommand {
         /// Time the unfused reference composition instead of the fused mixed ops.
         #[arg(long)]
         no_fuse: bool,
+        /// off: issue every launch from the host and time the architecture and weight halves
+        /// apart; auto: replay the whole step as a captured graph where the device can (CUDA,
+        /// emu-deferred), with at least 2 warm-up steps (the first eager, the second captured).
+        #[arg(long, default_value = "off", value_parser = ["auto", "off"])]
+        cuda_graph: String,
     },
 }
 
@@ -213,6 +219,12 @@ struct SearchArgs {
     /// every launch is run to completion and checked anyway, so this changes nothing there.
     #[arg(long)]
     debug_sync: bool,
+    /// On a GPU, capture the search step as a CUDA graph once its shapes repeat and replay it
+    /// (auto), or issue every launch of every step from the host (off). Same results either
+    /// way; a step of another shape (the last partial batch) runs without the graph. Off under
+    /// --debug-sync. The CPU never uses graphs; on the emulator only emu-deferred does.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
+    cuda_graph: String,
 }
 
 fn main() -> ExitCode {
@@ -291,6 +303,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             channels,
             layers,
             no_fuse,
+            cuda_graph,
         } => {
             let order = match order.as_str() {
                 "first" => darts::search::Order::First,
@@ -306,6 +319,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             b.steps = steps;
             b.warmup = warmup;
             b.fuse = !no_fuse;
+            b.graph = if cuda_graph == "auto" { GraphMode::Auto } else { GraphMode::Off };
             b.seed = seed;
             b.batch = batch.unwrap_or(b.batch);
             b.channels = channels.unwrap_or(b.channels);
@@ -494,6 +508,8 @@ fn search(a: SearchArgs) -> ExitCode {
         device,
         max_steps: a.max_steps,
         progress: true,
+        // A synchronisation after every launch cannot happen inside a capture.
+        graph: if a.cuda_graph == "off" || a.debug_sync { GraphMode::Off } else { GraphMode::Auto },
     };
     match run::run(&cfg, &opts) {
         Ok(s) => {

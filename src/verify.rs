@@ -876,9 +876,9 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         format!("[{b}, 10]"),
         vec![dl.clone()],
         Box::new(move |t| {
-            let (loss, probs) = ops::loss::softmax_xent(&t[0], &l2);
+            let (loss, probs) = ops::loss::softmax_xent(&t[0], (&l2).into());
             let one = Tensor::full_on(&[], 1.0, t[0].dtype(), &t[0].device());
-            let d = ops::loss::softmax_xent_bwd(&probs, &l2, &one);
+            let d = ops::loss::softmax_xent_bwd(&probs, (&l2).into(), &one);
             vec![loss, d]
         }),
     ));
@@ -985,7 +985,7 @@ fn optimiser_cases(cs: &mut Vec<Case>, rng: &mut Rng) {
             Box::new(move |t| {
                 let (mut w, mut m, mut v) = (t[..a].to_vec(), t[2 * a..3 * a].to_vec(), t[3 * a..].to_vec());
                 for (((w, g), m), v) in w.iter_mut().zip(&t[a..2 * a]).zip(&mut m).zip(&mut v) {
-                    ops::optim::adam_step(w, g, m, v, 3e-4, (0.5, 0.999), 1e-8, 1e-3, step);
+                    ops::optim::adam_step(w, g, m, v, 3e-4, (0.5, 0.999), 1e-8, 1e-3, step, None);
                 }
                 w.extend(m);
                 w.extend(v);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use darts::backend::gpu::kernels::MODULES;
 use darts::bench::kernels::{kernel_cases, Measure};
 use darts::bench::step::{run, StepBench};
+use darts::search::stepper::GraphMode;
 use darts::search::Order;
 use darts::{memstat, Device};
 
@@ -92,6 +93,7 @@ fn step_bench_times_steps_and_reports_the_reference_fields() {
         warmup: 1,
         seed: 5,
         fuse: true,
+        graph: GraphMode::Off,
     };
     let r = run(&b, &Device::Cpu);
     assert_eq!(r.times_s.len(), 2);
@@ -107,6 +109,34 @@ fn step_bench_times_steps_and_reports_the_reference_fields() {
     assert_eq!(v["order"], "second");
     assert_eq!(v["params"].as_u64().unwrap() as usize, r.params);
     assert!(v["peak_heap_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["cuda_graph"], false);
+}
+
+/// With graphs on a runtime that can capture, the first two steps (eager, captured) are
+/// warm-up and the timed ones are replays, timed whole.
+#[cfg(feature = "emu")]
+#[test]
+fn step_bench_times_graph_replays_on_the_deferred_emulator() {
+    let _serial = serial();
+    let rt = Arc::new(darts::backend::gpu::emu::EmuRuntime::deferred(0, 0));
+    let b = StepBench {
+        preset: "tiny".into(),
+        channels: 2,
+        layers: 3,
+        batch: 2,
+        order: Order::First,
+        steps: 1,
+        warmup: 0,
+        seed: 5,
+        fuse: true,
+        graph: GraphMode::Auto,
+    };
+    let r = run(&b, &Device::Gpu(rt));
+    assert!(r.graph && r.bench.warmup == 2, "graph {} warm-up {}", r.graph, r.bench.warmup);
+    assert_eq!(r.times_s.len(), 1);
+    assert!(r.arch_s.is_empty() && r.final_loss.is_finite());
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert!(v["cuda_graph"] == true && v["median_arch_s"].is_null(), "{v}");
 }
 
 #[test]

@@ -127,16 +127,27 @@ fn search_accepts_debug_sync() {
 }
 
 /// `--device emu-deferred` (work queued as on a GPU, lifetime checks on) runs the same search as
-/// the eager emulator: the same losses in the log and the same checkpoint, byte for byte.
+/// the eager emulator, with the step replayed as a graph (the default) or not: the same losses
+/// in the log and the same checkpoint, byte for byte.
 #[cfg(feature = "emu")]
 #[test]
 fn search_on_the_deferred_emulator_equals_the_eager_one() {
-    let run = |device: &str| {
-        let out = std::env::temp_dir().join(format!("darts-cli-{device}-{}", std::process::id()));
+    let run = |device: &str, graph: &str| {
+        let out = std::env::temp_dir().join(format!("darts-cli-{device}-{graph}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let o = darts()
             .args(["search", "--device", device, "--channels", "2", "--layers", "3", "--batch", "2"])
-            .args(["--train-images", "8", "--epochs", "1", "--max-steps", "2", "--out"])
+            .args([
+                "--train-images",
+                "12",
+                "--epochs",
+                "1",
+                "--max-steps",
+                "3",
+                "--cuda-graph",
+                graph,
+                "--out",
+            ])
             .arg(&out)
             .output()
             .unwrap();
@@ -148,16 +159,24 @@ fn search_on_the_deferred_emulator_equals_the_eager_one() {
             .filter(|l| l.contains("\"kind\":\"step\""))
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                format!("{} {} {}", v["loss_train"], v["loss_val"], v["grad_norm"])
+                format!("{} {} {} {}", v["loss_train"], v["loss_val"], v["grad_norm"], v["exec"])
             })
             .collect();
         let _ = std::fs::remove_dir_all(&out);
         (ckpt, losses)
     };
-    let (eager, deferred) = (run("emu"), run("emu-deferred"));
-    assert_eq!(eager.1.len(), 2, "two steps logged");
+    let eager = run("emu", "auto");
+    let (deferred, graph) = (run("emu-deferred", "off"), run("emu-deferred", "auto"));
+    assert_eq!(eager.1.len(), 3, "three steps logged");
+    assert!(eager.1.iter().all(|l| l.ends_with("\"eager\"")), "the eager emulator cannot capture");
     assert_eq!(eager.1, deferred.1, "step losses");
     assert!(eager.0 == deferred.0, "the checkpoints differ");
+    let exec: Vec<&str> = graph.1.iter().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(exec, ["\"eager\"", "\"captured\"", "\"replayed\""]);
+    let strip =
+        |v: &[String]| v.iter().map(|l| l.rsplit_once(' ').unwrap().0.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip(&eager.1), strip(&graph.1), "step losses with the graph");
+    assert!(eager.0 == graph.0, "the checkpoints differ with the graph");
 }
 
 #[test]

@@ -4,53 +4,42 @@
 //! where eager execution would pass them silently.
 #![cfg(feature = "emu")]
 
+#[path = "common/search_steps.rs"]
+mod search_steps;
+
 use std::sync::Arc;
 
 use darts::backend::gpu::emu::EmuRuntime;
 use darts::backend::gpu::launch::elementwise as el;
 use darts::backend::gpu::{Arg, Gpu, GpuBuf, GpuError, Graph, HostStage, LaunchCfg, Runtime, Stream};
-use darts::model::{NetConfig, Network};
-use darts::rng::Rng;
-use darts::search::state_io::state_arrays;
-use darts::search::{Batch, Order, SearchState, StepConfig};
-use darts::{DType, Device, Tensor};
-
-/// Three search steps on `rt`: each step's statistics (as bits) and the final state's arrays
-/// (what a checkpoint holds), printed exactly.
-fn three_steps(rt: Arc<EmuRuntime>, order: Order) -> (Vec<[u64; 4]>, String) {
-    let device = Device::Gpu(rt);
-    let mut rng = Rng::new(5);
-    let config = NetConfig { channels: 2, layers: 3, classes: 10 };
-    let (net, mut store) = Network::new(config, DType::F32, &mut rng);
-    store.to_device(&device);
-    let mut state = SearchState::new(net, store, StepConfig { order, ..Default::default() });
-    let mut stats = Vec::new();
-    for step in 0..3 {
-        let mut images =
-            || Tensor::from_f64(&[2, 3, 8, 8], &rng.normals(2 * 3 * 64), DType::F32).to_device(&device);
-        let (xt, xv) = (images(), images());
-        let (yt, yv) = ([step as u32, 7], [3, (step + 1) as u32]);
-        let s = state.step(&Batch { x: &xt, y: &yt }, &Batch { x: &xv, y: &yv }, 0.025);
-        stats.push([
-            s.loss_train.to_bits(),
-            s.loss_val.to_bits(),
-            s.grad_norm.to_bits(),
-            s.correct_train as u64,
-        ]);
-    }
-    (stats, format!("{:?}", state_arrays(&state)))
-}
+use darts::search::Order;
+use search_steps::{steps, Exec};
 
 #[test]
 fn deferred_search_steps_and_checkpoint_equal_eager_bitwise() {
     for order in [Order::First, Order::Second] {
-        let eager = three_steps(Arc::new(EmuRuntime::new(0, 0)), order);
+        let eager = steps(Arc::new(EmuRuntime::new(0, 0)), order, Exec::Step);
         let rt = Arc::new(EmuRuntime::deferred(0, 0));
-        let deferred = three_steps(rt.clone(), order);
+        let deferred = steps(rt.clone() as Gpu, order, Exec::Stepper);
         assert_eq!(eager.0, deferred.0, "{order:?}: step statistics differ");
         assert!(eager.1 == deferred.1, "{order:?}: the checkpoint arrays differ");
+        assert_eq!(deferred.2, (0, 0), "graphs were off");
         // The deferred runtime did reuse freed blocks (what its checks are about).
         assert!(rt.memory().cached > 0 || rt.memory().peak > 0);
+    }
+}
+
+/// Issue 10's acceptance: eager, deferred and graph-replayed execution give bitwise the same
+/// search steps, first and second order, and the same checkpoint; the step is captured once
+/// and replayed at every later step of its shape.
+#[test]
+fn graph_replayed_search_steps_and_checkpoint_equal_eager_bitwise() {
+    for order in [Order::First, Order::Second] {
+        let eager = steps(Arc::new(EmuRuntime::new(0, 0)), order, Exec::Step);
+        let graph = steps(Arc::new(EmuRuntime::deferred(0, 0)), order, Exec::Graph);
+        assert_eq!(graph.2, (2, 1), "{order:?}: (replays, captures)");
+        assert_eq!(eager.0, graph.0, "{order:?}: step statistics differ");
+        assert!(eager.1 == graph.1, "{order:?}: the checkpoint arrays differ");
     }
 }
 

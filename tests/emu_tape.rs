@@ -67,7 +67,7 @@ fn tiny_search_matches(device: Device) {
                 };
                 let (xt, xv) = (images(), images());
                 let (yt, yv) = ([1u32, 7], [3u32, 3]);
-                let st = s.step(&Batch { x: &xt, y: &yt }, &Batch { x: &xv, y: &yv }, 0.025);
+                let st = s.step(&Batch::new(&xt, &yt), &Batch::new(&xv, &yv), 0.025);
                 losses.push((st.loss_train, st.loss_val));
             }
             let params: Vec<Vec<f64>> = s.store.params.iter().map(|p| p.value.to_f64_vec()).collect();
@@ -116,6 +116,7 @@ fn search_step_logs_what_it_cost_on_the_emulator() {
         device: Device::Gpu(rt.clone()),
         max_steps: Some(1),
         progress: false,
+        graph: darts::search::stepper::GraphMode::Auto,
     };
     run(&cfg, &opts).unwrap();
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();

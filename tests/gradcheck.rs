@@ -157,7 +157,7 @@ fn softmax_rows_gap_linear_cross_entropy() {
         project(&F::linear(&v[0], &v[1], &v[2]), 1)
     });
     gradcheck("linear + cross_entropy", &[feats, w, b], TOL, |v| {
-        F::cross_entropy(&F::linear(&v[0], &v[1], &v[2]), &[4, 0, 2])
+        F::cross_entropy(&F::linear(&v[0], &v[1], &v[2]), (&[4, 0, 2]).into())
     });
     gradcheck("sum_all", &[x], TOL, |v| F::sum_all(&F::relu(&v[0])));
 }

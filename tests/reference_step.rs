@@ -37,7 +37,7 @@ fn run_step(dtype: DType, dir: &str, start: &str, order: Order, i: usize) -> (Ar
     let b = fixture(&format!("{dir}/batches.safetensors"));
     let (xt, yt) = batch(&b, "train", i, dtype);
     let (xv, yv) = batch(&b, "val", i, dtype);
-    let stats = s.step(&Batch { x: &xt, y: &yt }, &Batch { x: &xv, y: &yv }, 0.025);
+    let stats = s.step(&Batch::new(&xt, &yt), &Batch::new(&xv, &yv), 0.025);
     let mut arrays = state_arrays(&s);
     for (id, g) in s.last_grads.as_ref().unwrap().iter() {
         arrays.insert(format!("grad.{}", s.store.params[id.0].name), checkpoint::tensor_array(g));

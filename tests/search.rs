@@ -33,7 +33,15 @@ fn tiny(order: &str, epochs: usize) -> SearchConfig {
 }
 
 fn opts(out: &Path, resume: bool, max_steps: Option<usize>) -> RunOptions {
-    RunOptions { out: out.into(), resume, init: None, device: Device::Cpu, max_steps, progress: false }
+    RunOptions {
+        out: out.into(),
+        resume,
+        init: None,
+        device: Device::Cpu,
+        max_steps,
+        progress: false,
+        graph: darts::search::stepper::GraphMode::Auto,
+    }
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -176,8 +184,8 @@ fn second_order_alpha_gradient_matches_finite_differences_of_the_unrolled_object
     let (xt, xv) = (img(&mut rng), img(&mut rng));
     let (yt, yv) = ([2u32, 5], [7u32, 1]);
     let xi = 0.05;
-    let train = Batch { x: &xt, y: &yt };
-    let val = Batch { x: &xv, y: &yv };
+    let train = Batch::new(&xt, &yt);
+    let val = Batch::new(&xv, &yv);
 
     let (_, analytic) = s.clone().arch_gradient(&train, &val, xi);
     let objective = |s0: &SearchState| -> f64 {

@@ -25,7 +25,7 @@ fn step_counts(order: Order, fuse: bool) -> (u64, u64, BTreeMap<String, u64>) {
     let mut images =
         || Tensor::from_f64(&[2, 3, 8, 8], &rng.normals(2 * 3 * 64), DType::F32).to_device(&device);
     let (xt, xv) = (images(), images());
-    let (train, val) = (Batch { x: &xt, y: &[1, 7] }, Batch { x: &xv, y: &[3, 3] });
+    let (train, val) = (Batch::new(&xt, &[1, 7]), Batch::new(&xv, &[3, 3]));
     state.step(&train, &val, 0.025);
     let (before, kernels_before) = (rt.counts(), rt.launch_counts());
     state.step(&train, &val, 0.025);
@@ -83,3 +83,44 @@ fn fused_second_order_step_launches() {
 /// order).
 const FIRST_ORDER_LAUNCHES: u64 = 8_000;
 const SECOND_ORDER_LAUNCHES: u64 = 20_000;
+
+/// A step replayed from its graph costs the host no launch: the paper network's first-order
+/// step on the deferred emulator (eager, then captured, then replayed) with the batches'
+/// labels already on the device, as a search uploads them. The replay is one graph launch,
+/// four device-to-device copies of the batch into the graph's inputs, one upload of the step's
+/// hyperparameters and one asynchronous download of its scalars; no allocation.
+#[test]
+fn a_replayed_paper_step_issues_no_launch_from_the_host() {
+    use darts::ops::loss::{labels_f32, Labels};
+    use darts::search::stepper::{GraphMode, Issued, Stepper};
+    let rt = Arc::new(EmuRuntime::deferred(0, 0));
+    let device = Device::Gpu(rt.clone());
+    let mut rng = Rng::new(3);
+    let (net, mut store) = Network::new(NetConfig::default(), DType::F32, &mut rng);
+    store.to_device(&device);
+    let mut state = SearchState::new(net, store, StepConfig::default());
+    let mut stepper = Stepper::new(&device, GraphMode::Auto).unwrap();
+    let mut images =
+        || Tensor::from_f64(&[2, 3, 8, 8], &rng.normals(2 * 3 * 64), DType::F32).to_device(&device);
+    let (xt, xv) = (images(), images());
+    let (yt, yv) = ([1, 7], [3, 3]);
+    let dev = |y: &[u32]| Tensor::from_vec(&[2], labels_f32(y)).to_device(&device);
+    let (dt, dv) = (dev(&yt), dev(&yv));
+    let train = Batch { x: &xt, y: Labels { host: &yt, dev: Some(&dt) } };
+    let val = Batch { x: &xv, y: Labels { host: &yv, dev: Some(&dv) } };
+    let mut issued = Vec::new();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let before = rt.counts();
+        let s = stepper.step(&mut state, &train, &val, 0.025).unwrap();
+        assert!(s.loss_train.is_finite() && s.loss_val.is_finite());
+        issued.push(stepper.last);
+        counts.push(rt.counts().since(&before));
+    }
+    assert_eq!(issued, [Issued::Eager, Issued::Captured, Issued::Replayed]);
+    let (eager, replay) = (&counts[0], &counts[2]);
+    println!("eager step: {eager:?}\nreplayed step: {replay:?}");
+    assert!(eager.launches > 5_000, "the eager step issues every launch: {eager:?}");
+    assert_eq!((replay.launches, replay.htod, replay.dtod, replay.dtoh), (0, 1, 4, 1), "{replay:?}");
+    assert_eq!(replay.allocations, 0, "a replay allocates nothing: {replay:?}");
+}

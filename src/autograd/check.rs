@@ -91,5 +91,5 @@ pub fn demo_network(v: &[Var]) -> Var {
     let weights = F::row(&F::softmax(alpha), 0);
     let mixed = F::weighted_sum(&[b1, b2, b3], &weights);
     let logits = F::linear(&F::global_avg_pool(&mixed), lin_w, lin_b);
-    F::cross_entropy(&logits, &DEMO_LABELS)
+    F::cross_entropy(&logits, (&DEMO_LABELS).into())
 }

@@ -284,13 +284,16 @@ pub fn linear(x: &Var, w: &Var, b: &Var) -> Var {
 }
 
 /// Mean softmax cross-entropy of `logits` `[n, classes]` against `labels`.
-pub fn cross_entropy(logits: &Var, labels: &[u32]) -> Var {
+pub fn cross_entropy(logits: &Var, labels: ops::loss::Labels) -> Var {
     let (loss, probs) = ops::loss::softmax_xent(logits.value(), labels);
-    let labels = labels.to_vec();
+    let (host, dev) = (labels.host.to_vec(), labels.dev.cloned());
     logits.tape().push(
         loss,
         &[logits],
-        Box::new(move |dl, _| vec![Some(ops::loss::softmax_xent_bwd(&probs, &labels, dl))]),
+        Box::new(move |dl, _| {
+            let labels = ops::loss::Labels { host: &host, dev: dev.as_ref() };
+            vec![Some(ops::loss::softmax_xent_bwd(&probs, labels, dl))]
+        }),
     )
 }
 

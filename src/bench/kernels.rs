@@ -444,8 +444,8 @@ impl Cases {
         let labels: Vec<u32> = (0..b).map(|_| self.rng.below(10) as u32).collect();
         let one = Tensor::full(&[], 1.0, DType::F32).to_device(&self.device);
         self.push("cross_entropy", format!("fwd+bwd [{b},10]"), F32 * 3 * ny, 0, move || {
-            let (_, probs) = ops::loss::softmax_xent(&dl, &labels);
-            drop(ops::loss::softmax_xent_bwd(&probs, &labels, &one))
+            let (_, probs) = ops::loss::softmax_xent(&dl, (&labels).into());
+            drop(ops::loss::softmax_xent_bwd(&probs, (&labels).into(), &one))
         });
         // The architecture weights: softmax over each edge's 8 candidates.
         let alpha = self.rand(&[14, 8]);
@@ -519,7 +519,7 @@ impl Cases {
             // w, m and v read and written, g read.
             self.push("adam", format!("step {label}"), F32 * 7 * n, 0, move || {
                 for (((w, g), m), v) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    ops::optim::adam_step(w, g, m, v, 1e-6, (0.5, 0.999), 1e-8, 1e-3, 10);
+                    ops::optim::adam_step(w, g, m, v, 1e-6, (0.5, 0.999), 1e-8, 1e-3, 10, None);
                 }
             });
         }

@@ -15,6 +15,7 @@ use crate::memstat;
 use crate::model::{NetConfig, Network};
 use crate::rng::Rng;
 use crate::search::run::SearchConfig;
+use crate::search::stepper::{GraphMode, Stepper};
 use crate::search::{Batch, Order, SearchState, StepConfig};
 use crate::tensor::{DType, Device, Tensor};
 
@@ -39,6 +40,9 @@ pub struct StepBench {
     pub seed: u64,
     /// Fused mixed ops (the default) or the unfused reference composition.
     pub fuse: bool,
+    /// Replay the step as a captured graph where the runtime can ([`GraphMode::Auto`]; the
+    /// halves are then not timed apart), or issue it launch by launch.
+    pub graph: GraphMode,
 }
 
 impl StepBench {
@@ -60,6 +64,7 @@ impl StepBench {
             warmup: 1,
             seed: 2,
             fuse: true,
+            graph: GraphMode::Off,
         })
     }
 }
@@ -89,6 +94,8 @@ pub struct StepReport {
     pub params: usize,
     /// Training loss of the last step.
     pub final_loss: f64,
+    /// Whether the timed steps were replayed from a graph.
+    pub graph: bool,
 }
 
 impl StepReport {
@@ -115,13 +122,14 @@ impl StepReport {
             "layers": b.layers,
             "order": match b.order { Order::First => "first", Order::Second => "second" },
             "fused": b.fuse,
+            "cuda_graph": self.graph,
             "steps": b.steps,
             "warmup": b.warmup,
             "median_s": self.median_s(),
             "min_s": min,
             "max_s": max,
-            "median_arch_s": median(&mut self.arch_s.clone()),
-            "median_weight_s": median(&mut self.weight_s.clone()),
+            "median_arch_s": (!self.arch_s.is_empty()).then(|| median(&mut self.arch_s.clone())),
+            "median_weight_s": (!self.weight_s.is_empty()).then(|| median(&mut self.weight_s.clone())),
             "times_s": round(&self.times_s),
             "peak_mem_bytes": self.peak_mem_bytes,
             "peak_mem_kind": self.peak_mem_kind,
@@ -160,22 +168,37 @@ pub fn run(bench: &StepBench, device: &Device) -> StepReport {
         let y: Vec<u32> = (0..bench.batch).map(|_| rng.below(10) as u32).collect();
         (x, y)
     };
-    let batches: Vec<_> = (0..bench.warmup + bench.steps).map(|_| (batch(), batch())).collect();
+    // With graphs the first step runs eagerly and the second is captured: both untimed.
+    let graphs = bench.graph == GraphMode::Auto && device.runtime().is_some_and(|rt| rt.can_capture());
+    let warmup = if graphs { bench.warmup.max(2) } else { bench.warmup };
+    let batches: Vec<_> = (0..warmup + bench.steps).map(|_| (batch(), batch())).collect();
 
     let lr = SearchConfig::paper().lr_max;
     let (mut times, mut arch, mut weight) = (vec![], vec![], vec![]);
     let mut final_loss = f64::NAN;
+    let mut stepper =
+        graphs.then(|| Stepper::new(device, GraphMode::Auto).expect("step bench: staging buffers"));
     for (i, ((xt, yt), (xv, yv))) in batches.iter().enumerate() {
-        let (train, val) = (Batch { x: xt, y: yt }, Batch { x: xv, y: yv });
+        let (train, val) = (Batch::new(xt, yt), Batch::new(xv, yv));
         sync(device);
         let t0 = Instant::now();
+        if let Some(stepper) = stepper.as_mut() {
+            // The whole step, replayed from its graph once captured (the second step).
+            final_loss =
+                stepper.step(&mut state, &train, &val, lr).expect("step bench: a graph step").loss_train;
+            let t2 = Instant::now();
+            if i >= warmup {
+                times.push((t2 - t0).as_secs_f64());
+            }
+            continue;
+        }
         state.arch_step(&train, &val, lr);
         sync(device);
         let t1 = Instant::now();
         final_loss = state.weight_step(&train, lr).loss_train;
         sync(device);
         let t2 = Instant::now();
-        if i >= bench.warmup {
+        if i >= warmup {
             times.push((t2 - t0).as_secs_f64());
             arch.push((t1 - t0).as_secs_f64());
             weight.push((t2 - t1).as_secs_f64());
@@ -186,7 +209,8 @@ pub fn run(bench: &StepBench, device: &Device) -> StepReport {
         None => (memstat::peak_rss(), "peak RSS of the process (VmHWM)"),
     };
     StepReport {
-        bench: bench.clone(),
+        bench: StepBench { warmup, ..bench.clone() },
+        graph: graphs,
         device: device.name().to_string(),
         device_name: machine_name(device),
         times_s: times,

@@ -130,11 +130,17 @@ impl Network {
     /// Runs a forward of images `x` on a fresh tape and returns the tape, the logits and the
     /// mean cross-entropy against `labels`. `training`: BN batch statistics (and running-stat
     /// updates in `store`), else BN running statistics.
-    pub fn loss(&self, store: &mut Store, x: &Tensor, labels: &[u32], training: bool) -> (Tape, Var, Var) {
+    pub fn loss<'a>(
+        &self,
+        store: &mut Store,
+        x: &Tensor,
+        labels: impl Into<crate::ops::loss::Labels<'a>>,
+        training: bool,
+    ) -> (Tape, Var, Var) {
         let mut ctx = Ctx::new(&store.params, &mut store.bns, training);
         let xv = ctx.tape.constant(x.clone());
         let logits = self.forward(&mut ctx, &xv);
-        let loss = F::cross_entropy(&logits, labels);
+        let loss = F::cross_entropy(&logits, labels.into());
         (ctx.tape.clone(), logits, loss)
     }
 }

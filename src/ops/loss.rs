@@ -3,11 +3,86 @@
 use super::{buf, gpu_rt};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::gpu::launch::head as ghead;
+use crate::backend::gpu::{Gpu, GpuBuf};
 use crate::tensor::gpu_ok;
 use crate::tensor::{fmt_shape, Tensor};
 use crate::with_dtype;
 
-fn dims(op: &str, logits: &Tensor, labels: &[u32]) -> (usize, usize) {
+/// A batch's labels: on the host, and on a GPU as the f32 device tensor `[n]` the loss kernels
+/// read (uploaded with the images, so a step needs no host-to-device copy of its own: a graph
+/// can record it). Without the device copy, a GPU op uploads the host labels itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    /// The class of each row.
+    pub host: &'a [u32],
+    /// The same as f32 on the logits' device ([`device_labels`]), if uploaded.
+    pub dev: Option<&'a Tensor>,
+}
+
+impl<'a> Labels<'a> {
+    /// Labels on the host only.
+    pub fn host(host: &'a [u32]) -> Labels<'a> {
+        Labels { host, dev: None }
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.host.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty()
+    }
+
+    /// The device buffer the kernels read: the uploaded tensor, or a fresh upload in `up`.
+    fn gpu<'b>(&'b self, rt: &Gpu, up: &'b mut Option<GpuBuf>) -> &'b GpuBuf {
+        match self.dev {
+            Some(t) => {
+                assert_eq!(
+                    t.shape(),
+                    [self.host.len()],
+                    "labels: device tensor {} for {} labels",
+                    fmt_shape(t.shape()),
+                    self.host.len()
+                );
+                buf(t)
+            }
+            None => up.insert(gpu_ok(ghead::upload_labels(rt, self.host))),
+        }
+    }
+}
+
+impl<'a> From<&'a [u32]> for Labels<'a> {
+    fn from(host: &'a [u32]) -> Self {
+        Labels::host(host)
+    }
+}
+
+impl<'a> From<&'a Vec<u32>> for Labels<'a> {
+    fn from(host: &'a Vec<u32>) -> Self {
+        Labels::host(host)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u32; N]> for Labels<'a> {
+    fn from(host: &'a [u32; N]) -> Self {
+        Labels::host(host)
+    }
+}
+
+/// Labels as the f32 tensor `[n]` the loss kernels read on a GPU (each exact: `c < 2^24`).
+pub fn labels_f32(labels: &[u32]) -> Vec<f32> {
+    labels
+        .iter()
+        .map(|&l| {
+            assert!(l < 1 << 24, "labels: {l} is not exact as f32");
+            l as f32
+        })
+        .collect()
+}
+
+fn dims(op: &str, logits: &Tensor, labels: &Labels) -> (usize, usize) {
     match *logits.shape() {
         [n, k] if n == labels.len() => (n, k),
         _ => panic!(
@@ -19,57 +94,61 @@ fn dims(op: &str, logits: &Tensor, labels: &[u32]) -> (usize, usize) {
 }
 
 /// Mean cross-entropy as a 0-d tensor, and the softmax probabilities (saved for backward).
-pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> (Tensor, Tensor) {
-    let (n, k) = dims("softmax_xent", logits, labels);
+pub fn softmax_xent(logits: &Tensor, labels: Labels) -> (Tensor, Tensor) {
+    let (n, k) = dims("softmax_xent", logits, &labels);
     if let Some(rt) = gpu_rt("softmax_xent", &[logits]) {
-        let lab = gpu_ok(ghead::upload_labels(&rt, labels));
+        let mut up = None;
+        let lab = labels.gpu(&rt, &mut up);
         let mut probs = Tensor::empty_gpu(&[n, k], &rt);
         let mut loss = Tensor::empty_gpu(&[], &rt);
-        gpu_ok(ghead::softmax_xent_fwd(n, k, buf(logits), &lab, probs.gpu_buf_mut(), loss.gpu_buf_mut()));
+        gpu_ok(ghead::softmax_xent_fwd(n, k, buf(logits), lab, probs.gpu_buf_mut(), loss.gpu_buf_mut()));
         return (loss, probs);
     }
     with_dtype!(logits.dtype(), T => {
         let mut probs = vec![T::ZERO; n * k];
-        let loss = cpu::loss::softmax_xent_fwd(n, k, logits.data::<T>(), labels, &mut probs);
+        let loss = cpu::loss::softmax_xent_fwd(n, k, logits.data::<T>(), labels.host, &mut probs);
         (Tensor::from_vec(&[], vec![loss]), Tensor::from_vec(&[n, k], probs))
     })
 }
 
 /// Gradient w.r.t. the logits, given the probabilities and d(loss) (a one-element tensor on the
 /// same device, so a GPU backward never reads it back to the host).
-pub fn softmax_xent_bwd(probs: &Tensor, labels: &[u32], dloss: &Tensor) -> Tensor {
-    let (n, k) = dims("softmax_xent_bwd", probs, labels);
+pub fn softmax_xent_bwd(probs: &Tensor, labels: Labels, dloss: &Tensor) -> Tensor {
+    let (n, k) = dims("softmax_xent_bwd", probs, &labels);
     if let Some(rt) = gpu_rt("softmax_xent_bwd", &[probs, dloss]) {
-        let lab = gpu_ok(ghead::upload_labels(&rt, labels));
+        let mut up = None;
+        let lab = labels.gpu(&rt, &mut up);
         return super::gpu_out(&rt, &[n, k], |d| {
-            ghead::softmax_xent_bwd(n, k, buf(probs), &lab, buf(dloss), d)
+            ghead::softmax_xent_bwd(n, k, buf(probs), lab, buf(dloss), d)
         });
     }
     with_dtype!(probs.dtype(), T => {
         let mut d = vec![T::ZERO; n * k];
         let dl = dloss.data::<T>()[0];
-        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels, dl, &mut d);
+        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels.host, dl, &mut d);
         Tensor::from_vec(&[n, k], d)
     })
 }
 
 /// Number of rows whose argmax equals the label, as a one-element tensor on the logits' device
 /// (nothing read back: see [`super::optim::read_scalars`]).
-pub fn top1_correct_count(logits: &Tensor, labels: &[u32]) -> Tensor {
-    let (n, k) = dims("top1_correct", logits, labels);
+pub fn top1_correct_count(logits: &Tensor, labels: Labels) -> Tensor {
+    let (n, k) = dims("top1_correct", logits, &labels);
     if let Some(rt) = gpu_rt("top1_correct", &[logits]) {
-        let lab = gpu_ok(ghead::upload_labels(&rt, labels));
+        let mut up = None;
+        let lab = labels.gpu(&rt, &mut up);
         let mut c = Tensor::empty_gpu(&[1], &rt);
-        gpu_ok(ghead::top1_correct(n, k, buf(logits), &lab, c.gpu_buf_mut()));
+        gpu_ok(ghead::top1_correct(n, k, buf(logits), lab, c.gpu_buf_mut()));
         return c;
     }
-    let count = with_dtype!(logits.dtype(), T => cpu::loss::top1_correct(n, k, logits.data::<T>(), labels));
+    let count =
+        with_dtype!(logits.dtype(), T => cpu::loss::top1_correct(n, k, logits.data::<T>(), labels.host));
     Tensor::scalar(count as f64, logits.dtype()).reshape(&[1])
 }
 
 /// Number of rows whose argmax equals the label.
 pub fn top1_correct(logits: &Tensor, labels: &[u32]) -> usize {
-    let (n, k) = dims("top1_correct", logits, labels);
+    let (n, k) = dims("top1_correct", logits, &Labels::host(labels));
     if let Some(rt) = gpu_rt("top1_correct", &[logits]) {
         let lab = gpu_ok(ghead::upload_labels(&rt, labels));
         let mut c = gpu_ok(crate::backend::gpu::GpuBuf::alloc(&rt, 1));

@@ -35,6 +35,10 @@ pub fn sgd_step(w: &mut Tensor, g: &Tensor, mom: &mut Tensor, lr: f64, momentum:
 }
 
 /// Adam with coupled weight decay (PyTorch's `Adam(weight_decay=...)`); `step` counts from 1.
+///
+/// `bias_at`: a tensor on the op's device and an index where the bias corrections
+/// [1 − β1^t, 1 − β2^t] of this `step` are stored ([`step_hyper`]); a GPU kernel then reads them
+/// when it runs, so a replayed graph uses the current step's. The CPU computes them from `step`.
 #[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     w: &mut Tensor,
@@ -46,6 +50,7 @@ pub fn adam_step(
     eps: f64,
     wd: f64,
     step: u32,
+    bias_at: Option<(&Tensor, usize)>,
 ) {
     same_shape("adam_step", w, g);
     same_shape("adam_step", w, m);
@@ -62,6 +67,7 @@ pub fn adam_step(
             eps as f32,
             wd as f32,
             step,
+            bias_at.map(|(t, i)| dev_scalar(t, i)),
         ));
         return;
     }
@@ -81,6 +87,59 @@ pub fn adam_step(
 
 // ---------------------------------------------------------------------------------------------
 // Tensor lists: one launch per list on a GPU, scalars kept on the device.
+
+/// A step hyperparameter of a list op (the learning rate, ξ): a value fixed when the op is
+/// issued, or element `index` of a small tensor on the op's device, which a GPU kernel reads when
+/// it runs (so a replayed graph follows the schedule; see [`step_hyper`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Hyper<'a> {
+    /// Fixed at issue.
+    Value(f64),
+    /// Element `.1` of tensor `.0`.
+    At(&'a Tensor, usize),
+}
+
+impl From<f64> for Hyper<'_> {
+    fn from(v: f64) -> Self {
+        Hyper::Value(v)
+    }
+}
+
+impl Hyper<'_> {
+    /// The value, on the host (a CPU op; reads a host tensor).
+    fn host(&self) -> f64 {
+        match *self {
+            Hyper::Value(v) => v,
+            Hyper::At(t, i) => host_scalar(t, i),
+        }
+    }
+
+    /// The launch argument (a GPU op).
+    fn dev(&self) -> gopt::Hyper<'_> {
+        match *self {
+            Hyper::Value(v) => gopt::Hyper::Value(v as f32),
+            Hyper::At(t, i) => gopt::Hyper::At(dev_scalar(t, i)),
+        }
+    }
+}
+
+/// Positions in a step's hyperparameter tensor ([`step_hyper`]).
+pub mod hyper {
+    /// The weights' learning rate (ξ of the unrolled step).
+    pub const LR: usize = 0;
+    /// Adam's bias corrections 1 − β1^t and 1 − β2^t (two values from here).
+    pub const ADAM_BIAS: usize = 1;
+    /// Length.
+    pub const LEN: usize = 3;
+}
+
+/// The host values of a step's hyperparameter tensor: the learning rate, and Adam's bias
+/// corrections for its step `adam_t` (counted from 1), computed in f64 as the kernels' host
+/// path does.
+pub fn step_hyper(lr: f64, betas: (f64, f64), adam_t: u32) -> [f64; hyper::LEN] {
+    let t = adam_t.min(i32::MAX as u32) as i32;
+    [lr, 1.0 - betas.0.powi(t), 1.0 - betas.1.powi(t)]
+}
 
 /// Positions in a norm-scalars tensor ([`clip_scalars`], [`ratio_scalars`]).
 pub use gopt::scalar;
@@ -156,19 +215,28 @@ pub fn read_scalar(scalars: &Tensor, index: usize) -> f64 {
 }
 
 /// Element `index` of each tensor, read back together: on a GPU the values are first gathered
-/// on the device (a device-to-device copy each) and come back in one device-to-host copy, so a
-/// step's scalars cost one host wait, not one each. All on one device.
+/// on the device ([`gather_scalars`]) and come back in one device-to-host copy, so a step's
+/// scalars cost one host wait, not one each. All on one device.
 pub fn read_scalars(items: &[(&Tensor, usize)]) -> Vec<f64> {
+    gather_scalars(items).to_f64_vec()
+}
+
+/// Element `index` of each tensor, gathered into one `[items.len()]` tensor on their device (a
+/// device-to-device copy each on a GPU, which a graph records): what a step hands back for one
+/// read.
+pub fn gather_scalars(items: &[(&Tensor, usize)]) -> Tensor {
     let Some(rt) = items.iter().find_map(|(t, _)| t.is_gpu().then(|| buf(t).runtime().clone())) else {
-        return items.iter().map(|(t, i)| t.to_f64_vec()[*i]).collect();
+        let v: Vec<f64> = items.iter().map(|(t, i)| t.to_f64_vec()[*i]).collect();
+        return Tensor::from_vec(&[items.len()], v);
     };
-    let all = gpu_ok(GpuBuf::alloc(&rt, items.len()));
+    let mut all = Tensor::empty_gpu(&[items.len()], &rt);
+    let dst = all.gpu_buf_mut().ptr();
     for (k, (t, i)) in items.iter().enumerate() {
         let b = buf(t);
-        assert!(*i < b.len(), "read_scalars: element {i} of a tensor of {}", b.len());
-        gpu_ok(rt.dtod(b.ptr() + 4 * *i as u64, all.ptr() + 4 * k as u64, 4));
+        assert!(*i < b.len(), "gather_scalars: element {i} of a tensor of {}", b.len());
+        gpu_ok(rt.dtod(b.ptr() + 4 * *i as u64, dst + 4 * k as u64, 4));
     }
-    gpu_ok(all.to_host()).into_iter().map(f64::from).collect()
+    all
 }
 
 fn bufs_of<'a>(ts: &[&'a Tensor]) -> Vec<&'a GpuBuf> {
@@ -201,12 +269,12 @@ pub fn momentum_buffers(like: &[&Tensor]) -> Vec<Tensor> {
 /// [`scalar::CLIP_COEF`] of `clip` (a [`clip_scalars`] tensor; c = 1 without), in one launch on a
 /// GPU. `first` is the first step of every buffer in the list.
 #[allow(clippy::too_many_arguments)]
-pub fn sgd_step_many(
+pub fn sgd_step_many<'a>(
     ws: &mut [&mut Tensor],
     gs: &[&Tensor],
     bufs: &mut [&mut Tensor],
     clip: Option<&Tensor>,
-    lr: f64,
+    lr: impl Into<Hyper<'a>>,
     momentum: f64,
     wd: f64,
     first: bool,
@@ -220,9 +288,10 @@ pub fn sgd_step_many(
     if gs.is_empty() {
         return;
     }
+    let lr = lr.into();
     if list_rt(op, gs).is_some() {
         let coef = clip.map(|c| dev_scalar(c, scalar::CLIP_COEF));
-        let (lr, m, wd) = (lr as f32, momentum as f32, wd as f32);
+        let (lr, m, wd) = (lr.dev(), momentum as f32, wd as f32);
         let mut wb: Vec<&mut GpuBuf> = ws.iter_mut().map(|w| w.gpu_buf_mut()).collect();
         let mut bb: Vec<&mut GpuBuf> = bufs.iter_mut().map(|b| b.gpu_buf_mut()).collect();
         let gb: Vec<&GpuBuf> = gs.iter().map(|g| buf(g)).collect();
@@ -239,7 +308,7 @@ pub fn sgd_step_many(
             &gd,
             &mut bd,
             T::from_f64(coef),
-            T::from_f64(lr),
+            T::from_f64(lr.host()),
             T::from_f64(momentum),
             T::from_f64(wd),
             first,
@@ -277,8 +346,15 @@ pub fn axpy_many(ys: &mut [&mut Tensor], xs: &[&Tensor], scalars: &Tensor, index
 /// The second-order α gradient from the finite differences of the architect:
 /// out[k] = d[k] − ξ (p[k] − m[k]) / (2r) with r the [`scalar::RATIO`] of a [`ratio_scalars`]
 /// tensor. On a GPU one launch reading 1/r from the device; on the CPU the reference's rounding.
-pub fn hvp_combine(ds: &[&Tensor], ps: &[&Tensor], ms: &[&Tensor], scalars: &Tensor, xi: f64) -> Vec<Tensor> {
+pub fn hvp_combine<'a>(
+    ds: &[&Tensor],
+    ps: &[&Tensor],
+    ms: &[&Tensor],
+    scalars: &Tensor,
+    xi: impl Into<Hyper<'a>>,
+) -> Vec<Tensor> {
     let op = "hvp_combine";
+    let xi = xi.into();
     same_shapes(op, ds, ps);
     same_shapes(op, ds, ms);
     if ds.is_empty() {
@@ -288,16 +364,15 @@ pub fn hvp_combine(ds: &[&Tensor], ps: &[&Tensor], ms: &[&Tensor], scalars: &Ten
         let mut outs: Vec<Tensor> = ds.iter().map(|d| Tensor::empty_gpu(d.shape(), &rt)).collect();
         let s = dev_scalar(scalars, scalar::INV_RATIO);
         let mut ob: Vec<&mut GpuBuf> = outs.iter_mut().map(|o| o.gpu_buf_mut()).collect();
-        gpu_ok(gopt::axpy_diff_many(
-            &mut ob,
-            &bufs_of(ds),
-            &bufs_of(ps),
-            &bufs_of(ms),
-            Some(s),
-            (-xi / 2.0) as f32,
-        ));
+        // −ξ/2 as one factor, or −1/2 times ξ read on the device: the same bits (halving is exact).
+        let (mult, scale) = match xi {
+            Hyper::Value(v) => ((-v / 2.0) as f32, None),
+            Hyper::At(t, i) => (-0.5, Some(dev_scalar(t, i))),
+        };
+        gpu_ok(gopt::axpy_diff_many(&mut ob, &bufs_of(ds), &bufs_of(ps), &bufs_of(ms), Some(s), mult, scale));
         return outs;
     }
+    let xi = xi.host();
     let inv_2r = 1.0 / (2.0 * host_scalar(scalars, scalar::RATIO));
     with_dtype!(ds[0].dtype(), T => ds
         .iter()
@@ -313,15 +388,16 @@ pub fn hvp_combine(ds: &[&Tensor], ps: &[&Tensor], ms: &[&Tensor], scalars: &Ten
 /// The unrolled weights of the second-order architect, w' = w − ξ (momentum·buf + g + wd·w) for
 /// every tensor of the list (no momentum term where `bufs[k]` is `None`, i.e. before the first
 /// SGD step); one launch on a GPU.
-pub fn unrolled_weights(
+pub fn unrolled_weights<'a>(
     ws: &[&Tensor],
     gs: &[&Tensor],
     bufs: &[Option<&Tensor>],
-    xi: f64,
+    xi: impl Into<Hyper<'a>>,
     momentum: f64,
     wd: f64,
 ) -> Vec<Tensor> {
     let op = "unrolled_weights";
+    let xi = xi.into();
     same_shapes(op, ws, gs);
     assert_eq!(ws.len(), bufs.len(), "{op}: list lengths differ");
     for (w, b) in ws.iter().zip(bufs) {
@@ -338,7 +414,7 @@ pub fn unrolled_weights(
         let wb: Vec<&GpuBuf> = ws.iter().map(|w| buf(w)).collect();
         let gb: Vec<&GpuBuf> = gs.iter().map(|g| buf(g)).collect();
         let bb: Vec<Option<&GpuBuf>> = bufs.iter().map(|b| b.map(buf)).collect();
-        gpu_ok(gopt::unroll_many(&mut ob, &wb, &gb, &bb, xi as f32, momentum as f32, wd as f32));
+        gpu_ok(gopt::unroll_many(&mut ob, &wb, &gb, &bb, xi.dev(), momentum as f32, wd as f32));
         return outs;
     }
     with_dtype!(ws[0].dtype(), T => ws
@@ -351,7 +427,7 @@ pub fn unrolled_weights(
                 w.data::<T>(),
                 g.data::<T>(),
                 b.map(|b| b.data::<T>()),
-                T::from_f64(xi),
+                T::from_f64(xi.host()),
                 T::from_f64(momentum),
                 T::from_f64(wd),
             );

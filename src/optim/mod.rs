@@ -28,14 +28,15 @@ impl Sgd {
     /// without). On a GPU: one launch for the whole list (two when some buffers take their first
     /// step and others not), and the momentum buffers a first step needs come from one
     /// allocation call, without fill launches.
-    pub fn step(
+    pub fn step<'a>(
         &mut self,
         store: &mut Store,
         grads: &GradStore,
         ids: &[usize],
-        lr: f64,
+        lr: impl Into<ops::optim::Hyper<'a>>,
         clip: Option<&GradClip>,
     ) {
+        let lr = lr.into();
         let mut selected = vec![false; store.params.len()];
         for &i in ids {
             selected[i] = grads.get(ParamId(i)).is_some();
@@ -121,8 +122,16 @@ impl Adam {
         }
     }
 
-    /// One step on the parameters `ids` with gradients `grads[k]` (one per id).
-    pub fn step(&mut self, store: &mut Store, ids: &[usize], grads: &[Tensor]) {
+    /// One step on the parameters `ids` with gradients `grads[k]` (one per id). `bias_at`: where
+    /// this step's bias corrections are stored on the device ([`ops::optim::adam_step`]; the
+    /// values of [`ops::optim::step_hyper`] for step `self.step + 1`).
+    pub fn step(
+        &mut self,
+        store: &mut Store,
+        ids: &[usize],
+        grads: &[Tensor],
+        bias_at: Option<(&Tensor, usize)>,
+    ) {
         self.step += 1;
         for (&i, g) in ids.iter().zip(grads) {
             let zeros = || Tensor::zeros_on(g.shape(), g.dtype(), &g.device());
@@ -138,6 +147,7 @@ impl Adam {
                 self.eps,
                 self.weight_decay,
                 self.step,
+                bias_at,
             );
         }
     }

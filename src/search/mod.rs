@@ -5,5 +5,6 @@ pub mod prefetch;
 pub mod run;
 pub mod state_io;
 pub mod step;
+pub mod stepper;
 
 pub use step::{Batch, Order, SearchState, StepConfig, StepStats};

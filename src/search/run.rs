@@ -19,6 +19,7 @@ use super::genotype::{to_dot, to_svg, Genotype};
 use super::prefetch::Prefetch;
 use super::state_io::{load_state, state_arrays};
 use super::step::{Batch, Order, SearchState, StepConfig};
+use super::stepper::{GraphMode, Stepper};
 use crate::backend::gpu::GpuError;
 use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
 use crate::data::{
@@ -27,6 +28,7 @@ use crate::data::{
 use crate::meter::Meter;
 use crate::model::{NetConfig, Network};
 use crate::ops;
+use crate::ops::loss::Labels;
 use crate::optim::cosine_lr;
 use crate::rng::Rng;
 use crate::tensor::{DType, Device};
@@ -192,6 +194,8 @@ pub struct RunOptions {
     pub max_steps: Option<usize>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Replay the step as a captured graph on a GPU ([`GraphMode::Auto`]) or not.
+    pub graph: GraphMode,
 }
 
 /// The end state of a run.
@@ -337,8 +341,8 @@ fn draw(
     let states = (train.state(), val.state());
     let slots = match prefetch {
         Some((pt, pv)) => Some((
-            pt.upload(&tb.images).map_err(RunError::Gpu)?,
-            pv.upload(&vb.images).map_err(RunError::Gpu)?,
+            pt.upload(&tb.images, &tb.labels).map_err(RunError::Gpu)?,
+            pv.upload(&vb.images, &vb.labels).map_err(RunError::Gpu)?,
         )),
         None => None,
     };
@@ -423,6 +427,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         Device::Cpu => None,
     };
     let mut pending: Option<Drawn> = None;
+    let mut stepper = Stepper::new(&opts.device, opts.graph).map_err(RunError::Gpu)?;
     let mut steps_this_run = 0;
     let mut interrupted = false;
 
@@ -448,24 +453,29 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
                 Some(p) => p,
                 None => draw(&mut train_loader, &mut val_loader, prefetch.as_mut())?,
             };
-            // On a GPU the next step's batches go up on the copy stream while this one computes.
+            let ((xt, yt), (xv, yv)) = match (prefetch.as_mut(), slots) {
+                (Some((pt, pv)), Some((ts, vs))) => {
+                    let (t, v) = (pt.take(ts).map_err(RunError::Gpu)?, pv.take(vs).map_err(RunError::Gpu)?);
+                    ((t.0, Some(t.1)), (v.0, Some(v.1)))
+                }
+                _ => ((tb.images.to_device(&opts.device), None), (vb.images.to_device(&opts.device), None)),
+            };
+            let train = Batch { x: &xt, y: Labels { host: &tb.labels, dev: yt.as_ref() } };
+            let val = Batch { x: &xv, y: Labels { host: &vb.labels, dev: yv.as_ref() } };
+            stepper.issue(&mut state, &train, &val, lr).map_err(RunError::Gpu)?;
+            drop((xt, yt, xv, yv));
+            if let (Some((pt, pv)), Some((ts, vs))) = (prefetch.as_mut(), slots) {
+                pt.release(ts).map_err(RunError::Gpu)?;
+                pv.release(vs).map_err(RunError::Gpu)?;
+            }
+            // On a GPU the next step's batches are drawn, and go up on the copy stream, while
+            // this one computes; then its scalars are read.
             let last = pos.step_in_epoch + 1 >= steps_per_epoch
                 || opts.max_steps.is_some_and(|m| steps_this_run + 1 >= m);
             if let (Some(pf), false) = (prefetch.as_mut(), last) {
                 pending = Some(draw(&mut train_loader, &mut val_loader, Some(pf))?);
             }
-            let (xt, xv) = match (prefetch.as_mut(), slots) {
-                (Some((pt, pv)), Some((ts, vs))) => {
-                    (pt.take(ts).map_err(RunError::Gpu)?, pv.take(vs).map_err(RunError::Gpu)?)
-                }
-                _ => (tb.images.to_device(&opts.device), vb.images.to_device(&opts.device)),
-            };
-            let stats = state.step(&Batch { x: &xt, y: &tb.labels }, &Batch { x: &xv, y: &vb.labels }, lr);
-            drop((xt, xv));
-            if let (Some((pt, pv)), Some((ts, vs))) = (prefetch.as_mut(), slots) {
-                pt.release(ts).map_err(RunError::Gpu)?;
-                pv.release(vs).map_err(RunError::Gpu)?;
-            }
+            let stats = stepper.finish().map_err(RunError::Gpu)?;
             if !stats.loss_train.is_finite() || !stats.loss_val.is_finite() {
                 let loss = if stats.loss_train.is_finite() { stats.loss_val } else { stats.loss_train };
                 return Err(RunError::NonFinite { epoch: pos.epoch, step: pos.step_in_epoch, loss });
@@ -484,7 +494,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
                 "kind": "step", "epoch": pos.epoch, "step": pos.step_in_epoch, "global_step": pos.global_step,
                 "lr": lr, "loss_train": stats.loss_train, "loss_val": stats.loss_val,
                 "grad_norm": stats.grad_norm, "acc_train": stats.correct_train as f64 / n as f64,
-                "seconds": secs, "images_per_second": 2.0 * n as f64 / secs,
+                "seconds": secs, "images_per_second": 2.0 * n as f64 / secs, "exec": stepper.last.name(),
             });
             for (k, v) in meter.fields() {
                 line[k] = v.into();

@@ -5,6 +5,8 @@ use crate::autograd::{GradStore, Groups, ParamId};
 use crate::model::Network;
 use crate::nn::Store;
 use crate::ops;
+use crate::ops::loss::Labels;
+use crate::ops::optim::{hyper, Hyper};
 use crate::optim::{clip_grad_norm, Adam, Sgd};
 use crate::tensor::Tensor;
 
@@ -53,11 +55,28 @@ pub struct StepStats {
 }
 
 /// A batch: normalised images `[n, 3, 32, 32]` and labels.
+#[derive(Clone, Copy)]
 pub struct Batch<'a> {
     /// Images.
     pub x: &'a Tensor,
-    /// Labels.
-    pub y: &'a [u32],
+    /// Labels (on a GPU, with their device copy when the batch was uploaded with one).
+    pub y: Labels<'a>,
+}
+
+impl<'a> Batch<'a> {
+    /// Images and host labels.
+    pub fn new(x: &'a Tensor, y: &'a [u32]) -> Batch<'a> {
+        Batch { x, y: Labels::host(y) }
+    }
+}
+
+impl StepStats {
+    /// The stats from a step's scalars `[loss_train, loss_val, grad_norm, correct_train]`
+    /// ([`SearchState::enqueue_step`]).
+    pub fn from_scalars(v: &[f64]) -> StepStats {
+        assert_eq!(v.len(), 4, "StepStats::from_scalars: {} values, want 4", v.len());
+        StepStats { loss_train: v[0], loss_val: v[1], grad_norm: v[2], correct_train: v[3] as usize }
+    }
 }
 
 /// Everything a search updates: the network, its store, and both optimisers.
@@ -107,41 +126,73 @@ impl SearchState {
     /// The step's scalars (losses, gradient norm, correct count) stay on the device until the
     /// step is enqueued and then come back together: one host wait per step.
     pub fn step(&mut self, train: &Batch, val: &Batch, lr: f64) -> StepStats {
-        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr);
+        let hyper = self.hyper_tensor(lr);
+        let scalars = self.enqueue_step(train, val, &hyper);
+        StepStats::from_scalars(&scalars.to_f64_vec())
+    }
+
+    /// The values of the hyperparameter tensor of the next step at learning rate `lr`
+    /// ([`ops::optim::step_hyper`]: `lr`, and Adam's bias corrections for its next step).
+    pub fn hyper_values(&self, lr: f64) -> [f64; hyper::LEN] {
+        ops::optim::step_hyper(lr, self.adam.betas, self.adam.step + 1)
+    }
+
+    /// [`SearchState::hyper_values`] as a tensor on the state's device.
+    pub fn hyper_tensor(&self, lr: f64) -> Tensor {
+        let v = self.hyper_values(lr).to_vec();
+        Tensor::from_vec(&[hyper::LEN], v).to_device(&self.store.params[0].value.device())
+    }
+
+    /// Issues a whole step (the architecture step, then the weight step) and returns its scalars
+    /// `[loss_train, loss_val, grad_norm, correct_train]` in one tensor on the device
+    /// ([`StepStats::from_scalars`]), without waiting for the device: a graph can record it.
+    /// The learning rate (ξ) and Adam's bias corrections are read from `hyper` (a
+    /// [`SearchState::hyper_tensor`], or a buffer the caller fills with
+    /// [`SearchState::hyper_values`]) where the kernels run, so a replay picks up new values.
+    pub fn enqueue_step(&mut self, train: &Batch, val: &Batch, hyper: &Tensor) -> Tensor {
+        assert_eq!(hyper.shape(), [hyper::LEN], "enqueue_step: hyper tensor of shape {:?}", hyper.shape());
+        let lr = Hyper::At(hyper, hyper::LR);
+        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr, Some((hyper, hyper::ADAM_BIAS)));
         let w = self.weight_step_on_device(train, lr);
         let arch = self.arch_ids();
         let last = self.last_grads.as_mut().expect("the weight step keeps its gradients");
         for (i, g) in arch.iter().zip(dalpha) {
             last.insert(ParamId(*i), g);
         }
-        let v = ops::optim::read_scalars(&[
+        ops::optim::gather_scalars(&[
             (&w.loss, 0),
             (&loss_val, 0),
             (&w.clip.scalars, ops::optim::scalar::NORM),
             (&w.correct, 0),
-        ]);
-        StepStats { loss_train: v[0], loss_val: v[1], grad_norm: v[2], correct_train: v[3] as usize }
+        ])
     }
 
     /// The architecture half of a step: the α gradient (first or second order) and Adam's
     /// update. Returns the validation loss and the gradient given to Adam.
     pub fn arch_step(&mut self, train: &Batch, val: &Batch, lr: f64) -> (f64, Vec<Tensor>) {
-        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr);
+        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr.into(), None);
         (loss_val.item(), dalpha)
     }
 
-    /// [`SearchState::arch_step`] with the validation loss left on the device.
-    fn arch_step_on_device(&mut self, train: &Batch, val: &Batch, lr: f64) -> (Tensor, Vec<Tensor>) {
+    /// [`SearchState::arch_step`] with the validation loss left on the device; Adam reads its
+    /// bias corrections at `adam_bias` when given.
+    fn arch_step_on_device(
+        &mut self,
+        train: &Batch,
+        val: &Batch,
+        lr: Hyper,
+        adam_bias: Option<(&Tensor, usize)>,
+    ) -> (Tensor, Vec<Tensor>) {
         let (loss_val, dalpha) = self.arch_gradient_on_device(train, val, lr);
         let arch = self.arch_ids();
-        self.adam.step(&mut self.store, &arch, &dalpha);
+        self.adam.step(&mut self.store, &arch, &dalpha, adam_bias);
         (loss_val, dalpha)
     }
 
     /// The weight half of a step: training loss, gradient-norm clipping and SGD at `lr`. Keeps
     /// the unclipped weight gradients in `last_grads`. `loss_val` of the result is 0.
     pub fn weight_step(&mut self, train: &Batch, lr: f64) -> StepStats {
-        let w = self.weight_step_on_device(train, lr);
+        let w = self.weight_step_on_device(train, lr.into());
         let v = ops::optim::read_scalars(&[
             (&w.loss, 0),
             (&w.clip.scalars, ops::optim::scalar::NORM),
@@ -151,7 +202,7 @@ impl SearchState {
     }
 
     /// [`SearchState::weight_step`] with its scalars left on the device.
-    fn weight_step_on_device(&mut self, train: &Batch, lr: f64) -> WeightScalars {
+    fn weight_step_on_device(&mut self, train: &Batch, lr: Hyper) -> WeightScalars {
         let (tape, logits, loss) = self.net.loss(&mut self.store, train.x, train.y, true);
         let correct = ops::loss::top1_correct_count(logits.value(), train.y);
         let grads = tape.backward(&loss, Groups::WEIGHTS);
@@ -167,11 +218,11 @@ impl SearchState {
     /// The architecture gradient this step would give Adam (first or second order, per the
     /// config), with the validation loss. Updates BN running statistics as the step does.
     pub fn arch_gradient(&mut self, train: &Batch, val: &Batch, lr: f64) -> (f64, Vec<Tensor>) {
-        let (loss_val, dalpha) = self.arch_gradient_on_device(train, val, lr);
+        let (loss_val, dalpha) = self.arch_gradient_on_device(train, val, lr.into());
         (loss_val.item(), dalpha)
     }
 
-    fn arch_gradient_on_device(&mut self, train: &Batch, val: &Batch, lr: f64) -> (Tensor, Vec<Tensor>) {
+    fn arch_gradient_on_device(&mut self, train: &Batch, val: &Batch, lr: Hyper) -> (Tensor, Vec<Tensor>) {
         match self.config.order {
             Order::First => self.arch_grad_first(val),
             Order::Second => self.arch_grad_second(train, val, lr),
@@ -191,7 +242,7 @@ impl SearchState {
     /// The second-order gradient of the reference `Architect._backward_step_unrolled`:
     /// w' = w − ξ (m·buf + ∇w L_train(w) + wd·w); dα = ∇α L_val(w') − ξ (∇α L_train(w⁺) −
     /// ∇α L_train(w⁻)) / (2ε) with w± = w ± ε v, v = ∇w' L_val(w'), ε = 0.01 / ‖v‖.
-    fn arch_grad_second(&mut self, train: &Batch, val: &Batch, xi: f64) -> (Tensor, Vec<Tensor>) {
+    fn arch_grad_second(&mut self, train: &Batch, val: &Batch, xi: Hyper) -> (Tensor, Vec<Tensor>) {
         let weights = self.weight_ids();
         let arch = self.arch_ids();
         // ∇w L_train(w) (this forward updates the model's BN running stats, as the reference's).

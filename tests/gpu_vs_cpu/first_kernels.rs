@@ -207,6 +207,9 @@ fn optim_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
         for (label, w0) in [("from 0", &zeros), ("from w", &w)] {
             let (mut gw, mut gm, mut gv) = (up(rt, w0), up(rt, &zeros), up(rt, &zeros));
             let (mut cw, mut cm, mut cv) = (wide(w0), vec![0.0; n], vec![0.0; n]);
+            // Step 2 reads its bias corrections from the device (as a replayed graph does).
+            let bias = [1.0 - (b1 as f64).powi(2), 1.0 - (b2 as f64).powi(2)].map(|v| v as f32);
+            let bias = up(rt, &bias);
             for (step, grad) in [(1u32, &g), (2, &g2)] {
                 optim::adam_step(
                     &mut gw,
@@ -219,6 +222,7 @@ fn optim_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
                     eps,
                     wd,
                     step,
+                    (step == 2).then_some(optim::DevScalar { buf: &bias, index: 0 }),
                 )
                 .unwrap();
                 cpu::optim::adam_step(

@@ -20,6 +20,9 @@ mod multi_tensor;
 mod pool;
 mod streams;
 
+#[path = "../common/search_steps.rs"]
+mod search_steps;
+
 use std::sync::Arc;
 
 use darts::autograd::check::rel_err;
@@ -129,6 +132,24 @@ fn cuda_streams_staging_and_graphs() {
     use darts::backend::gpu::cuda::CudaRuntime;
     let rt: Gpu = Arc::new(CudaRuntime::new(0, false).unwrap_or_else(|e| panic!("CUDA runtime: {e}")));
     streams::check(&rt);
+}
+
+/// The search step replayed from a CUDA graph gives bitwise the steps and state of the same
+/// steps issued launch by launch (first and second order; a step of another shape between
+/// replays runs eagerly). The emulator's version is `tests/deferred.rs`.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn cuda_graph_replayed_search_steps_equal_eager_ones() {
+    use darts::backend::gpu::cuda::CudaRuntime;
+    use search_steps::{steps, Exec};
+    let rt: Gpu = Arc::new(CudaRuntime::new(0, false).unwrap_or_else(|e| panic!("CUDA runtime: {e}")));
+    for order in [darts::search::Order::First, darts::search::Order::Second] {
+        let eager = steps(rt.clone(), order, Exec::Stepper);
+        let graph = steps(rt.clone(), order, Exec::Graph);
+        assert_eq!(graph.2, (2, 1), "{order:?}: (replays, captures)");
+        assert_eq!(eager.0, graph.0, "{order:?}: step statistics differ");
+        assert!(eager.1 == graph.1, "{order:?}: the state arrays differ");
+    }
 }
 
 /// The same program on the deferred emulator (which checks every ordering it relies on).

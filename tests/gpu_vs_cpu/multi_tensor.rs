@@ -4,7 +4,7 @@
 //! tensor over many chunks) and on single-tensor lists, against the CPU backend in f64.
 
 use darts::backend::cpu;
-use darts::backend::gpu::launch::optim::{self as opt, scalar, DevScalar, MT_CHUNK};
+use darts::backend::gpu::launch::optim::{self as opt, scalar, DevScalar, Hyper, MT_CHUNK};
 use darts::backend::gpu::{Gpu, GpuBuf};
 use darts::rng::Rng;
 
@@ -48,9 +48,12 @@ fn list_cases(rt: &Gpu, rng: &mut Rng, lens: &[usize], out: &mut Vec<Outcome>) {
     let mut gw = devs(&w);
     let mut gbuf: Vec<GpuBuf> = lens.iter().map(|&n| nan(rt, n)).collect();
     let gg2 = devs(&g2);
+    // The first step takes lr as a value, the second reads it from the device (a graph's way).
+    let lr_dev = GpuBuf::from_host(rt, &[lr]).unwrap();
     for (grads, first) in [(&gg, true), (&gg2, false)] {
         let mut wm: Vec<&mut GpuBuf> = gw.iter_mut().collect();
         let mut bm: Vec<&mut GpuBuf> = gbuf.iter_mut().collect();
+        let lr = if first { Hyper::Value(lr) } else { Hyper::At(DevScalar { buf: &lr_dev, index: 0 }) };
         opt::sgd_step_many(&mut wm, &refs(grads), &mut bm, Some(clip), lr, mom, wd, first).unwrap();
     }
     let (mut cw, mut cbuf) = (wides(&w), lens.iter().map(|&n| vec![0.0; n]).collect::<Vec<_>>());
@@ -87,9 +90,22 @@ fn list_cases(rt: &Gpu, rng: &mut Rng, lens: &[usize], out: &mut Vec<Outcome>) {
     let (gd, gm) = (devs(&w), devs(&m));
     let mut go: Vec<GpuBuf> = lens.iter().map(|&n| nan(rt, n)).collect();
     let xi = 0.025f32;
-    let mut om: Vec<&mut GpuBuf> = go.iter_mut().collect();
+    let xi_dev = GpuBuf::from_host(rt, &[xi]).unwrap();
+    let xi_at = DevScalar { buf: &xi_dev, index: 0 };
     let inv_r = DevScalar { buf: &s, index: scalar::INV_RATIO };
-    opt::axpy_diff_many(&mut om, &refs(&gd), &refs(&gg2), &refs(&gm), Some(inv_r), -xi / 2.0).unwrap();
+    // −ξ/2 as a value, and −1/2 times ξ read on the device: the same bits.
+    let mut go2: Vec<GpuBuf> = lens.iter().map(|&n| nan(rt, n)).collect();
+    for (out, mult, scale) in [(&mut go, -xi / 2.0, None), (&mut go2, -0.5, Some(xi_at))] {
+        let mut om: Vec<&mut GpuBuf> = out.iter_mut().collect();
+        opt::axpy_diff_many(&mut om, &refs(&gd), &refs(&gg2), &refs(&gm), Some(inv_r), mult, scale).unwrap();
+    }
+    for (a, b) in go.iter().zip(&go2) {
+        let (a, b) = (a.to_host().unwrap(), b.to_host().unwrap());
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "axpy_diff_many: xi on the device changed the bits"
+        );
+    }
     let wm = wides(&m);
     let co: Vec<Vec<f64>> = (0..lens.len())
         .map(|k| {
@@ -108,7 +124,7 @@ fn list_cases(rt: &Gpu, rng: &mut Rng, lens: &[usize], out: &mut Vec<Outcome>) {
         gb.iter().enumerate().map(|(k, b)| (k % 2 == 0).then_some(b)).collect();
     let mut gu: Vec<GpuBuf> = lens.iter().map(|&n| nan(rt, n)).collect();
     let mut um: Vec<&mut GpuBuf> = gu.iter_mut().collect();
-    opt::unroll_many(&mut um, &refs(&devs(&w)), &refs(&gg), &opt_bufs, xi, mom, wd).unwrap();
+    opt::unroll_many(&mut um, &refs(&devs(&w)), &refs(&gg), &opt_bufs, Hyper::At(xi_at), mom, wd).unwrap();
     let wb = wides(&bufs);
     let cu: Vec<Vec<f64>> = (0..lens.len())
         .map(|k| {

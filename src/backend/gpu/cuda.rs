@@ -158,7 +158,13 @@ pub struct CudaRuntime {
     next_event: std::sync::atomic::AtomicU64,
     /// Captured graphs (the graph and its executable instance), by number.
     graphs: Mutex<HashMap<u64, CapturedGraph>>,
+    /// Page-locked copies of the constants a graph uploads ([`Runtime::htod_const`] while
+    /// capturing), by graph: its copy nodes read them at every replay.
+    consts: Mutex<HashMap<u64, Vec<PinnedBytes>>>,
 }
+
+/// Page-locked host memory and its length.
+type PinnedBytes = (Handle<*mut u8>, usize);
 
 /// A captured graph and its executable instance.
 type CapturedGraph = (Handle<sys::CUgraph>, Handle<sys::CUgraphExec>);
@@ -249,6 +255,7 @@ impl CudaRuntime {
             events: Mutex::default(),
             next_event: std::sync::atomic::AtomicU64::new(1),
             graphs: Mutex::default(),
+            consts: Mutex::default(),
         };
         // CudaContext::new made the context current on this thread.
         rt.launcher.note_bound();
@@ -411,6 +418,17 @@ impl Runtime for CudaRuntime {
             .map_err(|e| self.fail("cuMemcpyHtoDAsync", e))
     }
 
+    fn htod_const(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        let capturing = self.cache.lock().unwrap().capture.as_ref().map(|(id, _)| *id);
+        let Some(graph) = capturing else { return self.htod(src, dst) };
+        // A pageable copy would invalidate the capture: the bytes go to page-locked memory of the
+        // graph's own, which its copy node reads at every replay (freed with the graph).
+        let host = self.host_alloc(src.len())?;
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), host, src.len()) };
+        self.consts.lock().unwrap().entry(graph).or_default().push((Handle(host), src.len()));
+        unsafe { self.htod_async(Stream::Compute, host, dst, src.len()) }
+    }
+
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
         self.launcher.counters.dtoh();
         self.bind()?;
@@ -571,6 +589,10 @@ impl Runtime for CudaRuntime {
             .map_err(|e| self.fail("cuMemcpyDtoHAsync (staged)", e))
     }
 
+    fn can_capture(&self) -> bool {
+        true
+    }
+
     fn begin_capture(&self) -> Result<(), GpuError> {
         self.bind()?;
         let id = self.next_event.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -627,6 +649,10 @@ impl Runtime for CudaRuntime {
             let _ = result::graph::exec_destroy(exec.0);
             let _ = result::graph::destroy(g.0);
         }
+        for (host, bytes) in self.consts.lock().unwrap().remove(&graph).unwrap_or_default() {
+            // SAFETY: made by host_alloc in htod_const; the streams are idle (synchronised above).
+            unsafe { self.host_free(host.0, bytes) };
+        }
         let mut cache = self.cache.lock().unwrap();
         let mine: Vec<(DevPtr, usize, bool)> =
             cache.kept.iter().filter(|(_, k)| k.0 == graph).map(|(&p, k)| (p, k.1, k.2)).collect();
@@ -643,6 +669,10 @@ impl Runtime for CudaRuntime {
 impl Drop for CudaRuntime {
     fn drop(&mut self) {
         if self.bind().is_ok() {
+            let graphs: Vec<u64> = self.graphs.lock().unwrap().keys().copied().collect();
+            for g in graphs {
+                self.release_graph(g);
+            }
             self.release_cache();
             for s in [self.dev.compute, self.dev.copy] {
                 let _ = unsafe { result::stream::destroy(s.0) };

@@ -215,6 +215,10 @@ impl EmuRuntime {
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
                 Ok(())
             }
+            Op::Const { data, dst } => {
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+                Ok(())
+            }
             Op::HtodAsync { src, dst, bytes } => {
                 unsafe { std::ptr::copy_nonoverlapping(src, dst as *mut u8, bytes) };
                 Ok(())
@@ -474,6 +478,16 @@ impl Runtime for EmuRuntime {
         Ok(())
     }
 
+    fn htod_const(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        self.launcher.counters.htod();
+        self.dev.check_range(dst, src.len(), "htod_const")?;
+        if let Some(q) = &self.queue {
+            return self.push(q, Stream::Compute, Op::Const { data: src.into(), dst }, &[dst]);
+        }
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+        Ok(())
+    }
+
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
         self.launcher.counters.dtoh();
         self.dev.check_range(src, dst.len(), "dtoh")?;
@@ -598,6 +612,10 @@ impl Runtime for EmuRuntime {
             Some(q) => q.lock().unwrap().describe_buffer(ptr),
             None => format!("buffer {ptr:#x}"),
         }
+    }
+
+    fn can_capture(&self) -> bool {
+        self.queue.is_some()
     }
 
     fn begin_capture(&self) -> Result<(), GpuError> {

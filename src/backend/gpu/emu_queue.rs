@@ -81,6 +81,9 @@ pub(super) enum Op {
     Launch { kernel: KernelId, launch: u64, cfg: LaunchCfg, args: OwnedArgs },
     /// A copy from pageable host memory (taken at issue, as a driver stages it).
     Htod { data: Vec<u8>, dst: DevPtr },
+    /// A copy of constant bytes that the operation owns ([`super::Runtime::htod_const`]): unlike
+    /// `Htod`, a graph may record it (its replays copy the same bytes).
+    Const { data: std::sync::Arc<[u8]>, dst: DevPtr },
     /// A copy from page-locked host memory, read when it runs.
     HtodAsync { src: *const u8, dst: DevPtr, bytes: usize },
     /// A copy into page-locked host memory, written when it runs.
@@ -103,6 +106,7 @@ impl Op {
         match self {
             Op::Launch { kernel, launch, cfg, .. } => format!("kernel {kernel} (launch #{launch}, {cfg})"),
             Op::Htod { dst, data } => format!("a {}-byte host-to-device copy into {dst:#x}", data.len()),
+            Op::Const { dst, data } => format!("a {}-byte constant upload into {dst:#x}", data.len()),
             Op::HtodAsync { dst, bytes, .. } => {
                 format!("a {bytes}-byte upload from staging memory into {dst:#x}")
             }

@@ -153,6 +153,9 @@ pub enum GpuError {
     /// The host touched a staging buffer whose asynchronous copy has not run yet (a read
     /// before a synchronisation, or an overwrite of data still being uploaded).
     NotReady(String),
+    /// Work captured as a graph cannot be replayed correctly (it moved state it must update in
+    /// place).
+    Graph(String),
 }
 
 impl fmt::Display for GpuError {
@@ -175,6 +178,7 @@ impl fmt::Display for GpuError {
             GpuError::Driver(e) => write!(f, "CUDA error: {e}"),
             GpuError::Emu(e) => write!(f, "emulator: {e}"),
             GpuError::NotReady(e) => write!(f, "{e}"),
+            GpuError::Graph(e) => write!(f, "graph capture: {e}"),
         }
     }
 }
@@ -308,6 +312,13 @@ pub trait Runtime: Send + Sync {
     fn free(&self, ptr: DevPtr, bytes: usize);
     /// Copies host bytes to the device.
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError>;
+    /// Copies constant host bytes (a kernel's descriptor table) to the device on the compute
+    /// stream. Unlike [`Runtime::htod`] it may be recorded into a graph: the runtime then keeps
+    /// its own copy of the bytes for as long as the graph lives, and every replay copies them
+    /// again (the bytes of one recorded call never change).
+    fn htod_const(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
+        self.htod(src, dst)
+    }
     /// Copies device bytes to the host (waits for preceding work).
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError>;
     /// Copies `bytes` between device buffers.
@@ -405,6 +416,10 @@ pub trait Runtime: Send + Sync {
     // Graphs: work recorded once and replayed without the host issuing it again (CUDA graphs;
     // on the emulator, the recorded operations). Use [`super::Graph::capture`].
 
+    /// Whether [`Runtime::begin_capture`] can work here (CUDA; the deferred emulator).
+    fn can_capture(&self) -> bool {
+        false
+    }
     /// Starts recording the compute stream's work instead of running it. Until
     /// [`Runtime::end_capture`], nothing may wait for the device (a blocking read, a
     /// synchronisation) and host-to-device copies must come from staging memory; buffers freed

@@ -16,14 +16,7 @@ const TILE: usize = 16;
 
 /// Labels as the f32 device buffer the loss kernels read.
 pub fn upload_labels(rt: &Gpu, labels: &[u32]) -> Result<GpuBuf, GpuError> {
-    let v: Vec<f32> = labels
-        .iter()
-        .map(|&l| {
-            assert!(l < 1 << 24, "upload_labels: label {l} is not exact as f32");
-            l as f32
-        })
-        .collect();
-    GpuBuf::from_host(rt, &v)
+    GpuBuf::from_host(rt, &crate::ops::loss::labels_f32(labels))
 }
 
 /// `y[n, c] = mean over hw of x[n, c, :]`.

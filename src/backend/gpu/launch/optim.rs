@@ -38,7 +38,9 @@ pub fn sgd_step(
 
 /// One Adam step (`step` counts from 1). The betas stay f64 because 1 − β and the bias
 /// corrections are computed from them here, as PyTorch does: from β = 0.999 rounded to f32,
-/// 1 − β would be 1.3e-5 off.
+/// 1 − β would be 1.3e-5 off. With `bias_at`, the kernel reads the bias corrections
+/// [1 − β1^t, 1 − β2^t] from the device instead (two floats from there: a replayed graph then
+/// uses the current step's).
 #[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     w: &mut GpuBuf,
@@ -51,8 +53,17 @@ pub fn adam_step(
     eps: f32,
     weight_decay: f32,
     step: u32,
+    bias_at: Option<DevScalar>,
 ) -> Result<(), GpuError> {
     assert!(step >= 1, "adam_step: step counts from 1");
+    if let Some(b) = bias_at {
+        assert!(
+            b.index + 1 < b.buf.len(),
+            "adam_step: bias corrections at {} of a buffer of {}",
+            b.index,
+            b.buf.len()
+        );
+    }
     let n = w.len();
     check_len("adam_step", n, &[("g", g), ("m", m), ("v", v)]);
     let t = step.min(i32::MAX as u32) as i32;
@@ -74,6 +85,7 @@ pub fn adam_step(
             Arg::F32(weight_decay),
             Arg::F32(bias_c1 as f32),
             Arg::F32(bias_c2 as f32),
+            scalar_arg(bias_at),
             Arg::I32(int("adam_step", n)),
         ],
     )
@@ -126,7 +138,7 @@ struct List {
 }
 
 /// Uploads the descriptors of tensors with operands `ops[k]` and lengths `lens[k]` (one
-/// host-to-device copy).
+/// host-to-device copy, of constant bytes: a graph records it, [`Gpu::htod_const`]).
 fn upload(rt: &Gpu, op: &str, ops: &[[DevPtr; 4]], lens: &[usize]) -> Result<List, GpuError> {
     let mut chunks = 0usize;
     let descs: Vec<MtTensor> = ops
@@ -142,7 +154,7 @@ fn upload(rt: &Gpu, op: &str, ops: &[[DevPtr; 4]], lens: &[usize]) -> Result<Lis
     let bytes: &[u8] = bytemuck::cast_slice(&descs);
     let buf = GpuBuf::alloc(rt, bytes.len().div_ceil(4).max(1))?;
     if !bytes.is_empty() {
-        rt.htod(bytes, buf.ptr())?;
+        rt.htod_const(bytes, buf.ptr())?;
     }
     Ok(List { descs: buf, ntensors: int(op, descs.len()), chunks })
 }
@@ -170,6 +182,27 @@ impl DevScalar<'_> {
 
 fn scalar_arg(s: Option<DevScalar>) -> Arg<'static> {
     s.map_or(Arg::Ptr(0), |s| s.arg())
+}
+
+/// A hyperparameter of a multi-tensor launch: a value fixed when it is issued, or a device
+/// scalar the kernel reads when it runs (so a replayed graph uses the current value: the
+/// learning rate follows its schedule).
+#[derive(Clone, Copy)]
+pub enum Hyper<'a> {
+    /// Fixed at issue.
+    Value(f32),
+    /// Read when the kernel runs.
+    At(DevScalar<'a>),
+}
+
+impl Hyper<'_> {
+    /// The kernel's (value, pointer) argument pair: the pointer is null for a fixed value.
+    fn args(&self) -> [Arg<'static>; 2] {
+        match self {
+            Hyper::Value(v) => [Arg::F32(*v), Arg::Ptr(0)],
+            Hyper::At(s) => [Arg::F32(0.0), s.arg()],
+        }
+    }
 }
 
 fn runtime_of<'a>(op: &str, bufs: &[&'a GpuBuf]) -> &'a Gpu {
@@ -212,14 +245,14 @@ fn launch_list(rt: &Gpu, kernel: KernelId, list: &List, rest: &[Arg]) -> Result<
 }
 
 /// SGD over a tensor list in one launch: for each k, `sgd_step` on (ws[k], coef·gs[k], bufs[k])
-/// with c = *coef (the clip coefficient; 1 when `None`).
+/// with c = *coef (the clip coefficient; 1 when `None`) and learning rate `lr`.
 #[allow(clippy::too_many_arguments)]
 pub fn sgd_step_many(
     ws: &mut [&mut GpuBuf],
     gs: &[&GpuBuf],
     bufs: &mut [&mut GpuBuf],
     coef: Option<DevScalar>,
-    lr: f32,
+    lr: Hyper,
     momentum: f32,
     weight_decay: f32,
     first_step: bool,
@@ -241,7 +274,8 @@ pub fn sgd_step_many(
         &list,
         &[
             scalar_arg(coef),
-            Arg::F32(lr),
+            lr.args()[0],
+            lr.args()[1],
             Arg::F32(momentum),
             Arg::F32(weight_decay),
             Arg::I32(first_step as i32),
@@ -267,10 +301,11 @@ pub fn axpy_many(
         lens.push(y.len());
     }
     let list = upload(&rt, op, &ops, &lens)?;
-    launch_list(&rt, k::mt_axpy_f32, &list, &[scalar_arg(scalar), Arg::F32(mult)])
+    launch_list(&rt, k::mt_axpy_f32, &list, &[scalar_arg(scalar), Arg::F32(mult), Arg::Ptr(0)])
 }
 
-/// outs[k] = ys[k] + (mult · *scalar)(xs[k] − x2s[k]) for every k, in one launch.
+/// outs[k] = ys[k] + (mult · *scale · *scalar)(xs[k] − x2s[k]) for every k, in one launch (a
+/// factor absent where it is `None`).
 pub fn axpy_diff_many(
     outs: &mut [&mut GpuBuf],
     ys: &[&GpuBuf],
@@ -278,6 +313,7 @@ pub fn axpy_diff_many(
     x2s: &[&GpuBuf],
     scalar: Option<DevScalar>,
     mult: f32,
+    scale: Option<DevScalar>,
 ) -> Result<(), GpuError> {
     let op = "axpy_diff_many";
     assert!(
@@ -293,7 +329,7 @@ pub fn axpy_diff_many(
         lens.push(o.len());
     }
     let list = upload(&rt, op, &ops, &lens)?;
-    launch_list(&rt, k::mt_axpy_f32, &list, &[scalar_arg(scalar), Arg::F32(mult)])
+    launch_list(&rt, k::mt_axpy_f32, &list, &[scalar_arg(scalar), Arg::F32(mult), scalar_arg(scale)])
 }
 
 /// The unrolled weights outs[k] = ws[k] − ξ (momentum·bufs[k] + gs[k] + wd·ws[k]) for every k
@@ -303,7 +339,7 @@ pub fn unroll_many(
     ws: &[&GpuBuf],
     gs: &[&GpuBuf],
     bufs: &[Option<&GpuBuf>],
-    xi: f32,
+    xi: Hyper,
     momentum: f32,
     weight_decay: f32,
 ) -> Result<(), GpuError> {
@@ -324,5 +360,10 @@ pub fn unroll_many(
         lens.push(o.len());
     }
     let list = upload(&rt, op, &ops, &lens)?;
-    launch_list(&rt, k::mt_unroll_f32, &list, &[Arg::F32(xi), Arg::F32(momentum), Arg::F32(weight_decay)])
+    launch_list(
+        &rt,
+        k::mt_unroll_f32,
+        &list,
+        &[xi.args()[0], xi.args()[1], Arg::F32(momentum), Arg::F32(weight_decay)],
+    )
 }
