@@ -38,8 +38,9 @@ enum Command {
         /// A checkpoint.safetensors (ours or the PyTorch reference's, same names).
         #[arg(long)]
         checkpoint: PathBuf,
-        /// CIFAR-10 directory holding test_batch.bin (default: data/cifar-10-batches-bin, else
-        /// the shipped sample).
+        /// CIFAR-10 directory holding test_batch.bin (default: the run's own data, from the
+        /// config.json beside the checkpoint; else data/cifar-10-batches-bin, else the shipped
+        /// sample data/sample, under the current directory).
         #[arg(long)]
         data: Option<PathBuf>,
         /// Device: auto, cpu, cuda, emu or emu-deferred.
@@ -410,15 +411,42 @@ fn install_ctrl_c() {
     }
 }
 
+/// `--data`, else the default under the current directory (saying which), as an absolute
+/// path: a run records it in its config.json, and `eval` and `--resume` may run elsewhere.
 fn data_dir(data: Option<PathBuf>) -> PathBuf {
-    match data {
+    let dir = match data {
         Some(d) => d,
         None => {
             let (dir, what) = darts::data::default_data_dir(Path::new("."));
             eprintln!("data: {} ({what})", dir.display());
             dir
         }
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// The data `eval` reads: `--data`, else the run's own (its config.json beside the checkpoint),
+/// else the default under the current directory. An error names what was looked for.
+fn eval_data_dir(data: Option<PathBuf>, checkpoint: &Path) -> Result<PathBuf, String> {
+    if let Some(d) = data {
+        return Ok(d);
     }
+    let mut tried = Vec::new();
+    if let Some((dir, config)) = darts::search::run::data_of_run(checkpoint) {
+        if dir.is_dir() {
+            eprintln!("data: {} (the run's, from {})", dir.display(), config.display());
+            return Ok(dir);
+        }
+        tried.push(format!("{} (from {})", dir.display(), config.display()));
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let (dir, what) = darts::data::default_data_dir(&cwd);
+    if dir.is_dir() {
+        eprintln!("data: {} ({what})", dir.display());
+        return Ok(dir);
+    }
+    tried.push(format!("{} and {}", cwd.join(darts::data::FULL_DIR).display(), dir.display()));
+    Err(format!("no CIFAR-10 data found (looked for {}); pass --data DIR", tried.join(", then ")))
 }
 
 fn search(a: SearchArgs) -> ExitCode {
@@ -569,7 +597,10 @@ fn eval(
         return fail(&e);
     }
     state.store.to_device(&device);
-    let dir = data_dir(data);
+    let dir = match eval_data_dir(data, checkpoint_path) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
     let data = match darts::data::Cifar10::open(&dir) {
         Ok(d) => d,
         Err(e) => return fail(&e),

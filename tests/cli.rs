@@ -33,6 +33,49 @@ fn eval_reports_loss_and_accuracy_of_a_reference_checkpoint() {
     assert!((loss - 10f64.ln()).abs() < 0.3, "loss {loss}");
 }
 
+/// A run records its data directory absolute, so `eval` of its checkpoint finds the run's data
+/// from any directory; without a run's config or data under the current directory, the error
+/// says where it looked.
+#[test]
+fn eval_finds_the_runs_data_from_another_directory() {
+    let out = std::env::temp_dir().join(format!("darts-cli-anydir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts()
+        .args(["search", "--device", "cpu", "--channels", "2", "--layers", "3", "--batch", "4"])
+        .args(["--train-images", "16", "--epochs", "1", "--max-steps", "1", "--data", "data/sample", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let data = Path::new(config["data"].as_str().unwrap());
+    assert!(data.is_absolute() && data.ends_with("data/sample"), "{data:?}");
+    let elsewhere = std::env::temp_dir();
+    let o = darts()
+        .current_dir(&elsewhere)
+        .args(["eval", "--device", "cpu", "--checkpoint"])
+        .arg(out.join("checkpoint.safetensors"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("the run's"), "{err}");
+    // A checkpoint with no run beside it, evaluated where there is no data/.
+    let lone = out.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(out.join("checkpoint.safetensors"), lone.join("checkpoint.safetensors")).unwrap();
+    let o = darts()
+        .current_dir(&lone)
+        .args(["eval", "--device", "cpu", "--checkpoint", "checkpoint.safetensors"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("looked for") && err.contains("data/sample") && err.contains("--data"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn search_init_starts_from_the_given_weights_and_alphas() {
     let out = std::env::temp_dir().join(format!("darts-cli-init-{}", std::process::id()));

@@ -538,6 +538,17 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     Ok(RunSummary { epochs_done: pos.epoch, val_acc: val_accs, genotype, interrupted, state })
 }
 
+/// The data directory a run used, from the `data` field of the `config.json` beside its
+/// `checkpoint` (search and training runs alike), with the file it came from; `None` without
+/// such a file or field. A relative path (runs written before paths were recorded absolute) is
+/// taken as given, relative to the current directory.
+pub fn data_of_run(checkpoint: &Path) -> Option<(PathBuf, PathBuf)> {
+    let config = checkpoint.parent()?.join("config.json");
+    let text = fs::read_to_string(&config).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some((PathBuf::from(v.get("data")?.as_str()?), config))
+}
+
 /// Reads `config.json` of a run directory (for `--resume`).
 pub fn read_config(out: &Path) -> Result<SearchConfig, RunError> {
     let p = out.join("config.json");
