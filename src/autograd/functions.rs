@@ -184,6 +184,14 @@ pub fn scale(x: &Var, s: f64) -> Var {
     x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::scale(dy, s))]))
 }
 
+/// `y[b] = s[b] · x[b]` per sample b, `s` `[n]` a constant (drop path's mask scaled by 1 / keep):
+/// `dx[b] = s[b] · dy[b]`.
+pub fn scale_samples(x: &Var, s: &Tensor) -> Var {
+    let y = ops::elementwise::scale_samples(x.value(), s);
+    let s = s.clone();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::scale_samples(dy, &s))]))
+}
+
 /// Σ_k w[k] · xs[k], `w` a vector of length k: the mixed op's weighted sum.
 pub fn weighted_sum(xs: &[Var], w: &Var) -> Var {
     let _ = same_tape("weighted_sum", xs);

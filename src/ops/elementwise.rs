@@ -1,4 +1,5 @@
-//! Elementwise ops: ReLU, add, add_n, scale, weighted sum of k tensors, the zero op.
+//! Elementwise ops: ReLU, add, add_n, scale, per-sample scale, weighted sum of k tensors, the zero
+//! op.
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype, same_shape};
 use crate::backend::cpu::{self, Real as _};
@@ -81,6 +82,29 @@ pub fn scale(x: &Tensor, s: f64) -> Tensor {
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; x.numel()];
         cpu::elementwise::scale(x.data::<T>(), T::from_f64(s), &mut y);
+        Tensor::from_vec(x.shape(), y)
+    })
+}
+
+/// `y[b] = s[b] · x[b]` for each sample b of `x` `[n, ...]`, `s` `[n]` (drop path's mask, already
+/// scaled by 1 / keep).
+pub fn scale_samples(x: &Tensor, s: &Tensor) -> Tensor {
+    const OP: &str = "scale_samples";
+    same_dtype(OP, x, s);
+    let n = x.shape().first().copied().unwrap_or(0);
+    assert!(
+        s.shape() == [n] && n > 0,
+        "{OP}: factors {} for x {}, expected [{n}]",
+        fmt_shape(s.shape()),
+        fmt_shape(x.shape())
+    );
+    let inner = x.numel() / n;
+    if let Some(rt) = gpu_rt(OP, &[x, s]) {
+        return gpu_out(&rt, x.shape(), |y| gew::scale_samples(buf(x), buf(s), inner, y));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; x.numel()];
+        cpu::elementwise::scale_samples(x.data::<T>(), s.data::<T>(), inner, &mut y);
         Tensor::from_vec(x.shape(), y)
     })
 }

@@ -1,4 +1,5 @@
-//! `kernels/elementwise.cu`: ReLU, add, add_n, scale, axpy, fill (grid-stride, block 256).
+//! `kernels/elementwise.cu`: ReLU, add, add_n, scale, per-sample scale, axpy, fill (grid-stride,
+//! block 256).
 
 use super::{check_len, grid_for, int, BLOCK};
 use crate::backend::gpu::{k, KernelId};
@@ -51,6 +52,21 @@ pub fn scale(x: &GpuBuf, s: f32, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = x.len();
     check_len("scale", n, &[("y", y)]);
     launch(k::scale_f32, n, y, &[x.arg(), Arg::F32(s), y.arg(), Arg::I32(int("scale", n))])
+}
+
+/// y[i] = s[i / inner] x[i]: one factor per block of `inner` consecutive elements (per sample).
+pub fn scale_samples(x: &GpuBuf, s: &GpuBuf, inner: usize, y: &mut GpuBuf) -> Result<(), GpuError> {
+    const OP: &str = "scale_samples";
+    let n = x.len();
+    check_len(OP, n, &[("y", y)]);
+    assert!(inner > 0 && n % inner == 0, "{OP}: {n} elements are not blocks of {inner}");
+    check_len(OP, n / inner, &[("s", s)]);
+    launch(
+        k::scale_samples_f32,
+        n,
+        y,
+        &[x.arg(), s.arg(), y.arg(), Arg::I32(int(OP, n)), Arg::I32(int(OP, inner))],
+    )
 }
 
 /// y += alpha x.
