@@ -8,11 +8,12 @@ structure, so the state-dict names are the reference's.
 
   names  --out F.json      state-dict names and shapes of small CIFAR and ImageNet networks, and
                            the parameter counts of the paper's networks (aux head excluded)
-  step   --out F.safetensors
-                           float64: a small NetworkCIFAR (DARTS_V2, C=8, 5 layers, aux head) from
-                           a shared deterministic initialisation (below), its eval-mode logits,
-                           then one training step (drop path off, loss = CE + 0.4 CE_aux, grad
-                           clip 5, SGD lr 0.025 momentum 0.9 wd 3e-4): train-mode logits, aux
+  step   --out F.safetensors [--config darts_v2|all_ops]
+                           float64: a small NetworkCIFAR (darts_v2: DARTS_V2, C=8, 5 layers, aux
+                           head, 2 images 32x32; all_ops: ALL_OPS, C=4, 3 layers, no head, 2 images
+                           16x16) from a shared deterministic initialisation (below), its eval-mode
+                           logits, then one training step (drop path off, loss = CE + 0.4 CE_aux,
+                           grad clip 5, SGD lr 0.025 momentum 0.9 wd 3e-4): train-mode logits, aux
                            logits, loss, gradient norm and every state-dict tensor after the step
 
 Shared initialisation: the Rust test draws the same numbers. A xoshiro256++ generator seeded by
@@ -62,7 +63,16 @@ DARTS_V2 = Genotype(
     reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
             ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)],
     reduce_concat=[2, 3, 4, 5])
-GENOTYPES = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS_V2}
+# Not published: every op of the search space (a `none`, a stride-2 skip_connect, both pools,
+# both conv kinds and sizes) and a reduction cell concatenating three nodes (tests/eval/mod.rs).
+ALL_OPS = Genotype(
+    normal=[("sep_conv_3x3", 0), ("dil_conv_5x5", 1), ("avg_pool_3x3", 0), ("skip_connect", 2),
+            ("sep_conv_5x5", 3), ("max_pool_3x3", 1), ("dil_conv_3x3", 4), ("none", 2)],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[("skip_connect", 0), ("sep_conv_5x5", 1), ("avg_pool_3x3", 1), ("dil_conv_3x3", 2),
+            ("max_pool_3x3", 0), ("sep_conv_3x3", 3), ("dil_conv_5x5", 1), ("skip_connect", 4)],
+    reduce_concat=[3, 4, 5])
+GENOTYPES = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS_V2, "ALL_OPS": ALL_OPS}
 
 # ----------------------------------------------------------------------------------------------
 # Operations (operations.py, affine=True)
@@ -409,9 +419,12 @@ def write_safetensors(path, tensors, metadata=None):
 # Commands
 # ----------------------------------------------------------------------------------------------
 
-# The step fixture's network and data.
-STEP_GENOTYPE, STEP_C, STEP_LAYERS, STEP_CLASSES = "DARTS_V2", 8, 5, 10
-STEP_BATCH, STEP_LABELS = 2, [3, 7]
+# The step fixtures' networks and data (NetworkCIFAR, 10 classes): the paper's cell with the
+# auxiliary head, and every op without it.
+STEP_CONFIGS = {
+    "darts_v2": dict(genotype="DARTS_V2", channels=8, layers=5, auxiliary=True, batch=2, hw=32, labels=[3, 7]),
+    "all_ops": dict(genotype="ALL_OPS", channels=4, layers=3, auxiliary=False, batch=2, hw=16, labels=[5, 0]),
+}
 INIT_SEED, INPUT_SEED = 1, 2
 LR, MOMENTUM, WEIGHT_DECAY, GRAD_CLIP, AUX_WEIGHT = 0.025, 0.9, 3e-4, 5.0, 0.4
 
@@ -441,12 +454,13 @@ def cmd_names(args):
 
 
 def cmd_step(args):
+    cfg = STEP_CONFIGS[args.config]
     torch.set_default_dtype(torch.float64)
-    model = NetworkCIFAR(STEP_C, STEP_CLASSES, STEP_LAYERS, True, GENOTYPES[STEP_GENOTYPE]).double()
+    model = NetworkCIFAR(cfg["channels"], 10, cfg["layers"], cfg["auxiliary"], GENOTYPES[cfg["genotype"]]).double()
     shared_init(model, INIT_SEED)
-    n = STEP_BATCH * 3 * 32 * 32
-    x = torch.tensor(Rng(INPUT_SEED).uniforms(n, -1.0, 1.0), dtype=torch.float64).reshape(STEP_BATCH, 3, 32, 32)
-    y = torch.tensor(STEP_LABELS, dtype=torch.int64)
+    b, hw = cfg["batch"], cfg["hw"]
+    x = torch.tensor(Rng(INPUT_SEED).uniforms(b * 3 * hw * hw, -1.0, 1.0), dtype=torch.float64).reshape(b, 3, hw, hw)
+    y = torch.tensor(cfg["labels"], dtype=torch.int64)
 
     model.eval()
     with torch.no_grad():
@@ -457,7 +471,9 @@ def cmd_step(args):
     opt = torch.optim.SGD(model.parameters(), LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     opt.zero_grad()
     logits, logits_aux = model(x)
-    loss = F.cross_entropy(logits, y) + AUX_WEIGHT * F.cross_entropy(logits_aux, y)
+    loss = F.cross_entropy(logits, y)
+    if logits_aux is not None:
+        loss = loss + AUX_WEIGHT * F.cross_entropy(logits_aux, y)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
     opt.step()
@@ -465,18 +481,17 @@ def cmd_step(args):
     out = collections.OrderedDict()
     out["out.logits_eval"] = logits_eval
     out["out.logits"] = logits
-    out["out.logits_aux"] = logits_aux
+    if logits_aux is not None:
+        out["out.logits_aux"] = logits_aux
     out["out.loss"] = loss.reshape(1)
     out["out.grad_norm"] = grad_norm.reshape(1)
     for k, v in model.state_dict().items():
         out[k] = v
-    meta = dict(genotype=STEP_GENOTYPE, channels=STEP_C, layers=STEP_LAYERS, classes=STEP_CLASSES,
-                batch=STEP_BATCH, labels=STEP_LABELS, init_seed=INIT_SEED, input_seed=INPUT_SEED,
-                lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, grad_clip=GRAD_CLIP,
-                aux_weight=AUX_WEIGHT, torch=torch.__version__)
+    meta = dict(cfg, config=args.config, init_seed=INIT_SEED, input_seed=INPUT_SEED, lr=LR, momentum=MOMENTUM,
+                weight_decay=WEIGHT_DECAY, grad_clip=GRAD_CLIP, aux_weight=AUX_WEIGHT, torch=torch.__version__)
     write_safetensors(args.out, out, metadata=meta)
-    print(json.dumps({"cmd": "step", "out": args.out, "loss": loss.item(), "grad_norm": grad_norm.item(),
-                      "tensors": len(out)}))
+    print(json.dumps({"cmd": "step", "config": args.config, "out": args.out, "loss": loss.item(),
+                      "grad_norm": grad_norm.item(), "tensors": len(out)}))
 
 
 def main():
@@ -485,6 +500,8 @@ def main():
     for name, fn in (("names", cmd_names), ("step", cmd_step)):
         s = sub.add_parser(name)
         s.add_argument("--out", required=True)
+        if name == "step":
+            s.add_argument("--config", choices=sorted(STEP_CONFIGS), default="darts_v2")
         s.set_defaults(fn=fn)
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -20,5 +20,6 @@ mkdir -p "$dir"
 log=$dir/log.jsonl
 : > "$log"
 "$PYTHON" scripts/eval_torch.py names --out "$dir/names.json" | tee -a "$log"
-"$PYTHON" scripts/eval_torch.py step --out "$dir/step.safetensors" | tee -a "$log"
+"$PYTHON" scripts/eval_torch.py step --config darts_v2 --out "$dir/step.safetensors" | tee -a "$log"
+"$PYTHON" scripts/eval_torch.py step --config all_ops --out "$dir/step-all-ops.safetensors" | tee -a "$log"
 du -b "$dir"/*

@@ -12,38 +12,12 @@ use darts::autograd::Groups;
 use darts::backend::gpu::emu::EmuRuntime;
 use darts::model::eval::{DropPath, EvalConfig, EvalNetwork, NetworkCifar};
 use darts::rng::Rng;
-use darts::search::genotype::Genotype;
 use darts::{DType, Device};
 
 /// Outputs (logits, auxiliary logits, loss, eval-mode logits) and every weight gradient of a
 /// training forward with drop path and the auxiliary head, on `device` in `dtype`.
 fn run(device: &Device, dtype: DType) -> (Vec<Vec<f64>>, Vec<(String, Vec<f64>)>) {
-    // Every op but none (a genotype with a stride-2 skip, pools, both conv kinds, both sizes).
-    let g = |v: &[(&str, usize)]| v.iter().map(|&(o, j)| (o.to_string(), j)).collect();
-    let genotype = Genotype {
-        normal: g(&[
-            ("sep_conv_3x3", 0),
-            ("dil_conv_5x5", 1),
-            ("avg_pool_3x3", 0),
-            ("skip_connect", 2),
-            ("sep_conv_5x5", 3),
-            ("max_pool_3x3", 1),
-            ("dil_conv_3x3", 4),
-            ("sep_conv_3x3", 2),
-        ]),
-        normal_concat: vec![2, 3, 4, 5],
-        reduce: g(&[
-            ("skip_connect", 0),
-            ("sep_conv_5x5", 1),
-            ("avg_pool_3x3", 1),
-            ("dil_conv_3x3", 2),
-            ("max_pool_3x3", 0),
-            ("sep_conv_3x3", 3),
-            ("dil_conv_5x5", 1),
-            ("skip_connect", 4),
-        ]),
-        reduce_concat: vec![2, 3, 4, 5],
-    };
+    let genotype = eval::all_ops();
     // Batch 8: the auxiliary head's last BN normalises one value per sample (1×1 maps), and at
     // batch 2 its backward amplifies rounding so much that even the CPU in f32 is 7e-5 off the
     // CPU in f64 (2e-4 on the emulator); at batch 8 both are below 1e-6.
@@ -78,7 +52,9 @@ fn run(device: &Device, dtype: DType) -> (Vec<Vec<f64>>, Vec<(String, Vec<f64>)>
 fn matches_the_cpu(device: Device) {
     let (o_ref, g_ref) = run(&Device::Cpu, DType::F64);
     let (o_dev, g_dev) = run(&device, DType::F32);
-    for (what, (a, b)) in ["logits", "aux logits", "loss", "eval-mode logits"].iter().zip(o_dev.iter().zip(&o_ref)) {
+    for (what, (a, b)) in
+        ["logits", "aux logits", "loss", "eval-mode logits"].iter().zip(o_dev.iter().zip(&o_ref))
+    {
         let e = rel_err(a, b);
         assert!(e < 1e-5, "{what}: relative error {e:e} on {device:?}");
     }
@@ -107,4 +83,3 @@ fn training_and_eval_forwards_match_the_cpu_on_cuda() {
     let rt = darts::backend::gpu::cuda::CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("{e}"));
     matches_the_cpu(Device::Gpu(Arc::new(rt)));
 }
-

@@ -170,36 +170,6 @@ fn drop_path_zeroes_a_sample_or_scales_it_by_exactly_one_over_keep() {
     }
 }
 
-/// A genotype with every op, a `none`, a stride-2 `skip_connect` (FactorizedReduce) and a
-/// reduction cell concatenating three nodes.
-fn all_ops() -> Genotype {
-    let g = |v: &[(&str, usize)]| v.iter().map(|&(o, j)| (o.to_string(), j)).collect();
-    Genotype {
-        normal: g(&[
-            ("sep_conv_3x3", 0),
-            ("dil_conv_5x5", 1),
-            ("avg_pool_3x3", 0),
-            ("skip_connect", 2),
-            ("sep_conv_5x5", 3),
-            ("max_pool_3x3", 1),
-            ("dil_conv_3x3", 4),
-            ("none", 2),
-        ]),
-        normal_concat: vec![2, 3, 4, 5],
-        reduce: g(&[
-            ("skip_connect", 0),
-            ("sep_conv_5x5", 1),
-            ("avg_pool_3x3", 1),
-            ("dil_conv_3x3", 2),
-            ("max_pool_3x3", 0),
-            ("sep_conv_3x3", 3),
-            ("dil_conv_5x5", 1),
-            ("skip_connect", 4),
-        ]),
-        reduce_concat: vec![3, 4, 5],
-    }
-}
-
 fn small_cifar(genotype: &Genotype, channels: usize, auxiliary: bool, dtype: DType) -> (EvalNetwork, Store) {
     let config = EvalConfig { channels, layers: 3, classes: 10, auxiliary };
     let (net, store) = NetworkCifar::new(config, genotype, dtype, &mut Rng::new(3)).unwrap();
@@ -208,7 +178,13 @@ fn small_cifar(genotype: &Genotype, channels: usize, auxiliary: bool, dtype: DTy
 
 /// Logits of a forward; `drop` = (probability, seed); returns them with the generator's state
 /// after the forward.
-fn logits(net: &EvalNetwork, store: &Store, x: &Tensor, training: bool, drop: Option<(f64, u64)>) -> (Vec<f64>, [u64; 4]) {
+fn logits(
+    net: &EvalNetwork,
+    store: &Store,
+    x: &Tensor,
+    training: bool,
+    drop: Option<(f64, u64)>,
+) -> (Vec<f64>, [u64; 4]) {
     let mut store = store.clone();
     let mut rng = Rng::new(drop.map_or(0, |d| d.1));
     let dp = drop.map(|(prob, _)| DropPath { prob, rng: &mut rng });
@@ -219,7 +195,7 @@ fn logits(net: &EvalNetwork, store: &Store, x: &Tensor, training: bool, drop: Op
 
 #[test]
 fn drop_path_in_the_network_applies_in_training_with_a_positive_probability_only() {
-    let (net, store) = small_cifar(&all_ops(), 4, false, DType::F64);
+    let (net, store) = small_cifar(&eval::all_ops(), 4, false, DType::F64);
     let x = eval::images(4, 2, 8, DType::F64);
     let untouched = Rng::new(7).state();
     let (plain, _) = logits(&net, &store, &x, true, None);
@@ -239,7 +215,7 @@ fn drop_path_in_the_network_applies_in_training_with_a_positive_probability_only
 
 #[test]
 fn both_networks_give_logits_and_auxiliary_logits_in_training_only() {
-    let (net, mut store) = small_cifar(&all_ops(), 4, true, DType::F32);
+    let (net, mut store) = small_cifar(&eval::all_ops(), 4, true, DType::F32);
     let x = eval::images(5, 2, 32, DType::F32);
     let (_, out, _) = net.loss(&mut store, &x, &[0, 9], true, None, 0.4);
     assert_eq!(out.logits.shape(), &[2, 10]);
@@ -276,7 +252,7 @@ fn imagenet_network_names_a_wrong_image_size() {
 /// random direction in that tensor.
 #[test]
 fn gradients_match_finite_differences_along_random_directions() {
-    let (net, store) = small_cifar(&all_ops(), 2, true, DType::F64);
+    let (net, store) = small_cifar(&eval::all_ops(), 2, true, DType::F64);
     let x = eval::images(8, 2, 32, DType::F64);
     let labels = [4u32, 1];
     let loss_of = |store: &Store| {
@@ -310,7 +286,11 @@ fn gradients_match_finite_differences_along_random_directions() {
         if e > worst.0 {
             worst = (e, p.name.clone());
         }
-        assert!(e < 1e-5, "{}: directional derivative {analytic:e} vs {numeric:e}, relative error {e:e}", p.name);
+        assert!(
+            e < 1e-5,
+            "{}: directional derivative {analytic:e} vs {numeric:e}, relative error {e:e}",
+            p.name
+        );
     }
     eprintln!("worst of {} tensors: {worst:?}", store.params.len());
 }

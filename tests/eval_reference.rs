@@ -1,8 +1,9 @@
 //! The evaluation network against the PyTorch reference of `model.py` (`tests/fixtures/eval/`,
 //! made by `scripts/make-eval-fixtures.sh` from `scripts/eval_torch.py`): state-dict names and
 //! shapes of CIFAR and ImageNet networks, strict loading of the reference's state dict, and in
-//! f64 the eval- and train-mode logits, the auxiliary logits, the loss and every parameter and
-//! BN buffer after one SGD step (CE + 0.4 CE_aux, clip 5, momentum 0.9, wd 3e-4, lr 0.025).
+//! f64, for DARTS_V2 with the auxiliary head and for a genotype with every op, the eval- and
+//! train-mode logits, the auxiliary logits, the loss and every parameter and BN buffer after one
+//! SGD step (CE + 0.4 CE_aux, clip 5, momentum 0.9, wd 3e-4, lr 0.025).
 
 mod eval;
 
@@ -92,35 +93,44 @@ fn reference_state_dict_loads_strictly() {
     assert_eq!(w.to_f64_vec(), fixture["classifier.weight"].data.to_f64());
 }
 
-#[test]
-fn logits_and_one_training_step_match_the_reference_in_f64() {
-    let want = step_fixture();
-    let (net, mut store) = build("cifar", 8, 10, 5, true, "DARTS_V2");
+/// One fixture of `eval_torch.py step`: its network, images and labels.
+struct StepCase {
+    file: &'static str,
+    net: (EvalNetwork, Store),
+    hw: usize,
+    labels: [u32; 2],
+}
+
+/// Eval-mode logits, then one training step from the shared initialisation, against `case`.
+fn check_step(case: StepCase) {
+    let StepCase { file, net: (net, mut store), hw, labels } = case;
+    let want = checkpoint::read(&dir().join(file)).unwrap_or_else(|e| panic!("{e}")).0;
     eval::shared_init(&mut store, 1);
     let before = checkpoint::store_arrays(&store);
-    let x = eval::images(2, 2, 32, DType::F64);
-    let labels = [3u32, 7];
+    let x = eval::images(2, 2, hw, DType::F64);
 
     let (_, o, _) = net.loss(&mut store, &x, &labels, false, None, 0.4);
     assert!(o.aux.is_none(), "eval mode has no auxiliary logits");
     let e = rel_err(&o.logits.value().to_f64_vec(), &out(&want, "logits_eval"));
-    assert!(e < 1e-10, "eval-mode logits: relative error {e:e}");
+    assert!(e < 1e-10, "{file}: eval-mode logits: relative error {e:e}");
 
     let (tape, o, loss) = net.loss(&mut store, &x, &labels, true, None, 0.4);
     let e = rel_err(&o.logits.value().to_f64_vec(), &out(&want, "logits"));
-    assert!(e < 1e-10, "train-mode logits: relative error {e:e}");
-    let aux = o.aux.as_ref().expect("training with a head gives auxiliary logits");
-    let e = rel_err(&aux.value().to_f64_vec(), &out(&want, "logits_aux"));
-    assert!(e < 1e-10, "auxiliary logits: relative error {e:e}");
+    assert!(e < 1e-10, "{file}: train-mode logits: relative error {e:e}");
+    assert_eq!(o.aux.is_some(), want.contains_key("out.logits_aux"), "{file}: auxiliary logits");
+    if let Some(aux) = &o.aux {
+        let e = rel_err(&aux.value().to_f64_vec(), &out(&want, "logits_aux"));
+        assert!(e < 1e-10, "{file}: auxiliary logits: relative error {e:e}");
+    }
     let (l, l_ref) = (loss.value().item(), out(&want, "loss")[0]);
-    assert!((l - l_ref).abs() < 1e-12 * l_ref, "loss {l} vs {l_ref}");
+    assert!((l - l_ref).abs() < 1e-12 * l_ref, "{file}: loss {l} vs {l_ref}");
 
     let grads = tape.backward(&loss, Groups::WEIGHTS);
     let ids: Vec<usize> = (0..store.params.len()).collect();
     let clip = clip_grad_norm(&grads, &ids, 5.0);
     let (norm, norm_ref) = (clip.norm(), out(&want, "grad_norm")[0]);
-    assert!((norm - norm_ref).abs() < 1e-10 * norm_ref, "gradient norm {norm} vs {norm_ref}");
-    assert!(norm > 5.0, "the fixture's step should clip (norm {norm})");
+    assert!((norm - norm_ref).abs() < 1e-10 * norm_ref, "{file}: gradient norm {norm} vs {norm_ref}");
+    assert!(norm > 5.0, "{file}: the step should clip (norm {norm})");
     Sgd::new(store.params.len(), 0.9, 3e-4).step(&mut store, &grads, &ids, 0.025, Some(&clip));
 
     // Every tensor after the step; for the parameters also the update itself (w' − w), which the
@@ -129,8 +139,8 @@ fn logits_and_one_training_step_match_the_reference_in_f64() {
     let mut failures = Vec::new();
     let mut worst = (0.0f64, String::new());
     for (name, ours) in &after {
-        let reference = want.get(name).unwrap_or_else(|| panic!("{name} missing from the fixture"));
-        assert_eq!(ours.shape, reference.shape, "{name}");
+        let reference = want.get(name).unwrap_or_else(|| panic!("{file}: {name} missing"));
+        assert_eq!(ours.shape, reference.shape, "{file}: {name}");
         let (a, b) = (ours.data.to_f64(), reference.data.to_f64());
         let e = rel_err(&a, &b);
         if e.is_nan() || e > 1e-8 {
@@ -148,9 +158,34 @@ fn logits_and_one_training_step_match_the_reference_in_f64() {
                 failures.push(format!("{name}: update relative error {e:e}"));
             }
         } else if let ArrayData::I64(v) = &ours.data {
-            assert_eq!(v, &[1], "{name}: one training forward");
+            assert_eq!(v, &[1], "{file}: {name}: one training forward");
         }
     }
-    eprintln!("worst update error {worst:?} over {} tensors", after.len());
-    assert!(failures.is_empty(), "{} tensors differ:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("{file}: worst update error {worst:?} over {} tensors", after.len());
+    assert!(failures.is_empty(), "{file}: {} tensors differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// DARTS_V2, C=8, 5 layers, auxiliary head (loss CE + 0.4 CE_aux), 32×32 images.
+#[test]
+fn darts_v2_logits_and_one_training_step_match_the_reference_in_f64() {
+    check_step(StepCase {
+        file: "step.safetensors",
+        net: build("cifar", 8, 10, 5, true, "DARTS_V2"),
+        hw: 32,
+        labels: [3, 7],
+    });
+}
+
+/// Every op (a `none`, a stride-2 skip, both pools and conv sizes, a three-node concat), C=4,
+/// 3 layers, no head, 16×16 images.
+#[test]
+fn all_ops_logits_and_one_training_step_match_the_reference_in_f64() {
+    let config = EvalConfig { channels: 4, layers: 3, classes: 10, auxiliary: false };
+    let (net, store) = NetworkCifar::new(config, &eval::all_ops(), DType::F64, &mut Rng::new(0)).unwrap();
+    check_step(StepCase {
+        file: "step-all-ops.safetensors",
+        net: (EvalNetwork::Cifar(net), store),
+        hw: 16,
+        labels: [5, 0],
+    });
 }

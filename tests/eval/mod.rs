@@ -3,6 +3,7 @@
 
 use darts::nn::Store;
 use darts::rng::Rng;
+use darts::search::genotype::Genotype;
 use darts::Tensor;
 
 /// The deterministic initialisation `scripts/eval_torch.py` also draws (see its docstring): for
@@ -33,4 +34,34 @@ pub fn shared_init(store: &mut Store, seed: u64) {
 pub fn images(seed: u64, n: usize, hw: usize, dtype: darts::DType) -> Tensor {
     let len = n * 3 * hw * hw;
     Tensor::from_f64(&[n, 3, hw, hw], &Rng::new(seed).uniforms(len, -1.0, 1.0), dtype)
+}
+
+/// A genotype with every op (`ALL_OPS` of `scripts/eval_torch.py`): a `none`, a stride-2 `skip_connect` (FactorizedReduce) and a
+/// reduction cell concatenating three nodes.
+pub fn all_ops() -> Genotype {
+    let g = |v: &[(&str, usize)]| v.iter().map(|&(o, j)| (o.to_string(), j)).collect();
+    Genotype {
+        normal: g(&[
+            ("sep_conv_3x3", 0),
+            ("dil_conv_5x5", 1),
+            ("avg_pool_3x3", 0),
+            ("skip_connect", 2),
+            ("sep_conv_5x5", 3),
+            ("max_pool_3x3", 1),
+            ("dil_conv_3x3", 4),
+            ("none", 2),
+        ]),
+        normal_concat: vec![2, 3, 4, 5],
+        reduce: g(&[
+            ("skip_connect", 0),
+            ("sep_conv_5x5", 1),
+            ("avg_pool_3x3", 1),
+            ("dil_conv_3x3", 2),
+            ("max_pool_3x3", 0),
+            ("sep_conv_3x3", 3),
+            ("dil_conv_5x5", 1),
+            ("skip_connect", 4),
+        ]),
+        reduce_concat: vec![3, 4, 5],
+    }
 }
