@@ -205,9 +205,12 @@ fn optimiser_part_of_a_weight_step_is_a_handful_of_launches() {
     eprintln!("{:?}", rt.launch_counts());
 }
 
+/// Gradients by parameter name.
+type NamedGrads = Vec<(String, Vec<f64>)>;
+
 /// The evaluation network (`model::eval`, every op, auxiliary head, drop path): outputs (logits, auxiliary logits, loss, eval-mode logits) and every weight gradient of a
 /// training forward with drop path and the auxiliary head, on `device` in `dtype`.
-fn eval_net_run(device: &Device, dtype: DType) -> (Vec<Vec<f64>>, Vec<(String, Vec<f64>)>) {
+fn eval_net_run(device: &Device, dtype: DType) -> (Vec<Vec<f64>>, NamedGrads) {
     let genotype = eval::all_ops();
     // Batch 8: the auxiliary head's last BN normalises one value per sample (1×1 maps), and at
     // batch 2 its backward amplifies rounding so much that even the CPU in f32 is 7e-5 off the

@@ -1,6 +1,6 @@
 //! `NetworkCIFAR`: stem conv 3×3 (3 → 3C) + BN, the cells, global average pooling, linear.
 
-use super::{active, checked, Cells, DropPath, EvalConfig, EvalOutput};
+use super::{active, Cells, DropPath, EvalConfig, EvalOutput};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
 use crate::model::eval::head::HeadKind;
@@ -32,7 +32,7 @@ impl NetworkCifar {
         dtype: DType,
         rng: &mut Rng,
     ) -> Result<(NetworkCifar, Store), GenotypeError> {
-        checked(genotype)?;
+        genotype.validate()?;
         let mut s = Store::new(dtype);
         let c_stem = 3 * config.channels;
         let stem_w = s.conv("stem.0.weight".into(), [c_stem, 3, 3, 3], rng);

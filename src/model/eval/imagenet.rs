@@ -9,7 +9,7 @@
 //! The reference's stem1 ReLU is in place, so the first cell's `s0` is ReLU(stem0); that cell
 //! reads `s0` through a FactorizedReduce, which starts with a ReLU, so the result is the same.
 
-use super::{active, checked, Cells, DropPath, EvalConfig, EvalOutput};
+use super::{active, Cells, DropPath, EvalConfig, EvalOutput};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
 use crate::model::eval::head::HeadKind;
@@ -45,7 +45,7 @@ impl NetworkImageNet {
         dtype: DType,
         rng: &mut Rng,
     ) -> Result<(NetworkImageNet, Store), GenotypeError> {
-        checked(genotype)?;
+        genotype.validate()?;
         let c = config.channels;
         assert!(c % 2 == 0, "NetworkImageNet: channels {c} must be even (stem0 has C/2)");
         let mut s = Store::new(dtype);

@@ -29,7 +29,6 @@ use crate::autograd::{Tape, Var};
 use crate::nn::{Ctx, Store, P};
 use crate::rng::Rng;
 use crate::search::genotype::Genotype;
-use crate::search::genotypes::GenotypeError;
 use crate::tensor::Tensor;
 
 /// Shape of an evaluation network.
@@ -181,9 +180,4 @@ impl EvalNetwork {
         }
         (ctx.tape.clone(), out, loss)
     }
-}
-
-/// Checks the genotype before building on it.
-fn checked(genotype: &Genotype) -> Result<(), GenotypeError> {
-    genotype.validate()
 }
