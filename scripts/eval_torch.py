@@ -8,13 +8,15 @@ structure, so the state-dict names are the reference's.
 
   names  --out F.json      state-dict names and shapes of small CIFAR and ImageNet networks, and
                            the parameter counts of the paper's networks (aux head excluded)
-  step   --out F.safetensors [--config darts_v2|all_ops]
+  step   --out F.safetensors [--config darts_v2|all_ops|darts_v2_l3_aux]
                            float64: a small NetworkCIFAR (darts_v2: DARTS_V2, C=8, 5 layers, aux
                            head, 2 images 32x32; all_ops: ALL_OPS, C=4, 3 layers, no head, 2 images
                            16x16) from a shared deterministic initialisation (below), its eval-mode
                            logits, then one training step (drop path off, loss = CE + 0.4 CE_aux,
                            grad clip 5, SGD lr 0.025 momentum 0.9 wd 3e-4): train-mode logits, aux
-                           logits, loss, gradient norm and every state-dict tensor after the step
+                           logits, loss, gradient norm and every state-dict tensor after the step;
+                           darts_v2_l3_aux (C=4, 3 layers, aux head after the last cell): the
+                           outputs of the step's forward only
 
 Shared initialisation: the Rust test draws the same numbers. A xoshiro256++ generator seeded by
 SplitMix64 (src/rng.rs), uniform = (next >> 11) * 2^-53; for each parameter in sorted name order,
@@ -424,6 +426,10 @@ def write_safetensors(path, tensors, metadata=None):
 STEP_CONFIGS = {
     "darts_v2": dict(genotype="DARTS_V2", channels=8, layers=5, auxiliary=True, batch=2, hw=32, labels=[3, 7]),
     "all_ops": dict(genotype="ALL_OPS", channels=4, layers=3, auxiliary=False, batch=2, hw=16, labels=[5, 0]),
+    # The head after the last cell: its in-place ReLU reaches the classifier. Outputs only (the
+    # head's 768x128x2x2 conv alone is 3 MB in float64).
+    "darts_v2_l3_aux": dict(genotype="DARTS_V2", channels=4, layers=3, auxiliary=True, batch=2, hw=32,
+                            labels=[1, 8], outputs_only=True),
 }
 INIT_SEED, INPUT_SEED = 1, 2
 LR, MOMENTUM, WEIGHT_DECAY, GRAD_CLIP, AUX_WEIGHT = 0.025, 0.9, 3e-4, 5.0, 0.4
@@ -474,24 +480,25 @@ def cmd_step(args):
     loss = F.cross_entropy(logits, y)
     if logits_aux is not None:
         loss = loss + AUX_WEIGHT * F.cross_entropy(logits_aux, y)
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    opt.step()
-
     out = collections.OrderedDict()
     out["out.logits_eval"] = logits_eval
     out["out.logits"] = logits
     if logits_aux is not None:
         out["out.logits_aux"] = logits_aux
     out["out.loss"] = loss.reshape(1)
-    out["out.grad_norm"] = grad_norm.reshape(1)
-    for k, v in model.state_dict().items():
-        out[k] = v
+    if not cfg.get("outputs_only"):
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        opt.step()
+        out["out.grad_norm"] = grad_norm.reshape(1)
+        for k, v in model.state_dict().items():
+            out[k] = v
     meta = dict(cfg, config=args.config, init_seed=INIT_SEED, input_seed=INPUT_SEED, lr=LR, momentum=MOMENTUM,
                 weight_decay=WEIGHT_DECAY, grad_clip=GRAD_CLIP, aux_weight=AUX_WEIGHT, torch=torch.__version__)
     write_safetensors(args.out, out, metadata=meta)
     print(json.dumps({"cmd": "step", "config": args.config, "out": args.out, "loss": loss.item(),
-                      "grad_norm": grad_norm.item(), "tensors": len(out)}))
+                      "grad_norm": None if cfg.get("outputs_only") else grad_norm.item(),
+                      "tensors": len(out)}))
 
 
 def main():

@@ -115,8 +115,12 @@ impl Cells {
         for (i, cell) in self.cells.iter().enumerate() {
             let out = cell.forward(ctx, &s0, &s1, drop.as_mut());
             (s0, s1) = (s1, out);
-            if i == self.aux_after && ctx.training {
-                aux = self.aux.as_ref().map(|head| head.forward(ctx, &s1));
+            if let (Some(head), true) = (&self.aux, i == self.aux_after && ctx.training) {
+                aux = Some(head.forward(ctx, &s1));
+                // The reference's head starts with an in-place ReLU, so later readers of this
+                // state see ReLU(s1): the same for the next cells (they start with a ReLU), but
+                // the classifier's input when this is the last cell (3 layers).
+                s1 = F::relu(&s1);
             }
         }
         (s1, aux)
