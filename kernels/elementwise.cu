@@ -6,7 +6,8 @@ Elementwise kernels (f32): ReLU forward/backward, add, scale, per-sample scale, 
   add_f32        y[i]  = a[i] + b[i]
   scale_f32      y[i]  = s * x[i]
   scale_samples_f32  y[i] = s[i / inner] * x[i]    (s: one factor per leading index, e.g. per
-                 sample of an NCHW batch with inner = c*h*w: the evaluation network's drop path)
+                 sample of an NCHW batch with inner = c*h*w: the evaluation network's drop path;
+                 s may point into a larger buffer, all of a forward's masks uploaded at once)
   axpy_f32       y[i]  = fmaf(alpha, x[i], y[i])    (y += alpha x, one rounding)
   fill_f32       y[i]  = v
   add_n_f32      y[i]  = ((x0[i] + x1[i]) + x2[i]) + ...   (k <= 8 inputs, added in index order:

@@ -277,3 +277,25 @@ fn eval_network_training_and_eval_forwards_match_the_cpu_on_cuda() {
     let rt = darts::backend::gpu::cuda::CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("{e}"));
     eval_net_matches(Device::Gpu(Arc::new(rt)));
 }
+
+/// A training forward of the evaluation network uploads all its drop-path masks in one copy, not
+/// one per op.
+#[test]
+fn eval_network_uploads_its_drop_path_masks_in_one_copy_per_forward() {
+    let rt = Arc::new(EmuRuntime::new(0, 0));
+    let dev = Device::Gpu(rt.clone());
+    let config = EvalConfig { channels: 2, layers: 3, classes: 10, auxiliary: false };
+    let (net, mut store) = NetworkCifar::new(config, &eval::all_ops(), DType::F32, &mut Rng::new(3)).unwrap();
+    store.to_device(&dev);
+    let net = EvalNetwork::Cifar(net);
+    let x = eval::images(6, 2, 8, DType::F32).to_device(&dev);
+    let mut uploads = |prob: Option<f64>| {
+        let before = rt.counts();
+        let mut rng = Rng::new(1);
+        let drop = prob.map(|prob| DropPath { prob, rng: &mut rng });
+        net.loss(&mut store, &x, &[1, 2], true, drop, 0.4);
+        rt.counts().since(&before).htod
+    };
+    let (with, without) = (uploads(Some(0.3)), uploads(None));
+    assert_eq!(with, without + 1, "uploads with drop path {with}, without {without}");
+}

@@ -6,7 +6,7 @@ mod eval;
 
 use darts::autograd::check::rel_err;
 use darts::autograd::{Groups, ParamId, Tape};
-use darts::model::eval::ops::drop_path;
+use darts::model::eval::ops::{drop_path, Masks};
 use darts::model::eval::{
     count_without_aux, drop_path_prob, DropPath, EvalConfig, EvalNetwork, NetworkCifar, NetworkImageNet,
 };
@@ -15,7 +15,7 @@ use darts::nn::Store;
 use darts::rng::Rng;
 use darts::search::genotype::Genotype;
 use darts::search::genotypes::GenotypeError;
-use darts::{DType, Tensor};
+use darts::{DType, Device, Tensor};
 
 fn cifar(name: &str, channels: usize, layers: usize, auxiliary: bool) -> (NetworkCifar, darts::nn::Store) {
     let config = EvalConfig { channels, layers, classes: 10, auxiliary };
@@ -140,7 +140,9 @@ fn drop_path_zeroes_a_sample_or_scales_it_by_exactly_one_over_keep() {
             let tape = Tape::new();
             let xv = tape.param(ParamId(0), Groups::INPUTS, x.clone());
             let mut rng = Rng::new(seed);
-            let y = drop_path(&xv, &mut DropPath { prob, rng: &mut rng });
+            let mut masks = Masks::draw(&mut DropPath { prob, rng: &mut rng }, 1, n, dtype, &Device::Cpu);
+            let y = drop_path(&xv, &mut masks);
+            assert!(masks.exhausted());
             let dy = Tensor::full(&[n, 3, 4, 5], 1.0, dtype);
             let g = tape.backward_with_seed(&y, dy, Groups::INPUTS);
             (y.value().to_f64_vec(), g.get(ParamId(0)).unwrap().to_f64_vec())

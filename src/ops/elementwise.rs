@@ -86,25 +86,27 @@ pub fn scale(x: &Tensor, s: f64) -> Tensor {
     })
 }
 
-/// `y[b] = s[b] · x[b]` for each sample b of `x` `[n, ...]`, `s` `[n]` (drop path's mask, already
-/// scaled by 1 / keep).
-pub fn scale_samples(x: &Tensor, s: &Tensor) -> Tensor {
+/// `y[b] = s[first + b] · x[b]` for each sample b of `x` `[n, ...]`, `s` a vector holding n
+/// factors from `first` (drop path's masks, already scaled by 1 / keep, all of a forward's in
+/// one tensor).
+pub fn scale_samples(x: &Tensor, s: &Tensor, first: usize) -> Tensor {
     const OP: &str = "scale_samples";
     same_dtype(OP, x, s);
     let n = x.shape().first().copied().unwrap_or(0);
     assert!(
-        s.shape() == [n] && n > 0,
-        "{OP}: factors {} for x {}, expected [{n}]",
+        s.shape().len() == 1 && first + n <= s.numel() && n > 0,
+        "{OP}: factors {first}..{} of {} for x {}",
+        first + n,
         fmt_shape(s.shape()),
         fmt_shape(x.shape())
     );
     let inner = x.numel() / n;
     if let Some(rt) = gpu_rt(OP, &[x, s]) {
-        return gpu_out(&rt, x.shape(), |y| gew::scale_samples(buf(x), buf(s), inner, y));
+        return gpu_out(&rt, x.shape(), |y| gew::scale_samples(buf(x), buf(s), first, inner, y));
     }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; x.numel()];
-        cpu::elementwise::scale_samples(x.data::<T>(), s.data::<T>(), inner, &mut y);
+        cpu::elementwise::scale_samples(x.data::<T>(), &s.data::<T>()[first..first + n], inner, &mut y);
         Tensor::from_vec(x.shape(), y)
     })
 }

@@ -2,7 +2,7 @@
 //! summed, and the channel concat of the genotype's `concat` states.
 
 use super::layers::{FactorizedReduce, ReluConvBn};
-use super::ops::{drop_path, DropPath, EvalOp};
+use super::ops::{drop_path, EvalOp, Masks};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
 use crate::nn::{Ctx, Store};
@@ -82,9 +82,14 @@ impl EvalCell {
         self.concat.len()
     }
 
-    /// Forward from the two previous states; `drop` (training only) drops the output of every op
-    /// but the identity.
-    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, mut drop: Option<&mut DropPath>) -> Var {
+    /// How many drop-path masks a forward uses: one per op but the identity.
+    pub fn droppable(&self) -> usize {
+        self.ops.iter().filter(|op| !op.is_identity()).count()
+    }
+
+    /// Forward from the two previous states; with `masks` (training with drop path), the output
+    /// of every op but the identity takes the next mask.
+    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, mut masks: Option<&mut Masks>) -> Var {
         let s0 = match &self.pre0 {
             Pre0::Conv(c) => c.forward(ctx, s0),
             Pre0::Reduce(r) => r.forward(ctx, s0),
@@ -95,8 +100,8 @@ impl EvalCell {
             let [a, b] = [2 * node, 2 * node + 1].map(|g| {
                 let op = &self.ops[g];
                 let h = op.forward(ctx, &states[self.inputs[g]]);
-                match drop.as_deref_mut() {
-                    Some(d) if !op.is_identity() => drop_path(&h, d),
+                match masks.as_deref_mut() {
+                    Some(m) if !op.is_identity() => drop_path(&h, m),
                     _ => h,
                 }
             });

@@ -24,6 +24,7 @@ pub use ops::{drop_path_prob, DropPath};
 
 use self::cell::{CellShape, EvalCell};
 use self::head::{AuxHead, HeadKind};
+use self::ops::Masks;
 use crate::autograd::functions as F;
 use crate::autograd::{Tape, Var};
 use crate::nn::{Ctx, Store, P};
@@ -109,11 +110,16 @@ impl Cells {
 
     /// The cells from the stem outputs; returns the last cell's output and, in training with a
     /// head, the auxiliary logits.
-    fn forward(&self, ctx: &mut Ctx, s0: Var, s1: Var, mut drop: Option<DropPath>) -> (Var, Option<Var>) {
+    fn forward(&self, ctx: &mut Ctx, s0: Var, s1: Var, drop: Option<DropPath>) -> (Var, Option<Var>) {
+        let mut masks = drop.map(|mut d| {
+            let count = self.cells.iter().map(EvalCell::droppable).sum();
+            let x = s1.value();
+            Masks::draw(&mut d, count, x.shape()[0], x.dtype(), &x.device())
+        });
         let (mut s0, mut s1) = (s0, s1);
         let mut aux = None;
         for (i, cell) in self.cells.iter().enumerate() {
-            let out = cell.forward(ctx, &s0, &s1, drop.as_mut());
+            let out = cell.forward(ctx, &s0, &s1, masks.as_mut());
             (s0, s1) = (s1, out);
             if let (Some(head), true) = (&self.aux, i == self.aux_after && ctx.training) {
                 aux = Some(head.forward(ctx, &s1));
@@ -122,6 +128,9 @@ impl Cells {
                 // the classifier's input when this is the last cell (3 layers).
                 s1 = F::relu(&s1);
             }
+        }
+        if let Some(m) = &masks {
+            assert!(m.exhausted(), "eval network: drop-path masks left over after the last cell");
         }
         (s1, aux)
     }

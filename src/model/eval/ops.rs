@@ -6,7 +6,7 @@ use crate::autograd::functions as F;
 use crate::autograd::Var;
 use crate::nn::{Ctx, Store};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Device, Tensor};
 
 /// One op on `c` channels. Pools have no BN here (the search network adds one inside its mixed
 /// op only), and a stride-2 `skip_connect` is a FactorizedReduce.
@@ -91,19 +91,45 @@ pub fn drop_path_prob(max_prob: f64, epoch: usize, epochs: usize) -> f64 {
     max_prob * epoch as f64 / epochs as f64
 }
 
-/// `utils.drop_path`: each sample of `x` is kept with probability keep = 1 − prob and then
-/// scaled by 1 / keep, or zeroed; one uniform draw per sample, in sample order.
-pub fn drop_path(x: &Var, drop: &mut DropPath) -> Var {
-    assert!(
-        (0.0..1.0).contains(&drop.prob),
-        "drop_path: probability {} outside [0, 1) for x {:?}",
-        drop.prob,
-        x.shape()
-    );
-    let keep = 1.0 - drop.prob;
+/// A forward's drop-path masks, drawn up front in the order the ops use them and held in one
+/// tensor on the network's device: one upload per forward on a GPU rather than one per op.
+#[derive(Debug)]
+pub struct Masks {
+    factors: Tensor,
+    n: usize,
+    next: usize,
+}
+
+impl Masks {
+    /// `count` masks of `n` samples: per mask, per sample in order, one uniform draw; the sample
+    /// is kept with probability keep = 1 − prob and then scaled by 1 / keep, else zeroed.
+    pub fn draw(drop: &mut DropPath, count: usize, n: usize, dtype: DType, device: &Device) -> Masks {
+        assert!((0.0..1.0).contains(&drop.prob), "drop path: probability {} outside [0, 1)", drop.prob);
+        assert!(count > 0 && n > 0, "drop path: {count} masks of {n} samples");
+        let keep = 1.0 - drop.prob;
+        let factors: Vec<f64> =
+            (0..count * n).map(|_| if drop.rng.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
+        Masks { factors: Tensor::from_f64(&[count * n], &factors, dtype).to_device(device), n, next: 0 }
+    }
+
+    /// Whether every mask has been used.
+    pub fn exhausted(&self) -> bool {
+        self.next == self.factors.numel()
+    }
+}
+
+/// `utils.drop_path` with the next mask: each sample of `x` zeroed or scaled by 1 / keep.
+pub fn drop_path(x: &Var, masks: &mut Masks) -> Var {
     let n = x.shape()[0];
-    let factors: Vec<f64> =
-        (0..n).map(|_| if drop.rng.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
-    let s = Tensor::from_f64(&[n], &factors, x.value().dtype()).to_device(&x.value().device());
-    F::scale_samples(x, &s)
+    assert!(
+        n == masks.n && masks.next + n <= masks.factors.numel(),
+        "drop_path: x {:?} with masks of {} samples, {} of {} factors used",
+        x.shape(),
+        masks.n,
+        masks.next,
+        masks.factors.numel()
+    );
+    let y = F::scale_samples(x, &masks.factors, masks.next);
+    masks.next += n;
+    y
 }
