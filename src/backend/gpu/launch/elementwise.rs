@@ -54,8 +54,8 @@ pub fn scale(x: &GpuBuf, s: f32, y: &mut GpuBuf) -> Result<(), GpuError> {
     launch(k::scale_f32, n, y, &[x.arg(), Arg::F32(s), y.arg(), Arg::I32(int("scale", n))])
 }
 
-/// y[i] = f[i / inner] x[i], f = s[first..]: one factor per block of `inner` consecutive elements
-/// (per sample), read from `s` at offset `first`.
+/// `y[i] = f[i / inner] · x[i]`, `f = s[first..]`: one factor per block of `inner` consecutive
+/// elements (per sample), read from `s` at offset `first`.
 pub fn scale_samples(
     x: &GpuBuf,
     s: &GpuBuf,
