@@ -1,10 +1,13 @@
 /*
-Elementwise kernels (f32): ReLU forward/backward, add, scale, axpy, fill.
+Elementwise kernels (f32): ReLU forward/backward, add, scale, per-sample scale, axpy, fill.
 
   relu_fwd_f32   y[i]  = x[i] < 0 ? 0 : x[i]        (NaN propagates, -0 stays -0; as the CPU backend)
   relu_bwd_f32   dx[i] = x[i] > 0 ? dy[i] : 0       (x is the forward INPUT)
   add_f32        y[i]  = a[i] + b[i]
   scale_f32      y[i]  = s * x[i]
+  scale_samples_f32  y[i] = s[i / inner] * x[i]    (s: one factor per leading index, e.g. per
+                 sample of an NCHW batch with inner = c*h*w: the evaluation network's drop path;
+                 s may point into a larger buffer, all of a forward's masks uploaded at once)
   axpy_f32       y[i]  = fmaf(alpha, x[i], y[i])    (y += alpha x, one rounding)
   fill_f32       y[i]  = v
   add_n_f32      y[i]  = ((x0[i] + x1[i]) + x2[i]) + ...   (k <= 8 inputs, added in index order:
@@ -65,6 +68,16 @@ extern "C" __global__ void scale_f32(const float* x, float s, float* y, int n) {
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
         y[i] = s * x[i];
+    }
+}
+
+extern "C" __global__ void scale_samples_f32(const float* x, const float* __restrict__ s, float* y, int n,
+                                             int inner) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    const unsigned ui = inner > 0 ? static_cast<unsigned>(inner) : 1u;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        y[i] = s[i / ui] * x[i];
     }
 }
 

@@ -7,9 +7,9 @@
 #
 #   summary.txt    machine, driver, and per part: pass / FAIL / skipped (why), seconds
 #   info.txt       darts info: device, PTX target, per-kernel registers and spills after JIT
-#   tests.txt      the CUDA tests: gpu_vs_cpu (every kernel), emu_tape (tape + search steps) and
-#                  the fused ops (fused_mixed, fused_sepconv); gpu_vs_cpu includes streams, staging
-#                  and graphs
+#   tests.txt      the CUDA tests: gpu_vs_cpu (every kernel), emu_tape (tape, search steps, the
+#                  eval network) and the fused ops (fused_mixed, fused_sepconv); gpu_vs_cpu includes
+#                  streams, staging and graphs
 #   sanitizer.txt  compute-sanitizer memcheck, racecheck, synccheck over darts verify, batch 2
 #   verify.txt     darts verify --device cuda at batch 64
 #   kernels.txt    the criterion CUDA group (benches/kernels.rs) and the roofline table

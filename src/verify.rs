@@ -730,6 +730,16 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             vec![x.clone()],
             Box::new(|t| vec![ops::elementwise::scale(&t[0], -0.025)]),
         ));
+        // The evaluation network's drop path: one factor per sample, 0 or 1 / keep, read at an
+        // offset into a longer vector (a forward's masks are uploaded together).
+        let keep: Vec<f64> = (0..b + 1).map(|i| if i % 2 == 0 { 1.0 / 0.7 } else { 0.0 }).collect();
+        cs.push(case(
+            "scale_samples",
+            "forward",
+            label.clone(),
+            vec![x.clone(), Tensor::from_f64(&[b + 1], &keep, DType::F32)],
+            Box::new(|t| vec![ops::elementwise::scale_samples(&t[0], &t[1], 1)]),
+        ));
         cs.push(case(
             "axpy",
             "forward",

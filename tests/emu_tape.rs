@@ -1,7 +1,10 @@
 //! Whole graphs through the autograd tape on the GPU path, run by the emulator: the composite
-//! network of the foundation tests, and a tiny DARTS search (both orders), against the CPU.
+//! network of the foundation tests, a tiny DARTS search (both orders), and a training forward and
+//! backward of the evaluation network, against the CPU.
 //! The same tests run on CUDA when a GPU is present (ignored here).
 #![cfg(feature = "emu")]
+
+mod eval;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use darts::autograd::check::{demo_inputs, demo_network, rel_err, DEMO_INPUTS};
 use darts::autograd::{GradStore, Groups, ParamId, Tape, Var};
 use darts::backend::gpu::emu::EmuRuntime;
 use darts::backend::gpu::Runtime;
+use darts::model::eval::{DropPath, EvalConfig, EvalNetwork, NetworkCifar};
 use darts::model::{NetConfig, Network};
 use darts::optim::{clip_grad_norm, Sgd};
 use darts::rng::Rng;
@@ -200,4 +204,99 @@ fn optimiser_part_of_a_weight_step_is_a_handful_of_launches() {
         );
     }
     eprintln!("{:?}", rt.launch_counts());
+}
+
+/// Gradients by parameter name.
+type NamedGrads = Vec<(String, Vec<f64>)>;
+
+/// The evaluation network (`model::eval`, every op, auxiliary head, drop path): outputs (logits, auxiliary logits, loss, eval-mode logits) and every weight gradient of a
+/// training forward with drop path and the auxiliary head, on `device` in `dtype`.
+fn eval_net_run(device: &Device, dtype: DType) -> (Vec<Vec<f64>>, NamedGrads) {
+    let genotype = eval::all_ops();
+    // Batch 8: the auxiliary head's last BN normalises one value per sample (1×1 maps), and at
+    // batch 2 its backward amplifies rounding so much that even the CPU in f32 is 7e-5 off the
+    // CPU in f64 (2e-4 on the emulator); at batch 8 both are below 1e-6.
+    let n = 8;
+    let config = EvalConfig { channels: 2, layers: 3, classes: 10, auxiliary: true };
+    let (net, mut store) = NetworkCifar::new(config, &genotype, dtype, &mut Rng::new(3)).unwrap();
+    eval::shared_init(&mut store, 5);
+    store.to_device(device);
+    let net = EvalNetwork::Cifar(net);
+    let x = eval::images(6, n, 32, DType::F32).to_dtype(dtype).to_device(device);
+    let labels: Vec<u32> = (0..n as u32).map(|i| (2 + 7 * i) % 10).collect();
+    let mut rng = Rng::new(7);
+    let drop = DropPath { prob: 0.2, rng: &mut rng };
+    let (tape, out, loss) = net.loss(&mut store, &x, &labels, true, Some(drop), 0.4);
+    let grads = tape.backward(&loss, Groups::WEIGHTS);
+    let (_, eval_out, _) = net.loss(&mut store, &x, &labels, false, None, 0.4);
+    let outputs = vec![
+        out.logits.value().to_f64_vec(),
+        out.aux.as_ref().expect("auxiliary logits").value().to_f64_vec(),
+        loss.value().to_f64_vec(),
+        eval_out.logits.value().to_f64_vec(),
+    ];
+    let g = store
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.clone(), grads.get(darts::autograd::ParamId(i)).unwrap().to_f64_vec()))
+        .collect();
+    (outputs, g)
+}
+
+fn eval_net_matches(device: Device) {
+    let (o_ref, g_ref) = eval_net_run(&Device::Cpu, DType::F64);
+    let (o_dev, g_dev) = eval_net_run(&device, DType::F32);
+    for (what, (a, b)) in
+        ["logits", "aux logits", "loss", "eval-mode logits"].iter().zip(o_dev.iter().zip(&o_ref))
+    {
+        let e = rel_err(a, b);
+        assert!(e < 1e-5, "{what}: relative error {e:e} on {device:?}");
+    }
+    let (mut all_dev, mut all_ref, mut worst) = (Vec::new(), Vec::new(), (0.0f64, String::new()));
+    for ((name, a), (_, b)) in g_dev.iter().zip(&g_ref) {
+        let e = rel_err(a, b);
+        if e > worst.0 {
+            worst = (e, name.clone());
+        }
+        all_dev.extend(a);
+        all_ref.extend(b);
+    }
+    let e = rel_err(&all_dev, &all_ref);
+    eprintln!("weight gradients: relative error {e:e} over all, worst tensor {worst:?}");
+    assert!(e < 1e-5, "weight gradients: relative error {e:e} (worst tensor {worst:?}) on {device:?}");
+}
+
+#[test]
+fn eval_network_training_and_eval_forwards_match_the_cpu_on_the_emulator() {
+    eval_net_matches(emu());
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn eval_network_training_and_eval_forwards_match_the_cpu_on_cuda() {
+    let rt = darts::backend::gpu::cuda::CudaRuntime::new(0, true).unwrap_or_else(|e| panic!("{e}"));
+    eval_net_matches(Device::Gpu(Arc::new(rt)));
+}
+
+/// A training forward of the evaluation network uploads all its drop-path masks in one copy, not
+/// one per op.
+#[test]
+fn eval_network_uploads_its_drop_path_masks_in_one_copy_per_forward() {
+    let rt = Arc::new(EmuRuntime::new(0, 0));
+    let dev = Device::Gpu(rt.clone());
+    let config = EvalConfig { channels: 2, layers: 3, classes: 10, auxiliary: false };
+    let (net, mut store) = NetworkCifar::new(config, &eval::all_ops(), DType::F32, &mut Rng::new(3)).unwrap();
+    store.to_device(&dev);
+    let net = EvalNetwork::Cifar(net);
+    let x = eval::images(6, 2, 8, DType::F32).to_device(&dev);
+    let mut uploads = |prob: Option<f64>| {
+        let before = rt.counts();
+        let mut rng = Rng::new(1);
+        let drop = prob.map(|prob| DropPath { prob, rng: &mut rng });
+        net.loss(&mut store, &x, &[1, 2], true, drop, 0.4);
+        rt.counts().since(&before).htod
+    };
+    let (with, without) = (uploads(Some(0.3)), uploads(None));
+    assert_eq!(with, without + 1, "uploads with drop path {with}, without {without}");
 }

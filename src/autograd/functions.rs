@@ -184,6 +184,14 @@ pub fn scale(x: &Var, s: f64) -> Var {
     x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::scale(dy, s))]))
 }
 
+/// `y[b] = s[first + b] · x[b]` per sample b, `s` a constant vector (drop path's masks scaled by
+/// 1 / keep): `dx[b] = s[first + b] · dy[b]`.
+pub fn scale_samples(x: &Var, s: &Tensor, first: usize) -> Var {
+    let y = ops::elementwise::scale_samples(x.value(), s, first);
+    let s = s.clone();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::scale_samples(dy, &s, first))]))
+}
+
 /// Σ_k w[k] · xs[k], `w` a vector of length k: the mixed op's weighted sum.
 pub fn weighted_sum(xs: &[Var], w: &Var) -> Var {
     let _ = same_tape("weighted_sum", xs);

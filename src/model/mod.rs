@@ -1,6 +1,8 @@
-//! The DARTS search network: mixed ops, cells, the network and its α.
+//! The DARTS networks: the search network (mixed ops, cells, the network and its α) and the
+//! evaluation network built from a genotype ([`eval`]).
 
 pub mod cell;
+pub mod eval;
 pub mod mixed;
 pub mod network;
 

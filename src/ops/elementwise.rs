@@ -1,4 +1,5 @@
-//! Elementwise ops: ReLU, add, add_n, scale, weighted sum of k tensors, the zero op.
+//! Elementwise ops: ReLU, add, add_n, scale, per-sample scale, weighted sum of k tensors, the zero
+//! op.
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype, same_shape};
 use crate::backend::cpu::{self, Real as _};
@@ -81,6 +82,31 @@ pub fn scale(x: &Tensor, s: f64) -> Tensor {
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; x.numel()];
         cpu::elementwise::scale(x.data::<T>(), T::from_f64(s), &mut y);
+        Tensor::from_vec(x.shape(), y)
+    })
+}
+
+/// `y[b] = s[first + b] · x[b]` for each sample b of `x` `[n, ...]`, `s` a vector holding n
+/// factors from `first` (drop path's masks, already scaled by 1 / keep, all of a forward's in
+/// one tensor).
+pub fn scale_samples(x: &Tensor, s: &Tensor, first: usize) -> Tensor {
+    const OP: &str = "scale_samples";
+    same_dtype(OP, x, s);
+    let n = x.shape().first().copied().unwrap_or(0);
+    assert!(
+        s.shape().len() == 1 && first + n <= s.numel() && n > 0,
+        "{OP}: factors {first}..{} of {} for x {}",
+        first + n,
+        fmt_shape(s.shape()),
+        fmt_shape(x.shape())
+    );
+    let inner = x.numel() / n;
+    if let Some(rt) = gpu_rt(OP, &[x, s]) {
+        return gpu_out(&rt, x.shape(), |y| gew::scale_samples(buf(x), buf(s), first, inner, y));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; x.numel()];
+        cpu::elementwise::scale_samples(x.data::<T>(), &s.data::<T>()[first..first + n], inner, &mut y);
         Tensor::from_vec(x.shape(), y)
     })
 }

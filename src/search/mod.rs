@@ -1,6 +1,8 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
 pub mod genotype;
+mod genotype_python;
+pub mod genotypes;
 pub mod prefetch;
 pub mod run;
 pub mod state_io;

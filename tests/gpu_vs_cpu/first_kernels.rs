@@ -50,6 +50,15 @@ fn elementwise_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
         cpu::elementwise::scale(&wa, -0.37f32 as f64, &mut want);
         push("scale", &y, want);
 
+        // Three samples of n values each: drop path's per-sample factors (0 or 1/keep), read
+        // from offset 1 of a longer buffer.
+        let (x3, s4) = (normals(rng, 3 * n), [7.0, (1.0 / 0.7) as f32, 0.0, 2.5]);
+        let mut y = nan(rt, 3 * n);
+        ew::scale_samples(&up(rt, &x3), &up(rt, &s4), 1, n, &mut y).unwrap();
+        let mut want = vec![0.0; 3 * n];
+        cpu::elementwise::scale_samples(&wide(&x3), &wide(&s4[1..]), n, &mut want);
+        push("scale_samples", &y, want);
+
         let mut y = up(rt, &b);
         ew::axpy(1.5, &ga, &mut y).unwrap();
         let mut want = wb.clone();

@@ -66,6 +66,17 @@ pub fn scale<T: Real>(x: &[T], s: T, y: &mut [T]) {
     });
 }
 
+/// `y[i] = s[i / inner] * x[i]`: one factor per block of `inner` consecutive elements.
+pub fn scale_samples<T: Real>(x: &[T], s: &[T], inner: usize, y: &mut [T]) {
+    check_len("scale_samples", "y", y.len(), x.len());
+    check_len("scale_samples", "x", x.len(), s.len() * inner);
+    for ((y, x), &si) in y.chunks_mut(inner.max(1)).zip(x.chunks(inner.max(1))).zip(s) {
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            *yi = si * xi;
+        }
+    }
+}
+
 /// `y += alpha * x`.
 pub fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
     check_len("axpy", "y", y.len(), x.len());

@@ -1,4 +1,5 @@
-//! `kernels/elementwise.cu`: ReLU, add, add_n, scale, axpy, fill (grid-stride, block 256).
+//! `kernels/elementwise.cu`: ReLU, add, add_n, scale, per-sample scale, axpy, fill (grid-stride,
+//! block 256).
 
 use super::{check_len, grid_for, int, BLOCK};
 use crate::backend::gpu::{k, KernelId};
@@ -51,6 +52,29 @@ pub fn scale(x: &GpuBuf, s: f32, y: &mut GpuBuf) -> Result<(), GpuError> {
     let n = x.len();
     check_len("scale", n, &[("y", y)]);
     launch(k::scale_f32, n, y, &[x.arg(), Arg::F32(s), y.arg(), Arg::I32(int("scale", n))])
+}
+
+/// `y[i] = f[i / inner] · x[i]`, `f = s[first..]`: one factor per block of `inner` consecutive
+/// elements (per sample), read from `s` at offset `first`.
+pub fn scale_samples(
+    x: &GpuBuf,
+    s: &GpuBuf,
+    first: usize,
+    inner: usize,
+    y: &mut GpuBuf,
+) -> Result<(), GpuError> {
+    const OP: &str = "scale_samples";
+    let n = x.len();
+    check_len(OP, n, &[("y", y)]);
+    assert!(inner > 0 && n % inner == 0, "{OP}: {n} elements are not blocks of {inner}");
+    assert!(
+        first + n / inner <= s.len(),
+        "{OP}: factors {first}..{} of a buffer of {}",
+        first + n / inner,
+        s.len()
+    );
+    let f = Arg::Ptr(s.ptr() + (4 * first) as DevPtr);
+    launch(k::scale_samples_f32, n, y, &[x.arg(), f, y.arg(), Arg::I32(int(OP, n)), Arg::I32(int(OP, inner))])
 }
 
 /// y += alpha x.
