@@ -175,15 +175,17 @@ impl EvalNetwork {
     /// A forward of `x` on a fresh tape; returns the tape, the outputs and the loss
     /// `ce(logits) + aux_weight · ce(aux logits)` (the second term only when there are auxiliary
     /// logits). `training`: BN batch statistics and running-stat updates, drop path and the head.
-    pub fn loss(
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss<'a>(
         &self,
         store: &mut Store,
         x: &Tensor,
-        labels: &[u32],
+        labels: impl Into<crate::ops::loss::Labels<'a>>,
         training: bool,
         drop: Option<DropPath>,
         aux_weight: f64,
     ) -> (Tape, EvalOutput, Var) {
+        let labels = labels.into();
         let mut ctx = Ctx::new(&store.params, &mut store.bns, training);
         let xv = ctx.tape.constant(x.clone());
         let out = self.forward(&mut ctx, &xv, drop);
