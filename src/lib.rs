@@ -20,6 +20,7 @@ pub mod optim;
 pub mod rng;
 pub mod search;
 pub mod tensor;
+pub mod train;
 pub mod verify;
 
 pub use tensor::{DType, Device, Tensor};

@@ -10,6 +10,8 @@ use darts::device::DeviceChoice;
 use darts::ops::{self, ConvParams};
 use darts::rng::Rng;
 use darts::search::stepper::GraphMode;
+
+mod train_cmd;
 use darts::{DType, Tensor};
 
 // Counts heap bytes, so benchmarks report peak host memory.
@@ -32,8 +34,15 @@ enum Command {
     /// alphas/epoch_NNN.json, genotype.json and genotype.txt, normal/reduce .dot and .svg, and
     /// checkpoint.safetensors (written atomically every epoch and on Ctrl-C; --resume continues).
     Search(Box<SearchArgs>),
-    /// Loss and top-1 accuracy of a search checkpoint on the test batch (BN in eval mode, no
-    /// augmentation).
+    /// Trains a genotype's evaluation network from scratch on CIFAR-10 (the DARTS evaluation
+    /// protocol) and reports the test accuracy after every epoch.
+    ///
+    /// Outputs go to --out (default runs/train-<preset>-seed<seed>): config.json, log.jsonl (a
+    /// line per step and per epoch) and checkpoint.safetensors (the reference's NetworkCIFAR
+    /// names; written atomically every epoch and on Ctrl-C; --resume continues exactly).
+    Train(Box<train_cmd::TrainArgs>),
+    /// Loss and top-1 accuracy of a search or training checkpoint on the test batch (BN in eval
+    /// mode, no augmentation).
     Eval {
         /// A checkpoint.safetensors (ours or the PyTorch reference's, same names).
         #[arg(long)]
@@ -241,6 +250,7 @@ fn main() -> ExitCode {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
         Command::Info => info(),
         Command::Search(args) => search(*args),
+        Command::Train(args) => train_cmd::train(*args),
         Command::Eval { checkpoint, data, device, batch, debug_sync } => {
             eval(&checkpoint, data, device, batch, debug_sync)
         }
@@ -548,6 +558,10 @@ fn search(a: SearchArgs) -> ExitCode {
                 );
             } else {
                 eprintln!("done: {} epochs", s.epochs_done);
+                eprintln!(
+                    "train what it found from scratch: darts train --genotype {}",
+                    out.join("genotype.json").display()
+                );
             }
             println!("{}", s.genotype.to_python());
             ExitCode::SUCCESS
@@ -569,10 +583,13 @@ fn eval(
         eprintln!("error: {e}");
         ExitCode::FAILURE
     };
-    let (arrays, _) = match darts::checkpoint::read(checkpoint_path) {
+    let (arrays, meta) = match darts::checkpoint::read(checkpoint_path) {
         Ok(a) => a,
         Err(e) => return fail(&e),
     };
+    if meta.get("format").map(String::as_str) == Some(darts::train::run::FORMAT) {
+        return eval_trained(checkpoint_path, &arrays, &meta, data, choice, batch, debug_sync);
+    }
     // The network's size from the tensor shapes, as the reference's loader does.
     let Some(stem) = arrays.get("stem.0.weight") else {
         return fail(&format!(
@@ -611,6 +628,49 @@ fn eval(
         "{{\"checkpoint\": {:?}, \"images\": {}, \"loss\": {loss}, \"top1\": {top1}, \"channels\": {channels}, \"layers\": {layers}}}",
         checkpoint_path.display().to_string(),
         test.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// `darts eval` of a `darts train` checkpoint: its evaluation network on the test set.
+fn eval_trained(
+    checkpoint_path: &Path,
+    arrays: &darts::checkpoint::Arrays,
+    meta: &std::collections::HashMap<String, String>,
+    data: Option<PathBuf>,
+    choice: DeviceChoice,
+    batch: usize,
+    debug_sync: bool,
+) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    };
+    let mut state = match darts::train::run::load_checkpoint(arrays, meta, checkpoint_path) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let (device, _) = match darts::device::open(choice, debug_sync) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    state.store.to_device(&device);
+    let dir = match eval_data_dir(data, checkpoint_path) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let test = match darts::data::Cifar10::open(&dir) {
+        Ok(d) => d.test().clone(),
+        Err(e) => return fail(&e),
+    };
+    let (loss, top1) = darts::train::run::evaluate(&mut state, &test, 0..test.len(), batch.max(1), &device);
+    let c = state.net.config();
+    println!(
+        "{{\"checkpoint\": {:?}, \"network\": \"eval\", \"images\": {}, \"loss\": {loss}, \"top1\": {top1}, \"channels\": {}, \"layers\": {}}}",
+        checkpoint_path.display().to_string(),
+        test.len(),
+        c.channels,
+        c.layers
     );
     ExitCode::SUCCESS
 }

@@ -42,11 +42,17 @@ fn eval_finds_the_runs_data_from_another_directory() {
     let _ = std::fs::remove_dir_all(&out);
     let o = darts()
         .args(["search", "--device", "cpu", "--channels", "2", "--layers", "3", "--batch", "4"])
-        .args(["--train-images", "16", "--epochs", "1", "--max-steps", "1", "--data", "data/sample", "--out"])
+        .args(["--train-images", "8", "--epochs", "1", "--data", "data/sample", "--out"])
         .arg(&out)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // A finished search says how to train what it found.
+    assert!(
+        err.contains(&format!("darts train --genotype {}", out.join("genotype.json").display())),
+        "{err}"
+    );
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     let data = Path::new(config["data"].as_str().unwrap());
@@ -239,4 +245,51 @@ fn bad_arguments_are_explained() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.safetensors"));
     let o = darts().args(["search", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("--order"));
+}
+
+/// `darts train` trains a published genotype and `darts eval` evaluates its checkpoint from the
+/// run's own data; bad genotypes and a resume of a search run are errors that say why.
+#[test]
+fn train_runs_a_genotype_and_eval_reads_its_checkpoint() {
+    let out = std::env::temp_dir().join(format!("darts-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts()
+        .args(["train", "--genotype", "DARTS_V1", "--device", "cpu", "--channels", "2", "--layers", "3"])
+        .args(["--batch", "4", "--epochs", "1", "--train-images", "8", "--test-images", "8", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["epochs"], 1);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert!(config["genotype"].as_str().unwrap().starts_with("Genotype(normal=[('sep_conv_3x3', 1)"));
+    assert_eq!((config["cutout"].clone(), config["auxiliary_weight"].clone()), (16.into(), 0.4.into()));
+    let o = darts()
+        .args(["eval", "--device", "cpu", "--checkpoint"])
+        .arg(out.join("checkpoint.safetensors"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["network"].as_str(), v["channels"].as_u64(), v["layers"].as_u64()),
+        (Some("eval"), Some(2), Some(3))
+    );
+    let _ = std::fs::remove_dir_all(&out);
+
+    let err = |args: &[&str]| {
+        let o = darts().args(args).output().unwrap();
+        assert!(!o.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let e = err(&["train", "--device", "cpu", "--genotype", "DARTS_V9", "--out", "/tmp/x"]);
+    assert!(e.contains("DARTS_V9") && e.contains("DARTS_V2"), "{e}");
+    let bad = "Genotype(normal=[('sep_conv_9x9', 0), ('skip_connect', 1)], normal_concat=[2], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])";
+    let e = err(&["train", "--device", "cpu", "--genotype", bad, "--out", "/tmp/x"]);
+    assert!(e.contains("sep_conv_9x9"), "{e}");
+    assert!(err(&["train", "--device", "cpu", "--out", "/tmp/x"]).contains("--genotype is required"));
+    let e = err(&["train", "--device", "cpu", "--resume", "--out", "tests/fixtures"]);
+    assert!(e.contains("config.json"), "{e}");
 }

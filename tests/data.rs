@@ -136,7 +136,7 @@ fn normalised_pixel_and_padding() {
     // Crop fully shifted: the padded area is the normalised zero, -mean/std per channel.
     let img = vec![255u8; 3072];
     let mut out = vec![0f32; 3072];
-    t.augment_image(&img, AugParams { top: 0, left: 0, flip: false }, &mut out);
+    t.augment_image(&img, AugParams { top: 0, left: 0, flip: false, cutout: None }, &mut out);
     for c in 0..3 {
         let pad = (-MEAN[c] / STD[c]) as f32;
         assert!((out[c * 1024] - pad).abs() < 1e-6, "channel {c}: {} vs {pad}", out[c * 1024]);
@@ -159,14 +159,14 @@ fn crop_moves_a_marked_pixel_and_flip_mirrors_it() {
         (i / 32, i % 32)
     };
     // Output (y, x) shows source (y + top - 4, x + left - 4) (mirrored: x -> 31 - x afterwards).
-    assert_eq!(find(AugParams { top: 4, left: 4, flip: false }), (7, 3));
-    assert_eq!(find(AugParams { top: 0, left: 2, flip: false }), (11, 5));
-    assert_eq!(find(AugParams { top: 8, left: 7, flip: false }), (3, 0));
-    assert_eq!(find(AugParams { top: 4, left: 4, flip: true }), (7, 28));
-    assert_eq!(find(AugParams { top: 4, left: 6, flip: true }), (7, 30));
+    assert_eq!(find(AugParams { top: 4, left: 4, flip: false, cutout: None }), (7, 3));
+    assert_eq!(find(AugParams { top: 0, left: 2, flip: false, cutout: None }), (11, 5));
+    assert_eq!(find(AugParams { top: 8, left: 7, flip: false, cutout: None }), (3, 0));
+    assert_eq!(find(AugParams { top: 4, left: 4, flip: true, cutout: None }), (7, 28));
+    assert_eq!(find(AugParams { top: 4, left: 6, flip: true, cutout: None }), (7, 30));
     // Shifted out of the crop: everything is the normalised zero.
     let mut out = vec![1f64; 3072];
-    t.augment_image(&img, AugParams { top: 0, left: 8, flip: false }, &mut out);
+    t.augment_image(&img, AugParams { top: 0, left: 8, flip: false, cutout: None }, &mut out);
     assert!((0..3).all(|c| out[c * 1024..(c + 1) * 1024].iter().all(|&v| v == t.get(c, 0))));
 }
 

@@ -32,19 +32,61 @@ pub struct AugParams {
     pub left: u8,
     /// Mirror the crop left-right.
     pub flip: bool,
+    /// Cutout after normalisation (the evaluation training's regulariser), if any.
+    pub cutout: Option<Cutout>,
+}
+
+/// The reference's `Cutout(length)` (`utils.py`), applied to the normalised image: with a centre
+/// (y, x) drawn uniformly over the 32 x 32 pixels, every channel is set to 0 on rows
+/// clip(y − len/2, 0, 32) .. clip(y + len/2, 0, 32) and the same columns in x (integer
+/// division; the square is clipped at the border, so it may be smaller or empty of the image).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cutout {
+    /// Centre row, 0..32.
+    pub y: u8,
+    /// Centre column, 0..32.
+    pub x: u8,
+    /// Side of the square (16 in DARTS).
+    pub len: u8,
+}
+
+impl Cutout {
+    /// Draws a centre (row, then column, uniform like numpy's `randint(h)`) for a square of `len`.
+    pub fn random(len: u8, rng: &mut Rng) -> Cutout {
+        let y = rng.below(HEIGHT as u64) as u8;
+        let x = rng.below(WIDTH as u64) as u8;
+        Cutout { y, x, len }
+    }
+
+    /// The rows (and, from `x`, the columns) the square covers: [lo, hi).
+    pub fn span(centre: u8, len: u8, size: usize) -> std::ops::Range<usize> {
+        let half = (len / 2) as isize;
+        let clip = |v: isize| v.clamp(0, size as isize) as usize;
+        clip(centre as isize - half)..clip(centre as isize + half)
+    }
+
+    /// Zeroes the square in every channel of a normalised `[3, 32, 32]` image.
+    pub fn apply<T: Element>(&self, out: &mut [T]) {
+        let (rows, cols) = (Cutout::span(self.y, self.len, HEIGHT), Cutout::span(self.x, self.len, WIDTH));
+        for plane in out.chunks_exact_mut(HEIGHT * WIDTH) {
+            for y in rows.clone() {
+                plane[y * WIDTH + cols.start..y * WIDTH + cols.end].fill(T::ZERO);
+            }
+        }
+    }
 }
 
 impl AugParams {
-    /// The identity: centre crop, no flip.
-    pub const IDENTITY: AugParams = AugParams { top: PAD as u8, left: PAD as u8, flip: false };
+    /// The identity: centre crop, no flip, no cutout.
+    pub const IDENTITY: AugParams = AugParams { top: PAD as u8, left: PAD as u8, flip: false, cutout: None };
 
     /// Draws a crop offset (uniform over the 9 x 9 positions, like torchvision's
-    /// `randint(0, h - th + 1)`) and a flip with probability 0.5, in that order.
+    /// `randint(0, h - th + 1)`) and a flip with probability 0.5, in that order; no cutout.
     pub fn random(rng: &mut Rng) -> AugParams {
         let top = rng.below(MAX_OFFSET as u64 + 1) as u8;
         let left = rng.below(MAX_OFFSET as u64 + 1) as u8;
         let flip = rng.uniform() < 0.5;
-        AugParams { top, left, flip }
+        AugParams { top, left, flip, cutout: None }
     }
 }
 
@@ -141,6 +183,9 @@ impl<T: Element> NormTable<T> {
                 }
             }
         }
+        if let Some(c) = p.cutout {
+            c.apply(out);
+        }
     }
 }
 
@@ -157,6 +202,33 @@ mod tests {
     /// A synthetic image whose pixel (c, y, x) is distinct and non-zero for y, x < 32.
     fn synthetic() -> Vec<u8> {
         (0..IMAGE_BYTES).map(|i| 1 + (i % 251) as u8).collect()
+    }
+
+    /// The reference's `Cutout(16)`: rows and columns clip(c − 8, 0, 32) .. clip(c + 8, 0, 32),
+    /// every channel set to 0, nothing else touched; a centre near the border clips the square.
+    #[test]
+    fn cutout_masks_exactly_the_clipped_square() {
+        let img = synthetic();
+        let t = NormTable::<f64>::new();
+        let mut plain = vec![0.0; IMAGE_BYTES];
+        t.normalize_image(&img, &mut plain);
+        for (cy, cx, rows, cols) in [(16, 16, 8..24, 8..24), (1, 30, 0..9, 22..32), (0, 0, 0..8, 0..8)] {
+            let cut = Cutout { y: cy, x: cx, len: 16 };
+            let mut out = vec![0.0; IMAGE_BYTES];
+            t.augment_image(&img, AugParams { cutout: Some(cut), ..AugParams::IDENTITY }, &mut out);
+            for c in 0..CHANNELS {
+                for y in 0..HEIGHT {
+                    for x in 0..WIDTH {
+                        let i = (c * HEIGHT + y) * WIDTH + x;
+                        let inside = rows.contains(&y) && cols.contains(&x);
+                        let want = if inside { 0.0 } else { plain[i] };
+                        assert_eq!(out[i], want, "cutout at ({cy}, {cx}): pixel ({c}, {y}, {x})");
+                    }
+                }
+            }
+        }
+        // An odd side: len / 2 either way (the reference's integer division), 7 → 3 + 3 rows.
+        assert_eq!(Cutout::span(10, 7, 32), 7..13);
     }
 
     #[test]
@@ -190,7 +262,7 @@ mod tests {
         let t = NormTable::<f64>::new();
         let mut out = vec![0.0; IMAGE_BYTES];
         // top = 1, left = 7: output (y, x) = source (y - 3, x + 3), so the mark moves to (13, 17).
-        t.augment_image(&img, AugParams { top: 1, left: 7, flip: false }, &mut out);
+        t.augment_image(&img, AugParams { top: 1, left: 7, flip: false, cutout: None }, &mut out);
         let at = |c: usize, y: usize, x: usize| out[c * 1024 + y * 32 + x];
         assert_eq!(at(1, 13, 17), t.get(1, 200));
         assert_eq!(at(1, 10, 20), t.get(1, 100));
@@ -219,8 +291,8 @@ mod tests {
         let t = NormTable::<f32>::new();
         for (top, left) in [(4, 4), (0, 8), (8, 0), (3, 6)] {
             let (mut a, mut b) = (vec![0.0; IMAGE_BYTES], vec![0.0; IMAGE_BYTES]);
-            t.augment_image(&img, AugParams { top, left, flip: false }, &mut a);
-            t.augment_image(&img, AugParams { top, left, flip: true }, &mut b);
+            t.augment_image(&img, AugParams { top, left, flip: false, cutout: None }, &mut a);
+            t.augment_image(&img, AugParams { top, left, flip: true, cutout: None }, &mut b);
             for c in 0..3 {
                 for y in 0..32 {
                     for x in 0..32 {
@@ -231,7 +303,7 @@ mod tests {
         }
         // Centre crop + flip: output (y, x) = source (y, 31 - x).
         let mut out = vec![0.0; IMAGE_BYTES];
-        t.augment_image(&img, AugParams { top: 4, left: 4, flip: true }, &mut out);
+        t.augment_image(&img, AugParams { top: 4, left: 4, flip: true, cutout: None }, &mut out);
         assert_eq!(out[2 * 1024 + 5 * 32], t.get(2, img[2 * 1024 + 5 * 32 + 31]));
     }
 
@@ -267,7 +339,7 @@ mod tests {
         for top in 0..=MAX_OFFSET as u8 {
             for left in 0..=MAX_OFFSET as u8 {
                 for flip in [false, true] {
-                    let p = AugParams { top, left, flip };
+                    let p = AugParams { top, left, flip, cutout: None };
                     t.augment_image(&img, p, &mut out);
                     assert_eq!(out, naive(&img, p), "{p:?}");
                 }

@@ -26,7 +26,7 @@ pub mod split;
 
 use std::path::{Path, PathBuf};
 
-pub use augment::{AugParams, NormTable, MEAN, STD};
+pub use augment::{AugParams, Cutout, NormTable, MEAN, STD};
 pub use batch::{build_batch, eval_batches, Batch, BatchPlan};
 pub use cifar::{Cifar10, CifarFile, CifarSet, CLASS_NAMES, NUM_CLASSES};
 pub use error::DataError;

@@ -12,7 +12,7 @@
 use crate::rng::Rng;
 use crate::tensor::DType;
 
-use super::augment::AugParams;
+use super::augment::{AugParams, Cutout};
 use super::batch::{build_batch, Batch, BatchPlan};
 use super::cifar::CifarSet;
 use super::error::DataError;
@@ -101,8 +101,14 @@ fn check_len(what: &str, state: &SamplerState, len: usize) -> Result<(), DataErr
     Ok(())
 }
 
-fn aug_for(n: usize, rng: &mut Rng) -> Vec<AugParams> {
-    (0..n).map(|_| AugParams::random(rng)).collect()
+/// Per image: a crop and flip, then (when `cutout > 0`) a cutout centre, from one stream.
+fn aug_for(n: usize, cutout: u8, rng: &mut Rng) -> Vec<AugParams> {
+    (0..n)
+        .map(|_| {
+            let p = AugParams::random(rng);
+            AugParams { cutout: (cutout > 0).then(|| Cutout::random(cutout, rng)), ..p }
+        })
+        .collect()
 }
 
 /// Fisher–Yates shuffle of a copy of `indices`.
@@ -121,6 +127,7 @@ pub struct EpochSampler {
     indices: Vec<usize>,
     batch_size: usize,
     augment: bool,
+    cutout: u8,
     order: Rng,
     epoch_start: [u64; 4],
     aug: Rng,
@@ -143,6 +150,7 @@ impl EpochSampler {
             indices,
             batch_size,
             augment,
+            cutout: 0,
             order,
             epoch_start,
             aug,
@@ -150,6 +158,13 @@ impl EpochSampler {
             epoch: 0,
             position: 0,
         })
+    }
+
+    /// Adds a [`Cutout`] of side `len` to every augmented image (0: none; the evaluation
+    /// training's regulariser, 16 in DARTS).
+    pub fn with_cutout(mut self, len: u8) -> Self {
+        self.cutout = len;
+        self
     }
 
     /// Batches per epoch: `ceil(len / batch_size)`.
@@ -190,7 +205,7 @@ impl Sampler for EpochSampler {
         let end = (self.position + self.batch_size).min(n);
         let indices = self.perm[self.position..end].to_vec();
         self.position = end;
-        let aug = self.augment.then(|| aug_for(indices.len(), &mut self.aug));
+        let aug = self.augment.then(|| aug_for(indices.len(), self.cutout, &mut self.aug));
         BatchPlan { indices, aug }
     }
 
@@ -276,7 +291,7 @@ impl Sampler for RandomBatchSampler {
         }
         let indices = self.scratch[..k].to_vec();
         self.drawn += 1;
-        let aug = Some(aug_for(k, &mut self.aug));
+        let aug = Some(aug_for(k, 0, &mut self.aug));
         BatchPlan { indices, aug }
     }
 

@@ -212,21 +212,21 @@ pub struct RunSummary {
     pub state: SearchState,
 }
 
-fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, RunError> {
+pub(crate) fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, RunError> {
     r.map_err(|e| RunError::Io(path.into(), e))
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), RunError> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), RunError> {
     let tmp = path.with_extension("tmp");
     io(&tmp, fs::write(&tmp, text))?;
     io(path, fs::rename(&tmp, path))
 }
 
-fn words_array(w: &[u64]) -> Array {
+pub(crate) fn words_array(w: &[u64]) -> Array {
     Array { shape: vec![w.len()], data: ArrayData::I64(w.iter().map(|&x| x as i64).collect()) }
 }
 
-fn array_words(a: Option<&Array>, name: &str, path: &Path) -> Result<Vec<u64>, RunError> {
+pub(crate) fn array_words(a: Option<&Array>, name: &str, path: &Path) -> Result<Vec<u64>, RunError> {
     match a {
         Some(Array { data: ArrayData::I64(v), .. }) => Ok(v.iter().map(|&x| x as u64).collect()),
         _ => Err(RunError::Checkpoint(CheckpointError::Mismatch {
@@ -292,16 +292,17 @@ pub fn evaluate(
     (loss_sum / n.max(1) as f64, correct as f64 / n.max(1) as f64)
 }
 
-struct Progress {
-    on: bool,
-    start: Instant,
-    epoch: usize,
-    epochs: usize,
-    steps: usize,
+/// A one-line progress bar per epoch on stderr (search and training runs).
+pub(crate) struct Progress {
+    pub on: bool,
+    pub start: Instant,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub steps: usize,
 }
 
 impl Progress {
-    fn show(&self, step: usize, loss: f64, acc: f64, images: usize) {
+    pub fn show(&self, step: usize, loss: f64, acc: f64, images: usize) {
         let (epoch, epochs, steps) = (self.epoch, self.epochs, self.steps);
         if !self.on {
             return;
@@ -318,7 +319,7 @@ impl Progress {
         );
         let _ = std::io::stderr().flush();
     }
-    fn done(&self) {
+    pub fn done(&self) {
         if self.on {
             eprintln!();
         }

@@ -1,0 +1,338 @@
+//! A training run: the loop of [`super`]'s protocol with outputs in a run directory
+//! (`config.json`, `log.jsonl` with a line per step and per epoch, `checkpoint.safetensors`
+//! written atomically after every epoch and on Ctrl-C), and exact `--resume`: the checkpoint
+//! holds the network under the reference's `NetworkCIFAR` names, the SGD momentum buffers
+//! (`optim.sgd.momentum.<name>`), the position (`run.position`) and the generators of the data
+//! order, augmentation and drop path (`rng.*`), so a resumed run continues bit for bit.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::TrainConfig;
+use crate::autograd::Groups;
+use crate::checkpoint::{self, Arrays, CheckpointError};
+use crate::data::{
+    eval_batches, Cifar10, CifarSet, EpochSampler, Loader, Sampler, SamplerState, DEFAULT_DEPTH,
+};
+use crate::model::eval::{
+    count_without_aux, drop_path_prob, DropPath, EvalConfig, EvalNetwork, NetworkCifar,
+};
+use crate::nn::Store;
+use crate::ops;
+use crate::optim::{clip_grad_norm, cosine_lr, Sgd};
+use crate::rng::Rng;
+use crate::search::genotype::Genotype;
+use crate::search::run::{array_words, io, words_array, write_file, Progress, RunError, INTERRUPTED};
+use crate::tensor::{Device, Tensor};
+
+/// The `format` metadata of a training checkpoint (how `darts eval` tells it from a search's).
+pub const FORMAT: &str = "darts train checkpoint";
+
+/// Prefixes of non-network arrays in a training checkpoint.
+const STATE_PREFIXES: [&str; 3] = ["optim.", "run.", "rng."];
+
+/// Domain of the drop-path generator, apart from the network's initialisation and the data's.
+const DROP_PATH_DOMAIN: u64 = 0x4452_4f50_5041_5448; // "DROPPATH"
+
+/// Options of one invocation that are not part of the run's identity.
+pub struct TrainOptions {
+    /// The run directory.
+    pub out: std::path::PathBuf,
+    /// Continue from `out/checkpoint.safetensors`.
+    pub resume: bool,
+    /// Device to run on.
+    pub device: Device,
+    /// Stop (as on Ctrl-C, with a checkpoint) after this many steps in this invocation.
+    pub max_steps: Option<usize>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// The end of a run.
+pub struct TrainSummary {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Test accuracy after each epoch completed in this invocation.
+    pub test_acc: Vec<f64>,
+    /// Whether it stopped early (Ctrl-C or `max_steps`).
+    pub interrupted: bool,
+    /// Parameters not counting the auxiliary head (the reference's count).
+    pub params: usize,
+}
+
+/// The network, its parameters and the optimiser.
+pub struct TrainState {
+    /// The evaluation network.
+    pub net: EvalNetwork,
+    /// Its parameters and BN buffers.
+    pub store: Store,
+    /// SGD over every parameter.
+    pub sgd: Sgd,
+}
+
+/// Builds the network of `cfg` (initialised from its seed).
+pub fn build(cfg: &TrainConfig) -> Result<TrainState, RunError> {
+    let genotype = Genotype::parse(&cfg.genotype).map_err(|e| RunError::Config(e.to_string()))?;
+    let config =
+        EvalConfig { channels: cfg.channels, layers: cfg.layers, classes: 10, auxiliary: cfg.auxiliary };
+    let (net, store) = NetworkCifar::new(config, &genotype, cfg.dtype(), &mut Rng::new(cfg.seed))
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let sgd = Sgd::new(store.params.len(), cfg.momentum, cfg.weight_decay);
+    Ok(TrainState { net: EvalNetwork::Cifar(net), store, sgd })
+}
+
+/// Where a run stands.
+struct Position {
+    epoch: usize,
+    step_in_epoch: usize,
+    global_step: usize,
+    sampler: SamplerState,
+    drop_rng: [u64; 4],
+}
+
+fn save(out: &Path, cfg: &TrainConfig, s: &TrainState, pos: &Position) -> Result<(), RunError> {
+    let mut arrays = checkpoint::store_arrays(&s.store);
+    for (p, b) in s.store.params.iter().zip(&s.sgd.bufs) {
+        if let Some(b) = b {
+            arrays.insert(format!("optim.sgd.momentum.{}", p.name), checkpoint::tensor_array(b));
+        }
+    }
+    let position = [pos.epoch as u64, pos.step_in_epoch as u64, pos.global_step as u64];
+    arrays.insert("run.position".into(), words_array(&position));
+    arrays.insert("rng.train_sampler".into(), words_array(&pos.sampler.to_words()));
+    arrays.insert("rng.drop_path".into(), words_array(&pos.drop_rng));
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("genotype".to_string(), cfg.genotype.clone()),
+    ]);
+    checkpoint::write_atomic(&out.join("checkpoint.safetensors"), &arrays, meta)?;
+    Ok(())
+}
+
+/// Loads the network strictly and the momentum buffers of `arrays` into `s`.
+fn load(s: &mut TrainState, arrays: &Arrays, path: &Path) -> Result<(), RunError> {
+    checkpoint::load_store(&mut s.store, arrays, path, true, &STATE_PREFIXES)?;
+    let mut problems = Vec::new();
+    for (i, p) in s.store.params.iter().enumerate() {
+        let key = format!("optim.sgd.momentum.{}", p.name);
+        s.sgd.bufs[i] = match arrays.get(&key) {
+            Some(a) if a.shape == p.value.shape() => {
+                Some(Tensor::from_f64(&a.shape, &a.data.to_f64(), s.store.dtype))
+            }
+            Some(a) => {
+                problems.push(format!("{key}: shape {:?}, expected {:?}", a.shape, p.value.shape()));
+                None
+            }
+            None => None,
+        };
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Checkpoint(CheckpointError::Mismatch { path: path.into(), problems }))
+    }
+}
+
+/// Loss and top-1 accuracy of the network over images `range` of `set` (BN in eval mode).
+pub fn evaluate(
+    s: &mut TrainState,
+    set: &CifarSet,
+    range: std::ops::Range<usize>,
+    batch: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let (mut loss_sum, mut correct, mut n) = (0.0, 0usize, 0usize);
+    for b in eval_batches(set, range, batch, s.store.dtype) {
+        let x = b.images.to_device(device);
+        let (_, out, loss) = s.net.loss(&mut s.store, &x, &b.labels, false, None, 0.0);
+        loss_sum += loss.value().item() * b.len() as f64;
+        correct += ops::loss::top1_correct(out.logits.value(), &b.labels);
+        n += b.len();
+    }
+    (loss_sum / n.max(1) as f64, correct as f64 / n.max(1) as f64)
+}
+
+/// Runs (or resumes) the training `cfg` describes, with outputs in `opts.out`.
+pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunError> {
+    let out = &opts.out;
+    if cfg.epochs == 0 || cfg.batch == 0 || cfg.channels == 0 || cfg.layers < 3 {
+        return Err(RunError::Config(
+            "epochs, batch and channels must be positive and layers at least 3".into(),
+        ));
+    }
+    if cfg.dtype() == crate::tensor::DType::F64 && opts.device != Device::Cpu {
+        return Err(RunError::Config("--dtype f64 runs on the CPU only (GPU kernels are f32)".into()));
+    }
+    io(out, fs::create_dir_all(out))?;
+    let data = Cifar10::open(&cfg.data)?;
+    let (train_set, test_set) = (data.train().clone(), data.test().clone());
+    let n_train = cfg.train_images.map_or(train_set.len(), |k| k.min(train_set.len()));
+    let n_test = cfg.test_images.map_or(test_set.len(), |k| k.min(test_set.len()));
+    let sampler =
+        EpochSampler::new((0..n_train).collect(), cfg.batch, true, cfg.seed)?.with_cutout(cfg.cutout);
+    let steps_per_epoch = sampler.batches_per_epoch();
+    let mut s = build(cfg)?;
+    let params = count_without_aux(&s.store);
+    let ckpt = out.join("checkpoint.safetensors");
+    let mut pos = Position {
+        epoch: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        sampler: sampler.state(),
+        drop_rng: Rng::new(cfg.seed ^ DROP_PATH_DOMAIN).state(),
+    };
+    if opts.resume {
+        let (arrays, _) = checkpoint::read(&ckpt)?;
+        load(&mut s, &arrays, &ckpt)?;
+        let bad = |what: &str| {
+            RunError::Checkpoint(CheckpointError::Mismatch {
+                path: ckpt.clone(),
+                problems: vec![what.into()],
+            })
+        };
+        let [e, st, g] = array_words(arrays.get("run.position"), "run.position", &ckpt)?[..] else {
+            return Err(bad("run.position must hold 3 values"));
+        };
+        (pos.epoch, pos.step_in_epoch, pos.global_step) = (e as usize, st as usize, g as usize);
+        pos.sampler = SamplerState::from_words(&array_words(
+            arrays.get("rng.train_sampler"),
+            "rng.train_sampler",
+            &ckpt,
+        )?)
+        .ok_or_else(|| bad("rng.train_sampler must hold 11 words"))?;
+        pos.drop_rng = array_words(arrays.get("rng.drop_path"), "rng.drop_path", &ckpt)?
+            .try_into()
+            .map_err(|_| bad("rng.drop_path must hold 4 words"))?;
+    } else {
+        write_file(&out.join("config.json"), &serde_json::to_string_pretty(cfg).expect("config serialises"))?;
+        io(out, fs::write(out.join("log.jsonl"), ""))?;
+    }
+    s.store.to_device(&opts.device);
+    for b in s.sgd.bufs.iter_mut().flatten() {
+        *b = b.to_device(&opts.device);
+    }
+    let mut sampler = sampler;
+    sampler.set_state(&pos.sampler)?;
+    let mut loader = Loader::spawn(train_set, sampler, cfg.dtype(), DEFAULT_DEPTH)?;
+    let mut drop_rng = Rng::from_state(pos.drop_rng);
+    let mut log = io(out, fs::OpenOptions::new().append(true).open(out.join("log.jsonl")))?;
+    let ids: Vec<usize> = (0..s.store.params.len()).collect();
+    let (mut test_accs, mut steps_this_run, mut interrupted) = (Vec::new(), 0usize, false);
+
+    while pos.epoch < cfg.epochs {
+        let lr = cosine_lr(pos.epoch, cfg.epochs, cfg.lr, 0.0);
+        let drop_prob = drop_path_prob(cfg.drop_path, pos.epoch, cfg.epochs);
+        let progress = Progress {
+            on: opts.progress,
+            start: Instant::now(),
+            epoch: pos.epoch,
+            epochs: cfg.epochs,
+            steps: steps_per_epoch,
+        };
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        while pos.step_in_epoch < steps_per_epoch {
+            if INTERRUPTED.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| steps_this_run >= m) {
+                interrupted = true;
+                break;
+            }
+            let t0 = Instant::now();
+            let b = loader.next_batch();
+            let x = b.images.to_device(&opts.device);
+            let dp = Some(DropPath { prob: drop_prob, rng: &mut drop_rng });
+            let (tape, outp, loss) = s.net.loss(&mut s.store, &x, &b.labels, true, dp, cfg.auxiliary_weight);
+            let hits = ops::loss::top1_correct_count(outp.logits.value(), (&b.labels).into());
+            let grads = tape.backward(&loss, Groups::WEIGHTS);
+            drop((tape, outp));
+            let clip = clip_grad_norm(&grads, &ids, cfg.grad_clip);
+            s.sgd.step(&mut s.store, &grads, &ids, lr, Some(&clip));
+            // One host read per step: loss, correct count and gradient norm together.
+            let v = ops::optim::read_scalars(&[
+                (loss.value(), 0),
+                (&hits, 0),
+                (&clip.scalars, ops::optim::scalar::NORM),
+            ]);
+            let (l, c, norm) = (v[0], v[1] as usize, v[2]);
+            if !l.is_finite() {
+                return Err(RunError::NonFinite { epoch: pos.epoch, step: pos.step_in_epoch, loss: l });
+            }
+            pos.step_in_epoch += 1;
+            pos.global_step += 1;
+            steps_this_run += 1;
+            pos.sampler = loader.state();
+            pos.drop_rng = drop_rng.state();
+            let n = b.len();
+            (loss_sum, correct, seen) = (loss_sum + l * n as f64, correct + c, seen + n);
+            let secs = t0.elapsed().as_secs_f64();
+            let line = serde_json::json!({
+                "kind": "step", "epoch": pos.epoch, "step": pos.step_in_epoch, "global_step": pos.global_step,
+                "lr": lr, "drop_path": drop_prob, "loss": l, "acc": c as f64 / n as f64, "grad_norm": norm,
+                "seconds": secs, "images_per_second": n as f64 / secs,
+            });
+            io(out, writeln!(log, "{line}"))?;
+            progress.show(pos.step_in_epoch, loss_sum / seen as f64, correct as f64 / seen as f64, seen);
+        }
+        progress.done();
+        if interrupted {
+            break;
+        }
+        let (test_loss, test_acc) = evaluate(&mut s, &test_set, 0..n_test, cfg.batch, &opts.device);
+        test_accs.push(test_acc);
+        let line = serde_json::json!({
+            "kind": "epoch", "epoch": pos.epoch, "lr": lr, "drop_path": drop_prob,
+            "train_loss": loss_sum / seen.max(1) as f64, "train_acc": correct as f64 / seen.max(1) as f64,
+            "test_loss": test_loss, "test_acc": test_acc, "seconds": progress.start.elapsed().as_secs_f64(),
+        });
+        io(out, writeln!(log, "{line}"))?;
+        if opts.progress {
+            eprintln!("epoch {}: test loss {test_loss:.4} acc {test_acc:.4}", pos.epoch + 1);
+        }
+        pos.epoch += 1;
+        pos.step_in_epoch = 0;
+        save(out, cfg, &s, &pos)?;
+    }
+    if interrupted {
+        save(out, cfg, &s, &pos)?;
+    }
+    Ok(TrainSummary { epochs_done: pos.epoch, test_acc: test_accs, interrupted, params })
+}
+
+/// Reads `config.json` of a training run (for `--resume`).
+pub fn read_config(out: &Path) -> Result<TrainConfig, RunError> {
+    let p = out.join("config.json");
+    let text = io(&p, fs::read_to_string(&p))?;
+    serde_json::from_str(&text)
+        .map_err(|e| RunError::Config(format!("{}: {e} (not a darts train run?)", p.display())))
+}
+
+/// The network of a training checkpoint (its genotype from the checkpoint's metadata, its size
+/// from the tensor shapes), loaded strictly, for `darts eval`.
+pub fn load_checkpoint(
+    arrays: &Arrays,
+    meta: &HashMap<String, String>,
+    path: &Path,
+) -> Result<TrainState, RunError> {
+    let genotype = meta.get("genotype").ok_or_else(|| {
+        RunError::Config(format!(
+            "{}: a training checkpoint without its genotype in the metadata",
+            path.display()
+        ))
+    })?;
+    let stem = arrays.get("stem.0.weight").ok_or_else(|| {
+        RunError::Config(format!("{}: no stem.0.weight: not a DARTS network", path.display()))
+    })?;
+    let layers =
+        (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
+    let cfg = TrainConfig {
+        channels: stem.shape[0] / 3,
+        layers,
+        auxiliary: arrays.keys().any(|k| k.starts_with("auxiliary_head.")),
+        ..TrainConfig::paper(genotype)
+    };
+    let mut s = build(&cfg)?;
+    load(&mut s, arrays, path)?;
+    Ok(s)
+}
