@@ -6,6 +6,11 @@ A self-contained re-statement of the reference implementation's `model.py` (`Net
 `utils.drop_path` and the published genotypes of `genotypes.py`, with the reference's module
 structure, so the state-dict names are the reference's.
 
+  time   [--channels 36 --layers 20 --batch 96 --steps 3 --warmup 1 --drop-path 0.2 --threads N
+          --device cpu|cuda]
+                           seconds per float32 training step of NetworkCIFAR(DARTS_V2) with the aux
+                           head on random batches, one JSON line (the baseline of
+                           `darts bench train-step`; scripts/bench-vs-pytorch.sh --network eval)
   names  --out F.json      state-dict names and shapes of small CIFAR and ImageNet networks, and
                            the parameter counts of the paper's networks (aux head excluded)
   step   --out F.safetensors [--config darts_v2|all_ops|darts_v2_l3_aux]
@@ -501,6 +506,51 @@ def cmd_step(args):
                       "tensors": len(out)}))
 
 
+def cmd_time(args):
+    """Seconds per training step of NetworkCIFAR(DARTS_V2) in float32 on random batches, timed as
+    `darts bench train-step` times ours: forward with the auxiliary head and drop path, CE + 0.4
+    CE_aux, backward, gradient-norm clip 5, SGD step, loss read back; one JSON line."""
+    import resource
+    import time
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    dev = torch.device(args.device)
+    model = NetworkCIFAR(args.channels, 10, args.layers, True, DARTS_V2).to(dev)
+    model.train()
+    model.drop_path_prob = args.drop_path
+    opt = torch.optim.SGD(model.parameters(), LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    gen = torch.Generator().manual_seed(2)
+    batches = [(torch.randn(args.batch, 3, 32, 32, generator=gen).to(dev),
+                torch.randint(0, 10, (args.batch,), generator=gen).to(dev)) for _ in range(args.warmup + args.steps)]
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    times = []
+    for i, (x, y) in enumerate(batches):
+        sync()
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        logits, logits_aux = model(x)
+        loss = F.cross_entropy(logits, y) + AUX_WEIGHT * F.cross_entropy(logits_aux, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        opt.step()
+        final = loss.item()
+        sync()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    mid = len(times) // 2
+    median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    if dev.type == "cuda":
+        peak, kind = torch.cuda.max_memory_allocated(), "torch.cuda.max_memory_allocated"
+    else:
+        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak RSS of the process (ru_maxrss)"
+    print(json.dumps({"mode": "time", "engine": "pytorch", "network": "eval", "device": args.device,
+                      "batch": args.batch, "C": args.channels, "layers": args.layers, "order": "train",
+                      "steps": args.steps, "warmup": args.warmup, "median_s": median, "times_s": times,
+                      "peak_mem_bytes": peak, "peak_mem_kind": kind, "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "final_loss": final,
+                      "params": count_without_aux(model)}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -510,8 +560,19 @@ def main():
         if name == "step":
             s.add_argument("--config", choices=sorted(STEP_CONFIGS), default="darts_v2")
         s.set_defaults(fn=fn)
+    t = sub.add_parser("time")
+    t.add_argument("--channels", type=int, default=36)
+    t.add_argument("--layers", type=int, default=20)
+    t.add_argument("--batch", type=int, default=96)
+    t.add_argument("--steps", type=int, default=3)
+    t.add_argument("--warmup", type=int, default=1)
+    t.add_argument("--drop-path", type=float, default=0.2)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--device", default="cpu")
+    t.set_defaults(fn=cmd_time)
     args = p.parse_args()
-    torch.set_num_threads(1)
+    if args.cmd != "time":
+        torch.set_num_threads(1)
     args.fn(args)
 
 
