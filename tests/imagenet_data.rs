@@ -585,9 +585,10 @@ fn the_loader_resumes_where_it_stopped() {
     assert!(e.to_string().contains("saved over 4 images, this sampler has 7"), "{e}");
 }
 
-/// Decode + augment throughput. Run on real-sized images with
+/// Decode + augment throughput. Run on 500x375 images with
 /// `python3 scripts/make-imagenet-tiny.py --bench /tmp/imnet-bench 256` then
-/// `DARTS_IMAGENET_DIR=/tmp/imnet-bench cargo test --release --test imagenet_data -- --ignored --nocapture throughput`.
+/// `DARTS_IMAGENET_DIR=/tmp/imnet-bench cargo test --test imagenet_data -- --ignored --nocapture throughput`
+/// (the test profile is optimised).
 #[test]
 #[ignore = "a timing run, not a check; see its doc comment"]
 fn throughput() {

@@ -204,12 +204,14 @@ impl fmt::Display for DataError {
             DataError::EmptyClass { dir } => {
                 return write!(f, "{}: class directory holds no .JPEG/.jpg/.jpeg file", dir.display())
             }
-            DataError::ClassMismatch { train, val, detail } => return write!(
+            DataError::ClassMismatch { train, val, detail } => {
+                return write!(
                 f,
                 "the training folder {} and the validation folder {} must have the same classes: {detail}",
                 train.display(),
                 val.display()
-            ),
+            )
+            }
             DataError::Decode { path, reason } => {
                 return write!(f, "{}: cannot decode the JPEG: {reason}", path.display())
             }

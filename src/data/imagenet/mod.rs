@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! use darts::data::imagenet::{EvalTransform, ImageNetFolders, ImageNetSource, TrainTransform};
-//! use darts::data::{BatchSource, Loader, DEFAULT_DEPTH};
+//! use darts::data::{Loader, DEFAULT_DEPTH};
 //!
 //! let tree = ImageNetFolders::open("data/imagenet")?; // train/<class>/*.JPEG, val/<class>/*.JPEG
 //! let train = ImageNetSource::train(tree.train().clone(), TrainTransform::default(), 128, 0, 8)?;
