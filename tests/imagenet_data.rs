@@ -101,10 +101,6 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn bytes_as_f32(v: &[u8]) -> Vec<f32> {
-    v.iter().map(|&b| b as f32).collect()
-}
-
 /// CHW planes of an interleaved image, as f32 levels.
 fn planes(img: &RgbImage) -> Vec<f32> {
     (0..3).flat_map(|c| (0..img.height * img.width).map(move |i| img.pixels[i * 3 + c] as f32)).collect()
