@@ -1,6 +1,6 @@
-//! [`DataError`]: everything that can go wrong reading CIFAR-10 or setting up the samplers, with
-//! messages that name the file and the problem (and, for missing or malformed data, where to get
-//! the real thing).
+//! [`DataError`]: everything that can go wrong reading CIFAR-10 or an ImageNet-style folder tree
+//! or setting up the samplers, with messages that name the file and the problem (and, for missing
+//! or malformed CIFAR data, where to get the real thing).
 
 use std::fmt;
 use std::io;
@@ -93,6 +93,51 @@ pub enum DataError {
         /// The underlying error.
         source: io::Error,
     },
+    /// An ImageNet-style tree lacks a directory it needs.
+    MissingImageDir {
+        /// The directory expected.
+        path: PathBuf,
+        /// What it should hold, e.g. "the training images (train/<class>/*.JPEG)".
+        expected: &'static str,
+    },
+    /// An image folder has no class subdirectory.
+    NoClasses {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A class subdirectory holds no JPEG file.
+    EmptyClass {
+        /// The class directory.
+        dir: PathBuf,
+    },
+    /// The train and val trees do not list the same classes.
+    ClassMismatch {
+        /// The training folder.
+        train: PathBuf,
+        /// The validation folder.
+        val: PathBuf,
+        /// The first difference, in sorted order.
+        detail: String,
+    },
+    /// A JPEG file could not be decoded.
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// A JPEG decodes to a colour space the reader does not convert to RGB.
+    UnsupportedColor {
+        /// The file.
+        path: PathBuf,
+        /// The colour space found (and, if it matters, its component count).
+        colorspace: String,
+    },
+    /// A background batch-building thread pool could not be started.
+    Pool {
+        /// The pool builder's reason.
+        reason: String,
+    },
 }
 
 impl fmt::Display for DataError {
@@ -141,6 +186,45 @@ impl fmt::Display for DataError {
             }
             DataError::Thread { source } => {
                 return write!(f, "cannot start the background data loader thread: {source}")
+            }
+            DataError::MissingImageDir { path, expected } => {
+                return write!(
+                    f,
+                    "{} does not exist or is not a directory; expected it to hold {expected}",
+                    path.display()
+                )
+            }
+            DataError::NoClasses { dir } => {
+                return write!(
+                    f,
+                    "{}: no class subdirectories; expected <class>/*.JPEG folders, one per class",
+                    dir.display()
+                )
+            }
+            DataError::EmptyClass { dir } => {
+                return write!(f, "{}: class directory holds no .JPEG/.jpg/.jpeg file", dir.display())
+            }
+            DataError::ClassMismatch { train, val, detail } => {
+                return write!(
+                f,
+                "the training folder {} and the validation folder {} must have the same classes: {detail}",
+                train.display(),
+                val.display()
+            )
+            }
+            DataError::Decode { path, reason } => {
+                return write!(f, "{}: cannot decode the JPEG: {reason}", path.display())
+            }
+            DataError::UnsupportedColor { path, colorspace } => {
+                return write!(
+                    f,
+                    "{}: JPEG colour space {colorspace} is not supported (RGB/YCbCr, greyscale and \
+                     CMYK/YCCK are); convert the file to RGB",
+                    path.display()
+                )
+            }
+            DataError::Pool { reason } => {
+                return write!(f, "cannot start the data decoding thread pool: {reason}")
             }
         }
         write!(f, "\n  hint: {GET_DATA_HINT}")

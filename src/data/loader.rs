@@ -1,7 +1,11 @@
-//! [`Loader`]: prepares a sampler's batches on a background thread, a few ahead, so reading and
-//! augmenting overlap the compute. It yields exactly the batches the synchronous
-//! [`Sampler::next_batch`] would, and its [`Loader::state`] is the sampler's state after the last
-//! batch *handed out* (not after those prefetched), so a checkpoint taken from it resumes exactly.
+//! [`Loader`]: prepares a [`BatchSource`]'s batches on a background thread, a few ahead, so
+//! reading and augmenting overlap the compute. It yields exactly the batches the source would
+//! yield synchronously, and its [`Loader::state`] is the source's state after the last batch
+//! *handed out* (not after those prefetched), so a checkpoint taken from it resumes exactly.
+//!
+//! [`Loader::spawn`] serves CIFAR-10 batches from a [`Sampler`]; [`Loader::from_source`] serves
+//! any other source (e.g. the ImageNet folder reader's
+//! [`ImageNetSource`](super::imagenet::ImageNetSource)).
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -17,11 +21,42 @@ use super::sampler::{Sampler, SamplerState};
 /// Batches prepared ahead by default.
 pub const DEFAULT_DEPTH: usize = 3;
 
+/// An endless producer of batches with a resumable state: what a [`Loader`] runs in the
+/// background.
+pub trait BatchSource: Send + 'static {
+    /// Builds the next batch (advancing the source). An error ends the loader.
+    fn next_batch(&mut self) -> Result<Batch, DataError>;
+    /// The state after the batches built so far (restoring it, with the source's own
+    /// `set_state`, makes the next batch the one that would have followed).
+    fn state(&self) -> SamplerState;
+}
+
+/// CIFAR-10 batches: a sampler's plans built from a set.
+struct CifarSource<S> {
+    set: Arc<CifarSet>,
+    sampler: S,
+    dtype: DType,
+}
+
+impl<S: Sampler + Send + 'static> BatchSource for CifarSource<S> {
+    fn next_batch(&mut self) -> Result<Batch, DataError> {
+        let plan = self.sampler.next_plan();
+        Ok(build_batch(&self.set, &plan, self.dtype))
+    }
+
+    fn state(&self) -> SamplerState {
+        self.sampler.state()
+    }
+}
+
+type Item = Result<(Batch, SamplerState), DataError>;
+
 /// A background batch producer. Dropping it stops and joins the thread.
 pub struct Loader {
-    rx: Option<Receiver<(Batch, SamplerState)>>,
+    rx: Option<Receiver<Item>>,
     handle: Option<JoinHandle<()>>,
     state: SamplerState,
+    failed: bool,
 }
 
 impl Loader {
@@ -30,7 +65,7 @@ impl Loader {
     /// index outside the set, or the thread cannot start.
     pub fn spawn<S: Sampler + Send + 'static>(
         set: Arc<CifarSet>,
-        mut sampler: S,
+        sampler: S,
         dtype: DType,
         depth: usize,
     ) -> Result<Loader, DataError> {
@@ -43,29 +78,45 @@ impl Loader {
                 ),
             });
         }
-        let state = sampler.state();
-        let (tx, rx) = sync_channel(depth.max(1));
+        Loader::from_source(CifarSource { set, sampler, dtype }, depth)
+    }
+
+    /// Starts a thread building `source`'s batches, keeping up to `depth` (at least 1) ready.
+    /// Errors if the thread cannot start.
+    pub fn from_source<B: BatchSource>(mut source: B, depth: usize) -> Result<Loader, DataError> {
+        let state = source.state();
+        let (tx, rx) = sync_channel::<Item>(depth.max(1));
         let handle = std::thread::Builder::new()
             .name("darts-data-loader".into())
             .spawn(move || loop {
-                let plan = sampler.next_plan();
-                let batch = build_batch(&set, &plan, dtype);
-                // The receiver is gone: the loader was dropped.
-                if tx.send((batch, sampler.state())).is_err() {
+                let item = source.next_batch().map(|batch| (batch, source.state()));
+                let stop = item.is_err();
+                // A failed send means the receiver is gone: the loader was dropped.
+                if tx.send(item).is_err() || stop {
                     return;
                 }
             })
             .map_err(|source| DataError::Thread { source })?;
-        Ok(Loader { rx: Some(rx), handle: Some(handle), state })
+        Ok(Loader { rx: Some(rx), handle: Some(handle), state, failed: false })
     }
 
-    /// The next batch (waits if it is not ready yet).
-    pub fn next_batch(&mut self) -> Batch {
+    /// The next batch (waits if it is not ready yet), or the error that stopped the source; after
+    /// an error every later call errors too.
+    pub fn try_next_batch(&mut self) -> Result<Batch, DataError> {
+        if self.failed {
+            return Err(DataError::BadBatch {
+                detail: "the data loader stopped after an earlier error".into(),
+            });
+        }
         let rx = self.rx.as_ref().expect("the receiver lives until drop");
         match rx.recv() {
-            Ok((batch, state)) => {
+            Ok(Ok((batch, state))) => {
                 self.state = state;
-                batch
+                Ok(batch)
+            }
+            Ok(Err(e)) => {
+                self.failed = true;
+                Err(e)
             }
             Err(_) => {
                 // The thread only ends early by panicking: pass the panic on.
@@ -77,7 +128,15 @@ impl Loader {
         }
     }
 
-    /// The sampler's state after the last batch returned by [`Loader::next_batch`].
+    /// The next batch (waits if it is not ready yet). Panics with the error's message if the
+    /// source fails (CIFAR-10 sources never do; use [`Loader::try_next_batch`] for sources that
+    /// read files).
+    pub fn next_batch(&mut self) -> Batch {
+        self.try_next_batch().unwrap_or_else(|e| panic!("data loader: {e}"))
+    }
+
+    /// The source's state after the last batch returned by [`Loader::next_batch`] or
+    /// [`Loader::try_next_batch`].
     pub fn state(&self) -> SamplerState {
         self.state
     }

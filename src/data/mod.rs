@@ -1,6 +1,7 @@
 //! CIFAR-10 input pipeline for the search: the binary-format reader ([`cifar`]), the DARTS
 //! train/val split ([`split`]), the search augmentation ([`augment`]), batches ([`batch`]),
-//! seeded resumable samplers ([`sampler`]) and a background loader ([`loader`]).
+//! seeded resumable samplers ([`sampler`]) and a background loader ([`loader`]). ImageNet-style
+//! JPEG folder trees, for the ImageNet evaluation, are read by [`imagenet`].
 //!
 //! ```no_run
 //! use darts::data::{default_data_dir, search_samplers, Cifar10, Loader, DEFAULT_DEPTH};
@@ -20,6 +21,7 @@ pub mod augment;
 pub mod batch;
 pub mod cifar;
 pub mod error;
+pub mod imagenet;
 pub mod loader;
 pub mod sampler;
 pub mod split;
@@ -30,7 +32,7 @@ pub use augment::{AugParams, Cutout, NormTable, MEAN, STD};
 pub use batch::{build_batch, eval_batches, Batch, BatchPlan};
 pub use cifar::{Cifar10, CifarFile, CifarSet, CLASS_NAMES, NUM_CLASSES};
 pub use error::DataError;
-pub use loader::{Loader, DEFAULT_DEPTH};
+pub use loader::{BatchSource, Loader, DEFAULT_DEPTH};
 pub use sampler::{
     search_samplers, EpochSampler, RandomBatchSampler, Sampler, SamplerState, SearchSamplers,
     SequentialSampler,
