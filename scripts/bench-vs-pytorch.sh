@@ -6,7 +6,11 @@
 #
 #   scripts/bench-vs-pytorch.sh [--device cpu|cuda] [--preset paper|cpu-small]
 #       [--order first|second|first,second] [--steps N] [--warmup N] [--threads N]
-#       [--cuda-graph off|auto|both] [--out FILE]
+#       [--cuda-graph off|auto|both] [--network search|eval] [--out FILE]
+#
+# --network eval times training steps of the evaluation network instead (DARTS_V2's
+# NetworkCIFAR, `darts bench train-step` against `scripts/eval_torch.py time`; --order is
+# ignored, the presets are darts train's: paper C=36 L=20 B=96, cpu-small C=16 L=8 B=64).
 #
 # Defaults: CUDA when `darts info` finds a device, else the CPU; paper preset; first order;
 # 3 timed steps after 1 warm-up on the CPU, 10 after 2 on CUDA; on the CPU both engines get
@@ -18,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device="" preset=paper orders=first steps="" warmup="" threads="" out="" graph=""
+device="" preset=paper orders=first steps="" warmup="" threads="" out="" graph="" network=search
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device=$2; shift 2 ;;
@@ -29,7 +33,8 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --cuda-graph) graph=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --network) network=$2; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench-vs-pytorch: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -65,7 +70,23 @@ esac
 
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
-for order in ${orders//,/ }; do
+if [ "$network" = eval ]; then
+  case "$preset" in
+    paper) C=36 L=20 B=96 ;;
+    cpu-small) C=16 L=8 B=64 ;;
+  esac
+  orders=train graphs=off
+  eval_py=$(dirname "$0")/eval_torch.py
+  echo "== $device $preset eval network: ours ($darts bench train-step)" >&2
+  RAYON_NUM_THREADS=$threads "$darts" bench train-step --device "$device" --preset "$preset" \
+    --steps "$steps" --warmup "$warmup" | grep '^{' >>"$lines"
+  echo "== $device $preset eval network: PyTorch ($eval_py time)" >&2
+  "$py" "$eval_py" time --channels "$C" --layers "$L" --batch "$B" --steps "$steps" --warmup "$warmup" \
+    --device "$device" --threads "$threads" | grep '^{' >>"$lines"
+elif [ "$network" != search ]; then
+  echo "bench-vs-pytorch: --network must be search or eval, got $network" >&2; exit 2
+fi
+[ "$network" = search ] && for order in ${orders//,/ }; do
   for g in $graphs; do
     echo "== $device $preset $order: ours ($darts bench step --cuda-graph $g)" >&2
     RAYON_NUM_THREADS=$threads "$darts" bench step --device "$device" --preset "$preset" --order "$order" \
@@ -110,7 +131,7 @@ EOF
 echo "$report"
 if [ -n "$out" ]; then
   mkdir -p "$(dirname "$out")"
-  { echo "# scripts/bench-vs-pytorch.sh --device $device --preset $preset --order $orders --steps $steps --warmup $warmup --threads $threads --cuda-graph $graph"
+  { echo "# scripts/bench-vs-pytorch.sh --device $device --preset $preset --order $orders --steps $steps --warmup $warmup --threads $threads --cuda-graph $graph --network $network"
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "$report"; } >"$out"
   echo "written: $out" >&2

@@ -104,6 +104,26 @@ enum Command {
 /// What `darts bench` measures.
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Times training steps of the evaluation network (DARTS_V2's NetworkCIFAR with the auxiliary
+    /// head and drop path: forward, backward, clip, SGD) on random CIFAR-shaped batches, as
+    /// `scripts/eval_torch.py time` does for the PyTorch reference; one JSON line.
+    TrainStep {
+        /// Device: auto, cpu, cuda, emu or emu-deferred.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Shape preset: paper (C=36, 20 cells, batch 96) or cpu-small (C=16, 8 cells, batch 64).
+        #[arg(long, default_value = "paper")]
+        preset: String,
+        /// Timed steps (the median is over these).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Untimed steps before them.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Override the preset's batch size.
+        #[arg(long)]
+        batch: Option<usize>,
+    },
     /// Times every kernel family (forward and backward) at the DARTS search shapes and prints a
     /// roofline table: per case its least bytes and FLOPs, achieved GB/s and GFLOP/s, which
     /// ceiling binds it and how close it gets (roof %). The ceilings are measured in the same
@@ -301,6 +321,22 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             roofline::measure(&device, &mut cases, samples, |r| {
                 println!("{}", roofline::format_row(r, &ceilings))
             });
+            ExitCode::SUCCESS
+        }
+        BenchCommand::TrainStep { device, preset, steps, warmup, batch } => {
+            let Some(mut b) = bench::train_step::TrainStepBench::preset(&preset) else {
+                return fail(&format!("unknown preset {preset:?}: expected paper or cpu-small"));
+            };
+            if steps == 0 || batch == Some(0) {
+                return fail(&"--steps and --batch must be at least 1");
+            }
+            (b.steps, b.warmup) = (steps, warmup);
+            b.config.batch = batch.unwrap_or(b.config.batch);
+            let device = match darts::device::open(device, false) {
+                Ok((d, _)) => d,
+                Err(e) => return fail(&e),
+            };
+            println!("{}", bench::train_step::run(&b, &device));
             ExitCode::SUCCESS
         }
         BenchCommand::Step {

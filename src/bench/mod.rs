@@ -7,6 +7,7 @@
 pub mod kernels;
 pub mod roofline;
 pub mod step;
+pub mod train_step;
 
 use std::time::Instant;
 

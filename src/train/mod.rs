@@ -14,6 +14,7 @@
 //! Every value is a field of [`TrainConfig`], saved as the run's `config.json`.
 
 pub mod run;
+pub mod step;
 
 use std::path::PathBuf;
 
