@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: one prepared run on a borrowed GPU machine (no Rust toolchain there) over the
-# bundle that scripts/build-gpu-bundle.sh built here (gpu-bin/). At most 7.5 minutes: every part
+# bundle that scripts/build-gpu-bundle.sh built here (gpu-bin/). At most 8 minutes: every part
 # has its own time budget and a failure in one part does not stop the next. Everything goes
-# into 8 files in RESULTS_DIR (the budgets add up to 444 s; GPU_CHECK_SECONDS sets the overall
-# limit, 450 by default):
+# into 8 files in RESULTS_DIR (the budgets add up to 474 s; GPU_CHECK_SECONDS sets the overall
+# limit, 480 by default):
 #
 #   summary.txt    machine, driver, and per part: pass / FAIL / skipped (why), seconds
 #   info.txt       darts info: device, PTX target, per-kernel registers and spills after JIT
@@ -15,8 +15,8 @@
 #   kernels.txt    the criterion CUDA group (benches/kernels.rs) and the roofline table
 #   search.txt     paper-preset search, first and second order, each run twice (the step
 #                  replayed as a CUDA graph, and launch by launch): bitwise equal?
-#   pytorch.txt    our step (graphs off and on) against the PyTorch reference's on this card
-#                  (bench-vs-pytorch.sh)
+#   pytorch.txt    our search step (graphs off and on) and evaluation-network training step
+#                  against the PyTorch reference's on this card (bench-vs-pytorch.sh)
 #
 #   scripts/gpu-check.sh RESULTS_DIR
 #
@@ -29,11 +29,11 @@ mkdir -p "$out"
 bin=gpu-bin
 [ -x "$bin/darts" ] || { echo "no $bin/darts: run scripts/build-gpu-bundle.sh first and carry gpu-bin/" >&2; exit 2; }
 start=$(date +%s)
-deadline=$((start + ${GPU_CHECK_SECONDS:-450}))  # 7.5 minutes in all, whatever the parts take
+deadline=$((start + ${GPU_CHECK_SECONDS:-480}))  # 8 minutes in all, whatever the parts take
 summary="$out/summary.txt"
 failures=0
 
-# part NAME FILE BUDGET CMD...: runs CMD under `timeout BUDGET` (less if the 7.5 minutes would
+# part NAME FILE BUDGET CMD...: runs CMD under `timeout BUDGET` (less if the 8 minutes would
 # run out first), appends its output to FILE and a line to the summary.
 part() {
   local name=$1 file=$2 limit=$3; shift 3
@@ -41,7 +41,7 @@ part() {
   t0=$(date +%s)
   if [ $((deadline - t0)) -lt "$limit" ]; then limit=$((deadline - t0)); fi
   if [ "$limit" -lt 5 ]; then
-    skip "$name" "$file" "no time left of the check's 7.5 minutes"
+    skip "$name" "$file" "no time left of the check's 8 minutes"
     failures=$((failures + 1))
     return
   fi
@@ -156,11 +156,15 @@ torch_cuda() {
 }
 if [ -z "$cuda" ]; then
   skip "PyTorch side by side" pytorch.txt "$no_gpu"
+  skip "PyTorch side by side, training" pytorch.txt "$no_gpu"
 elif ! torch_cuda; then
   skip "PyTorch side by side" pytorch.txt "no PyTorch with CUDA here"
+  skip "PyTorch side by side, training" pytorch.txt "no PyTorch with CUDA here"
 else
   part "PyTorch side by side" pytorch.txt 80 env DARTS="$bin/darts" DARTS_TORCH="$bin/darts_torch.py" \
     scripts/bench-vs-pytorch.sh --device cuda --preset paper --order first,second --steps 5 --warmup 1
+  part "PyTorch side by side, training" pytorch.txt 30 env DARTS="$bin/darts" \
+    scripts/bench-vs-pytorch.sh --device cuda --network eval --preset paper --steps 5 --warmup 1
 fi
 
 total=$(( $(date +%s) - start ))
