@@ -1,8 +1,10 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
+pub mod early_stop;
 pub mod genotype;
 mod genotype_python;
 pub mod genotypes;
+pub mod hessian;
 pub mod prefetch;
 pub mod run;
 pub mod state_io;
