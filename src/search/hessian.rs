@@ -212,15 +212,17 @@ pub fn symmetric_eigenvalues(m: &[Vec<f64>]) -> Vec<f64> {
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                // A ← Jᵀ A J: columns p and q, then rows p and q (p < q).
+                for row in a.iter_mut() {
+                    let (x, y) = (row[p], row[q]);
+                    row[p] = c * x - s * y;
+                    row[q] = s * x + c * y;
                 }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
+                let (upper, lower) = a.split_at_mut(q);
+                for (x, y) in upper[p].iter_mut().zip(lower[0].iter_mut()) {
+                    let (xp, yq) = (*x, *y);
+                    *x = c * xp - s * yq;
+                    *y = s * xp + c * yq;
                 }
             }
         }
