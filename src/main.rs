@@ -255,6 +255,17 @@ struct SearchArgs {
     /// --debug-sync. The CPU never uses graphs; on the emulator only emu-deferred does.
     #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
     cuda_graph: String,
+    /// Every N epochs, compute the dominant eigenvalue λ_max of the validation loss' Hessian
+    /// with respect to α (RobustDARTS' collapse indicator; power iteration over finite-difference
+    /// Hessian-vector products on one fixed validation batch, the arch weight decay on the
+    /// diagonal) and log it as lambda_max in the epoch line. 0: never.
+    #[arg(long, default_value_t = 0)]
+    hessian_every: usize,
+    /// DARTS-ES: stop when the local average of λ_max (window 5) grows by more than 1.3x over 4
+    /// evaluations (from epoch 10 on) and return the genotype of the earlier epoch. Needs
+    /// --hessian-every.
+    #[arg(long)]
+    early_stop: bool,
 }
 
 fn main() -> ExitCode {
@@ -549,6 +560,11 @@ fn search(a: SearchArgs) -> ExitCode {
             return fail(&"--epochs, --batch and --channels must be positive and --layers at least 3");
         }
         cfg.data = data_dir(a.data.clone());
+        if a.early_stop && a.hessian_every == 0 {
+            return fail(&"--early-stop needs --hessian-every N (the eigenvalues it watches)");
+        }
+        cfg.hessian_every = a.hessian_every;
+        cfg.early_stop = a.early_stop;
         cfg
     };
     // Fusion changes how a step executes, not what it computes: a resumed run may switch.

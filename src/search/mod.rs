@@ -6,6 +6,7 @@ mod genotype_python;
 pub mod genotypes;
 pub mod hessian;
 pub mod prefetch;
+pub mod robust;
 pub mod run;
 pub mod state_io;
 pub mod step;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::genotype::{to_dot, to_svg, Genotype};
 use super::prefetch::Prefetch;
+use super::robust::{lambda_history, Robust};
 use super::state_io::{load_state, state_arrays};
 use super::step::{Batch, Order, SearchState, StepConfig};
 use super::stepper::{GraphMode, Stepper};
@@ -66,6 +67,12 @@ pub struct SearchConfig {
     /// Fused mixed ops (the default); `false` runs the unfused reference composition.
     #[serde(default = "fuse_default")]
     pub fuse: bool,
+    /// λ_max of the α-Hessian every this many epochs (0: never; RobustDARTS).
+    #[serde(default)]
+    pub hessian_every: usize,
+    /// DARTS-ES on λ_max (needs `hessian_every`).
+    #[serde(default)]
+    pub early_stop: bool,
 }
 
 fn fuse_default() -> bool {
@@ -90,6 +97,8 @@ impl SearchConfig {
             data: PathBuf::new(),
             train_images: None,
             fuse: true,
+            hessian_every: 0,
+            early_stop: false,
         }
     }
 
@@ -429,6 +438,23 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     };
     let mut pending: Option<Drawn> = None;
     let mut stepper = Stepper::new(&opts.device, opts.graph).map_err(RunError::Gpu)?;
+    let wd = state.adam.weight_decay;
+    let mut robust = Robust::new(
+        cfg.hessian_every,
+        cfg.early_stop,
+        &train_set,
+        val_range.clone(),
+        cfg.batch,
+        dtype,
+        &opts.device,
+        wd,
+        cfg.seed,
+    );
+    if let (Some(r), true) = (robust.as_mut(), opts.resume) {
+        let log = fs::read_to_string(out.join("log.jsonl")).unwrap_or_default();
+        r.restore(&lambda_history(&log));
+    }
+    let mut stopped_at = None;
     let mut steps_this_run = 0;
     let mut interrupted = false;
 
@@ -516,12 +542,17 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         let alphas_json = serde_json::json!({"epoch": pos.epoch, "alphas_normal": an, "alphas_reduce": ar});
         write_file(&out.join(format!("alphas/epoch_{:03}.json", pos.epoch)), &alphas_json.to_string())?;
         write_genotype(out, &g)?;
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "kind": "epoch", "epoch": pos.epoch, "lr": lr,
             "train_loss": loss_sum / seen.max(1) as f64, "train_acc": correct as f64 / seen.max(1) as f64,
             "val_loss": val_loss, "val_acc": val_acc, "genotype": g.to_python(),
             "seconds": progress.start.elapsed().as_secs_f64(),
         });
+        let verdict = robust.as_mut().map(|r| r.epoch_end(pos.epoch, &state)).unwrap_or_default();
+        if let Some(e) = verdict.eigen {
+            line["lambda_max"] = e.lambda_max.into();
+            line["hessian_products"] = e.products.into();
+        }
         io(out, writeln!(log, "{line}"))?;
         if opts.progress {
             eprintln!("epoch {}: val loss {val_loss:.4} acc {val_acc:.4}; {}", pos.epoch + 1, g.to_python());
@@ -529,12 +560,38 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         pos.epoch += 1;
         pos.step_in_epoch = 0;
         save_checkpoint(out, &state, &pos)?;
+        if let Some(stop) = verdict.stop_at {
+            let line = serde_json::json!({"kind": "early_stop", "epoch": pos.epoch - 1, "stop_epoch": stop});
+            io(out, writeln!(log, "{line}"))?;
+            if opts.progress {
+                eprintln!(
+                    "DARTS-ES: λ_max grew past the rule's factor; returning the genotype of epoch {}",
+                    stop + 1
+                );
+            }
+            stopped_at = Some(stop);
+            break;
+        }
     }
     if interrupted {
         save_checkpoint(out, &state, &pos)?;
     }
-    let (an, ar) = alphas(&state);
-    let genotype = Genotype::from_alphas(&an, &ar);
+    let genotype = match stopped_at {
+        // DARTS-ES returns the genotype of the epoch it stops at, from that epoch's α.
+        Some(stop) => {
+            let p = out.join(format!("alphas/epoch_{stop:03}.json"));
+            let v: serde_json::Value = serde_json::from_str(&io(&p, fs::read_to_string(&p))?)
+                .map_err(|e| RunError::Config(format!("{}: {e}", p.display())))?;
+            let row = |k: &str| -> Vec<f64> {
+                v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default()
+            };
+            Genotype::from_alphas(&row("alphas_normal"), &row("alphas_reduce"))
+        }
+        None => {
+            let (an, ar) = alphas(&state);
+            Genotype::from_alphas(&an, &ar)
+        }
+    };
     write_genotype(out, &genotype)?;
     Ok(RunSummary { epochs_done: pos.epoch, val_acc: val_accs, genotype, interrupted, state })
 }
