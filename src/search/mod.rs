@@ -1,8 +1,11 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
+pub mod diagnostics;
 pub mod genotype;
 mod genotype_python;
 pub mod genotypes;
+pub mod hyper;
+pub mod plot;
 pub mod prefetch;
 pub mod run;
 pub mod state_io;
