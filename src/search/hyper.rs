@@ -65,7 +65,7 @@ impl SearchConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return bad("--momentum", "in [0, 1)", self.momentum.to_string());
         }
-        if !(self.grad_clip > 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
             return bad("--grad-clip", "> 0 (the largest gradient norm)", self.grad_clip.to_string());
         }
         let (b1, b2) = self.arch_betas;

@@ -34,6 +34,9 @@ pub const OP_STYLES: [(&str, &str); 8] = [
     ("#8c564b", ""),                          // dil_conv_5x5
 ];
 
+/// One line of a chart: legend name, colour, extra SVG style attributes, data points.
+type Series<'a> = (&'a str, &'a str, &'a str, Vec<(f64, f64)>);
+
 const DASHED: &str = " stroke-dasharray=\"6 3\"";
 
 /// The alphas after one epoch.
@@ -61,6 +64,9 @@ pub struct History {
 /// skipped, and a missing log only means no λ_max.
 pub fn read_history(run: &Path) -> Result<History, RunError> {
     let dir = run.join("alphas");
+    if !dir.is_dir() {
+        return Err(RunError::Config(format!("{}: no alphas/ directory: not a search run", run.display())));
+    }
     let mut alphas = BTreeMap::new();
     for entry in io(&dir, fs::read_dir(&dir))? {
         let path = io(&dir, entry)?.path();
@@ -224,11 +230,7 @@ pub fn diagnostics_svg(h: &History) -> String {
         diags.iter().map(|(e, d)| (*e, f(d))).collect()
     };
     let mut top = 40.0;
-    let mut panel = |s: &mut String,
-                     title: &str,
-                     y: (f64, f64),
-                     yt: &[f64],
-                     lines: &[(&str, &str, &str, Vec<(f64, f64)>)]| {
+    let mut panel = |s: &mut String, title: &str, y: (f64, f64), yt: &[f64], lines: &[Series]| {
         let _ = writeln!(s, "<g class=\"chart\">");
         text(s, 60.0, top + 14.0, "start", 12.0, title);
         let entries: Vec<(&str, &str, &str)> = lines.iter().map(|(n, c, st, _)| (*n, *c, *st)).collect();
