@@ -1,9 +1,10 @@
 //! A whole search run: epochs of bilevel steps over CIFAR-10, validation, genotype and alphas
 //! per epoch, atomic checkpoints (every epoch and on Ctrl-C), exact resume, progress and logs.
 //!
-//! Outputs in the run directory: `config.json`, `log.jsonl`, `alphas/epoch_NNN.json`,
-//! `genotype.json`, `genotype.txt`, `normal.dot`/`.svg`, `reduce.dot`/`.svg`,
-//! `checkpoint.safetensors`.
+//! Outputs in the run directory: `config.json`, `log.jsonl` (step lines every `report_freq`
+//! steps; epoch lines with [`Diagnostics`]), `alphas/epoch_NNN.json`, `genotype.json`,
+//! `genotype.txt`, `normal.dot`/`.svg`, `reduce.dot`/`.svg`, the plots of
+//! [`super::plot::plot_run`] (redrawn every epoch), `checkpoint.safetensors`.
 
 use std::collections::HashMap;
 use std::fmt;
