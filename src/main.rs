@@ -11,6 +11,7 @@ use darts::ops::{self, ConvParams};
 use darts::rng::Rng;
 use darts::search::stepper::GraphMode;
 
+mod search_flags;
 mod train_cmd;
 use darts::{DType, Tensor};
 
@@ -30,10 +31,23 @@ struct Cli {
 enum Command {
     /// Runs a DARTS architecture search on CIFAR-10 and writes the discovered genotype.
     ///
-    /// Outputs go to --out (default runs/<preset>-<order>-seed<seed>): config.json, log.jsonl,
-    /// alphas/epoch_NNN.json, genotype.json and genotype.txt, normal/reduce .dot and .svg, and
-    /// checkpoint.safetensors (written atomically every epoch and on Ctrl-C; --resume continues).
+    /// Outputs go to --out (default runs/<preset>-<order>-seed<seed>): config.json, log.jsonl
+    /// (step lines, and epoch lines with collapse diagnostics), alphas/epoch_NNN.json,
+    /// genotype.json and genotype.txt, normal/reduce .dot and .svg, the plots of `darts plot`
+    /// (redrawn every epoch), and checkpoint.safetensors (written atomically every epoch and on
+    /// Ctrl-C; --resume continues).
     Search(Box<SearchArgs>),
+    /// Draws a search run as SVG: each edge's softmax(α) per epoch (alphas_normal.svg,
+    /// alphas_reduce.svg: a panel per edge, a line per op) and the collapse diagnostics per epoch
+    /// (diagnostics.svg: skip_connect and parameter-free ops in the derived cells, mean edge
+    /// entropy, and λ_max when the log has it). A search writes the same files every epoch.
+    Plot {
+        /// The run directory (holding alphas/epoch_NNN.json and log.jsonl).
+        run: PathBuf,
+        /// Where the SVG files go (default: the run directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Trains a genotype's evaluation network from scratch on CIFAR-10 (the DARTS evaluation
     /// protocol) and reports the test accuracy after every epoch.
     ///
@@ -228,7 +242,9 @@ struct SearchArgs {
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in --out from its checkpoint (its config.json is used).
+    /// Continue the run in --out from its checkpoint with the settings of its config.json; a
+    /// flag asking for another value of a recorded setting (--epochs, --batch, --lr, ...) is an
+    /// error.
     #[arg(long)]
     resume: bool,
     /// Start from the weights and alphas of this checkpoint (reference names).
@@ -258,7 +274,8 @@ struct SearchArgs {
     /// Every N epochs, compute the dominant eigenvalue λ_max of the validation loss' Hessian
     /// with respect to α (RobustDARTS' collapse indicator; power iteration over finite-difference
     /// Hessian-vector products on one fixed validation batch, the arch weight decay on the
-    /// diagonal) and log it as lambda_max in the epoch line. 0: never.
+    /// diagonal) and log it as diagnostics.lambda_max in the epoch line (darts plot draws it).
+    /// 0: never.
     #[arg(long, default_value_t = 0)]
     hessian_every: usize,
     /// DARTS-ES: stop when the local average of λ_max (window 5) grows by more than 1.3x over 4
@@ -266,6 +283,8 @@ struct SearchArgs {
     /// --hessian-every.
     #[arg(long)]
     early_stop: bool,
+    #[command(flatten)]
+    hyper: search_flags::HyperArgs,
 }
 
 fn main() -> ExitCode {
@@ -281,6 +300,7 @@ fn main() -> ExitCode {
         Command::Check { batch, reps } => check(batch, reps.max(1)),
         Command::Info => info(),
         Command::Search(args) => search(*args),
+        Command::Plot { run, out } => plot(&run, out.as_deref()),
         Command::Train(args) => train_cmd::train(*args),
         Command::Eval { checkpoint, data, device, batch, debug_sync } => {
             eval(&checkpoint, data, device, batch, debug_sync)
@@ -521,12 +541,36 @@ fn search(a: SearchArgs) -> ExitCode {
     } else {
         eprintln!("device: {device:?}");
     }
+    // The flags that override a preset's (or, resuming, must agree with the run's) values.
+    let overrides = |cfg: &mut SearchConfig| -> Result<(), String> {
+        if let Some(p) = &a.preset {
+            cfg.preset = p.clone();
+        }
+        cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
+        cfg.layers = a.layers.unwrap_or(cfg.layers);
+        cfg.channels = a.channels.unwrap_or(cfg.channels);
+        cfg.batch = a.batch.unwrap_or(cfg.batch);
+        cfg.train_images = a.train_images.or(cfg.train_images);
+        if a.hessian_every > 0 {
+            cfg.hessian_every = a.hessian_every;
+        }
+        cfg.early_stop |= a.early_stop;
+        if cfg.early_stop && cfg.hessian_every == 0 {
+            return Err("--early-stop needs --hessian-every N (the eigenvalues it watches)".into());
+        }
+        a.hyper.apply(cfg)
+    };
     let mut cfg = if a.resume {
         let Some(out) = &a.out else { return fail(&"--resume needs --out (the run directory)") };
-        match run::read_config(out) {
+        let recorded = match run::read_config(out) {
             Ok(c) => c,
             Err(e) => return fail(&e),
+        };
+        let mut wanted = recorded.clone();
+        if let Err(e) = overrides(&mut wanted).and_then(|()| search_flags::check_resume(&recorded, &wanted)) {
+            return fail(&e);
         }
+        recorded
     } else {
         let mut cfg = match a.preset.as_deref() {
             Some("paper") => SearchConfig::paper(),
@@ -551,20 +595,16 @@ fn search(a: SearchArgs) -> ExitCode {
         cfg.dtype = a.dtype.clone();
         cfg.seed = a.seed;
         cfg.train_portion = a.train_portion;
-        cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
-        cfg.layers = a.layers.unwrap_or(cfg.layers);
-        cfg.channels = a.channels.unwrap_or(cfg.channels);
-        cfg.batch = a.batch.unwrap_or(cfg.batch);
-        cfg.train_images = a.train_images;
+        if let Err(e) = overrides(&mut cfg) {
+            return fail(&e);
+        }
+        if let Err(e) = cfg.validate() {
+            return fail(&e);
+        }
         if cfg.epochs == 0 || cfg.batch == 0 || cfg.channels == 0 || cfg.layers < 3 {
             return fail(&"--epochs, --batch and --channels must be positive and --layers at least 3");
         }
         cfg.data = data_dir(a.data.clone());
-        if a.early_stop && a.hessian_every == 0 {
-            return fail(&"--early-stop needs --hessian-every N (the eigenvalues it watches)");
-        }
-        cfg.hessian_every = a.hessian_every;
-        cfg.early_stop = a.early_stop;
         cfg
     };
     // Fusion changes how a step executes, not what it computes: a resumed run may switch.
@@ -619,6 +659,22 @@ fn search(a: SearchArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// `darts plot`: writes a run's SVG plots and lists them.
+fn plot(run: &Path, out: Option<&Path>) -> ExitCode {
+    match darts::search::plot::plot_run(run, out.unwrap_or(run)) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

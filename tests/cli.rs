@@ -293,3 +293,30 @@ fn train_runs_a_genotype_and_eval_reads_its_checkpoint() {
     let e = err(&["train", "--device", "cpu", "--resume", "--out", "tests/fixtures"]);
     assert!(e.contains("config.json"), "{e}");
 }
+
+/// `--hessian-every 1` logs λ_max in every epoch line (finite, from the power iteration's
+/// products), `darts plot` draws it as a third chart, and `--early-stop` alone is refused.
+#[test]
+fn search_logs_the_hessian_eigenvalue_and_plots_it() {
+    let out = std::env::temp_dir().join(format!("darts-cli-hessian-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts()
+        .args(["search", "--device", "cpu", "--channels", "2", "--layers", "3", "--batch", "4"])
+        .args(["--train-images", "8", "--epochs", "2", "--hessian-every", "1", "--early-stop", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let history = darts::search::robust::lambda_history(&log);
+    assert_eq!(history.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 1], "{log}");
+    assert!(history.iter().all(|h| h.1.is_finite() && h.1 != 0.0), "{history:?}");
+    let o = darts().args(["plot"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(out.join("diagnostics.svg")).unwrap();
+    assert!(svg.contains("λ_max: largest eigenvalue"), "the λ_max chart is drawn");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = darts().args(["search", "--device", "cpu", "--early-stop", "--out", "/tmp/x"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--early-stop needs --hessian-every"));
+}

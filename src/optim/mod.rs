@@ -109,17 +109,15 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// The DARTS architecture optimiser for a store of `n` parameters.
+    /// The DARTS architecture optimiser for a store of `n` parameters: lr 3e-4, betas
+    /// (0.5, 0.999), weight decay 1e-3.
     pub fn darts(n: usize) -> Adam {
-        Adam {
-            lr: 3e-4,
-            betas: (0.5, 0.999),
-            eps: 1e-8,
-            weight_decay: 1e-3,
-            m: vec![None; n],
-            v: vec![None; n],
-            step: 0,
-        }
+        Adam::new(n, 3e-4, (0.5, 0.999), 1e-3)
+    }
+
+    /// Adam for a store of `n` parameters with ε = 1e-8 (PyTorch's default).
+    pub fn new(n: usize, lr: f64, betas: (f64, f64), weight_decay: f64) -> Adam {
+        Adam { lr, betas, eps: 1e-8, weight_decay, m: vec![None; n], v: vec![None; n], step: 0 }
     }
 
     /// One step on the parameters `ids` with gradients `grads[k]` (one per id). `bias_at`: where

@@ -1,10 +1,13 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
+pub mod diagnostics;
 pub mod early_stop;
 pub mod genotype;
 mod genotype_python;
 pub mod genotypes;
 pub mod hessian;
+pub mod hyper;
+pub mod plot;
 pub mod prefetch;
 pub mod robust;
 pub mod run;

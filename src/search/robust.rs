@@ -1,6 +1,6 @@
 //! RobustDARTS in a search run: λ_max of the α-Hessian every `--hessian-every` epochs on one
 //! fixed validation batch (the first `batch` images of the validation split, normalised, no
-//! augmentation), logged in the epoch line, and DARTS-ES (`--early-stop`): when the rule fires,
+//! augmentation), logged as `diagnostics.lambda_max` of the epoch line, and DARTS-ES (`--early-stop`): when the rule fires,
 //! the search ends and returns the genotype of the epoch it rolls back to.
 
 use super::early_stop::{EarlyStop, EarlyStopRule};
@@ -83,11 +83,11 @@ impl Robust {
     }
 }
 
-/// The (epoch, λ_max) pairs of a run's `log.jsonl` epoch lines.
+/// The (epoch, λ_max) pairs of a run's `log.jsonl` epoch lines (`diagnostics.lambda_max`).
 pub fn lambda_history(log: &str) -> Vec<(usize, f64)> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["kind"] == "epoch")
-        .filter_map(|v| Some((v["epoch"].as_u64()? as usize, v["lambda_max"].as_f64()?)))
+        .filter_map(|v| Some((v["epoch"].as_u64()? as usize, v["diagnostics"]["lambda_max"].as_f64()?)))
         .collect()
 }

@@ -1,9 +1,10 @@
 //! A whole search run: epochs of bilevel steps over CIFAR-10, validation, genotype and alphas
 //! per epoch, atomic checkpoints (every epoch and on Ctrl-C), exact resume, progress and logs.
 //!
-//! Outputs in the run directory: `config.json`, `log.jsonl`, `alphas/epoch_NNN.json`,
-//! `genotype.json`, `genotype.txt`, `normal.dot`/`.svg`, `reduce.dot`/`.svg`,
-//! `checkpoint.safetensors`.
+//! Outputs in the run directory: `config.json`, `log.jsonl` (step lines every `report_freq`
+//! steps; epoch lines with [`Diagnostics`]), `alphas/epoch_NNN.json`, `genotype.json`,
+//! `genotype.txt`, `normal.dot`/`.svg`, `reduce.dot`/`.svg`, the plots of
+//! [`super::plot::plot_run`] (redrawn every epoch), `checkpoint.safetensors`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,17 +16,17 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::diagnostics::Diagnostics;
 use super::genotype::{to_dot, to_svg, Genotype};
+use super::hyper;
 use super::prefetch::Prefetch;
 use super::robust::{lambda_history, Robust};
 use super::state_io::{load_state, state_arrays};
-use super::step::{Batch, Order, SearchState, StepConfig};
+use super::step::{Batch, Order, SearchState};
 use super::stepper::{GraphMode, Stepper};
 use crate::backend::gpu::GpuError;
 use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
-use crate::data::{
-    eval_batches, search_samplers, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH,
-};
+use crate::data::{eval_batches, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH};
 use crate::meter::Meter;
 use crate::model::{NetConfig, Network};
 use crate::ops;
@@ -67,6 +68,33 @@ pub struct SearchConfig {
     /// Fused mixed ops (the default); `false` runs the unfused reference composition.
     #[serde(default = "fuse_default")]
     pub fuse: bool,
+    // Fields added after runs were first saved default to the reference's values, so older
+    // config.json files still load and resume unchanged.
+    /// SGD momentum of the weights.
+    #[serde(default = "hyper::momentum")]
+    pub momentum: f64,
+    /// SGD (coupled) weight decay of the weights.
+    #[serde(default = "hyper::weight_decay")]
+    pub weight_decay: f64,
+    /// Largest L2 norm of all weight gradients together (they are scaled down above it).
+    #[serde(default = "hyper::grad_clip")]
+    pub grad_clip: f64,
+    /// Adam learning rate of the alphas.
+    #[serde(default = "hyper::arch_lr")]
+    pub arch_lr: f64,
+    /// Adam (β1, β2) of the alphas.
+    #[serde(default = "hyper::arch_betas")]
+    pub arch_betas: (f64, f64),
+    /// Adam (coupled) weight decay of the alphas.
+    #[serde(default = "hyper::arch_weight_decay")]
+    pub arch_weight_decay: f64,
+    /// Cutout side on the weight-training batches, 0 for none (the architecture batches never
+    /// get cutout, as in RobustDARTS' data-augmentation variant).
+    #[serde(default)]
+    pub cutout: usize,
+    /// Log every `report_freq`-th step of an epoch (the first included); epoch lines always.
+    #[serde(default = "hyper::report_freq")]
+    pub report_freq: usize,
     /// λ_max of the α-Hessian every this many epochs (0: never; RobustDARTS).
     #[serde(default)]
     pub hessian_every: usize,
@@ -97,6 +125,14 @@ impl SearchConfig {
             data: PathBuf::new(),
             train_images: None,
             fuse: true,
+            momentum: hyper::momentum(),
+            weight_decay: hyper::weight_decay(),
+            grad_clip: hyper::grad_clip(),
+            arch_lr: hyper::arch_lr(),
+            arch_betas: hyper::arch_betas(),
+            arch_weight_decay: hyper::arch_weight_decay(),
+            cutout: 0,
+            report_freq: hyper::report_freq(),
             hessian_every: 0,
             early_stop: false,
         }
@@ -115,7 +151,7 @@ impl SearchConfig {
         }
     }
 
-    fn order(&self) -> Order {
+    pub(crate) fn order(&self) -> Order {
         if self.order == "second" {
             Order::Second
         } else {
@@ -361,6 +397,7 @@ fn draw(
 
 pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let out = &opts.out;
+    cfg.validate()?;
     io(out, fs::create_dir_all(out.join("alphas")))?;
     let dtype = cfg.dtype();
     if dtype == DType::F64 && opts.device != Device::Cpu {
@@ -369,7 +406,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     let data = Cifar10::open(&cfg.data)?;
     let train_set = data.train().clone();
     let n_images = cfg.train_images.map_or(train_set.len(), |k| k.min(train_set.len()));
-    let samplers = search_samplers(n_images, cfg.train_portion, cfg.batch, cfg.seed)?;
+    let samplers = cfg.samplers(n_images)?;
     let steps_per_epoch = samplers.train.batches_per_epoch();
     let val_range = samplers.split.val.clone();
 
@@ -377,7 +414,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10 };
     let (mut net, store) = Network::new(net_cfg, dtype, &mut rng);
     net.fuse = cfg.fuse;
-    let mut state = SearchState::new(net, store, StepConfig { order: cfg.order(), ..Default::default() });
+    let mut state = SearchState::new(net, store, cfg.step_config());
     let ckpt = out.join("checkpoint.safetensors");
     let mut pos = Position {
         epoch: 0,
@@ -526,7 +563,11 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             for (k, v) in meter.fields() {
                 line[k] = v.into();
             }
-            io(out, writeln!(log, "{line}"))?;
+            // The reference's `step % report_freq == 0` over 0-based steps: the first of each
+            // epoch and every report_freq-th after it.
+            if (pos.step_in_epoch - 1) % cfg.report_freq == 0 {
+                io(out, writeln!(log, "{line}"))?;
+            }
             progress.show(pos.step_in_epoch, loss_sum / seen as f64, correct as f64 / seen as f64, 2 * seen);
         }
         progress.done();
@@ -547,13 +588,19 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             "train_loss": loss_sum / seen.max(1) as f64, "train_acc": correct as f64 / seen.max(1) as f64,
             "val_loss": val_loss, "val_acc": val_acc, "genotype": g.to_python(),
             "seconds": progress.start.elapsed().as_secs_f64(),
+            "diagnostics": Diagnostics::from_alphas(&an, &ar).to_json(),
         });
         let verdict = robust.as_mut().map(|r| r.epoch_end(pos.epoch, &state)).unwrap_or_default();
         if let Some(e) = verdict.eigen {
-            line["lambda_max"] = e.lambda_max.into();
-            line["hessian_products"] = e.products.into();
+            line["diagnostics"]["lambda_max"] = e.lambda_max.into();
+            line["diagnostics"]["hessian_products"] = e.products.into();
         }
         io(out, writeln!(log, "{line}"))?;
+        // Plots are derived from the files just written; failing to draw them must not stop a
+        // search (the next epoch, or `darts plot`, draws them again).
+        if let Err(e) = super::plot::plot_run(out, out) {
+            eprintln!("warning: plots not written: {e}");
+        }
         if opts.progress {
             eprintln!("epoch {}: val loss {val_loss:.4} acc {val_acc:.4}; {}", pos.epoch + 1, g.to_python());
         }

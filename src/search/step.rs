@@ -33,11 +33,27 @@ pub struct StepConfig {
     /// Size of the finite-difference step of the Hessian-vector product: ε = hvp_scale / ‖v‖
     /// (0.01 in the reference).
     pub hvp_scale: f64,
+    /// Adam learning rate of the alphas.
+    pub arch_lr: f64,
+    /// Adam (β1, β2) of the alphas.
+    pub arch_betas: (f64, f64),
+    /// Adam (coupled) weight decay of the alphas.
+    pub arch_weight_decay: f64,
 }
 
 impl Default for StepConfig {
     fn default() -> Self {
-        StepConfig { order: Order::First, momentum: 0.9, weight_decay: 3e-4, grad_clip: 5.0, hvp_scale: 0.01 }
+        let adam = Adam::darts(0);
+        StepConfig {
+            order: Order::First,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            grad_clip: 5.0,
+            hvp_scale: 0.01,
+            arch_lr: adam.lr,
+            arch_betas: adam.betas,
+            arch_weight_decay: adam.weight_decay,
+        }
     }
 }
 
@@ -104,7 +120,7 @@ impl SearchState {
             net,
             store,
             sgd: Sgd::new(n, config.momentum, config.weight_decay),
-            adam: Adam::darts(n),
+            adam: Adam::new(n, config.arch_lr, config.arch_betas, config.arch_weight_decay),
             config,
             last_grads: None,
         }
