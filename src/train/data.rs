@@ -108,6 +108,13 @@ impl TrainData {
         Ok(source.with_dtype(self.dtype))
     }
 
+    /// Images evaluated by [`TrainData::evaluate`].
+    pub fn test_len(&self) -> usize {
+        match &self.source {
+            Source::Cifar { n_test, .. } | Source::ImageNet { n_test, .. } => *n_test,
+        }
+    }
+
     /// Training steps per epoch (the last batch of an epoch may be partial for ImageNet).
     pub fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
@@ -164,7 +171,7 @@ impl TrainData {
 }
 
 /// Loss, top-1 and top-5 of the network over `batches` (BN in eval mode).
-pub fn evaluate_batches(
+fn evaluate_batches(
     s: &mut TrainState,
     batches: impl Iterator<Item = Result<Batch, crate::data::DataError>>,
     device: &Device,

@@ -14,11 +14,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::data::{evaluate_batches, TrainData};
+use super::data::{Evaluation, TrainData};
 use super::{Dataset, TrainConfig};
 use crate::autograd::Groups;
 use crate::checkpoint::{self, Arrays, CheckpointError};
-use crate::data::{eval_batches, CifarSet, SamplerState};
+use crate::data::SamplerState;
 use crate::model::eval::{
     count_without_aux, drop_path_prob, DropPath, EvalConfig, EvalNetwork, NetworkCifar, NetworkImageNet,
 };
@@ -147,19 +147,6 @@ fn load(s: &mut TrainState, arrays: &Arrays, path: &Path) -> Result<(), RunError
     } else {
         Err(RunError::Checkpoint(CheckpointError::Mismatch { path: path.into(), problems }))
     }
-}
-
-/// Loss and top-1 accuracy of the network over images `range` of `set` (BN in eval mode).
-pub fn evaluate(
-    s: &mut TrainState,
-    set: &CifarSet,
-    range: std::ops::Range<usize>,
-    batch: usize,
-    device: &Device,
-) -> (f64, f64) {
-    let e = evaluate_batches(s, eval_batches(set, range, batch, s.store.dtype).map(Ok), device)
-        .expect("CIFAR-10 batches never fail");
-    (e.loss, e.top1)
 }
 
 /// Runs (or resumes) the training `cfg` describes, with outputs in `opts.out`.
@@ -321,39 +308,69 @@ pub fn read_config(out: &Path) -> Result<TrainConfig, RunError> {
         .map_err(|e| RunError::Config(format!("{}: {e} (not a darts train run?)", p.display())))
 }
 
-/// The network of a CIFAR-10 training checkpoint (its genotype from the checkpoint's metadata,
-/// its size from the tensor shapes), loaded strictly, for `darts eval`. An ImageNet one is
-/// refused with an error that says so.
+/// The network of a training checkpoint (its genotype and data set from the checkpoint's
+/// metadata, its size and classes from the tensor shapes), loaded strictly, for `darts eval`.
 pub fn load_checkpoint(
     arrays: &Arrays,
     meta: &HashMap<String, String>,
     path: &Path,
 ) -> Result<TrainState, RunError> {
-    if meta.get("dataset").is_some_and(|d| d != "cifar10") || arrays.contains_key("stem0.0.weight") {
-        return Err(RunError::Config(format!(
-            "{}: an ImageNet training checkpoint; darts eval evaluates CIFAR-10 networks only (the \
-             run's log.jsonl has its validation top-1 and top-5 after every epoch)",
-            path.display()
-        )));
-    }
     let genotype = meta.get("genotype").ok_or_else(|| {
         RunError::Config(format!(
             "{}: a training checkpoint without its genotype in the metadata",
             path.display()
         ))
     })?;
-    let stem = arrays.get("stem.0.weight").ok_or_else(|| {
-        RunError::Config(format!("{}: no stem.0.weight: not a DARTS network", path.display()))
-    })?;
+    // Checkpoints from before the `dataset` key are CIFAR-10's; the stems tell the two apart too.
+    let imagenet = meta.get("dataset").map_or(arrays.contains_key("stem0.0.weight"), |d| d == "imagenet");
+    let (stem, preset) = if imagenet {
+        ("stem0.3.weight", TrainConfig::imagenet(genotype))
+    } else {
+        ("stem.0.weight", TrainConfig::paper(genotype))
+    };
+    let stem_shape = &arrays
+        .get(stem)
+        .ok_or_else(|| RunError::Config(format!("{}: no {stem}: not a DARTS network", path.display())))?
+        .shape;
     let layers =
         (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
     let cfg = TrainConfig {
-        channels: stem.shape[0] / 3,
+        // NetworkCIFAR's stem gives 3C channels, NetworkImageNet's C.
+        channels: if imagenet { stem_shape[0] } else { stem_shape[0] / 3 },
         layers,
         auxiliary: arrays.keys().any(|k| k.starts_with("auxiliary_head.")),
-        ..TrainConfig::paper(genotype)
+        ..preset
     };
-    let mut s = build(&cfg, 10)?;
+    let classes = arrays.get("classifier.bias").map_or(10, |a| a.shape[0]);
+    let mut s = build(&cfg, classes)?;
     load(&mut s, arrays, path)?;
     Ok(s)
+}
+
+/// Evaluates a network from [`load_checkpoint`] on the test set of `data` (CIFAR-10 binaries,
+/// or the `val/` folder of an ImageNet tree, which must have the network's classes), in batches of
+/// `batch`; returns the evaluation and the number of images.
+pub fn evaluate_on(
+    s: &mut TrainState,
+    data: &Path,
+    batch: usize,
+    device: &Device,
+) -> Result<(Evaluation, usize), RunError> {
+    let c = s.net.config();
+    let dataset = match s.net {
+        EvalNetwork::Cifar(_) => Dataset::Cifar10,
+        EvalNetwork::ImageNet(_) => Dataset::Imagenet,
+    };
+    let dtype = if s.store.dtype == crate::tensor::DType::F64 { "f64" } else { "f32" }.into();
+    let cfg = TrainConfig { dataset, data: data.into(), batch, dtype, ..TrainConfig::paper("") };
+    let test = TrainData::open(&cfg)?;
+    if test.classes() != c.classes {
+        return Err(RunError::Config(format!(
+            "{}: {} classes, but the network has {}",
+            data.display(),
+            test.classes(),
+            c.classes
+        )));
+    }
+    Ok((test.evaluate(s, device)?, test.test_len()))
 }
