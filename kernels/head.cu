@@ -6,10 +6,17 @@ Mirrors src/backend/cpu/reduce.rs (global_avg_pool_*), linear.rs and loss.rs.
   gap backward    dx[pl, s] = dy[pl] * (1 / hw)
   linear          y  = x W^T + b     x [n, fin], W [fout, fin], b [fout], y [n, fout]
                   dx = dy W          dW = dy^T x          db[o] = sum_i dy[i, o]
-  xent forward    per row i of logits z [n, k]: m = max_j z_j, e_j = expf(z_j - m),
-                  Z = sum_j e_j, probs_ij = e_j / Z, row loss = m + logf(Z) - z_{label_i};
+  xent forward    label smoothing eps in [0, 1] (the reference's CrossEntropyLabelSmooth):
+                  targets q_ij = (1 - eps) [j == label_i] + eps / k, row loss = -sum_j q_ij
+                  log probs_ij. Per row i of logits z [n, k]: m = max_j z_j, e_j = expf(z_j - m),
+                  Z = sum_j e_j, probs_ij = e_j / Z, nll = (m + logf(Z)) - z_{label_i};
+                  eps == 0: row loss = nll (no other term, so the unsmoothed bits);
+                  eps != 0: row loss = (1 - eps) nll + eps (logf(Z) + (sum_j (m - z_j)) / k),
+                            = lse - (1 - eps) z_label - (eps / k) sum_j z_j, written with the
+                            non-negative m - z_j so large logits do not cancel;
                   loss[0] = (sum_i row loss) / n
-  xent backward   dlogits_ij = (dloss[0] / n) * (probs_ij - [j == label_i])
+  xent backward   dlogits_ij = (dloss[0] / n) * (probs_ij - ((1 - eps) [j == label_i] + eps / k))
+                  (at eps = 0 the target is exactly 1 or 0)
   top-1           correct[0] = #rows whose first maximum (z_j > z_best, scanning j upward)
                   is the label, as a float (exact below 2^24)
 
@@ -47,8 +54,9 @@ Launch shapes:
   linear_bias_grad_f32      db[o] = sum_i dy[i, o] in increasing i; one thread per o, block 256,
                             grid = ceil(fout / 256) (consecutive o: coalesced rows of dy).
   softmax_xent_fwd_f32      ONE block of 256 threads (required): warp w takes rows w, w+8, ...;
-                            lanes stride over the k classes; max and Z by xor-butterfly shuffles
-                            (every lane ends with the same bits). Lane 0 sums its warp's row
+                            lanes stride over the k classes; max, Z (and with eps != 0 the
+                            spread sum_j (m - z_j)) by xor-butterfly shuffles (every lane ends
+                            with the same bits; eps is uniform, so the branch is too). Lane 0 sums its warp's row
                             losses in row order, thread 0 adds the 8 warp sums in warp order.
                             For DARTS (n = 64..256, k = 10) one block is a few microseconds and
                             saves a second launch; a grid version would suit n in the 10^5s.
@@ -161,7 +169,7 @@ extern "C" __global__ void __launch_bounds__(HEAD_BLOCK)
 
 extern "C" __global__ void __launch_bounds__(HEAD_BLOCK)
     softmax_xent_fwd_f32(const float* __restrict__ logits, const float* __restrict__ labels,
-                         float* __restrict__ probs, float* __restrict__ loss, int n, int k) {
+                         float* __restrict__ probs, float* __restrict__ loss, int n, int k, float eps) {
     __shared__ float warp_sums[HEAD_WARPS];
     const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const int nwarps = static_cast<int>(blockDim.x >> 5);
@@ -180,11 +188,18 @@ extern "C" __global__ void __launch_bounds__(HEAD_BLOCK)
                 part += e;
             }
             part = head_warp_sum_all(part);
+            float spread = 0.0f;
+            if (eps != 0.0f) {
+                for (int j = static_cast<int>(lane); j < k; j += 32) spread += mx - __ldg(z + j);
+                spread = head_warp_sum_all(spread);
+            }
             // Each lane rescales the entries it wrote itself: no barrier needed.
             for (int j = static_cast<int>(lane); j < k; j += 32) pr[j] = pr[j] / part;
             if (lane == 0) {
                 const int label = head_label(__ldg(labels + r), k);
-                const float row = label >= 0 ? (mx + logf(part)) - __ldg(z + label) : NAN;
+                const float ln_z = logf(part);
+                float row = label >= 0 ? (mx + ln_z) - __ldg(z + label) : NAN;
+                if (eps != 0.0f) row = (1.0f - eps) * row + eps * (ln_z + spread / static_cast<float>(k));
                 acc += row;
             }
         }
@@ -200,18 +215,20 @@ extern "C" __global__ void __launch_bounds__(HEAD_BLOCK)
 
 extern "C" __global__ void __launch_bounds__(HEAD_BLOCK)
     softmax_xent_bwd_f32(const float* __restrict__ probs, const float* __restrict__ labels,
-                         const float* __restrict__ dloss, float* __restrict__ dlogits, int n, int k) {
+                         const float* __restrict__ dloss, float* __restrict__ dlogits, int n, int k,
+                         float eps) {
     if (n <= 0 || k <= 0) return;
     const unsigned uk = static_cast<unsigned>(k);
     const unsigned total = static_cast<unsigned>(n) * uk;
     const float coef = __ldg(dloss) / static_cast<float>(n);
+    const float on = 1.0f - eps, off = eps / static_cast<float>(k);
     const unsigned stride = blockDim.x * gridDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const unsigned r = i / uk;
         const int j = static_cast<int>(i - r * uk);
         const int label = head_label(__ldg(labels + r), k);
-        const float onehot = j == label ? 1.0f : 0.0f;
-        dlogits[i] = label >= 0 ? coef * (__ldg(probs + i) - onehot) : NAN;
+        const float target = j == label ? on + off : off;
+        dlogits[i] = label >= 0 ? coef * (__ldg(probs + i) - target) : NAN;
     }
 }
 

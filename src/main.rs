@@ -61,7 +61,8 @@ enum Command {
         /// A checkpoint.safetensors (ours or the PyTorch reference's, same names).
         #[arg(long)]
         checkpoint: PathBuf,
-        /// CIFAR-10 directory holding test_batch.bin (default: the run's own data, from the
+        /// CIFAR-10 directory holding test_batch.bin, or for an ImageNet training checkpoint the
+        /// folder holding train/ and val/ (default: the run's own data, from the
         /// config.json beside the checkpoint; else data/cifar-10-batches-bin, else the shipped
         /// sample data/sample, under the current directory).
         #[arg(long)]
@@ -740,7 +741,8 @@ fn eval(
     ExitCode::SUCCESS
 }
 
-/// `darts eval` of a `darts train` checkpoint: its evaluation network on the test set.
+/// `darts eval` of a `darts train` checkpoint: its evaluation network on the CIFAR-10 test set or
+/// the ImageNet tree's val/ folder.
 fn eval_trained(
     checkpoint_path: &Path,
     arrays: &darts::checkpoint::Arrays,
@@ -767,16 +769,17 @@ fn eval_trained(
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    let test = match darts::data::Cifar10::open(&dir) {
-        Ok(d) => d.test().clone(),
+    let (e, images) = match darts::train::run::evaluate_on(&mut state, &dir, batch.max(1), &device) {
+        Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let (loss, top1) = darts::train::run::evaluate(&mut state, &test, 0..test.len(), batch.max(1), &device);
     let c = state.net.config();
     println!(
-        "{{\"checkpoint\": {:?}, \"network\": \"eval\", \"images\": {}, \"loss\": {loss}, \"top1\": {top1}, \"channels\": {}, \"layers\": {}}}",
+        "{{\"checkpoint\": {:?}, \"network\": \"eval\", \"images\": {images}, \"loss\": {}, \"top1\": {}, \"top5\": {}, \"channels\": {}, \"layers\": {}}}",
         checkpoint_path.display().to_string(),
-        test.len(),
+        e.loss,
+        e.top1,
+        e.top5,
         c.channels,
         c.layers
     );

@@ -892,6 +892,19 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
             vec![loss, d]
         }),
     ));
+    let l3 = labels.clone();
+    cs.push(case(
+        "cross_entropy",
+        "label smoothing 0.1",
+        format!("[{b}, 10]"),
+        vec![dl.clone()],
+        Box::new(move |t| {
+            let (loss, probs) = ops::loss::softmax_xent_smooth(&t[0], (&l3).into(), 0.1);
+            let one = Tensor::full_on(&[], 1.0, t[0].dtype(), &t[0].device());
+            let d = ops::loss::softmax_xent_smooth_bwd(&probs, (&l3).into(), 0.1, &one);
+            vec![loss, d]
+        }),
+    ));
     cs.push(case(
         "accuracy",
         "top1",

@@ -320,3 +320,29 @@ fn search_logs_the_hessian_eigenvalue_and_plots_it() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--early-stop needs --hessian-every"));
 }
+
+/// `darts train --dataset imagenet` names what is wrong with its arguments before training.
+#[test]
+fn train_imagenet_arguments_are_checked() {
+    let err = |args: &[&str]| {
+        let o =
+            darts().args(["train", "--device", "cpu", "--genotype", "DARTS_V2"]).args(args).output().unwrap();
+        assert!(!o.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let out = std::env::temp_dir().join(format!("darts-cli-imagenet-{}", std::process::id()));
+    let out = out.to_str().unwrap();
+    let e = err(&["--dataset", "mnist", "--out", out]);
+    assert!(e.contains("unknown dataset \"mnist\": expected cifar10 or imagenet"), "{e}");
+    let e = err(&["--dataset", "imagenet", "--out", out]);
+    assert!(e.contains("--dataset imagenet needs --data"), "{e}");
+    let e = err(&["--dataset", "imagenet", "--data", "data/sample", "--out", out]);
+    assert!(e.contains("data/sample/train") && e.contains("train/<class>/*.JPEG"), "{e}");
+    let e = err(&["--dataset", "imagenet", "--data", "tests/fixtures/imagenet-tiny", "--image-size", "256"]);
+    assert!(e.contains("only 224 is supported"), "{e}");
+    let e = err(&["--lr-schedule", "linear", "--out", out]);
+    assert!(e.contains("expected cosine or step"), "{e}");
+    let e = err(&["--image-size", "32", "--out", out]);
+    assert!(e.contains("--image-size is for --dataset imagenet"), "{e}");
+    assert!(!Path::new(out).exists(), "nothing written");
+}

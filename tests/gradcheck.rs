@@ -161,3 +161,14 @@ fn softmax_rows_gap_linear_cross_entropy() {
     });
     gradcheck("sum_all", &[x], TOL, |v| F::sum_all(&F::relu(&v[0])));
 }
+
+#[test]
+fn cross_entropy_with_label_smoothing() {
+    let mut rng = Rng::new(8);
+    let logits = randn(&mut rng, &[4, 7]);
+    for eps in [0.1, 0.5, 1.0] {
+        gradcheck(&format!("cross_entropy_smooth eps={eps}"), std::slice::from_ref(&logits), TOL, |v| {
+            F::cross_entropy_smooth(&F::scale(&v[0], 3.0), (&[6, 0, 2, 2]).into(), eps)
+        });
+    }
+}

@@ -293,14 +293,21 @@ pub fn linear(x: &Var, w: &Var, b: &Var) -> Var {
 
 /// Mean softmax cross-entropy of `logits` `[n, classes]` against `labels`.
 pub fn cross_entropy(logits: &Var, labels: ops::loss::Labels) -> Var {
-    let (loss, probs) = ops::loss::softmax_xent(logits.value(), labels);
+    cross_entropy_smooth(logits, labels, 0.0)
+}
+
+/// Mean softmax cross-entropy of `logits` `[n, classes]` against labels smoothed by `eps` (the
+/// reference's `CrossEntropyLabelSmooth`: targets `(1 - eps) onehot + eps / classes`); `eps = 0`
+/// is [`cross_entropy`].
+pub fn cross_entropy_smooth(logits: &Var, labels: ops::loss::Labels, eps: f64) -> Var {
+    let (loss, probs) = ops::loss::softmax_xent_smooth(logits.value(), labels, eps);
     let (host, dev) = (labels.host.to_vec(), labels.dev.cloned());
     logits.tape().push(
         loss,
         &[logits],
         Box::new(move |dl, _| {
             let labels = ops::loss::Labels { host: &host, dev: dev.as_ref() };
-            vec![Some(ops::loss::softmax_xent_bwd(&probs, labels, dl))]
+            vec![Some(ops::loss::softmax_xent_smooth_bwd(&probs, labels, eps, dl))]
         }),
     )
 }

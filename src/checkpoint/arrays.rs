@@ -133,6 +133,24 @@ pub fn read(path: &Path) -> Result<(Arrays, HashMap<String, String>), Checkpoint
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
+/// safetensors writes the metadata map, first in the header, in `HashMap` iteration order, which
+/// differs from one map to the next; rewriting it sorted (the same bytes, reordered) makes a
+/// file depend only on its content, so a resumed run's checkpoint equals an uninterrupted one's.
+fn sort_metadata(buf: &mut [u8], sorted: &BTreeMap<String, String>) -> Result<(), String> {
+    const PREFIX: &[u8] = b"{\"__metadata__\":";
+    let json = serde_json::to_vec(sorted).expect("strings serialise");
+    let start = 8 + PREFIX.len();
+    let region = start..start + json.len();
+    let found = buf.get(8..start) == Some(PREFIX)
+        && buf.get(region.clone()).and_then(|r| serde_json::from_slice::<BTreeMap<String, String>>(r).ok())
+            == Some(sorted.clone());
+    if !found {
+        return Err("the safetensors header does not start with the metadata written".into());
+    }
+    buf[region].copy_from_slice(&json);
+    Ok(())
+}
+
 /// Writes `arrays` (and string metadata) to `path` atomically: a temporary file in the same
 /// directory, flushed, then renamed over `path`, so a crash never leaves a torn checkpoint.
 pub fn write_atomic(
@@ -157,9 +175,13 @@ pub fn write_atomic(
             (n.clone(), TensorView::new(*dt, shape.clone(), raw).expect("consistent view"))
         })
         .collect();
+    let sorted: BTreeMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let meta = if metadata.is_empty() { None } else { Some(metadata) };
-    let buf = safetensors::tensor::serialize(views, meta)
-        .map_err(|e| CheckpointError::Format { path: path.into(), msg: e.to_string() })?;
+    let format = |msg: String| CheckpointError::Format { path: path.into(), msg };
+    let mut buf = safetensors::tensor::serialize(views, meta).map_err(|e| format(e.to_string()))?;
+    if !sorted.is_empty() {
+        sort_metadata(&mut buf, &sorted).map_err(format)?;
+    }
     let tmp = path.with_extension("safetensors.tmp");
     let io = |source| CheckpointError::Io { path: path.into(), source };
     {
@@ -169,4 +191,32 @@ pub fn write_atomic(
         f.sync_all().map_err(io)?;
     }
     fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same content gives the same bytes, whatever order the metadata map iterates in.
+    #[test]
+    fn files_with_the_same_content_are_identical() {
+        let dir = std::env::temp_dir().join(format!("darts-arrays-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let arrays =
+            Arrays::from([("w".to_string(), Array { shape: vec![2], data: ArrayData::F32(vec![1.0, 2.0]) })]);
+        let meta =
+            || (0..8).map(|i| (format!("key{i}"), format!("value \"{i}\""))).collect::<HashMap<_, _>>();
+        let bytes = |name: &str| {
+            let p = dir.join(name);
+            write_atomic(&p, &arrays, meta()).unwrap();
+            fs::read(p).unwrap()
+        };
+        let first = bytes("a.safetensors");
+        for i in 0..4 {
+            assert!(bytes(&format!("{i}.safetensors")) == first, "write {i} differs");
+        }
+        let (read_back, m) = read(&dir.join("a.safetensors")).unwrap();
+        assert_eq!((read_back, m), (arrays, meta()));
+        let _ = fs::remove_dir_all(dir);
+    }
 }

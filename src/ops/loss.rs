@@ -1,4 +1,5 @@
-//! Softmax cross-entropy (mean over the batch) and top-1 accuracy.
+//! Softmax cross-entropy (mean over the batch, optionally with label smoothing) and top-1 /
+//! top-k accuracy.
 
 use super::{buf, gpu_rt};
 use crate::backend::cpu::{self, Real as _};
@@ -95,18 +96,35 @@ fn dims(op: &str, logits: &Tensor, labels: &Labels) -> (usize, usize) {
 
 /// Mean cross-entropy as a 0-d tensor, and the softmax probabilities (saved for backward).
 pub fn softmax_xent(logits: &Tensor, labels: Labels) -> (Tensor, Tensor) {
+    softmax_xent_smooth(logits, labels, 0.0)
+}
+
+/// Mean cross-entropy against the targets `(1 - eps) onehot(label) + eps / classes` (label
+/// smoothing, `eps` in `[0, 1]`; 0 is [`softmax_xent`] bit for bit) as a 0-d tensor, and the
+/// softmax probabilities (saved for backward).
+pub fn softmax_xent_smooth(logits: &Tensor, labels: Labels, eps: f64) -> (Tensor, Tensor) {
     let (n, k) = dims("softmax_xent", logits, &labels);
+    check_eps("softmax_xent", eps);
     if let Some(rt) = gpu_rt("softmax_xent", &[logits]) {
         let mut up = None;
         let lab = labels.gpu(&rt, &mut up);
         let mut probs = Tensor::empty_gpu(&[n, k], &rt);
         let mut loss = Tensor::empty_gpu(&[], &rt);
-        gpu_ok(ghead::softmax_xent_fwd(n, k, buf(logits), lab, probs.gpu_buf_mut(), loss.gpu_buf_mut()));
+        gpu_ok(ghead::softmax_xent_fwd(
+            n,
+            k,
+            buf(logits),
+            lab,
+            eps as f32,
+            probs.gpu_buf_mut(),
+            loss.gpu_buf_mut(),
+        ));
         return (loss, probs);
     }
     with_dtype!(logits.dtype(), T => {
         let mut probs = vec![T::ZERO; n * k];
-        let loss = cpu::loss::softmax_xent_fwd(n, k, logits.data::<T>(), labels.host, &mut probs);
+        let e = T::from_f64(eps);
+        let loss = cpu::loss::softmax_xent_fwd(n, k, logits.data::<T>(), labels.host, e, &mut probs);
         (Tensor::from_vec(&[], vec![loss]), Tensor::from_vec(&[n, k], probs))
     })
 }
@@ -114,20 +132,30 @@ pub fn softmax_xent(logits: &Tensor, labels: Labels) -> (Tensor, Tensor) {
 /// Gradient w.r.t. the logits, given the probabilities and d(loss) (a one-element tensor on the
 /// same device, so a GPU backward never reads it back to the host).
 pub fn softmax_xent_bwd(probs: &Tensor, labels: Labels, dloss: &Tensor) -> Tensor {
+    softmax_xent_smooth_bwd(probs, labels, 0.0, dloss)
+}
+
+/// [`softmax_xent_bwd`] of [`softmax_xent_smooth`] with the same `eps`: `dloss (probs - q) / n`.
+pub fn softmax_xent_smooth_bwd(probs: &Tensor, labels: Labels, eps: f64, dloss: &Tensor) -> Tensor {
     let (n, k) = dims("softmax_xent_bwd", probs, &labels);
+    check_eps("softmax_xent_bwd", eps);
     if let Some(rt) = gpu_rt("softmax_xent_bwd", &[probs, dloss]) {
         let mut up = None;
         let lab = labels.gpu(&rt, &mut up);
         return super::gpu_out(&rt, &[n, k], |d| {
-            ghead::softmax_xent_bwd(n, k, buf(probs), lab, buf(dloss), d)
+            ghead::softmax_xent_bwd(n, k, buf(probs), lab, eps as f32, buf(dloss), d)
         });
     }
     with_dtype!(probs.dtype(), T => {
         let mut d = vec![T::ZERO; n * k];
         let dl = dloss.data::<T>()[0];
-        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels.host, dl, &mut d);
+        cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels.host, T::from_f64(eps), dl, &mut d);
         Tensor::from_vec(&[n, k], d)
     })
+}
+
+fn check_eps(op: &str, eps: f64) {
+    assert!((0.0..=1.0).contains(&eps), "{op}: label smoothing {eps} is outside [0, 1]");
 }
 
 /// Number of rows whose argmax equals the label, as a one-element tensor on the logits' device
@@ -157,4 +185,12 @@ pub fn top1_correct(logits: &Tensor, labels: &[u32]) -> usize {
         return gpu_ok(c.to_host())[0] as usize;
     }
     with_dtype!(logits.dtype(), T => cpu::loss::top1_correct(n, k, logits.data::<T>(), labels))
+}
+
+/// Number of rows whose label is among the `top` largest logits (ties to the lower index, as
+/// top-1). Evaluation only: on a GPU the logits are copied to the host.
+pub fn topk_correct(logits: &Tensor, labels: &[u32], top: usize) -> usize {
+    let (n, k) = dims("topk_correct", logits, &Labels::host(labels));
+    let host = logits.to_device(&crate::tensor::Device::Cpu);
+    with_dtype!(host.dtype(), T => cpu::loss::topk_correct(n, k, top, host.data::<T>(), labels))
 }

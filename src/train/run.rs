@@ -1,9 +1,11 @@
 //! A training run: the loop of [`super`]'s protocol with outputs in a run directory
 //! (`config.json`, `log.jsonl` with a line per step and per epoch, `checkpoint.safetensors`
 //! written atomically after every epoch and on Ctrl-C), and exact `--resume`: the checkpoint
-//! holds the network under the reference's `NetworkCIFAR` names, the SGD momentum buffers
-//! (`optim.sgd.momentum.<name>`), the position (`run.position`) and the generators of the data
-//! order, augmentation and drop path (`rng.*`), so a resumed run continues bit for bit.
+//! holds the network under the reference's `NetworkCIFAR` / `NetworkImageNet` names, the SGD
+//! momentum buffers (`optim.sgd.momentum.<name>`), the position (`run.position`) and the
+//! generators of the data order, augmentation and drop path (`rng.*`; `rng.train_sampler` is the
+//! CIFAR-10 sampler's or the ImageNet source's state, the same words), so a resumed run continues
+//! bit for bit. What differs per data set is in [`super::data`].
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,18 +14,17 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::TrainConfig;
+use super::data::{Evaluation, TrainData};
+use super::{Dataset, TrainConfig};
 use crate::autograd::Groups;
 use crate::checkpoint::{self, Arrays, CheckpointError};
-use crate::data::{
-    eval_batches, Cifar10, CifarSet, EpochSampler, Loader, Sampler, SamplerState, DEFAULT_DEPTH,
-};
+use crate::data::SamplerState;
 use crate::model::eval::{
-    count_without_aux, drop_path_prob, DropPath, EvalConfig, EvalNetwork, NetworkCifar,
+    count_without_aux, drop_path_prob, DropPath, EvalConfig, EvalNetwork, NetworkCifar, NetworkImageNet,
 };
 use crate::nn::Store;
 use crate::ops;
-use crate::optim::{clip_grad_norm, cosine_lr, Sgd};
+use crate::optim::{clip_grad_norm, Sgd};
 use crate::rng::Rng;
 use crate::search::genotype::Genotype;
 use crate::search::run::{array_words, io, words_array, write_file, Progress, RunError, INTERRUPTED};
@@ -56,8 +57,10 @@ pub struct TrainOptions {
 pub struct TrainSummary {
     /// Epochs completed.
     pub epochs_done: usize,
-    /// Test accuracy after each epoch completed in this invocation.
+    /// Test (ImageNet: validation) top-1 accuracy after each epoch completed in this invocation.
     pub test_acc: Vec<f64>,
+    /// The same, top-5.
+    pub test_top5: Vec<f64>,
     /// Whether it stopped early (Ctrl-C or `max_steps`).
     pub interrupted: bool,
     /// Parameters not counting the auxiliary head (the reference's count).
@@ -74,15 +77,23 @@ pub struct TrainState {
     pub sgd: Sgd,
 }
 
-/// Builds the network of `cfg` (initialised from its seed).
-pub fn build(cfg: &TrainConfig) -> Result<TrainState, RunError> {
+/// Builds the network of `cfg` for `classes` classes (`NetworkCIFAR` or `NetworkImageNet` by
+/// its data set, initialised from its seed).
+pub fn build(cfg: &TrainConfig, classes: usize) -> Result<TrainState, RunError> {
     let genotype = Genotype::parse(&cfg.genotype).map_err(|e| RunError::Config(e.to_string()))?;
-    let config =
-        EvalConfig { channels: cfg.channels, layers: cfg.layers, classes: 10, auxiliary: cfg.auxiliary };
-    let (net, store) = NetworkCifar::new(config, &genotype, cfg.dtype(), &mut Rng::new(cfg.seed))
-        .map_err(|e| RunError::Config(e.to_string()))?;
+    let config = EvalConfig { channels: cfg.channels, layers: cfg.layers, classes, auxiliary: cfg.auxiliary };
+    let (dtype, rng) = (cfg.dtype(), &mut Rng::new(cfg.seed));
+    let built = match cfg.dataset {
+        Dataset::Cifar10 => {
+            NetworkCifar::new(config, &genotype, dtype, rng).map(|(n, s)| (EvalNetwork::Cifar(n), s))
+        }
+        Dataset::Imagenet => {
+            NetworkImageNet::new(config, &genotype, dtype, rng).map(|(n, s)| (EvalNetwork::ImageNet(n), s))
+        }
+    };
+    let (net, store) = built.map_err(|e| RunError::Config(e.to_string()))?;
     let sgd = Sgd::new(store.params.len(), cfg.momentum, cfg.weight_decay);
-    Ok(TrainState { net: EvalNetwork::Cifar(net), store, sgd })
+    Ok(TrainState { net, store, sgd })
 }
 
 /// Where a run stands.
@@ -108,6 +119,7 @@ fn save(out: &Path, cfg: &TrainConfig, s: &TrainState, pos: &Position) -> Result
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("genotype".to_string(), cfg.genotype.clone()),
+        ("dataset".to_string(), cfg.dataset.to_string()),
     ]);
     checkpoint::write_atomic(&out.join("checkpoint.safetensors"), &arrays, meta)?;
     Ok(())
@@ -137,52 +149,24 @@ fn load(s: &mut TrainState, arrays: &Arrays, path: &Path) -> Result<(), RunError
     }
 }
 
-/// Loss and top-1 accuracy of the network over images `range` of `set` (BN in eval mode).
-pub fn evaluate(
-    s: &mut TrainState,
-    set: &CifarSet,
-    range: std::ops::Range<usize>,
-    batch: usize,
-    device: &Device,
-) -> (f64, f64) {
-    let (mut loss_sum, mut correct, mut n) = (0.0, 0usize, 0usize);
-    for b in eval_batches(set, range, batch, s.store.dtype) {
-        let x = b.images.to_device(device);
-        let (_, out, loss) = s.net.loss(&mut s.store, &x, &b.labels, false, None, 0.0);
-        loss_sum += loss.value().item() * b.len() as f64;
-        correct += ops::loss::top1_correct(out.logits.value(), &b.labels);
-        n += b.len();
-    }
-    (loss_sum / n.max(1) as f64, correct as f64 / n.max(1) as f64)
-}
-
 /// Runs (or resumes) the training `cfg` describes, with outputs in `opts.out`.
 pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunError> {
     let out = &opts.out;
-    if cfg.epochs == 0 || cfg.batch == 0 || cfg.channels == 0 || cfg.layers < 3 {
-        return Err(RunError::Config(
-            "epochs, batch and channels must be positive and layers at least 3".into(),
-        ));
-    }
+    cfg.validate().map_err(RunError::Config)?;
     if cfg.dtype() == crate::tensor::DType::F64 && opts.device != Device::Cpu {
         return Err(RunError::Config("--dtype f64 runs on the CPU only (GPU kernels are f32)".into()));
     }
+    let data = TrainData::open(cfg)?;
     io(out, fs::create_dir_all(out))?;
-    let data = Cifar10::open(&cfg.data)?;
-    let (train_set, test_set) = (data.train().clone(), data.test().clone());
-    let n_train = cfg.train_images.map_or(train_set.len(), |k| k.min(train_set.len()));
-    let n_test = cfg.test_images.map_or(test_set.len(), |k| k.min(test_set.len()));
-    let sampler =
-        EpochSampler::new((0..n_train).collect(), cfg.batch, true, cfg.seed)?.with_cutout(cfg.cutout);
-    let steps_per_epoch = sampler.batches_per_epoch();
-    let mut s = build(cfg)?;
+    let steps_per_epoch = data.steps_per_epoch();
+    let mut s = build(cfg, data.classes())?;
     let params = count_without_aux(&s.store);
     let ckpt = out.join("checkpoint.safetensors");
     let mut pos = Position {
         epoch: 0,
         step_in_epoch: 0,
         global_step: 0,
-        sampler: sampler.state(),
+        sampler: data.initial_state(),
         drop_rng: Rng::new(cfg.seed ^ DROP_PATH_DOMAIN).state(),
     };
     if opts.resume {
@@ -215,16 +199,15 @@ pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunEr
     for b in s.sgd.bufs.iter_mut().flatten() {
         *b = b.to_device(&opts.device);
     }
-    let mut sampler = sampler;
-    sampler.set_state(&pos.sampler)?;
-    let mut loader = Loader::spawn(train_set, sampler, cfg.dtype(), DEFAULT_DEPTH)?;
+    let mut loader = data.loader(&pos.sampler)?;
     let mut drop_rng = Rng::from_state(pos.drop_rng);
     let mut log = io(out, fs::OpenOptions::new().append(true).open(out.join("log.jsonl")))?;
     let ids: Vec<usize> = (0..s.store.params.len()).collect();
-    let (mut test_accs, mut steps_this_run, mut interrupted) = (Vec::new(), 0usize, false);
+    let (mut test_accs, mut test_top5, mut steps_this_run, mut interrupted) =
+        (Vec::new(), Vec::new(), 0usize, false);
 
     while pos.epoch < cfg.epochs {
-        let lr = cosine_lr(pos.epoch, cfg.epochs, cfg.lr, 0.0);
+        let lr = cfg.lr_at(pos.epoch);
         let drop_prob = drop_path_prob(cfg.drop_path, pos.epoch, cfg.epochs);
         let progress = Progress {
             on: opts.progress,
@@ -240,10 +223,18 @@ pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunEr
                 break;
             }
             let t0 = Instant::now();
-            let b = loader.next_batch();
+            let b = loader.try_next_batch()?;
             let x = b.images.to_device(&opts.device);
             let dp = Some(DropPath { prob: drop_prob, rng: &mut drop_rng });
-            let (tape, outp, loss) = s.net.loss(&mut s.store, &x, &b.labels, true, dp, cfg.auxiliary_weight);
+            let (tape, outp, loss) = s.net.loss_smoothed(
+                &mut s.store,
+                &x,
+                &b.labels,
+                true,
+                dp,
+                cfg.auxiliary_weight,
+                cfg.label_smoothing,
+            );
             let hits = ops::loss::top1_correct_count(outp.logits.value(), (&b.labels).into());
             let grads = tape.backward(&loss, Groups::WEIGHTS);
             drop((tape, outp));
@@ -279,16 +270,25 @@ pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunEr
         if interrupted {
             break;
         }
-        let (test_loss, test_acc) = evaluate(&mut s, &test_set, 0..n_test, cfg.batch, &opts.device);
-        test_accs.push(test_acc);
+        let test = data.evaluate(&mut s, &opts.device)?;
+        test_accs.push(test.top1);
+        test_top5.push(test.top5);
+        // The train loss is the smoothed one the step minimises; the test loss is plain.
         let line = serde_json::json!({
             "kind": "epoch", "epoch": pos.epoch, "lr": lr, "drop_path": drop_prob,
             "train_loss": loss_sum / seen.max(1) as f64, "train_acc": correct as f64 / seen.max(1) as f64,
-            "test_loss": test_loss, "test_acc": test_acc, "seconds": progress.start.elapsed().as_secs_f64(),
+            "test_loss": test.loss, "test_acc": test.top1, "test_top5": test.top5,
+            "seconds": progress.start.elapsed().as_secs_f64(),
         });
         io(out, writeln!(log, "{line}"))?;
         if opts.progress {
-            eprintln!("epoch {}: test loss {test_loss:.4} acc {test_acc:.4}", pos.epoch + 1);
+            eprintln!(
+                "epoch {}: test loss {:.4} top-1 {:.4} top-5 {:.4}",
+                pos.epoch + 1,
+                test.loss,
+                test.top1,
+                test.top5
+            );
         }
         pos.epoch += 1;
         pos.step_in_epoch = 0;
@@ -297,7 +297,7 @@ pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunEr
     if interrupted {
         save(out, cfg, &s, &pos)?;
     }
-    Ok(TrainSummary { epochs_done: pos.epoch, test_acc: test_accs, interrupted, params })
+    Ok(TrainSummary { epochs_done: pos.epoch, test_acc: test_accs, test_top5, interrupted, params })
 }
 
 /// Reads `config.json` of a training run (for `--resume`).
@@ -308,8 +308,8 @@ pub fn read_config(out: &Path) -> Result<TrainConfig, RunError> {
         .map_err(|e| RunError::Config(format!("{}: {e} (not a darts train run?)", p.display())))
 }
 
-/// The network of a training checkpoint (its genotype from the checkpoint's metadata, its size
-/// from the tensor shapes), loaded strictly, for `darts eval`.
+/// The network of a training checkpoint (its genotype and data set from the checkpoint's
+/// metadata, its size and classes from the tensor shapes), loaded strictly, for `darts eval`.
 pub fn load_checkpoint(
     arrays: &Arrays,
     meta: &HashMap<String, String>,
@@ -321,18 +321,56 @@ pub fn load_checkpoint(
             path.display()
         ))
     })?;
-    let stem = arrays.get("stem.0.weight").ok_or_else(|| {
-        RunError::Config(format!("{}: no stem.0.weight: not a DARTS network", path.display()))
-    })?;
+    // Checkpoints from before the `dataset` key are CIFAR-10's; the stems tell the two apart too.
+    let imagenet = meta.get("dataset").map_or(arrays.contains_key("stem0.0.weight"), |d| d == "imagenet");
+    let (stem, preset) = if imagenet {
+        ("stem0.3.weight", TrainConfig::imagenet(genotype))
+    } else {
+        ("stem.0.weight", TrainConfig::paper(genotype))
+    };
+    let stem_shape = &arrays
+        .get(stem)
+        .ok_or_else(|| RunError::Config(format!("{}: no {stem}: not a DARTS network", path.display())))?
+        .shape;
     let layers =
         (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
     let cfg = TrainConfig {
-        channels: stem.shape[0] / 3,
+        // NetworkCIFAR's stem gives 3C channels, NetworkImageNet's C.
+        channels: if imagenet { stem_shape[0] } else { stem_shape[0] / 3 },
         layers,
         auxiliary: arrays.keys().any(|k| k.starts_with("auxiliary_head.")),
-        ..TrainConfig::paper(genotype)
+        ..preset
     };
-    let mut s = build(&cfg)?;
+    let classes = arrays.get("classifier.bias").map_or(10, |a| a.shape[0]);
+    let mut s = build(&cfg, classes)?;
     load(&mut s, arrays, path)?;
     Ok(s)
+}
+
+/// Evaluates a network from [`load_checkpoint`] on the test set of `data` (CIFAR-10 binaries,
+/// or the `val/` folder of an ImageNet tree, which must have the network's classes), in batches of
+/// `batch`; returns the evaluation and the number of images.
+pub fn evaluate_on(
+    s: &mut TrainState,
+    data: &Path,
+    batch: usize,
+    device: &Device,
+) -> Result<(Evaluation, usize), RunError> {
+    let c = s.net.config();
+    let dataset = match s.net {
+        EvalNetwork::Cifar(_) => Dataset::Cifar10,
+        EvalNetwork::ImageNet(_) => Dataset::Imagenet,
+    };
+    let dtype = if s.store.dtype == crate::tensor::DType::F64 { "f64" } else { "f32" }.into();
+    let cfg = TrainConfig { dataset, data: data.into(), batch, dtype, ..TrainConfig::paper("") };
+    let test = TrainData::open(&cfg)?;
+    if test.classes() != c.classes {
+        return Err(RunError::Config(format!(
+            "{}: {} classes, but the network has {}",
+            data.display(),
+            test.classes(),
+            c.classes
+        )));
+    }
+    Ok((test.evaluate(s, device)?, test.test_len()))
 }

@@ -1,6 +1,6 @@
 //! The classifier head (`kernels/head.cu`): global average pool, linear layer, softmax
-//! cross-entropy (loss, probabilities, gradient) and the top-1 count, against `cpu::reduce`,
-//! `cpu::linear` and `cpu::loss` in f64. Labels go to the device as f32 class indices.
+//! cross-entropy (loss, probabilities, gradient; with and without label smoothing) and the top-1
+//! count, against `cpu::reduce`, `cpu::linear` and `cpu::loss` in f64. Labels go to the device as f32 class indices.
 
 use darts::backend::cpu;
 use darts::backend::gpu::launch::head as gpu;
@@ -23,6 +23,9 @@ const LINEARS: [(usize, usize, usize); 6] =
 /// lanes loop, n > 256 so warps take several rows) and huge logits.
 const XENTS: [(usize, usize, f64); 7] =
     [(64, 10, 4.0), (2, 10, 4.0), (1, 1, 1.0), (5, 3, 1.0), (3, 100, 3.0), (300, 10, 2.0), (4, 10, 1000.0)];
+
+/// Label smoothing of the cross-entropy cases: none, the reference's ImageNet 0.1, uniform.
+const XENT_SMOOTHING: [f32; 3] = [0.0, 0.1, 1.0];
 
 /// Runs every head case.
 pub fn cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
@@ -137,33 +140,39 @@ fn xent_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
         let glabels = gpu::upload_labels(rt, &labels).unwrap();
         let wlogits = wide(&logits);
 
-        let (mut probs, mut loss) = (nan(rt, n * k), nan(rt, 1));
-        gpu::softmax_xent_fwd(n, k, &glogits, &glabels, &mut probs, &mut loss).unwrap();
-        let mut want_p = vec![0.0; n * k];
-        let want_loss = cpu::loss::softmax_xent_fwd(n, k, &wlogits, &labels, &mut want_p);
-        out.push(Outcome {
-            name: format!("softmax_xent_fwd loss {tag}"),
-            gpu: loss.to_host().unwrap(),
-            cpu: vec![want_loss],
-        });
-        out.push(Outcome {
-            name: format!("softmax_xent_fwd probs {tag}"),
-            gpu: probs.to_host().unwrap(),
-            cpu: want_p.clone(),
-        });
+        // No smoothing, the reference's 0.1, and the uniform target (eps = 1).
+        for eps in XENT_SMOOTHING {
+            let tag = format!("{tag} eps={eps}");
+            let (mut probs, mut loss) = (nan(rt, n * k), nan(rt, 1));
+            gpu::softmax_xent_fwd(n, k, &glogits, &glabels, eps, &mut probs, &mut loss).unwrap();
+            let mut want_p = vec![0.0; n * k];
+            let want_loss = cpu::loss::softmax_xent_fwd(n, k, &wlogits, &labels, eps as f64, &mut want_p);
+            out.push(Outcome {
+                name: format!("softmax_xent_fwd loss {tag}"),
+                gpu: loss.to_host().unwrap(),
+                cpu: vec![want_loss],
+            });
+            out.push(Outcome {
+                name: format!("softmax_xent_fwd probs {tag}"),
+                gpu: probs.to_host().unwrap(),
+                cpu: want_p.clone(),
+            });
 
-        // The backward from the CPU's probabilities (so it is tested on its own), dloss on the device.
-        let dloss = 1.7f32;
-        let probs32: Vec<f32> = want_p.iter().map(|&p| p as f32).collect();
-        let mut dlogits = nan(rt, n * k);
-        gpu::softmax_xent_bwd(n, k, &up(rt, &probs32), &glabels, &up(rt, &[dloss]), &mut dlogits).unwrap();
-        let mut want = vec![0.0; n * k];
-        cpu::loss::softmax_xent_bwd(n, k, &wide(&probs32), &labels, dloss as f64, &mut want);
-        out.push(Outcome {
-            name: format!("softmax_xent_bwd {tag}"),
-            gpu: dlogits.to_host().unwrap(),
-            cpu: want,
-        });
+            // The backward from the CPU's probabilities (so it is tested on its own), dloss on the
+            // device.
+            let dloss = 1.7f32;
+            let probs32: Vec<f32> = want_p.iter().map(|&p| p as f32).collect();
+            let mut dlogits = nan(rt, n * k);
+            gpu::softmax_xent_bwd(n, k, &up(rt, &probs32), &glabels, eps, &up(rt, &[dloss]), &mut dlogits)
+                .unwrap();
+            let mut want = vec![0.0; n * k];
+            cpu::loss::softmax_xent_bwd(n, k, &wide(&probs32), &labels, eps as f64, dloss as f64, &mut want);
+            out.push(Outcome {
+                name: format!("softmax_xent_bwd {tag}"),
+                gpu: dlogits.to_host().unwrap(),
+                cpu: want,
+            });
+        }
 
         let mut correct = nan(rt, 1);
         gpu::top1_correct(n, k, &glogits, &glabels, &mut correct).unwrap();

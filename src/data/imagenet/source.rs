@@ -98,7 +98,19 @@ impl ImageNetSource {
         batch_size: usize,
         workers: usize,
     ) -> Result<ImageNetSource, DataError> {
-        let sampler = SequentialSampler::new((0..folder.len()).collect(), batch_size)?;
+        let n = folder.len();
+        ImageNetSource::eval_first(folder, n, transform, batch_size, workers)
+    }
+
+    /// [`ImageNetSource::eval`] over only the first `n` images of `folder` (all if it has fewer).
+    pub fn eval_first(
+        folder: Arc<ImageFolder>,
+        n: usize,
+        transform: EvalTransform,
+        batch_size: usize,
+        workers: usize,
+    ) -> Result<ImageNetSource, DataError> {
+        let sampler = SequentialSampler::new((0..n.min(folder.len())).collect(), batch_size)?;
         let mode = Mode::Eval { sampler, transform };
         Ok(ImageNetSource { folder, mode, dtype: DType::F32, pool: pool(workers)? })
     }

@@ -185,13 +185,29 @@ impl EvalNetwork {
         drop: Option<DropPath>,
         aux_weight: f64,
     ) -> (Tape, EvalOutput, Var) {
+        self.loss_smoothed(store, x, labels, training, drop, aux_weight, 0.0)
+    }
+
+    /// [`EvalNetwork::loss`] with both cross-entropies label-smoothed by `eps` (the reference's
+    /// ImageNet training loss; 0 is [`EvalNetwork::loss`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_smoothed<'a>(
+        &self,
+        store: &mut Store,
+        x: &Tensor,
+        labels: impl Into<crate::ops::loss::Labels<'a>>,
+        training: bool,
+        drop: Option<DropPath>,
+        aux_weight: f64,
+        eps: f64,
+    ) -> (Tape, EvalOutput, Var) {
         let labels = labels.into();
         let mut ctx = Ctx::new(&store.params, &mut store.bns, training);
         let xv = ctx.tape.constant(x.clone());
         let out = self.forward(&mut ctx, &xv, drop);
-        let mut loss = F::cross_entropy(&out.logits, labels);
+        let mut loss = F::cross_entropy_smooth(&out.logits, labels, eps);
         if let Some(aux) = &out.aux {
-            loss = F::add(&loss, &F::scale(&F::cross_entropy(aux, labels), aux_weight));
+            loss = F::add(&loss, &F::scale(&F::cross_entropy_smooth(aux, labels, eps), aux_weight));
         }
         (ctx.tape.clone(), out, loss)
     }

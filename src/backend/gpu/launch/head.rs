@@ -161,13 +161,14 @@ pub fn linear_bwd_weight(
 }
 
 /// Mean cross-entropy of `logits [n, k]` against `labels [n]` (f32 class indices, see the module
-/// docs) into the one-element `loss`; writes `probs [n, k]` (each row's softmax) for
-/// [`softmax_xent_bwd`].
+/// docs) smoothed by `eps` (targets `(1 - eps) onehot + eps / k`; 0: none) into the one-element
+/// `loss`; writes `probs [n, k]` (each row's softmax) for [`softmax_xent_bwd`].
 pub fn softmax_xent_fwd(
     n: usize,
     k: usize,
     logits: &GpuBuf,
     labels: &GpuBuf,
+    eps: f32,
     probs: &mut GpuBuf,
     loss: &mut GpuBuf,
 ) -> Result<(), GpuError> {
@@ -178,17 +179,26 @@ pub fn softmax_xent_fwd(
     loss.runtime().launch(
         k::softmax_xent_fwd_f32,
         LaunchCfg::linear(1, BLOCK),
-        &[logits.arg(), labels.arg(), probs.arg(), loss.arg(), Arg::I32(int(op, n)), Arg::I32(int(op, k))],
+        &[
+            logits.arg(),
+            labels.arg(),
+            probs.arg(),
+            loss.arg(),
+            Arg::I32(int(op, n)),
+            Arg::I32(int(op, k)),
+            Arg::F32(eps),
+        ],
     )
 }
 
-/// `dlogits = dloss[0] * (probs - onehot(labels)) / n`, from the `probs` written by
-/// [`softmax_xent_fwd`]; `dloss` is a one-element device buffer.
+/// `dlogits = dloss[0] * (probs - q) / n` with `q = (1 - eps) onehot(labels) + eps / k`, from the
+/// `probs` written by [`softmax_xent_fwd`]; `dloss` is a one-element device buffer.
 pub fn softmax_xent_bwd(
     n: usize,
     k: usize,
     probs: &GpuBuf,
     labels: &GpuBuf,
+    eps: f32,
     dloss: &GpuBuf,
     dlogits: &mut GpuBuf,
 ) -> Result<(), GpuError> {
@@ -199,7 +209,15 @@ pub fn softmax_xent_bwd(
     dlogits.runtime().launch(
         k::softmax_xent_bwd_f32,
         LaunchCfg::linear(grid_for(n * k), BLOCK),
-        &[probs.arg(), labels.arg(), dloss.arg(), dlogits.arg(), Arg::I32(int(op, n)), Arg::I32(int(op, k))],
+        &[
+            probs.arg(),
+            labels.arg(),
+            dloss.arg(),
+            dlogits.arg(),
+            Arg::I32(int(op, n)),
+            Arg::I32(int(op, k)),
+            Arg::F32(eps),
+        ],
     )
 }
 
