@@ -202,3 +202,22 @@ fn darts_bench_prints_a_roofline_table_and_a_step_json_line() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no kernel case matches"));
 }
+
+/// The training-step bench: DARTS_V2's evaluation network timed per step, with the fields the
+/// side by side reads (and the reference's parameter count convention).
+#[test]
+fn train_step_bench_reports_the_reference_fields() {
+    let _serial = serial();
+    let mut b = darts::bench::train_step::TrainStepBench::preset("cpu-small").unwrap();
+    (b.config.channels, b.config.layers, b.config.batch, b.steps, b.warmup) = (2, 3, 2, 2, 0);
+    let v: serde_json::Value =
+        serde_json::from_str(&darts::bench::train_step::run(&b, &Device::Cpu)).unwrap();
+    assert_eq!(
+        (v["network"].as_str(), v["order"].as_str(), v["C"].as_u64()),
+        (Some("eval"), Some("train"), Some(2))
+    );
+    assert_eq!(v["times_s"].as_array().unwrap().len(), 2);
+    assert!(v["median_s"].as_f64().unwrap() > 0.0 && v["final_loss"].as_f64().unwrap().is_finite(), "{v}");
+    assert!(v["peak_mem_bytes"].as_u64().unwrap() > 0 && v["params"].as_u64().unwrap() > 1000, "{v}");
+    assert!(darts::bench::train_step::TrainStepBench::preset("huge").is_none());
+}

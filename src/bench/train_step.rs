@@ -44,7 +44,7 @@ pub fn run(b: &TrainStepBench, device: &Device) -> String {
         }
     }
     let cfg = &b.config;
-    let mut s = build(cfg).expect("train-step bench: the network");
+    let mut s = build(cfg, 10).expect("train-step bench: the network");
     s.store.to_device(device);
     let mut rng = Rng::new(cfg.seed);
     let batches: Vec<(Tensor, Vec<u32>)> = (0..b.warmup + b.steps)

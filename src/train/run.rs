@@ -15,16 +15,15 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::data::{Evaluation, TrainData};
+use super::step::step;
 use super::{Dataset, TrainConfig};
-use crate::autograd::Groups;
 use crate::checkpoint::{self, Arrays, CheckpointError};
 use crate::data::SamplerState;
 use crate::model::eval::{
     count_without_aux, drop_path_prob, DropPath, EvalConfig, EvalNetwork, NetworkCifar, NetworkImageNet,
 };
 use crate::nn::Store;
-use crate::ops;
-use crate::optim::{clip_grad_norm, Sgd};
+use crate::optim::Sgd;
 use crate::rng::Rng;
 use crate::search::genotype::Genotype;
 use crate::search::run::{array_words, io, words_array, write_file, Progress, RunError, INTERRUPTED};
@@ -202,7 +201,6 @@ pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunEr
     let mut loader = data.loader(&pos.sampler)?;
     let mut drop_rng = Rng::from_state(pos.drop_rng);
     let mut log = io(out, fs::OpenOptions::new().append(true).open(out.join("log.jsonl")))?;
-    let ids: Vec<usize> = (0..s.store.params.len()).collect();
     let (mut test_accs, mut test_top5, mut steps_this_run, mut interrupted) =
         (Vec::new(), Vec::new(), 0usize, false);
 
@@ -225,28 +223,9 @@ pub fn run(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary, RunEr
             let t0 = Instant::now();
             let b = loader.try_next_batch()?;
             let x = b.images.to_device(&opts.device);
-            let dp = Some(DropPath { prob: drop_prob, rng: &mut drop_rng });
-            let (tape, outp, loss) = s.net.loss_smoothed(
-                &mut s.store,
-                &x,
-                &b.labels,
-                true,
-                dp,
-                cfg.auxiliary_weight,
-                cfg.label_smoothing,
-            );
-            let hits = ops::loss::top1_correct_count(outp.logits.value(), (&b.labels).into());
-            let grads = tape.backward(&loss, Groups::WEIGHTS);
-            drop((tape, outp));
-            let clip = clip_grad_norm(&grads, &ids, cfg.grad_clip);
-            s.sgd.step(&mut s.store, &grads, &ids, lr, Some(&clip));
-            // One host read per step: loss, correct count and gradient norm together.
-            let v = ops::optim::read_scalars(&[
-                (loss.value(), 0),
-                (&hits, 0),
-                (&clip.scalars, ops::optim::scalar::NORM),
-            ]);
-            let (l, c, norm) = (v[0], v[1] as usize, v[2]);
+            let dp = DropPath { prob: drop_prob, rng: &mut drop_rng };
+            let st = step(&mut s, cfg, &x, &b.labels, lr, dp);
+            let (l, c, norm) = (st.loss, st.correct, st.grad_norm);
             if !l.is_finite() {
                 return Err(RunError::NonFinite { epoch: pos.epoch, step: pos.step_in_epoch, loss: l });
             }

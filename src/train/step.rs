@@ -20,7 +20,8 @@ pub struct TrainStepStats {
 }
 
 /// One training step on images `x` and their labels: the forward with the auxiliary head and
-/// drop path, loss = CE + `cfg.auxiliary_weight` · CE_aux, the backward, the gradient-norm clip
+/// drop path, loss = CE + `cfg.auxiliary_weight` · CE_aux (both label-smoothed by
+/// `cfg.label_smoothing`), the backward, the gradient-norm clip
 /// and SGD at `lr` over every parameter. The loss, correct count and gradient norm come back
 /// together (one host read).
 pub fn step(
@@ -31,7 +32,15 @@ pub fn step(
     lr: f64,
     drop_path: DropPath,
 ) -> TrainStepStats {
-    let (tape, out, loss) = s.net.loss(&mut s.store, x, labels, true, Some(drop_path), cfg.auxiliary_weight);
+    let (tape, out, loss) = s.net.loss_smoothed(
+        &mut s.store,
+        x,
+        labels,
+        true,
+        Some(drop_path),
+        cfg.auxiliary_weight,
+        cfg.label_smoothing,
+    );
     let hits = ops::loss::top1_correct_count(out.logits.value(), labels.into());
     let grads = tape.backward(&loss, Groups::WEIGHTS);
     drop((tape, out));
