@@ -44,34 +44,40 @@ impl ReluConvBn {
 }
 
 /// ReLU → two 1×1 stride-2 convs to `c_out / 2` channels each, the second on the input shifted
-/// by one pixel (`x[:, :, 1:, 1:]`) → channel concat → BN. Names: `conv_1.weight`,
-/// `conv_2.weight`, `bn.*`.
+/// by one pixel (`x[:, :, 1:, 1:]`) → channel concat → BN (affine in the evaluation network,
+/// not in the search's). Names: `conv_1.weight`, `conv_2.weight`, `bn.*`.
 #[derive(Clone, Debug)]
 pub struct FactorizedReduce {
     w1: P,
     w2: P,
     bn: B,
+    affine: Option<(P, P)>,
 }
 
 impl FactorizedReduce {
-    /// Halves the resolution, `c_in` → `c_out` (even) channels.
+    /// Halves the resolution, `c_in` → `c_out` (even) channels; BN without affine parameters.
     pub fn new(s: &mut Store, prefix: &str, c_in: usize, c_out: usize, rng: &mut Rng) -> Self {
+        Self::build(s, prefix, c_in, c_out, false, rng)
+    }
+
+    /// The same with an affine BN (γ = 1, β = 0): the evaluation network's.
+    pub fn affine(s: &mut Store, prefix: &str, c_in: usize, c_out: usize, rng: &mut Rng) -> Self {
+        Self::build(s, prefix, c_in, c_out, true, rng)
+    }
+
+    fn build(s: &mut Store, prefix: &str, c_in: usize, c_out: usize, affine: bool, rng: &mut Rng) -> Self {
         assert!(c_out % 2 == 0, "FactorizedReduce: c_out {c_out} must be even");
         let w1 = s.conv(format!("{prefix}.conv_1.weight"), [c_out / 2, c_in, 1, 1], rng);
         let w2 = s.conv(format!("{prefix}.conv_2.weight"), [c_out / 2, c_in, 1, 1], rng);
+        let affine = affine.then(|| s.affine_bn_params(&format!("{prefix}.bn"), c_out));
         let bn = s.bn(format!("{prefix}.bn"), c_out);
-        FactorizedReduce { w1, w2, bn }
+        FactorizedReduce { w1, w2, bn, affine }
     }
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let r = F::relu(x);
-        let (h, w) = (x.shape()[2], x.shape()[3]);
-        let p = ConvParams::new(2, 0);
-        let a = F::conv2d(&r, ctx.p(self.w1), p);
-        let b = F::conv2d(&F::crop(&r, 1, 1, h - 1, w - 1), ctx.p(self.w2), p);
-        let y = F::concat_channels(&[a, b]);
-        ctx.bn(&y, self.bn, None)
+        let y = self.forward_pre_bn(ctx, x);
+        ctx.bn(&y, self.bn, self.affine)
     }
 
     /// The forward up to its BN (the fused mixed op applies the BN).

@@ -73,6 +73,14 @@ impl Store {
         self.add(name, v, Groups::WEIGHTS)
     }
 
+    /// Adds a BN layer's affine parameters `{prefix}.weight` (γ = 1) and `{prefix}.bias` (β = 0).
+    pub fn affine_bn_params(&mut self, prefix: &str, c: usize) -> (P, P) {
+        let gamma =
+            self.add(format!("{prefix}.weight"), Tensor::full(&[c], 1.0, self.dtype), Groups::WEIGHTS);
+        let beta = self.add(format!("{prefix}.bias"), Tensor::zeros(&[c], self.dtype), Groups::WEIGHTS);
+        (gamma, beta)
+    }
+
     /// Adds a BN layer's buffers (mean 0, variance 1).
     pub fn bn(&mut self, prefix: String, c: usize) -> B {
         self.bns.push(BnBuffers { prefix, state: BnState::new(c, self.dtype), num_batches_tracked: 0 });

@@ -1,10 +1,11 @@
 //! An evaluation cell (`model.py` `Cell`): two preprocessed inputs, two genotype ops per node
 //! summed, and the channel concat of the genotype's `concat` states.
 
-use super::layers::{FactorizedReduce, ReluConvBn};
+use super::layers::ReluConvBn;
 use super::ops::{drop_path, EvalOp, Masks};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
+use crate::nn::FactorizedReduce;
 use crate::nn::{Ctx, Store};
 use crate::rng::Rng;
 use crate::search::genotype::Genotype;
@@ -55,7 +56,7 @@ impl EvalCell {
         let CellShape { c_pp, c_p, c, reduction, reduction_prev } = shape;
         let prefix = format!("cells.{index}");
         let pre0 = if reduction_prev {
-            Pre0::Reduce(FactorizedReduce::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
+            Pre0::Reduce(FactorizedReduce::affine(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
         } else {
             Pre0::Conv(ReluConvBn::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
         };

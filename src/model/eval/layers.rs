@@ -25,8 +25,7 @@ pub struct AffineBn {
 impl AffineBn {
     /// An affine BN on `c` channels named `prefix`.
     pub fn new(s: &mut Store, prefix: &str, c: usize) -> AffineBn {
-        let gamma = s.add(format!("{prefix}.weight"), Tensor::full(&[c], 1.0, s.dtype), Groups::WEIGHTS);
-        let beta = s.add(format!("{prefix}.bias"), Tensor::zeros(&[c], s.dtype), Groups::WEIGHTS);
+        let (gamma, beta) = s.affine_bn_params(prefix, c);
         AffineBn { buf: s.bn(prefix.to_string(), c), gamma, beta }
     }
 
@@ -55,35 +54,6 @@ impl ReluConvBn {
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
         let y = F::conv2d(&F::relu(x), ctx.p(self.w), self.p);
         self.bn.forward(ctx, &y)
-    }
-}
-
-/// ReLU → two 1×1 stride-2 convs to `c_out / 2` channels, the second on the input shifted by one
-/// pixel → channel concat → affine BN. Names: `conv_1.weight`, `conv_2.weight`, `bn.*`.
-#[derive(Clone, Debug)]
-pub struct FactorizedReduce {
-    w1: P,
-    w2: P,
-    bn: AffineBn,
-}
-
-impl FactorizedReduce {
-    /// Halves the resolution, `c_in` → `c_out` (even) channels.
-    pub fn new(s: &mut Store, prefix: &str, c_in: usize, c_out: usize, rng: &mut Rng) -> Self {
-        assert!(c_out % 2 == 0, "FactorizedReduce: c_out {c_out} must be even");
-        let w1 = s.conv(format!("{prefix}.conv_1.weight"), [c_out / 2, c_in, 1, 1], rng);
-        let w2 = s.conv(format!("{prefix}.conv_2.weight"), [c_out / 2, c_in, 1, 1], rng);
-        FactorizedReduce { w1, w2, bn: AffineBn::new(s, &format!("{prefix}.bn"), c_out) }
-    }
-
-    /// Forward.
-    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let r = F::relu(x);
-        let (h, w) = (x.shape()[2], x.shape()[3]);
-        let p = ConvParams::new(2, 0);
-        let a = F::conv2d(&r, ctx.p(self.w1), p);
-        let b = F::conv2d(&F::crop(&r, 1, 1, h - 1, w - 1), ctx.p(self.w2), p);
-        self.bn.forward(ctx, &F::concat_channels(&[a, b]))
     }
 }
 

@@ -1,9 +1,10 @@
 //! The ops of an evaluation cell (`OPS[name](C, stride, affine=True)` of the reference) and
 //! drop path (`utils.drop_path`).
 
-use super::layers::{DilConv, FactorizedReduce, SepConv};
+use super::layers::{DilConv, SepConv};
 use crate::autograd::functions as F;
 use crate::autograd::Var;
+use crate::nn::FactorizedReduce;
 use crate::nn::{Ctx, Store};
 use crate::rng::Rng;
 use crate::tensor::{DType, Device, Tensor};
@@ -47,7 +48,7 @@ impl EvalOp {
             "max_pool_3x3" => EvalOp::MaxPool { stride },
             "avg_pool_3x3" => EvalOp::AvgPool { stride },
             "skip_connect" if stride == 1 => EvalOp::Identity,
-            "skip_connect" => EvalOp::Reduce(FactorizedReduce::new(s, prefix, c, c, rng)),
+            "skip_connect" => EvalOp::Reduce(FactorizedReduce::affine(s, prefix, c, c, rng)),
             "sep_conv_3x3" => EvalOp::Sep(SepConv::new(s, prefix, c, 3, stride, rng)),
             "sep_conv_5x5" => EvalOp::Sep(SepConv::new(s, prefix, c, 5, stride, rng)),
             "dil_conv_3x3" => EvalOp::Dil(DilConv::new(s, prefix, c, 3, stride, rng)),
