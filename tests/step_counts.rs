@@ -40,6 +40,14 @@ fn step_counts(order: Order, fuse: bool) -> (u64, u64, BTreeMap<String, u64>) {
     (after.launches - before.launches, after.dtoh - before.dtoh, per_kernel)
 }
 
+/// One paper network on the emulator at a time: each maps thousands of guard-paged buffers, and
+/// three at once can exceed the kernel's `vm.max_map_count`.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn table(per_kernel: &BTreeMap<String, u64>) -> String {
     let mut rows: Vec<(&u64, &String)> = per_kernel.iter().map(|(k, n)| (n, k)).collect();
     rows.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
@@ -48,6 +56,7 @@ fn table(per_kernel: &BTreeMap<String, u64>) -> String {
 
 #[test]
 fn fused_first_order_step_launches_and_host_reads() {
+    let _serial = serial();
     let (fused, reads, per_kernel) = step_counts(Order::First, true);
     let (unfused, unfused_reads, _) = step_counts(Order::First, false);
     println!("first order: fused {fused} launches, {reads} host reads; unfused {unfused}, {unfused_reads}");
@@ -65,6 +74,7 @@ fn fused_first_order_step_launches_and_host_reads() {
 
 #[test]
 fn fused_second_order_step_launches() {
+    let _serial = serial();
     let (fused, reads, per_kernel) = step_counts(Order::Second, true);
     println!("second order: fused {fused} launches, {reads} host reads");
     println!("{}", table(&per_kernel));
@@ -91,6 +101,7 @@ const SECOND_ORDER_LAUNCHES: u64 = 20_000;
 /// hyperparameters and one asynchronous download of its scalars; no allocation.
 #[test]
 fn a_replayed_paper_step_issues_no_launch_from_the_host() {
+    let _serial = serial();
     use darts::ops::loss::{labels_f32, Labels};
     use darts::search::stepper::{GraphMode, Issued, Stepper};
     let rt = Arc::new(EmuRuntime::deferred(0, 0));
