@@ -49,7 +49,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Trains a genotype's evaluation network from scratch on CIFAR-10 (the DARTS evaluation
-    /// protocol) and reports the test accuracy after every epoch.
+    /// protocol) or an ImageNet folder tree (--dataset imagenet: the mobile setting) and reports
+    /// the test accuracy after every epoch.
     ///
     /// Outputs go to --out (default runs/train-<preset>-seed<seed>): config.json, log.jsonl (a
     /// line per step and per epoch) and checkpoint.safetensors (the reference's NetworkCIFAR
