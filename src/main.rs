@@ -697,8 +697,16 @@ fn eval(
         Ok(a) => a,
         Err(e) => return fail(&e),
     };
+    let (device, _) = match darts::device::open(choice, debug_sync) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let dir = match eval_data_dir(data, checkpoint_path) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
     if meta.get("format").map(String::as_str) == Some(darts::train::run::FORMAT) {
-        return eval_trained(checkpoint_path, &arrays, &meta, data, choice, batch, debug_sync);
+        return eval_trained(checkpoint_path, &arrays, &meta, &dir, &device, batch);
     }
     // The network's size from the tensor shapes, as the reference's loader does.
     let Some(stem) = arrays.get("stem.0.weight") else {
@@ -711,10 +719,6 @@ fn eval(
     let layers =
         (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
     let classes = arrays.get("classifier.bias").map(|a| a.shape[0]).unwrap_or(10);
-    let (device, _) = match darts::device::open(choice, debug_sync) {
-        Ok(d) => d,
-        Err(e) => return fail(&e),
-    };
     let (net, store) =
         Network::new(NetConfig { channels, layers, classes }, darts::DType::F32, &mut Rng::new(0));
     let mut state = SearchState::new(net, store, StepConfig::default());
@@ -724,10 +728,6 @@ fn eval(
         return fail(&e);
     }
     state.store.to_device(&device);
-    let dir = match eval_data_dir(data, checkpoint_path) {
-        Ok(d) => d,
-        Err(e) => return fail(&e),
-    };
     let data = match darts::data::Cifar10::open(&dir) {
         Ok(d) => d,
         Err(e) => return fail(&e),
@@ -748,10 +748,9 @@ fn eval_trained(
     checkpoint_path: &Path,
     arrays: &darts::checkpoint::Arrays,
     meta: &std::collections::HashMap<String, String>,
-    data: Option<PathBuf>,
-    choice: DeviceChoice,
+    dir: &Path,
+    device: &darts::Device,
     batch: usize,
-    debug_sync: bool,
 ) -> ExitCode {
     let fail = |e: &dyn std::fmt::Display| {
         eprintln!("error: {e}");
@@ -761,16 +760,8 @@ fn eval_trained(
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (device, _) = match darts::device::open(choice, debug_sync) {
-        Ok(d) => d,
-        Err(e) => return fail(&e),
-    };
-    state.store.to_device(&device);
-    let dir = match eval_data_dir(data, checkpoint_path) {
-        Ok(d) => d,
-        Err(e) => return fail(&e),
-    };
-    let (e, images) = match darts::train::run::evaluate_on(&mut state, &dir, batch.max(1), &device) {
+    state.store.to_device(device);
+    let (e, images) = match darts::train::run::evaluate_on(&mut state, dir, batch.max(1), device) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };

@@ -169,6 +169,18 @@ impl EmuRuntime {
         q.lock().unwrap().push(stream, op, ptrs).map(|_| ())
     }
 
+    /// A host-to-device copy of `src`: queued as `op()` in deferred mode, done at once otherwise.
+    fn upload(&self, src: &[u8], dst: DevPtr, what: &str, op: impl FnOnce() -> Op) -> Result<(), GpuError> {
+        self.launcher.counters.htod();
+        self.dev.check_range(dst, src.len(), what)?;
+        if let Some(q) = &self.queue {
+            return self.push(q, Stream::Compute, op(), &[dst]);
+        }
+        // SAFETY: the range was checked against a live allocation above.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+        Ok(())
+    }
+
     /// Runs everything queued, in issue order (deferred mode; nothing to do when eager). The
     /// first failure is returned with the recent launches and stays sticky.
     fn flush(&self) -> Result<(), GpuError> {
@@ -469,23 +481,11 @@ impl Runtime for EmuRuntime {
     }
 
     fn htod(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
-        self.launcher.counters.htod();
-        self.dev.check_range(dst, src.len(), "htod")?;
-        if let Some(q) = &self.queue {
-            return self.push(q, Stream::Compute, Op::Htod { data: src.to_vec(), dst }, &[dst]);
-        }
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
-        Ok(())
+        self.upload(src, dst, "htod", || Op::Htod { data: src.to_vec(), dst })
     }
 
     fn htod_const(&self, src: &[u8], dst: DevPtr) -> Result<(), GpuError> {
-        self.launcher.counters.htod();
-        self.dev.check_range(dst, src.len(), "htod_const")?;
-        if let Some(q) = &self.queue {
-            return self.push(q, Stream::Compute, Op::Const { data: src.into(), dst }, &[dst]);
-        }
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
-        Ok(())
+        self.upload(src, dst, "htod_const", || Op::Const { data: src.into(), dst })
     }
 
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
