@@ -719,8 +719,11 @@ fn eval(
     let layers =
         (0..).take_while(|i| arrays.contains_key(&format!("cells.{i}.preprocess1.op.1.weight"))).count();
     let classes = arrays.get("classifier.bias").map(|a| a.shape[0]).unwrap_or(10);
-    let (net, store) =
-        Network::new(NetConfig { channels, layers, classes }, darts::DType::F32, &mut Rng::new(0));
+    let (net, store) = Network::new(
+        NetConfig { channels, layers, classes, ..Default::default() },
+        darts::DType::F32,
+        &mut Rng::new(0),
+    );
     let mut state = SearchState::new(net, store, StepConfig::default());
     let prefixes = darts::search::state_io::STATE_PREFIXES;
     if let Err(e) = darts::checkpoint::load_store(&mut state.store, &arrays, checkpoint_path, true, &prefixes)

@@ -57,7 +57,7 @@ fn composite_network_forward_and_backward_match_the_cpu_on_the_emulator() {
 fn tiny_search_matches(device: Device) {
     for order in [Order::First, Order::Second] {
         let run = |device: &Device, dtype: DType| {
-            let cfg = NetConfig { channels: 2, layers: 3, classes: 10 };
+            let cfg = NetConfig { channels: 2, layers: 3, classes: 10, ..Default::default() };
             let (net, mut store) = Network::new(cfg, dtype, &mut Rng::new(5));
             store.to_device(device);
             let mut s = SearchState::new(net, store, StepConfig { order, ..Default::default() });

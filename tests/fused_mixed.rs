@@ -232,8 +232,11 @@ fn network_grads(
     hw: usize,
 ) -> (f64, Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let mut rng = Rng::new(5);
-    let (mut net, mut store) =
-        Network::new(NetConfig { channels: 4, layers: 3, classes: 10 }, dtype, &mut rng);
+    let (mut net, mut store) = Network::new(
+        NetConfig { channels: 4, layers: 3, classes: 10, ..Default::default() },
+        dtype,
+        &mut rng,
+    );
     net.fuse = fuse;
     store.to_device(device);
     let x = Tensor::from_f64(&[2, 3, hw, hw], &rng.normals(2 * 3 * hw * hw), dtype).to_device(device);

@@ -12,8 +12,11 @@ use darts::{DType, Tensor};
 #[test]
 fn power_iteration_equals_the_largest_eigenvalue_of_the_explicit_hessian() {
     let mut rng = Rng::new(7);
-    let (net, mut store) =
-        Network::new(NetConfig { channels: 2, layers: 3, classes: 10 }, DType::F64, &mut rng);
+    let (net, mut store) = Network::new(
+        NetConfig { channels: 2, layers: 3, classes: 10, ..Default::default() },
+        DType::F64,
+        &mut rng,
+    );
     // α away from their 1e-3 initialisation, so the softmax weights differ and H is not tiny.
     for p in [net.alphas_normal, net.alphas_reduce] {
         let v = &store.params[p.0].value;

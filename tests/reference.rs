@@ -25,7 +25,11 @@ fn test_images(n: usize, dtype: DType) -> Tensor {
 }
 
 fn small_net(dtype: DType) -> (Network, darts::nn::Store) {
-    Network::new(NetConfig { channels: 2, layers: 5, classes: 10 }, dtype, &mut Rng::new(0))
+    Network::new(
+        NetConfig { channels: 2, layers: 5, classes: 10, ..Default::default() },
+        dtype,
+        &mut Rng::new(0),
+    )
 }
 
 fn rel(a: &[f64], b: &[f64]) -> f64 {

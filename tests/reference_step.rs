@@ -30,8 +30,11 @@ fn batch(b: &Arrays, kind: &str, i: usize, dtype: DType) -> (Tensor, Vec<u32>) {
 /// Runs step `i` from the state in `start` and returns our state arrays, with the last step's
 /// gradients (`grad.*`) and losses of this step.
 fn run_step(dtype: DType, dir: &str, start: &str, order: Order, i: usize) -> (Arrays, f64, f64) {
-    let (net, store) =
-        Network::new(NetConfig { channels: 2, layers: 5, classes: 10 }, dtype, &mut Rng::new(0));
+    let (net, store) = Network::new(
+        NetConfig { channels: 2, layers: 5, classes: 10, ..Default::default() },
+        dtype,
+        &mut Rng::new(0),
+    );
     let mut s = SearchState::new(net, store, StepConfig { order, ..Default::default() });
     load_state(&mut s, &fixture(&format!("{dir}/{start}.safetensors")), Path::new(start)).unwrap();
     let b = fixture(&format!("{dir}/batches.safetensors"));

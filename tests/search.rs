@@ -157,7 +157,7 @@ fn resumed_run_with_prefetched_batches_equals_an_uninterrupted_one() {
 /// itself; that setting is checked against the PyTorch reference in `reference_step.rs`.
 #[test]
 fn second_order_alpha_gradient_matches_finite_differences_of_the_unrolled_objective() {
-    let cfg = NetConfig { channels: 2, layers: 3, classes: 10 };
+    let cfg = NetConfig { channels: 2, layers: 3, classes: 10, ..Default::default() };
     let (net, store) = Network::new(cfg, DType::F64, &mut Rng::new(1));
     let mut s = SearchState::new(
         net,

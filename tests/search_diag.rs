@@ -151,8 +151,11 @@ fn arch_lr_zero_leaves_the_alphas_unchanged() {
     let cfg = SearchConfig { arch_lr: 0.0, ..tiny(8, 1) };
     let out = tmp("frozen");
     let s = run(&cfg, &opts(&out, None)).unwrap();
-    let (net, store) =
-        Network::new(NetConfig { channels: 2, layers: 3, classes: 10 }, DType::F32, &mut Rng::new(cfg.seed));
+    let (net, store) = Network::new(
+        NetConfig { channels: 2, layers: 3, classes: 10, ..Default::default() },
+        DType::F32,
+        &mut Rng::new(cfg.seed),
+    );
     for id in [net.alphas_normal, net.alphas_reduce] {
         let (before, after) =
             (store.params[id.0].value.to_f64_vec(), s.state.store.params[id.0].value.to_f64_vec());

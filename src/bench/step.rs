@@ -154,7 +154,7 @@ pub fn run(bench: &StepBench, device: &Device) -> StepReport {
         }
     }
     memstat::reset_heap_peak();
-    let cfg = NetConfig { channels: bench.channels, layers: bench.layers, classes: 10 };
+    let cfg = NetConfig { channels: bench.channels, layers: bench.layers, classes: 10, ..Default::default() };
     let (mut net, mut store) = Network::new(cfg, DType::F32, &mut Rng::new(bench.seed));
     net.fuse = bench.fuse;
     store.to_device(device);

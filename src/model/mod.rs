@@ -3,8 +3,10 @@
 
 pub mod cell;
 pub mod eval;
+pub mod method;
 pub mod mixed;
 pub mod network;
 
+pub use method::Method;
 pub use mixed::PRIMITIVES;
 pub use network::{NetConfig, Network};

@@ -3,6 +3,7 @@
 //! architecture parameters α (normal and reduce, `[14, 8]` each).
 
 use super::cell::{Cell, EDGES};
+use super::method::Method;
 use super::mixed::PRIMITIVES;
 use crate::autograd::functions as F;
 use crate::autograd::{Groups, Tape, Var};
@@ -20,11 +21,13 @@ pub struct NetConfig {
     pub layers: usize,
     /// Classes (10 for CIFAR-10).
     pub classes: usize,
+    /// How edges mix their candidates.
+    pub method: Method,
 }
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { channels: 16, layers: 8, classes: 10 }
+        NetConfig { channels: 16, layers: 8, classes: 10, method: Method::Darts }
     }
 }
 
@@ -55,7 +58,8 @@ impl Network {
     /// A freshly initialised network and its store: PyTorch's default conv/linear
     /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`.
     pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
-        let NetConfig { channels: c, layers, classes } = config;
+        let NetConfig { channels: c, layers, classes, method } = config;
+        assert_eq!(method, Method::Darts, "Network: {method} is not built yet");
         assert!(layers >= 3, "Network: at least 3 layers (reductions at 1/3 and 2/3), got {layers}");
         let mut s = Store::new(dtype);
         let c_stem = 3 * c;

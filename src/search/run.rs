@@ -411,7 +411,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     let val_range = samplers.split.val.clone();
 
     let mut rng = Rng::new(cfg.seed);
-    let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10 };
+    let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10, ..Default::default() };
     let (mut net, store) = Network::new(net_cfg, dtype, &mut rng);
     net.fuse = cfg.fuse;
     let mut state = SearchState::new(net, store, cfg.step_config());

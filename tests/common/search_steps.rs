@@ -33,7 +33,7 @@ pub const BATCHES: [usize; 5] = [2, 2, 2, 3, 2];
 pub fn steps(rt: Gpu, order: Order, exec: Exec) -> (Vec<[u64; 4]>, String, (usize, usize)) {
     let device = Device::Gpu(rt);
     let mut rng = Rng::new(5);
-    let config = NetConfig { channels: 2, layers: 3, classes: 10 };
+    let config = NetConfig { channels: 2, layers: 3, classes: 10, ..Default::default() };
     let (net, mut store) = Network::new(config, DType::F32, &mut rng);
     store.to_device(&device);
     let mut state = SearchState::new(net, store, StepConfig { order, ..Default::default() });
