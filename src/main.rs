@@ -287,6 +287,8 @@ struct SearchArgs {
     early_stop: bool,
     #[command(flatten)]
     hyper: search_flags::HyperArgs,
+    #[command(flatten)]
+    method: search_flags::MethodArgs,
 }
 
 fn main() -> ExitCode {
@@ -548,6 +550,9 @@ fn search(a: SearchArgs) -> ExitCode {
         if let Some(p) = &a.preset {
             cfg.preset = p.clone();
         }
+        if let Some(m) = &a.method.method {
+            cfg.method = m.clone();
+        }
         cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
         cfg.layers = a.layers.unwrap_or(cfg.layers);
         cfg.channels = a.channels.unwrap_or(cfg.channels);
@@ -560,6 +565,7 @@ fn search(a: SearchArgs) -> ExitCode {
         if cfg.early_stop && cfg.hessian_every == 0 {
             return Err("--early-stop needs --hessian-every N (the eigenvalues it watches)".into());
         }
+        a.method.apply(cfg)?;
         a.hyper.apply(cfg)
     };
     let mut cfg = if a.resume {
@@ -574,18 +580,22 @@ fn search(a: SearchArgs) -> ExitCode {
         }
         recorded
     } else {
-        let mut cfg = match a.preset.as_deref() {
-            Some("paper") => SearchConfig::paper(),
-            Some("cpu-small") => SearchConfig::cpu_small(),
-            Some(other) => return fail(&format!("unknown preset {other:?}: expected paper or cpu-small")),
+        let method = a.method.method.as_deref().unwrap_or("darts");
+        let method =
+            darts::model::Method::from_name(method, darts::model::method::PC_K).expect("clap checked it");
+        let preset = match a.preset.as_deref() {
+            Some(p) => p,
             None if device == darts::Device::Cpu => {
                 eprintln!("preset: cpu-small (running on the CPU; --preset paper for the full network)");
-                SearchConfig::cpu_small()
+                "cpu-small"
             }
             None => {
                 eprintln!("preset: paper");
-                SearchConfig::paper()
+                "paper"
             }
+        };
+        let Some(mut cfg) = SearchConfig::preset(preset, method) else {
+            return fail(&format!("unknown preset {preset:?}: expected paper or cpu-small"));
         };
         if !matches!(a.order.as_str(), "first" | "second") {
             return fail(&format!("--order must be first or second, got {:?}", a.order));
@@ -611,10 +621,10 @@ fn search(a: SearchArgs) -> ExitCode {
     };
     // Fusion changes how a step executes, not what it computes: a resumed run may switch.
     cfg.fuse = !a.no_fuse;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-seed{}", cfg.preset, cfg.order, cfg.seed)));
+    let out = a.out.clone().unwrap_or_else(|| {
+        let method = if cfg.method == "darts" { String::new() } else { format!("{}-", cfg.method) };
+        PathBuf::from(format!("runs/{method}{}-{}-seed{}", cfg.preset, cfg.order, cfg.seed))
+    });
     if !a.resume && out.join("checkpoint.safetensors").exists() {
         return fail(&format!(
             "{} already holds a run; use --resume to continue it or --out for a new directory",
@@ -622,7 +632,8 @@ fn search(a: SearchArgs) -> ExitCode {
         ));
     }
     eprintln!(
-        "search: C={} layers={} batch={} epochs={} order={} dtype={}{} -> {}",
+        "search: {} C={} layers={} batch={} epochs={} order={} dtype={}{} -> {}",
+        cfg.method,
         cfg.channels,
         cfg.layers,
         cfg.batch,

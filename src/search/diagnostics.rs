@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::arch::ArchSnapshot;
 use super::genotype::{parse_cell, softmax_rows};
 
 /// The ops without weights. `none` is never chosen by the derivation (it is excluded), but is
@@ -46,8 +47,21 @@ impl CellDiagnostics {
     pub fn from_alphas(alpha: &[f64]) -> CellDiagnostics {
         let w = softmax_rows(alpha);
         let genes = parse_cell(&w);
+        CellDiagnostics::from_weights(&w, &genes)
+    }
+
+    /// The diagnostics of a cell from each edge's op weights (`[14][8]`, PRIMITIVES slots) and
+    /// its derived genes. The entropy is that of each row normalised to sum 1 (FairDARTS'
+    /// sigmoids do not sum to 1; softmax rows already do).
+    pub fn from_weights(w: &[[f64; 8]], genes: &[(String, usize)]) -> CellDiagnostics {
         let count = |pred: &dyn Fn(&str) -> bool| genes.iter().filter(|(op, _)| pred(op)).count();
-        let entropy: Vec<f64> = w.iter().map(|row| entropy(row)).collect();
+        let entropy: Vec<f64> = w
+            .iter()
+            .map(|row| {
+                let s: f64 = row.iter().sum();
+                entropy(&row.map(|v| if s > 0.0 { v / s } else { 0.0 }))
+            })
+            .collect();
         let mean_entropy = entropy.iter().sum::<f64>() / entropy.len() as f64;
         CellDiagnostics {
             skip_connect: count(&|op| op == "skip_connect"),
@@ -64,6 +78,15 @@ impl Diagnostics {
         Diagnostics {
             normal: CellDiagnostics::from_alphas(normal),
             reduce: CellDiagnostics::from_alphas(reduce),
+        }
+    }
+
+    /// The diagnostics of any method's architecture: its op weights and its genotype.
+    pub fn from_arch(a: &ArchSnapshot) -> Diagnostics {
+        let g = a.genotype();
+        Diagnostics {
+            normal: CellDiagnostics::from_weights(&a.op_weights(false), &g.normal),
+            reduce: CellDiagnostics::from_weights(&a.op_weights(true), &g.reduce),
         }
     }
 

@@ -14,7 +14,7 @@
 //! The defaults are RobustDARTS': window 5, delta 4 evaluations, factor 1.3, start epoch 10.
 
 /// The rule's parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EarlyStopRule {
     /// Evaluations averaged (odd).
     pub window: usize,
@@ -50,6 +50,11 @@ impl EarlyStop {
             rule.window
         );
         EarlyStop { rule, ..Default::default() }
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> EarlyStopRule {
+        self.rule
     }
 
     /// The local averages known so far, la(0), la(1), ...

@@ -7,6 +7,8 @@
 use super::run::{RunError, SearchConfig};
 use super::step::StepConfig;
 use crate::data::{search_samplers, DataError, SearchSamplers};
+use crate::model::method::PC_K;
+use crate::model::Method;
 
 /// Default SGD momentum (0.9).
 pub fn momentum() -> f64 {
@@ -35,6 +37,58 @@ pub fn arch_weight_decay() -> f64 {
 /// Default step-logging period (every step).
 pub fn report_freq() -> usize {
     1
+}
+
+/// Default method (`darts`).
+pub fn method() -> String {
+    Method::Darts.name().into()
+}
+/// Default PC-DARTS channel proportion (4).
+pub fn pc_k() -> usize {
+    PC_K
+}
+/// DARTS-ADA's default weight-decay factor (10, RobustDARTS' ADA script).
+pub fn ada_factor() -> f64 {
+    10.0
+}
+/// DARTS-ADA's default weight-decay cap (0.03, RobustDARTS' ADA script).
+pub fn ada_max_weight_decay() -> f64 {
+    0.03
+}
+
+/// A method's published search recipe on a preset's shape. The paper-shape values are the
+/// methods' code defaults (the reference notes, section 6); `cpu-small` keeps its narrow
+/// network and epoch count and scales the batch and the warm-up in proportion:
+///
+/// | method | batch | lr → lr_min | arch lr, betas | other |
+/// | --- | --- | --- | --- | --- |
+/// | darts | 64 | 0.025 → 0.001 | 3e-4, (0.5, 0.999) | |
+/// | pc-darts | 256 (4× DARTS') | 0.1 → 0 | 6e-4, (0.5, 0.999) | α frozen 15 of 50 epochs |
+/// | fair-darts | 128 (2× DARTS') | 0.005 → 0.001 | 3e-3, (0.9, 0.999) | zero-one loss × 10 |
+pub fn recipe(shape: SearchConfig, method: Method) -> SearchConfig {
+    let c = SearchConfig { method: method.name().into(), ..shape };
+    match method {
+        Method::Darts => c,
+        Method::PcDarts { k } => SearchConfig {
+            pc_k: k,
+            batch: 4 * c.batch,
+            lr_max: 0.1,
+            lr_min: 0.0,
+            arch_lr: 6e-4,
+            // 15 of 50 epochs.
+            arch_warmup: (c.epochs * 15).div_ceil(50),
+            ..c
+        },
+        Method::FairDarts => SearchConfig {
+            batch: 2 * c.batch,
+            lr_max: 0.005,
+            lr_min: 0.001,
+            arch_lr: 3e-3,
+            arch_betas: (0.9, 0.999),
+            zero_one_weight: 10.0,
+            ..c
+        },
+    }
 }
 
 /// The largest cutout side: the image's.
@@ -78,6 +132,74 @@ impl SearchConfig {
                 &format!("a side of at most {MAX_CUTOUT} pixels (0: none)"),
                 self.cutout.to_string(),
             );
+        }
+        let Some(method) = Method::from_name(&self.method, self.pc_k) else {
+            return bad(
+                "--method",
+                &format!("one of {}", Method::NAMES.join(", ")),
+                format!("{:?}", self.method),
+            );
+        };
+        if let Method::PcDarts { k } = method {
+            if k == 0 || self.channels % k != 0 {
+                return bad(
+                    "--pc-k",
+                    &format!(
+                        "a divisor of --channels ({}): 1/k of each edge's channels go through its ops",
+                        self.channels
+                    ),
+                    k.to_string(),
+                );
+            }
+        }
+        if self.arch_warmup > self.epochs {
+            return bad(
+                "--arch-warmup",
+                &format!("at most --epochs ({})", self.epochs),
+                self.arch_warmup.to_string(),
+            );
+        }
+        if !(self.zero_one_weight >= 0.0 && self.zero_one_weight.is_finite()) {
+            return bad("--zero-one-weight", "a finite number >= 0", self.zero_one_weight.to_string());
+        }
+        if !(0.0..1.0).contains(&self.drop_path) {
+            return bad("--drop-path", "a probability in [0, 1)", self.drop_path.to_string());
+        }
+        if self.ada {
+            if self.hessian_every == 0 {
+                return bad(
+                    "--ada",
+                    "used with --hessian-every N (the eigenvalues it watches)",
+                    "no --hessian-every".into(),
+                );
+            }
+            if self.early_stop {
+                return bad(
+                    "--ada",
+                    "used without --early-stop (ADA continues where DARTS-ES stops)",
+                    "both".into(),
+                );
+            }
+            if !(self.ada_factor > 1.0 && self.ada_factor.is_finite()) {
+                return bad("--ada-factor", "a finite number > 1", self.ada_factor.to_string());
+            }
+            if !(self.ada_max_weight_decay >= self.weight_decay && self.ada_max_weight_decay.is_finite()) {
+                return bad(
+                    "--ada-max-weight-decay",
+                    &format!("at least --weight-decay ({})", self.weight_decay),
+                    self.ada_max_weight_decay.to_string(),
+                );
+            }
+        }
+        let r = &self.es_rule;
+        if r.window % 2 == 0 {
+            return bad("--es-window", "odd (a window centred on an evaluation)", r.window.to_string());
+        }
+        if r.delta == 0 {
+            return bad("--es-delta", "at least 1 (evaluations back)", "0".into());
+        }
+        if !(r.factor > 0.0 && r.factor.is_finite()) {
+            return bad("--es-factor", "a finite number > 0", r.factor.to_string());
         }
         if self.report_freq == 0 {
             return bad("--report-freq", "at least 1 (log every N-th step)", "0".into());

@@ -1,5 +1,6 @@
 //! The DARTS search: the bilevel step (architect first/second order + weight step).
 
+pub mod arch;
 pub mod diagnostics;
 pub mod early_stop;
 pub mod genotype;

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::ArchSnapshot;
 use super::diagnostics::Diagnostics;
+use super::early_stop::EarlyStopRule;
 use super::genotype::{to_dot, to_svg, Genotype};
 use super::hyper;
 use super::prefetch::Prefetch;
@@ -28,7 +30,7 @@ use crate::backend::gpu::GpuError;
 use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
 use crate::data::{eval_batches, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH};
 use crate::meter::Meter;
-use crate::model::{NetConfig, Network};
+use crate::model::{Method, NetConfig, Network};
 use crate::ops;
 use crate::ops::loss::Labels;
 use crate::optim::cosine_lr;
@@ -101,6 +103,35 @@ pub struct SearchConfig {
     /// DARTS-ES on λ_max (needs `hessian_every`).
     #[serde(default)]
     pub early_stop: bool,
+    /// `darts`, `pc-darts` or `fair-darts` ([`Method`]).
+    #[serde(default = "hyper::method")]
+    pub method: String,
+    /// PC-DARTS: 1/`pc_k` of each edge's channels go through the mixed op.
+    #[serde(default = "hyper::pc_k")]
+    pub pc_k: usize,
+    /// Epochs at the start with α frozen: no architecture step (PC-DARTS' warm-up).
+    #[serde(default)]
+    pub arch_warmup: usize,
+    /// FairDARTS: weight of the zero-one loss in the architecture objective.
+    #[serde(default)]
+    pub zero_one_weight: f64,
+    /// Scheduled drop path during search (R-DARTS(DP)): the probability at the last epoch,
+    /// growing linearly from 0 over the epochs.
+    #[serde(default)]
+    pub drop_path: f64,
+    /// DARTS-ADA: when DARTS-ES fires, roll back to the epoch it names, multiply the weights'
+    /// weight decay by `ada_factor` (up to `ada_max_weight_decay`) and continue.
+    #[serde(default)]
+    pub ada: bool,
+    /// DARTS-ADA's weight-decay factor.
+    #[serde(default = "hyper::ada_factor")]
+    pub ada_factor: f64,
+    /// DARTS-ADA's weight-decay cap: at it, the rule no longer acts.
+    #[serde(default = "hyper::ada_max_weight_decay")]
+    pub ada_max_weight_decay: f64,
+    /// The DARTS-ES rule (for `early_stop` and `ada`): window, delta, factor, start epoch.
+    #[serde(default)]
+    pub es_rule: EarlyStopRule,
 }
 
 fn fuse_default() -> bool {
@@ -135,6 +166,15 @@ impl SearchConfig {
             report_freq: hyper::report_freq(),
             hessian_every: 0,
             early_stop: false,
+            method: hyper::method(),
+            pc_k: hyper::pc_k(),
+            arch_warmup: 0,
+            zero_one_weight: 0.0,
+            drop_path: 0.0,
+            ada: false,
+            ada_factor: hyper::ada_factor(),
+            ada_max_weight_decay: hyper::ada_max_weight_decay(),
+            es_rule: EarlyStopRule::default(),
         }
     }
 
@@ -149,6 +189,24 @@ impl SearchConfig {
             epochs: 10,
             ..Self::paper()
         }
+    }
+
+    /// A preset (`paper` or `cpu-small`: the network's shape) with a method's published recipe
+    /// (batch, learning rates, warm-up, epochs; see `hyper::recipe`); `None` for an unknown
+    /// preset.
+    pub fn preset(name: &str, method: Method) -> Option<SearchConfig> {
+        let shape = match name {
+            "paper" => SearchConfig::paper(),
+            "cpu-small" => SearchConfig::cpu_small(),
+            _ => return None,
+        };
+        Some(hyper::recipe(shape, method))
+    }
+
+    /// The method this config searches with (DARTS for an unknown name, which
+    /// [`SearchConfig::validate`] refuses).
+    pub fn method(&self) -> Method {
+        Method::from_name(&self.method, self.pc_k).unwrap_or_default()
     }
 
     pub(crate) fn order(&self) -> Order {
@@ -298,14 +356,55 @@ fn save_checkpoint(out: &Path, state: &SearchState, pos: &Position) -> Result<()
     );
     arrays.insert("rng.train_sampler".into(), words_array(&pos.train.to_words()));
     arrays.insert("rng.val_sampler".into(), words_array(&pos.val.to_words()));
+    // DARTS-ADA raises it during a run.
+    arrays.insert(
+        "run.weight_decay".into(),
+        Array { shape: vec![1], data: ArrayData::F64(vec![state.sgd.weight_decay]) },
+    );
     let meta = HashMap::from([("format".to_string(), "darts search checkpoint".to_string())]);
     checkpoint::write_atomic(&out.join("checkpoint.safetensors"), &arrays, meta)?;
     Ok(())
 }
 
-fn alphas(state: &SearchState) -> (Vec<f64>, Vec<f64>) {
-    let p = |i: crate::nn::P| state.store.params[i.0].value.to_f64_vec();
-    (p(state.net.alphas_normal), p(state.net.alphas_reduce))
+/// Loads a run checkpoint into `state` (network, optimisers, DARTS-ADA's weight decay) and
+/// returns the position it was written at.
+fn load_checkpoint(state: &mut SearchState, ckpt: &Path) -> Result<Position, RunError> {
+    let (arrays, _) = checkpoint::read(ckpt)?;
+    load_state(state, &arrays, ckpt)?;
+    let bad = |what: &str| {
+        RunError::Checkpoint(CheckpointError::Mismatch { path: ckpt.into(), problems: vec![what.into()] })
+    };
+    let p = array_words(arrays.get("run.position"), "run.position", ckpt)?;
+    let [epoch, step_in_epoch, global_step] = p[..] else {
+        return Err(bad("run.position must hold 3 values"));
+    };
+    let sampler = |name: &str| -> Result<SamplerState, RunError> {
+        SamplerState::from_words(&array_words(arrays.get(name), name, ckpt)?)
+            .ok_or_else(|| bad(&format!("{name} must hold 11 words")))
+    };
+    if let Some(a) = arrays.get("run.weight_decay") {
+        state.sgd.weight_decay =
+            a.data.to_f64().first().copied().ok_or_else(|| bad("empty run.weight_decay"))?;
+    }
+    Ok(Position {
+        epoch: epoch as usize,
+        step_in_epoch: step_in_epoch as usize,
+        global_step: global_step as usize,
+        train: sampler("rng.train_sampler")?,
+        val: sampler("rng.val_sampler")?,
+    })
+}
+
+/// Moves the store and the optimisers' buffers to `device` (no-op for those already there).
+fn to_device(state: &mut SearchState, device: &Device) {
+    state.store.to_device(device);
+    for b in state.sgd.bufs.iter_mut().chain(&mut state.adam.m).chain(&mut state.adam.v).flatten() {
+        *b = b.to_device(device);
+    }
+}
+
+fn arch(state: &SearchState) -> ArchSnapshot {
+    ArchSnapshot::of_store(state.net.config.method, &state.store)
 }
 
 fn write_genotype(out: &Path, g: &Genotype) -> Result<(), RunError> {
@@ -411,7 +510,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     let val_range = samplers.split.val.clone();
 
     let mut rng = Rng::new(cfg.seed);
-    let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10, ..Default::default() };
+    let net_cfg = NetConfig { channels: cfg.channels, layers: cfg.layers, classes: 10, method: cfg.method() };
     let (mut net, store) = Network::new(net_cfg, dtype, &mut rng);
     net.fuse = cfg.fuse;
     let mut state = SearchState::new(net, store, cfg.step_config());
@@ -424,28 +523,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         val: samplers.val.state(),
     };
     if opts.resume {
-        let (arrays, _) = checkpoint::read(&ckpt)?;
-        load_state(&mut state, &arrays, &ckpt)?;
-        let p = array_words(arrays.get("run.position"), "run.position", &ckpt)?;
-        let bad = |what: &str| {
-            RunError::Checkpoint(CheckpointError::Mismatch {
-                path: ckpt.clone(),
-                problems: vec![what.into()],
-            })
-        };
-        let [e, s, g] = p[..] else { return Err(bad("run.position must hold 3 values")) };
-        pos.epoch = e as usize;
-        pos.step_in_epoch = s as usize;
-        pos.global_step = g as usize;
-        pos.train = SamplerState::from_words(&array_words(
-            arrays.get("rng.train_sampler"),
-            "rng.train_sampler",
-            &ckpt,
-        )?)
-        .ok_or_else(|| bad("rng.train_sampler must hold 11 words"))?;
-        pos.val =
-            SamplerState::from_words(&array_words(arrays.get("rng.val_sampler"), "rng.val_sampler", &ckpt)?)
-                .ok_or_else(|| bad("rng.val_sampler must hold 11 words"))?;
+        pos = load_checkpoint(&mut state, &ckpt)?;
     } else {
         if let Some(init) = &opts.init {
             let (arrays, _) = checkpoint::read(init)?;
@@ -455,17 +533,18 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         write_file(&out.join("config.json"), &cfg_json)?;
         io(out, fs::write(out.join("log.jsonl"), ""))?;
     }
-    state.store.to_device(&opts.device);
-    for b in state.sgd.bufs.iter_mut().chain(&mut state.adam.m).chain(&mut state.adam.v).flatten() {
-        *b = b.to_device(&opts.device);
-    }
+    to_device(&mut state, &opts.device);
 
-    let mut train_sampler = samplers.train;
-    let mut val_sampler = samplers.val;
-    train_sampler.set_state(&pos.train)?;
-    val_sampler.set_state(&pos.val)?;
-    let mut train_loader = Loader::spawn(train_set.clone(), train_sampler, dtype, DEFAULT_DEPTH)?;
-    let mut val_loader = Loader::spawn(train_set.clone(), val_sampler, dtype, DEFAULT_DEPTH)?;
+    let loaders = |pos: &Position| -> Result<(Loader, Loader), RunError> {
+        let (mut train_sampler, mut val_sampler) = (samplers.train.clone(), samplers.val.clone());
+        train_sampler.set_state(&pos.train)?;
+        val_sampler.set_state(&pos.val)?;
+        Ok((
+            Loader::spawn(train_set.clone(), train_sampler, dtype, DEFAULT_DEPTH)?,
+            Loader::spawn(train_set.clone(), val_sampler, dtype, DEFAULT_DEPTH)?,
+        ))
+    };
+    let (mut train_loader, mut val_loader) = loaders(&pos)?;
     let mut log = io(out, fs::OpenOptions::new().append(true).open(out.join("log.jsonl")))?;
     let mut val_accs = Vec::new();
     let mut prefetch = match &opts.device {
@@ -478,7 +557,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     let wd = state.adam.weight_decay;
     let mut robust = Robust::new(
         cfg.hessian_every,
-        cfg.early_stop,
+        (cfg.early_stop || cfg.ada).then_some(cfg.es_rule),
         &train_set,
         val_range.clone(),
         cfg.batch,
@@ -497,6 +576,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
 
     while pos.epoch < cfg.epochs {
         let lr = cosine_lr(pos.epoch, cfg.epochs, cfg.lr_max, cfg.lr_min);
+        state.arch_frozen = pos.epoch < cfg.arch_warmup;
         let progress = Progress {
             on: opts.progress,
             start: Instant::now(),
@@ -563,6 +643,11 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             for (k, v) in meter.fields() {
                 line[k] = v.into();
             }
+            if state.arch_frozen {
+                // No architecture step during the warm-up: no validation loss either.
+                line["loss_val"] = serde_json::Value::Null;
+                line["arch_frozen"] = true.into();
+            }
             // The reference's `step % report_freq == 0` over 0-based steps: the first of each
             // epoch and every report_freq-th after it.
             if (pos.step_in_epoch - 1) % cfg.report_freq == 0 {
@@ -578,17 +663,19 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         let (val_loss, val_acc) =
             evaluate(&mut state, &train_set, val_range.clone(), cfg.batch, &opts.device);
         val_accs.push(val_acc);
-        let (an, ar) = alphas(&state);
-        let g = Genotype::from_alphas(&an, &ar);
-        let alphas_json = serde_json::json!({"epoch": pos.epoch, "alphas_normal": an, "alphas_reduce": ar});
-        write_file(&out.join(format!("alphas/epoch_{:03}.json", pos.epoch)), &alphas_json.to_string())?;
+        let a = arch(&state);
+        let g = a.genotype();
+        write_file(
+            &out.join(format!("alphas/epoch_{:03}.json", pos.epoch)),
+            &a.to_json(pos.epoch).to_string(),
+        )?;
         write_genotype(out, &g)?;
         let mut line = serde_json::json!({
             "kind": "epoch", "epoch": pos.epoch, "lr": lr,
             "train_loss": loss_sum / seen.max(1) as f64, "train_acc": correct as f64 / seen.max(1) as f64,
             "val_loss": val_loss, "val_acc": val_acc, "genotype": g.to_python(),
             "seconds": progress.start.elapsed().as_secs_f64(),
-            "diagnostics": Diagnostics::from_alphas(&an, &ar).to_json(),
+            "diagnostics": Diagnostics::from_arch(&a).to_json(),
         });
         let verdict = robust.as_mut().map(|r| r.epoch_end(pos.epoch, &state)).unwrap_or_default();
         if let Some(e) = verdict.eigen {
@@ -607,17 +694,60 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         pos.epoch += 1;
         pos.step_in_epoch = 0;
         save_checkpoint(out, &state, &pos)?;
-        if let Some(stop) = verdict.stop_at {
-            let line = serde_json::json!({"kind": "early_stop", "epoch": pos.epoch - 1, "stop_epoch": stop});
-            io(out, writeln!(log, "{line}"))?;
-            if opts.progress {
-                eprintln!(
-                    "DARTS-ES: λ_max grew past the rule's factor; returning the genotype of epoch {}",
-                    stop + 1
-                );
+        if cfg.ada && verdict.eigen.is_some() {
+            // DARTS-ADA may roll back to this evaluation epoch: keep its checkpoint.
+            let to = out.join(format!("ada/epoch_{:03}.safetensors", pos.epoch - 1));
+            io(
+                &to,
+                fs::create_dir_all(out.join("ada"))
+                    .and_then(|()| fs::copy(out.join("checkpoint.safetensors"), &to)),
+            )?;
+        }
+        match verdict.stop_at {
+            Some(stop) if cfg.ada => {
+                let wd = state.sgd.weight_decay;
+                let new_wd = (wd * cfg.ada_factor).min(cfg.ada_max_weight_decay);
+                // At the cap the rule no longer acts and the search runs to its end, as
+                // RobustDARTS' ADA does on its final iteration.
+                if new_wd > wd {
+                    let from = pos.epoch - 1;
+                    pos = load_checkpoint(&mut state, &out.join(format!("ada/epoch_{stop:03}.safetensors")))?;
+                    to_device(&mut state, &opts.device);
+                    state.set_weight_decay(new_wd);
+                    if let Some(r) = robust.as_mut() {
+                        r.rollback(stop);
+                    }
+                    (train_loader, val_loader) = loaders(&pos)?;
+                    pending = None;
+                    // A captured step holds the old weight decay: capture again.
+                    stepper = Stepper::new(&opts.device, opts.graph).map_err(RunError::Gpu)?;
+                    let line = serde_json::json!({
+                        "kind": "ada", "epoch": from, "rollback_to": stop, "weight_decay": new_wd,
+                    });
+                    io(out, writeln!(log, "{line}"))?;
+                    if opts.progress {
+                        eprintln!(
+                            "DARTS-ADA: λ_max grew past the rule's factor; back to epoch {} with weight decay {new_wd}",
+                            stop + 1
+                        );
+                    }
+                    save_checkpoint(out, &state, &pos)?;
+                }
             }
-            stopped_at = Some(stop);
-            break;
+            Some(stop) => {
+                let line =
+                    serde_json::json!({"kind": "early_stop", "epoch": pos.epoch - 1, "stop_epoch": stop});
+                io(out, writeln!(log, "{line}"))?;
+                if opts.progress {
+                    eprintln!(
+                        "DARTS-ES: λ_max grew past the rule's factor; returning the genotype of epoch {}",
+                        stop + 1
+                    );
+                }
+                stopped_at = Some(stop);
+                break;
+            }
+            None => {}
         }
     }
     if interrupted {
@@ -629,15 +759,12 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             let p = out.join(format!("alphas/epoch_{stop:03}.json"));
             let v: serde_json::Value = serde_json::from_str(&io(&p, fs::read_to_string(&p))?)
                 .map_err(|e| RunError::Config(format!("{}: {e}", p.display())))?;
-            let row = |k: &str| -> Vec<f64> {
-                v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default()
-            };
-            Genotype::from_alphas(&row("alphas_normal"), &row("alphas_reduce"))
+            ArchSnapshot::from_json(&v)
+                .map_err(|e| RunError::Config(format!("{}: {e}", p.display())))?
+                .1
+                .genotype()
         }
-        None => {
-            let (an, ar) = alphas(&state);
-            Genotype::from_alphas(&an, &ar)
-        }
+        None => arch(&state).genotype(),
     };
     write_genotype(out, &genotype)?;
     Ok(RunSummary { epochs_done: pos.epoch, val_acc: val_accs, genotype, interrupted, state })

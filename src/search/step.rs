@@ -110,6 +110,9 @@ pub struct SearchState {
     pub config: StepConfig,
     /// The gradients of the last step (weights before clipping; alphas as given to Adam).
     pub last_grads: Option<GradStore>,
+    /// α frozen: steps skip the architecture half (PC-DARTS' warm-up epochs); their validation
+    /// loss reads 0.
+    pub arch_frozen: bool,
 }
 
 impl SearchState {
@@ -123,7 +126,14 @@ impl SearchState {
             adam: Adam::new(n, config.arch_lr, config.arch_betas, config.arch_weight_decay),
             config,
             last_grads: None,
+            arch_frozen: false,
         }
+    }
+
+    /// Sets the weights' weight decay (the SGD step's and the unrolled step's alike).
+    pub fn set_weight_decay(&mut self, wd: f64) {
+        self.sgd.weight_decay = wd;
+        self.config.weight_decay = wd;
     }
 
     /// Indices of the weights.
@@ -168,7 +178,12 @@ impl SearchState {
     pub fn enqueue_step(&mut self, train: &Batch, val: &Batch, hyper: &Tensor) -> Tensor {
         assert_eq!(hyper.shape(), [hyper::LEN], "enqueue_step: hyper tensor of shape {:?}", hyper.shape());
         let lr = Hyper::At(hyper, hyper::LR);
-        let (loss_val, dalpha) = self.arch_step_on_device(train, val, lr, Some((hyper, hyper::ADAM_BIAS)));
+        let (loss_val, dalpha) = if self.arch_frozen {
+            let like = &self.store.params[0].value;
+            (Tensor::zeros_on(&[], like.dtype(), &like.device()), Vec::new())
+        } else {
+            self.arch_step_on_device(train, val, lr, Some((hyper, hyper::ADAM_BIAS)))
+        };
         let w = self.weight_step_on_device(train, lr);
         let arch = self.arch_ids();
         let last = self.last_grads.as_mut().expect("the weight step keeps its gradients");

@@ -98,8 +98,9 @@ struct GpuSide {
     warm: Option<Key>,
 }
 
-/// The batch shapes (train images, validation images) a graph was captured for.
-type Key = (Vec<usize>, Vec<usize>);
+/// The batch shapes (train images, validation images) a graph was captured for, and whether
+/// it skips the architecture half ([`SearchState::arch_frozen`]).
+type Key = (Vec<usize>, Vec<usize>, bool);
 
 /// A captured step and everything it reads or writes outside the state.
 struct Captured {
@@ -154,7 +155,7 @@ impl Stepper {
         g.hyper_stage.wait()?;
         g.hyper_stage.write(&values)?;
         g.hyper_stage.upload(Stream::Compute, g.hyper.gpu_buf_mut())?;
-        let key: Key = (train.x.shape().to_vec(), val.x.shape().to_vec());
+        let key: Key = (train.x.shape().to_vec(), val.x.shape().to_vec(), state.arch_frozen);
         let graphs = self.mode == GraphMode::Auto && g.rt.can_capture();
         let replay =
             graphs && g.graph.as_ref().is_some_and(|c| c.key == key && c.addresses == addresses(state));

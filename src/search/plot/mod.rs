@@ -15,10 +15,11 @@ use std::fmt::Write;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::arch::ArchSnapshot;
 use super::diagnostics::Diagnostics;
-use super::genotype::{parse_cell, softmax_rows};
 use super::run::{io, write_file, RunError};
-use crate::model::cell::{EDGES, STEPS};
+use crate::model::cell::STEPS;
+use crate::model::Method;
 use crate::model::PRIMITIVES;
 use svg::{header, legend, text, ticks, Axes};
 
@@ -39,15 +40,13 @@ type Series<'a> = (&'a str, &'a str, &'a str, Vec<(f64, f64)>);
 
 const DASHED: &str = " stroke-dasharray=\"6 3\"";
 
-/// The alphas after one epoch.
+/// The architecture after one epoch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochAlphas {
     /// The epoch (0-based, as in the file name).
     pub epoch: usize,
-    /// Normal-cell logits, `[14, 8]` row-major.
-    pub normal: Vec<f64>,
-    /// Reduction-cell logits.
-    pub reduce: Vec<f64>,
+    /// The method's logits.
+    pub arch: ArchSnapshot,
 }
 
 /// What the plots are drawn from.
@@ -102,15 +101,8 @@ fn read_alphas(path: &Path) -> Result<EpochAlphas, RunError> {
     let text = io(path, fs::read_to_string(path))?;
     let bad = |what: &str| RunError::Config(format!("{}: {what}", path.display()));
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
-    let cell = |key: &str| -> Result<Vec<f64>, RunError> {
-        let a: Option<Vec<f64>> = v[key].as_array().and_then(|a| a.iter().map(|x| x.as_f64()).collect());
-        match a {
-            Some(a) if a.len() == EDGES * PRIMITIVES.len() => Ok(a),
-            _ => Err(bad(&format!("{key} must be {} numbers", EDGES * PRIMITIVES.len()))),
-        }
-    };
-    let epoch = v["epoch"].as_u64().ok_or_else(|| bad("no epoch number"))? as usize;
-    Ok(EpochAlphas { epoch, normal: cell("alphas_normal")?, reduce: cell("alphas_reduce")? })
+    let (epoch, arch) = ArchSnapshot::from_json(&v).map_err(|e| bad(&e))?;
+    Ok(EpochAlphas { epoch, arch })
 }
 
 /// Writes the three plots of `run` into `out` (created if needed) and returns their paths.
@@ -151,10 +143,11 @@ fn input_name(j: usize) -> String {
 /// per node, a column per input), a line per op. Bold frames mark the edges the last epoch's
 /// genotype keeps.
 pub fn alphas_svg(epochs: &[EpochAlphas], reduce: bool) -> String {
-    let weights: Vec<Vec<[f64; 8]>> =
-        epochs.iter().map(|a| softmax_rows(if reduce { &a.reduce } else { &a.normal })).collect();
-    let kept: Vec<usize> = match weights.last() {
-        Some(w) => parse_cell(w)
+    let weights: Vec<Vec<[f64; 8]>> = epochs.iter().map(|a| a.arch.op_weights(reduce)).collect();
+    let kept: Vec<usize> = match epochs.last() {
+        Some(a) => a
+            .arch
+            .parse(reduce)
             .iter()
             .enumerate()
             .map(|(g, (_, j))| (0..g / 2).map(|n| n + 2).sum::<usize>() + j)
@@ -167,14 +160,18 @@ pub fn alphas_svg(epochs: &[EpochAlphas], reduce: bool) -> String {
     let (w, h) = (20.0 + 5.0 * cell_w + 10.0, top + STEPS as f64 * cell_h + 10.0);
     let mut s = header(w, h);
     let title = if reduce { "reduction cell" } else { "normal cell" };
-    text(&mut s, 10.0, 20.0, "start", 15.0, &format!("{title}: softmax(α) of each edge per epoch"));
+    let what = match epochs.last().map(|a| a.arch.method) {
+        Some(Method::FairDarts) => "σ(α)",
+        _ => "softmax(α)",
+    };
+    text(&mut s, 10.0, 20.0, "start", 15.0, &format!("{title}: {what} of each edge per epoch"));
     text(
         &mut s,
         10.0,
         38.0,
         "start",
         11.0,
-        "x: epoch, y: softmax weight; a panel per edge (rows: nodes, columns: inputs); \
+        "x: epoch, y: op weight; a panel per edge (rows: nodes, columns: inputs); \
          bold frame: an edge the last epoch's genotype keeps",
     );
     let entries: Vec<(&str, &str, &str)> =
@@ -212,7 +209,7 @@ pub fn alphas_svg(epochs: &[EpochAlphas], reduce: bool) -> String {
 /// mean edge entropy, and λ_max when the log has it. Solid lines: normal cell; dashed: reduction.
 pub fn diagnostics_svg(h: &History) -> String {
     let diags: Vec<(f64, Diagnostics)> =
-        h.alphas.iter().map(|a| (a.epoch as f64, Diagnostics::from_alphas(&a.normal, &a.reduce))).collect();
+        h.alphas.iter().map(|a| (a.epoch as f64, Diagnostics::from_arch(&a.arch))).collect();
     let (x, xt) = epoch_axis(h.alphas.iter().map(|a| a.epoch).chain(h.lambda_max.iter().map(|l| l.0)));
     let panels = if h.lambda_max.is_empty() { 2 } else { 3 };
     let (panel_h, w) = (200.0, 640.0);
