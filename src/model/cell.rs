@@ -1,6 +1,7 @@
 //! A search cell: two preprocessed inputs, four intermediate nodes fed by 14 mixed edges, and
 //! the channel concat of the four nodes as output.
 
+use super::eval::ops::{drop_path, Masks};
 use super::mixed::MixedOp;
 use crate::autograd::functions as F;
 use crate::autograd::Var;
@@ -61,7 +62,17 @@ impl Cell {
 
     /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` of this cell type
     /// (unfused), or α itself (`fused`: each edge is one fused node that takes the logits).
-    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, weights: &Var, fused: bool) -> Var {
+    /// With `masks`, every edge's output goes through drop path (the next 14 masks, in edge
+    /// order) before its node's sum.
+    pub fn forward(
+        &self,
+        ctx: &mut Ctx,
+        s0: &Var,
+        s1: &Var,
+        weights: &Var,
+        fused: bool,
+        mut masks: Option<&mut Masks>,
+    ) -> Var {
         let s0 = match &self.pre0 {
             Pre0::Conv(c) => c.forward(ctx, s0),
             Pre0::Reduce(r) => r.forward(ctx, s0),
@@ -74,7 +85,17 @@ impl Cell {
                 let mut acc: Option<Var> = None;
                 for (j, state) in states.iter().enumerate() {
                     let edge = &self.edges[offset + j];
-                    acc = Some(edge.forward_fused(ctx, state, weights, offset + j, acc.as_ref()));
+                    acc = Some(match masks.as_deref_mut() {
+                        // Drop path acts on the edge alone: the fused node then adds nothing.
+                        Some(m) => {
+                            let e = drop_path(&edge.forward_fused(ctx, state, weights, offset + j, None), m);
+                            match acc {
+                                Some(a) => F::add(&a, &e),
+                                None => e,
+                            }
+                        }
+                        None => edge.forward_fused(ctx, state, weights, offset + j, acc.as_ref()),
+                    });
                 }
                 offset += states.len();
                 states.push(acc.expect("a node has at least two edges"));
@@ -83,7 +104,11 @@ impl Cell {
             let terms: Vec<Var> = (0..states.len())
                 .map(|j| {
                     let w = F::row(weights, offset + j);
-                    self.edges[offset + j].forward(ctx, &states[j], &w)
+                    let e = self.edges[offset + j].forward(ctx, &states[j], &w);
+                    match masks.as_deref_mut() {
+                        Some(m) => drop_path(&e, m),
+                        None => e,
+                    }
                 })
                 .collect();
             offset += states.len();

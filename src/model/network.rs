@@ -3,6 +3,7 @@
 //! architecture parameters α (normal and reduce, `[14, 8]` each).
 
 use super::cell::{Cell, EDGES};
+use super::eval::ops::{DropPath, Masks};
 use super::method::Method;
 use super::mixed::PRIMITIVES;
 use crate::autograd::functions as F;
@@ -52,6 +53,40 @@ pub struct Network {
     /// Fused mixed ops (the default); `false` runs the unfused composition of ops, the
     /// reference the fused path is tested against (`darts search --no-fuse`).
     pub fuse: bool,
+    /// Drop path on the edges during training forwards (R-DARTS(DP)); `None`: off.
+    pub drop_path: Option<SearchDropPath>,
+}
+
+/// Scheduled drop path during a search (RobustDARTS' `Cell.forward` with `drop_prob`): every
+/// edge's output (its mixed op's, before the node sum) is zeroed per sample with probability
+/// `prob`, else scaled by 1 / (1 − prob). Training forwards only.
+///
+/// The masks of the k-th training forward are drawn from `Rng::new(mix(seed, k))`, so a step
+/// (which sets a fresh `seed`) has the same masks wherever it runs, and no generator state
+/// needs saving for an exact resume.
+#[derive(Clone, Debug)]
+pub struct SearchDropPath {
+    /// Drop probability, in [0, 1).
+    pub prob: f64,
+    /// Seed of this step's masks.
+    pub seed: u64,
+    forwards: std::cell::Cell<u64>,
+}
+
+impl SearchDropPath {
+    /// Masks at probability `prob` from `seed` (e.g. the run's seed mixed with the step).
+    pub fn new(prob: f64, seed: u64) -> SearchDropPath {
+        assert!((0.0..1.0).contains(&prob), "drop path: probability {prob} outside [0, 1)");
+        SearchDropPath { prob, seed, forwards: std::cell::Cell::new(0) }
+    }
+
+    /// The masks of the next forward: `count` edges of `n` samples.
+    fn draw(&self, count: usize, n: usize, dtype: DType, device: &crate::tensor::Device) -> Masks {
+        let k = self.forwards.get();
+        self.forwards.set(k + 1);
+        let mut rng = Rng::new(self.seed ^ (k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        Masks::draw(&mut DropPath { prob: self.prob, rng: &mut rng }, count, n, dtype, device)
+    }
 }
 
 impl Network {
@@ -104,6 +139,7 @@ impl Network {
             alphas_normal,
             alphas_reduce,
             fuse: true,
+            drop_path: None,
         };
         (net, s)
     }
@@ -121,11 +157,20 @@ impl Network {
         } else {
             (F::softmax(ctx.p(self.alphas_normal)), F::softmax(ctx.p(self.alphas_reduce)))
         };
+        let mut masks = match &self.drop_path {
+            Some(d) if ctx.training && d.prob > 0.0 => {
+                Some(d.draw(self.cells.len() * EDGES, x.shape()[0], x.value().dtype(), &x.value().device()))
+            }
+            _ => None,
+        };
         let (mut s0, mut s1) = (stem.clone(), stem);
         for cell in &self.cells {
             let w = if cell.reduction { &w_reduce } else { &w_normal };
-            let out = cell.forward(ctx, &s0, &s1, w, self.fuse);
+            let out = cell.forward(ctx, &s0, &s1, w, self.fuse, masks.as_mut());
             (s0, s1) = (s1, out);
+        }
+        if let Some(m) = &masks {
+            assert!(m.exhausted(), "search network: drop-path masks left over after the last cell");
         }
         let pooled = F::global_avg_pool(&s1);
         F::linear(&pooled, ctx.p(self.classifier_w), ctx.p(self.classifier_b))

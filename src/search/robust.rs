@@ -93,7 +93,10 @@ impl Robust {
         if (epoch + 1) % self.every != 0 {
             return EpochVerdict::default();
         }
-        let mut h = AlphaHessian::new(&state.net, &state.store, &self.x, &self.labels, self.opts);
+        // The Hessian of the loss itself: no drop path (power iteration needs one function).
+        let mut net = state.net.clone();
+        net.drop_path = None;
+        let mut h = AlphaHessian::new(&net, &state.store, &self.x, &self.labels, self.opts);
         let eigen = dominant_eigenvalue(&mut h);
         let stop_at = self.record(epoch, eigen.lambda_max);
         EpochVerdict { eigen: Some(eigen), stop_at }

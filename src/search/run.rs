@@ -30,6 +30,7 @@ use crate::backend::gpu::GpuError;
 use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
 use crate::data::{eval_batches, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH};
 use crate::meter::Meter;
+use crate::model::network::SearchDropPath;
 use crate::model::{Method, NetConfig, Network};
 use crate::ops;
 use crate::ops::loss::Labels;
@@ -553,7 +554,10 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
         Device::Cpu => None,
     };
     let mut pending: Option<Drawn> = None;
-    let mut stepper = Stepper::new(&opts.device, opts.graph).map_err(RunError::Gpu)?;
+    // Drop-path masks are drawn on the host for every step: a replayed graph would reuse one
+    // step's masks, so such a search issues its steps eagerly.
+    let graph = if cfg.drop_path > 0.0 { GraphMode::Off } else { opts.graph };
+    let mut stepper = Stepper::new(&opts.device, graph).map_err(RunError::Gpu)?;
     let wd = state.adam.weight_decay;
     let mut robust = Robust::new(
         cfg.hessian_every,
@@ -604,6 +608,12 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
                 }
                 _ => ((tb.images.to_device(&opts.device), None), (vb.images.to_device(&opts.device), None)),
             };
+            if cfg.drop_path > 0.0 {
+                // RobustDARTS' schedule: p · epoch / (epochs − 1), the full p at the last epoch.
+                let p = cfg.drop_path * pos.epoch as f64 / (cfg.epochs.max(2) - 1) as f64;
+                let seed = cfg.seed ^ (pos.global_step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                state.net.drop_path = Some(SearchDropPath::new(p, seed));
+            }
             let train = Batch { x: &xt, y: Labels { host: &tb.labels, dev: yt.as_ref() } };
             let val = Batch { x: &xv, y: Labels { host: &vb.labels, dev: yv.as_ref() } };
             stepper.issue(&mut state, &train, &val, lr).map_err(RunError::Gpu)?;
@@ -720,7 +730,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
                     (train_loader, val_loader) = loaders(&pos)?;
                     pending = None;
                     // A captured step holds the old weight decay: capture again.
-                    stepper = Stepper::new(&opts.device, opts.graph).map_err(RunError::Gpu)?;
+                    stepper = Stepper::new(&opts.device, graph).map_err(RunError::Gpu)?;
                     let line = serde_json::json!({
                         "kind": "ada", "epoch": from, "rollback_to": stop, "weight_decay": new_wd,
                     });
