@@ -367,5 +367,9 @@ pub fn pc_merge(m: &Var, x: &Var, acc: Option<&Var>, s: &Var, index: usize, k: u
 pub fn node_softmax(beta: &Var, steps: usize) -> Var {
     let y = ops::pcdarts::node_softmax(beta.value(), steps);
     let yv = y.clone();
-    beta.tape().push(y, &[beta], Box::new(move |dy, _| vec![Some(ops::pcdarts::node_softmax_bwd(&yv, dy, steps))]))
+    beta.tape().push(
+        y,
+        &[beta],
+        Box::new(move |dy, _| vec![Some(ops::pcdarts::node_softmax_bwd(&yv, dy, steps))]),
+    )
 }

@@ -5,6 +5,7 @@
 use super::cell::{Cell, EDGES};
 use super::method::Method;
 use super::mixed::PRIMITIVES;
+use super::pc::{PcCell, PcParts};
 use crate::autograd::functions as F;
 use crate::autograd::{Groups, Tape, Var};
 use crate::nn::{Ctx, Store, B, P};
@@ -49,6 +50,8 @@ pub struct Network {
     pub alphas_normal: P,
     /// α of reduction cells.
     pub alphas_reduce: P,
+    /// PC-DARTS' cells and β (then `cells` is empty); `None` for DARTS.
+    pub pc: Option<PcParts>,
     /// Fused mixed ops (the default); `false` runs the unfused composition of ops, the
     /// reference the fused path is tested against (`darts search --no-fuse`).
     pub fuse: bool,
@@ -59,7 +62,11 @@ impl Network {
     /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`.
     pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
         let NetConfig { channels: c, layers, classes, method } = config;
-        assert_eq!(method, Method::Darts, "Network: {method} is not built yet");
+        let pc_k = match method {
+            Method::Darts => None,
+            Method::PcDarts { k } => Some(k),
+            _ => panic!("Network: {method} is not built yet"),
+        };
         assert!(layers >= 3, "Network: at least 3 layers (reductions at 1/3 and 2/3), got {layers}");
         let mut s = Store::new(dtype);
         let c_stem = 3 * c;
@@ -70,13 +77,19 @@ impl Network {
 
         let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
         let mut cells = Vec::with_capacity(layers);
+        let mut pc_cells = Vec::new();
         let mut reduction_prev = false;
         for i in 0..layers {
             let reduction = i == layers / 3 || i == 2 * layers / 3;
             if reduction {
                 c_cur *= 2;
             }
-            cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, rng));
+            match pc_k {
+                Some(k) => {
+                    pc_cells.push(PcCell::new(&mut s, i, c_pp, c_p, c_cur, k, reduction, reduction_prev, rng))
+                }
+                None => cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, rng)),
+            }
             reduction_prev = reduction;
             (c_pp, c_p) = (c_p, 4 * c_cur);
         }
@@ -92,6 +105,7 @@ impl Network {
         };
         let alphas_normal = s.add("alphas_normal".into(), alpha(rng), Groups::ARCH);
         let alphas_reduce = s.add("alphas_reduce".into(), alpha(rng), Groups::ARCH);
+        let pc = pc_k.map(|_| PcParts::new(&mut s, pc_cells, dtype, rng));
         let net = Network {
             config,
             stem_w,
@@ -103,6 +117,7 @@ impl Network {
             classifier_b,
             alphas_normal,
             alphas_reduce,
+            pc,
             fuse: true,
         };
         (net, s)
@@ -121,6 +136,10 @@ impl Network {
         } else {
             (F::softmax(ctx.p(self.alphas_normal)), F::softmax(ctx.p(self.alphas_reduce)))
         };
+        if let Some(pc) = &self.pc {
+            let last = pc.forward(ctx, stem, (&w_normal, &w_reduce), self.fuse);
+            return F::linear(&F::global_avg_pool(&last), ctx.p(self.classifier_w), ctx.p(self.classifier_b));
+        }
         let (mut s0, mut s1) = (stem.clone(), stem);
         for cell in &self.cells {
             let w = if cell.reduction { &w_reduce } else { &w_normal };

@@ -12,7 +12,12 @@ use crate::with_dtype;
 /// `x[:, a..a + len]` as a new tensor (the split of `ops::layout`, keeping one piece).
 pub fn channel_slice(x: &Tensor, a: usize, len: usize) -> Tensor {
     let [_, c, _, _] = nchw("channel_slice", "x", x);
-    assert!(len > 0 && a + len <= c, "channel_slice: channels {a}..{} of x {}", a + len, fmt_shape(x.shape()));
+    assert!(
+        len > 0 && a + len <= c,
+        "channel_slice: channels {a}..{} of x {}",
+        a + len,
+        fmt_shape(x.shape())
+    );
     let pieces: Vec<usize> = [a, len, c - a - len].into_iter().filter(|&p| p > 0).collect();
     let at = usize::from(a > 0);
     super::layout::split_channels(x, &pieces).swap_remove(at)
@@ -81,11 +86,19 @@ pub fn pc_merge(
     let g = geom(OP, m, x, s, index, k, stride);
     let shape = [g.n, g.c, g.oh(), g.ow()];
     if let Some(a) = acc {
-        assert_eq!(a.shape(), &shape[..], "{OP}: acc {} vs output {}", fmt_shape(a.shape()), fmt_shape(&shape));
+        assert_eq!(
+            a.shape(),
+            &shape[..],
+            "{OP}: acc {} vs output {}",
+            fmt_shape(a.shape()),
+            fmt_shape(&shape)
+        );
         same_dtype(OP, a, x);
     }
     if let Some(rt) = gpu_rt(OP, &[m, x, s]) {
-        return gpu_out(&rt, &shape, |y| gpc::pc_merge_fwd(&g, buf(m), buf(x), acc.map(buf), entry(s, index), y));
+        return gpu_out(&rt, &shape, |y| {
+            gpc::pc_merge_fwd(&g, buf(m), buf(x), acc.map(buf), entry(s, index), y)
+        });
     }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; g.y_len()];
@@ -111,7 +124,13 @@ pub fn pc_merge_bwd(
     const OP: &str = "pc_merge_bwd";
     let g = geom(OP, m, x, s, index, k, stride);
     let y_shape = [g.n, g.c, g.oh(), g.ow()];
-    assert_eq!(dy.shape(), &y_shape[..], "{OP}: dy {} vs output {}", fmt_shape(dy.shape()), fmt_shape(&y_shape));
+    assert_eq!(
+        dy.shape(),
+        &y_shape[..],
+        "{OP}: dy {} vs output {}",
+        fmt_shape(dy.shape()),
+        fmt_shape(&y_shape)
+    );
     let [need_m, need_x, need_s] = need;
     if let Some(rt) = gpu_rt(OP, &[m, x, dy, s]) {
         let mut dm = need_m.then(|| Tensor::empty_gpu(m.shape(), &rt));

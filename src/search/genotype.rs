@@ -65,7 +65,32 @@ pub fn softmax_rows(alpha: &[f64]) -> Vec<[f64; 8]> {
         .collect()
 }
 
+/// PC-DARTS' genes of one cell (its `_parse`): the edge weights W = softmax(α)[e] · w2[e], w2
+/// the softmax of β `[14]` over each node's incoming edges, then [`parse_cell`] on W.
+pub fn parse_cell_pc(alpha: &[f64], beta: &[f64]) -> Vec<(String, usize)> {
+    let mut w2 = vec![0.0; EDGES];
+    crate::backend::cpu::pcdarts::node_softmax(STEPS, beta, &mut w2);
+    let w: Vec<[f64; 8]> = softmax_rows(alpha).iter().zip(&w2).map(|(row, &b)| row.map(|v| v * b)).collect();
+    parse_cell(&w)
+}
+
 impl Genotype {
+    /// The PC-DARTS genotype of alpha logits `[14, 8]` and β logits `[14]` (normal, reduce).
+    pub fn from_pc(
+        alphas_normal: &[f64],
+        alphas_reduce: &[f64],
+        betas_normal: &[f64],
+        betas_reduce: &[f64],
+    ) -> Genotype {
+        let concat: Vec<usize> = (2..2 + STEPS).collect();
+        Genotype {
+            normal: parse_cell_pc(alphas_normal, betas_normal),
+            normal_concat: concat.clone(),
+            reduce: parse_cell_pc(alphas_reduce, betas_reduce),
+            reduce_concat: concat,
+        }
+    }
+
     /// The genotype of alpha logits (normal and reduce, `[14, 8]` each, row-major).
     pub fn from_alphas(normal: &[f64], reduce: &[f64]) -> Genotype {
         let concat: Vec<usize> = (2..2 + STEPS).collect();

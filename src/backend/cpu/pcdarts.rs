@@ -130,7 +130,8 @@ pub fn pc_merge_fwd<T: Real>(g: &PcGeom, m: &[T], x: &[T], acc: Option<&[T]>, s:
         for o in 0..g.c {
             let q = g.source(o);
             for p in 0..ohw {
-                let v = if q < cpk { m[(ni * cpk + q) * ohw + p] } else { bypass(g, x, ni, q, p / ow, p % ow).0 };
+                let v =
+                    if q < cpk { m[(ni * cpk + q) * ohw + p] } else { bypass(g, x, ni, q, p / ow, p % ow).0 };
                 let sv = s * v;
                 y_img[o * ohw + p] = match acc {
                     Some(a) => a[off + o * ohw + p] + sv,
@@ -199,7 +200,12 @@ fn node_slices(steps: usize) -> impl Iterator<Item = (usize, usize)> {
 /// y = softmax of each node's slice of β.
 pub fn node_softmax<T: Real>(steps: usize, beta: &[T], y: &mut [T]) {
     let e = node_edges(steps);
-    assert!(beta.len() == e && y.len() == e, "node_softmax: β {} and y {}, {steps} nodes need {e}", beta.len(), y.len());
+    assert!(
+        beta.len() == e && y.len() == e,
+        "node_softmax: β {} and y {}, {steps} nodes need {e}",
+        beta.len(),
+        y.len()
+    );
     for (off, len) in node_slices(steps) {
         super::softmax::softmax_row(&beta[off..off + len], &mut y[off..off + len]);
     }
