@@ -152,3 +152,33 @@ fn genotype_matches_the_reference_parse() {
     let plain = Genotype::from_alphas(&v("alphas_normal"), &v("alphas_reduce"));
     assert_eq!(Genotype::from_pc(&v("alphas_normal"), &v("alphas_reduce"), &flat, &flat), plain);
 }
+
+/// One first-order step of a tiny PC-DARTS search (8x8 images, C = 8, 3 cells) through the GPU
+/// path on the emulator, f32, against the CPU in f64: losses and every parameter afterwards.
+#[cfg(feature = "emu")]
+#[test]
+fn tiny_search_step_matches_the_cpu_on_the_emulator() {
+    use darts::backend::gpu::emu::EmuRuntime;
+    use darts::Device;
+    let run = |device: &Device, dtype: DType| {
+        let cfg = NetConfig { channels: 8, layers: 3, classes: 10, method: PC };
+        let (net, mut store) = Network::new(cfg, dtype, &mut Rng::new(5));
+        store.to_device(device);
+        let mut s = SearchState::new(net, store, StepConfig { order: Order::First, ..Default::default() });
+        let mut rng = Rng::new(9);
+        let mut images = || {
+            Tensor::from_f64(&[2, 3, 8, 8], &rng.normals(2 * 3 * 64), DType::F32)
+                .to_dtype(dtype)
+                .to_device(device)
+        };
+        let (xt, xv) = (images(), images());
+        let st = s.step(&Batch::new(&xt, &[1, 7]), &Batch::new(&xv, &[3, 3]), 0.025);
+        let params: Vec<f64> = s.store.params.iter().flat_map(|p| p.value.to_f64_vec()).collect();
+        (st.loss_train, st.loss_val, params)
+    };
+    let (lt, lv, p_ref) = run(&Device::Cpu, DType::F64);
+    let (dt, dv, p_dev) = run(&Device::Gpu(std::sync::Arc::new(EmuRuntime::new(0, 0))), DType::F32);
+    assert!((lt - dt).abs() < 1e-4 && (lv - dv).abs() < 1e-4, "losses ({dt}, {dv}) vs ({lt}, {lv})");
+    let e = rel_err(&p_dev, &p_ref);
+    assert!(e < 1e-4, "parameters after a step, relative error {e:e}");
+}
