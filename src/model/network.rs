@@ -59,7 +59,9 @@ pub struct Network {
 
 impl Network {
     /// A freshly initialised network and its store: PyTorch's default conv/linear
-    /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`.
+    /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`. With
+    /// [`Method::PcDarts`] the cells are [`PcCell`]s and the edge logits `betas_normal`,
+    /// `betas_reduce` (1e-3 · N(0, 1)) follow the alphas in [`Groups::ARCH`].
     pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
         let NetConfig { channels: c, layers, classes, method } = config;
         let pc_k = match method {
