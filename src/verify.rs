@@ -929,7 +929,51 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
         Box::new(|t| vec![ops::softmax::softmax_bwd(&ops::softmax::softmax(&t[0]), &t[1])]),
     ));
     optimiser_cases(&mut cs, rng);
+    pc_cases(&mut cs, rng, b);
     cs
+}
+
+/// PC-DARTS (k = 4): the partial-channel merge on a normal edge of the first stage (with the
+/// node's accumulator) and on the reduction edges of both reduction cells; the node softmax.
+fn pc_cases(cs: &mut Vec<Case>, rng: &mut Rng, b: usize) {
+    for (c, hw, stride) in [(16, 32, 1), (32, 32, 2), (64, 16, 2)] {
+        let o = hw / stride;
+        let (m, x, s) = (rand(rng, &[b, c / 4, o, o]), rand(rng, &[b, c, hw, hw]), rand(rng, &[14]));
+        let (acc, dy) = (rand(rng, &[b, c, o, o]), rand(rng, &[b, c, o, o]));
+        let label = format!("[{b}, {c}, {hw}, {hw}] k4 s{stride}");
+        cs.push(case(
+            "pc_merge",
+            "forward",
+            label.clone(),
+            vec![m.clone(), x.clone(), s.clone(), acc],
+            Box::new(move |t| vec![ops::pcdarts::pc_merge(&t[0], &t[1], Some(&t[3]), &t[2], 5, 4, stride)]),
+        ));
+        cs.push(case(
+            "pc_merge",
+            "backward",
+            label,
+            vec![m, x, s, dy],
+            Box::new(move |t| {
+                let g = ops::pcdarts::pc_merge_bwd(&t[0], &t[1], &t[3], &t[2], 5, 4, stride, [true; 3]);
+                g.into_iter().map(|d| d.expect("every gradient asked for")).collect()
+            }),
+        ));
+    }
+    let (beta, dy) = (rand(rng, &[14]), rand(rng, &[14]));
+    cs.push(case(
+        "node_softmax",
+        "forward",
+        "[14]".into(),
+        vec![beta.clone()],
+        Box::new(|t| vec![ops::pcdarts::node_softmax(&t[0], 4)]),
+    ));
+    cs.push(case(
+        "node_softmax",
+        "backward",
+        "[14]".into(),
+        vec![beta, dy],
+        Box::new(|t| vec![ops::pcdarts::node_softmax_bwd(&ops::pcdarts::node_softmax(&t[0], 4), &t[1], 4)]),
+    ));
 }
 
 /// The gradient norm over every weight tensor of the search network, and the optimiser steps

@@ -94,6 +94,7 @@ fn step_bench_times_steps_and_reports_the_reference_fields() {
         seed: 5,
         fuse: true,
         graph: GraphMode::Off,
+        method: darts::model::Method::Darts,
     };
     let r = run(&b, &Device::Cpu);
     assert_eq!(r.times_s.len(), 2);
@@ -130,6 +131,7 @@ fn step_bench_times_graph_replays_on_the_deferred_emulator() {
         seed: 5,
         fuse: true,
         graph: GraphMode::Auto,
+        method: darts::model::Method::Darts,
     };
     let r = run(&b, &Device::Gpu(rt));
     assert!(r.graph && r.bench.warmup == 2, "graph {} warm-up {}", r.graph, r.bench.warmup);

@@ -172,3 +172,63 @@ fn cross_entropy_with_label_smoothing() {
         });
     }
 }
+
+/// PC-DARTS' merge (stride 1 and 2, with and without an accumulator, k = 4 and 2), channel
+/// slice and node softmax; and the merge's forward against the shuffle written out by its
+/// definition (view [n, k, c/k, h, w], swap axes 1 and 2, flatten).
+#[test]
+fn pc_merge_channel_slice_and_node_softmax() {
+    let mut rng = Rng::new(12);
+    for (c, k, stride) in [(8, 4, 1), (8, 4, 2), (6, 2, 2)] {
+        let (h, w) = (4, 6);
+        let (oh, ow) = (h / stride, w / stride);
+        let m = randn(&mut rng, &[2, c / k, oh, ow]);
+        let x = randn(&mut rng, &[2, c, h, w]);
+        let s = randn(&mut rng, &[5]);
+        let acc = randn(&mut rng, &[2, c, oh, ow]);
+        let inputs = [m.clone(), x.clone(), s.clone(), acc];
+        gradcheck(&format!("pc_merge c{c} k{k} s{stride}"), &inputs, TOL, |v| {
+            project(&F::pc_merge(&v[0], &v[1], Some(&v[3]), &v[2], 2, k, stride), 3)
+        });
+        gradcheck(&format!("pc_merge c{c} k{k} s{stride}, no acc"), &inputs[..3], TOL, |v| {
+            project(&F::pc_merge(&v[0], &v[1], None, &v[2], 4, k, stride), 4)
+        });
+        // cat(m, bypass) then the shuffle, from the definition.
+        let (mv, xv, sv) = (m.to_f64_vec(), x.to_f64_vec(), s.to_f64_vec());
+        let cpk = c / k;
+        let cat = |ni: usize, q: usize, i: usize, j: usize| -> f64 {
+            if q < cpk {
+                return mv[((ni * cpk + q) * oh + i) * ow + j];
+            }
+            let at = |a: usize, b: usize| xv[((ni * c + q) * h + a) * w + b];
+            if stride == 1 {
+                at(i, j)
+            } else {
+                at(2 * i, 2 * j)
+                    .max(at(2 * i, 2 * j + 1))
+                    .max(at(2 * i + 1, 2 * j))
+                    .max(at(2 * i + 1, 2 * j + 1))
+            }
+        };
+        let mut want = Vec::new();
+        for ni in 0..2 {
+            for o in 0..c {
+                let (p, g) = (o / k, o % k);
+                for i in 0..oh {
+                    for j in 0..ow {
+                        want.push(sv[1] * cat(ni, g * cpk + p, i, j));
+                    }
+                }
+            }
+        }
+        let got = darts::ops::pcdarts::pc_merge(&m, &x, None, &s, 1, k, stride).to_f64_vec();
+        assert_eq!(got, want, "pc_merge c{c} k{k} s{stride}: forward vs the definition");
+    }
+    let x = randn(&mut rng, &[2, 7, 3, 5]);
+    gradcheck("channel_slice", std::slice::from_ref(&x), TOL, |v| project(&F::channel_slice(&v[0], 2, 3), 5));
+    gradcheck("channel_slice at 0", std::slice::from_ref(&x), TOL, |v| {
+        project(&F::channel_slice(&v[0], 0, 7), 6)
+    });
+    let beta = randn(&mut rng, &[14]);
+    gradcheck("node_softmax", &[beta], TOL, |v| project(&F::node_softmax(&v[0], 4), 7));
+}

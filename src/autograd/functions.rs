@@ -330,3 +330,46 @@ pub fn inner(x: &Var, r: &Tensor) -> Var {
     let rv = r.clone();
     x.tape().push(y, &[x], Box::new(move |dl, _| vec![Some(ops::elementwise::scale(&rv, dl.item()))]))
 }
+
+/// `x[:, a..a + len]` (PC-DARTS' partial channels); the backward scatters into zeros.
+pub fn channel_slice(x: &Var, a: usize, len: usize) -> Var {
+    let y = ops::pcdarts::channel_slice(x.value(), a, len);
+    let shape = x.shape().to_vec();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::pcdarts::channel_slice_bwd(dy, &shape, a))]))
+}
+
+/// PC-DARTS' merge of an edge into its node, one node on the tape:
+/// `acc + s[index] · shuffle_k(cat(m, bypass(x[:, c/k:])))`, `m` the mixed op's output on the
+/// first c/k channels of `x`, bypass the identity (stride 1) or a 2x2 max pool (stride 2), `s`
+/// the normalised β (read on the device). Saves only references to m, x and s.
+pub fn pc_merge(m: &Var, x: &Var, acc: Option<&Var>, s: &Var, index: usize, k: usize, stride: usize) -> Var {
+    let y = ops::pcdarts::pc_merge(m.value(), x.value(), acc.map(|a| a.value()), s.value(), index, k, stride);
+    let (mv, xv, sv) = (m.value().clone(), x.value().clone(), s.value().clone());
+    let mut parents = vec![m, x, s];
+    parents.extend(acc);
+    let has_acc = acc.is_some();
+    m.tape().push(
+        y,
+        &parents,
+        Box::new(move |dy, need| {
+            let [dm, dx, ds] =
+                ops::pcdarts::pc_merge_bwd(&mv, &xv, dy, &sv, index, k, stride, [need[0], need[1], need[2]]);
+            let mut out = vec![dm, dx, ds];
+            if has_acc {
+                out.push(need[3].then(|| dy.clone()));
+            }
+            out
+        }),
+    )
+}
+
+/// Softmax of β over each node's incoming edges (slices of 2, 3, ..., steps + 1).
+pub fn node_softmax(beta: &Var, steps: usize) -> Var {
+    let y = ops::pcdarts::node_softmax(beta.value(), steps);
+    let yv = y.clone();
+    beta.tape().push(
+        y,
+        &[beta],
+        Box::new(move |dy, _| vec![Some(ops::pcdarts::node_softmax_bwd(&yv, dy, steps))]),
+    )
+}

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::{machine_name, median, sync};
 use crate::memstat;
-use crate::model::{NetConfig, Network};
+use crate::model::{Method, NetConfig, Network};
 use crate::rng::Rng;
 use crate::search::run::SearchConfig;
 use crate::search::stepper::{GraphMode, Stepper};
@@ -43,6 +43,8 @@ pub struct StepBench {
     /// Replay the step as a captured graph where the runtime can ([`GraphMode::Auto`]; the
     /// halves are then not timed apart), or issue it launch by launch.
     pub graph: GraphMode,
+    /// The search method whose supernet is stepped (DARTS in the presets).
+    pub method: Method,
 }
 
 impl StepBench {
@@ -65,6 +67,7 @@ impl StepBench {
             seed: 2,
             fuse: true,
             graph: GraphMode::Off,
+            method: Method::Darts,
         })
     }
 }
@@ -122,6 +125,7 @@ impl StepReport {
             "layers": b.layers,
             "order": match b.order { Order::First => "first", Order::Second => "second" },
             "fused": b.fuse,
+            "method": b.method.name(),
             "cuda_graph": self.graph,
             "steps": b.steps,
             "warmup": b.warmup,
@@ -154,7 +158,7 @@ pub fn run(bench: &StepBench, device: &Device) -> StepReport {
         }
     }
     memstat::reset_heap_peak();
-    let cfg = NetConfig { channels: bench.channels, layers: bench.layers, classes: 10, ..Default::default() };
+    let cfg = NetConfig { channels: bench.channels, layers: bench.layers, classes: 10, method: bench.method };
     let (mut net, mut store) = Network::new(cfg, DType::F32, &mut Rng::new(bench.seed));
     net.fuse = bench.fuse;
     store.to_device(device);

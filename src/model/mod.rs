@@ -6,6 +6,7 @@ pub mod eval;
 pub mod method;
 pub mod mixed;
 pub mod network;
+pub mod pc;
 
 pub use method::Method;
 pub use mixed::PRIMITIVES;

@@ -13,6 +13,7 @@ pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod optim;
+pub mod pcdarts;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;

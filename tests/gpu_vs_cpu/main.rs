@@ -17,6 +17,7 @@ mod first_kernels;
 mod head;
 mod layout;
 mod multi_tensor;
+mod pcdarts;
 mod pool;
 mod streams;
 
@@ -73,6 +74,7 @@ fn run_all(rt: &Gpu) -> Vec<Outcome> {
     depthwise::cases(rt, &mut rng, &mut out);
     conv::cases(rt, &mut rng, &mut out);
     multi_tensor::cases(rt, &mut rng, &mut out);
+    pcdarts::cases(rt, &mut rng, &mut out);
     out
 }
 

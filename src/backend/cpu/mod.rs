@@ -14,6 +14,7 @@ pub mod linear;
 pub mod loss;
 pub mod optim;
 pub mod par;
+pub mod pcdarts;
 pub mod pool;
 pub mod real;
 pub mod reduce;

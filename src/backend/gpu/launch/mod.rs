@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod head;
 pub mod layout;
 pub mod optim;
+pub mod pcdarts;
 pub mod pool;
 pub mod reduce;
 pub mod sepconv;

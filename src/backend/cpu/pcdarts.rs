@@ -1,0 +1,259 @@
+//! PC-DARTS' partial-channel merge and per-node softmax (`kernels/pcdarts.cu` mirrors these).
+//!
+//! An edge on `x` `[n, c, h, w]` runs its mixed op on the first c/k channels only, giving `m`
+//! `[n, c/k, h', w']`; the other channels bypass it (identity, or a 2x2 stride-2 max pool on a
+//! reduction edge, h' = h/2). With v = cat(m, bypass(x[:, c/k:])) and the channel shuffle of k
+//! groups (output channel o = p·k + g reads channel q = g·(c/k) + p of v):
+//!
+//! ```text
+//! y[:, o]  = acc[:, o] + s · v[:, q(o)]
+//! dm[:, q] = s · dy[:, o(q)]                      q < c/k
+//! dx[:, q] = s · dy[:, o(q)]                      q ≥ c/k, stride 1 (zero for q < c/k)
+//!          = s · dy[:, o(q)] at each window's argmax, 0 elsewhere    (stride 2)
+//! ds       = Σ dy ⊙ shuffle(v),   dacc = dy
+//! ```
+//!
+//! The node softmax normalises β `[steps·(steps+3)/2]` over each node's incoming edges (node i
+//! has the i + 2 edges from offset i·(i+3)/2): y = softmax per slice, dx = y ⊙ (dy − <dy, y>)
+//! per slice.
+
+use super::par::for_each_chunk_mut;
+use super::real::Real;
+
+/// The shapes of one partial-channel merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcGeom {
+    /// Batch.
+    pub n: usize,
+    /// Channels of x and y.
+    pub c: usize,
+    /// Height and width of x.
+    pub h: usize,
+    /// Width of x.
+    pub w: usize,
+    /// Channel proportion and shuffle groups.
+    pub k: usize,
+    /// 1 (identity bypass) or 2 (2x2 max-pool bypass).
+    pub stride: usize,
+}
+
+impl PcGeom {
+    /// Channels through the mixed op (c/k).
+    pub fn cpk(&self) -> usize {
+        self.c / self.k
+    }
+    /// Output height.
+    pub fn oh(&self) -> usize {
+        self.h / self.stride
+    }
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        self.w / self.stride
+    }
+    /// Elements of y (and of the unshuffled v).
+    pub fn y_len(&self) -> usize {
+        self.n * self.c * self.oh() * self.ow()
+    }
+    /// Elements of m.
+    pub fn m_len(&self) -> usize {
+        self.n * self.cpk() * self.oh() * self.ow()
+    }
+    /// Elements of x.
+    pub fn x_len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+    /// The channel of v that output channel `o` reads: q = (o mod k)·(c/k) + o div k.
+    pub fn source(&self, o: usize) -> usize {
+        (o % self.k) * self.cpk() + o / self.k
+    }
+    /// The output channel that reads channel `q` of v: o = (q mod c/k)·k + q div (c/k).
+    pub fn dest(&self, q: usize) -> usize {
+        (q % self.cpk()) * self.k + q / self.cpk()
+    }
+    /// Panics (naming the op) unless the geometry is valid: k ≥ 1 divides c, stride 1 or 2 with
+    /// even h and w on stride 2.
+    pub fn check(&self, op: &str) {
+        assert!(
+            self.k >= 1 && self.c % self.k == 0,
+            "{op}: k = {} must divide the {} channels",
+            self.k,
+            self.c
+        );
+        assert!(
+            self.stride == 1 || (self.stride == 2 && self.h % 2 == 0 && self.w % 2 == 0),
+            "{op}: stride {} on {}x{} (stride 1, or 2 on even sizes)",
+            self.stride,
+            self.h,
+            self.w
+        );
+    }
+}
+
+/// The bypass value of channel `q` (≥ c/k) at output pixel (i, j) of image `ni`: x itself, or
+/// the 2x2 window's max (the first maximum in row-major order), with its flat index in x.
+fn bypass<T: Real>(g: &PcGeom, x: &[T], ni: usize, q: usize, i: usize, j: usize) -> (T, usize) {
+    let plane = (ni * g.c + q) * g.h * g.w;
+    if g.stride == 1 {
+        let at = plane + i * g.w + j;
+        return (x[at], at);
+    }
+    let mut best = plane + 2 * i * g.w + 2 * j;
+    for (di, dj) in [(0, 1), (1, 0), (1, 1)] {
+        let at = plane + (2 * i + di) * g.w + 2 * j + dj;
+        if x[at] > x[best] {
+            best = at;
+        }
+    }
+    (x[best], best)
+}
+
+fn check_lens(op: &str, g: &PcGeom, m: usize, x: usize, y: usize) {
+    g.check(op);
+    assert!(
+        m == g.m_len() && x == g.x_len() && y == g.y_len(),
+        "{op}: m {m}, x {x}, y {y} elements; {g:?} needs {}, {}, {}",
+        g.m_len(),
+        g.x_len(),
+        g.y_len()
+    );
+}
+
+/// y = acc + s · shuffle_k(cat(m, bypass(x[:, c/k:]))) (`acc` absent: 0).
+pub fn pc_merge_fwd<T: Real>(g: &PcGeom, m: &[T], x: &[T], acc: Option<&[T]>, s: T, y: &mut [T]) {
+    check_lens("pc_merge", g, m.len(), x.len(), y.len());
+    if let Some(a) = acc {
+        assert_eq!(a.len(), y.len(), "pc_merge: acc has {} elements, y {}", a.len(), y.len());
+    }
+    let (cpk, ohw, ow) = (g.cpk(), g.oh() * g.ow(), g.ow());
+    for_each_chunk_mut(y, g.c * ohw, |off, y_img| {
+        let ni = off / (g.c * ohw);
+        for o in 0..g.c {
+            let q = g.source(o);
+            for p in 0..ohw {
+                let v =
+                    if q < cpk { m[(ni * cpk + q) * ohw + p] } else { bypass(g, x, ni, q, p / ow, p % ow).0 };
+                let sv = s * v;
+                y_img[o * ohw + p] = match acc {
+                    Some(a) => a[off + o * ohw + p] + sv,
+                    None => sv,
+                };
+            }
+        }
+    });
+}
+
+/// The gradients of [`pc_merge_fwd`] asked for: `dm` (`[n, c/k, h', w']`), `dx` (`[n, c, h, w]`,
+/// every element written), and ds as the return value.
+pub fn pc_merge_bwd<T: Real>(
+    g: &PcGeom,
+    m: &[T],
+    x: &[T],
+    dy: &[T],
+    s: T,
+    mut dm: Option<&mut [T]>,
+    mut dx: Option<&mut [T]>,
+) -> T {
+    check_lens("pc_merge_bwd", g, m.len(), x.len(), dy.len());
+    let (cpk, ohw, ow) = (g.cpk(), g.oh() * g.ow(), g.ow());
+    if let Some(d) = dx.as_deref_mut() {
+        assert_eq!(d.len(), x.len(), "pc_merge_bwd: dx has {} elements, x {}", d.len(), x.len());
+        d.fill(T::ZERO);
+    }
+    if let Some(d) = dm.as_deref() {
+        assert_eq!(d.len(), m.len(), "pc_merge_bwd: dm has {} elements, m {}", d.len(), m.len());
+    }
+    let mut ds = T::ZERO;
+    for ni in 0..g.n {
+        for q in 0..g.c {
+            let o = g.dest(q);
+            for p in 0..ohw {
+                let d = dy[(ni * g.c + o) * ohw + p];
+                if q < cpk {
+                    let at = (ni * cpk + q) * ohw + p;
+                    ds += d * m[at];
+                    if let Some(dm) = dm.as_deref_mut() {
+                        dm[at] = s * d;
+                    }
+                } else {
+                    let (v, at) = bypass(g, x, ni, q, p / ow, p % ow);
+                    ds += d * v;
+                    if let Some(dx) = dx.as_deref_mut() {
+                        dx[at] = s * d;
+                    }
+                }
+            }
+        }
+    }
+    ds
+}
+
+/// Edges into the nodes of a cell with `steps` intermediate nodes: 2 + 3 + ... + (steps + 1).
+pub fn node_edges(steps: usize) -> usize {
+    steps * (steps + 3) / 2
+}
+
+/// The (offset, length) of node i's slice: (i·(i+3)/2, i + 2).
+fn node_slices(steps: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..steps).map(|i| (i * (i + 3) / 2, i + 2))
+}
+
+/// y = softmax of each node's slice of β.
+pub fn node_softmax<T: Real>(steps: usize, beta: &[T], y: &mut [T]) {
+    let e = node_edges(steps);
+    assert!(
+        beta.len() == e && y.len() == e,
+        "node_softmax: β {} and y {}, {steps} nodes need {e}",
+        beta.len(),
+        y.len()
+    );
+    for (off, len) in node_slices(steps) {
+        super::softmax::softmax_row(&beta[off..off + len], &mut y[off..off + len]);
+    }
+}
+
+/// dx = y ⊙ (dy − <dy, y>) per node slice, from the output `y`.
+pub fn node_softmax_bwd<T: Real>(steps: usize, y: &[T], dy: &[T], dx: &mut [T]) {
+    let e = node_edges(steps);
+    assert!(
+        y.len() == e && dy.len() == e && dx.len() == e,
+        "node_softmax_bwd: y {}, dy {}, dx {}; {steps} nodes need {e}",
+        y.len(),
+        dy.len(),
+        dx.len()
+    );
+    for (off, len) in node_slices(steps) {
+        let r = off..off + len;
+        let dot = y[r.clone()].iter().zip(&dy[r.clone()]).fold(T::ZERO, |a, (&yv, &d)| a + yv * d);
+        for i in r {
+            dx[i] = y[i] * (dy[i] - dot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_source_and_dest_are_inverse() {
+        let g = PcGeom { n: 1, c: 12, h: 2, w: 2, k: 4, stride: 1 };
+        for o in 0..12 {
+            assert_eq!(g.dest(g.source(o)), o);
+        }
+        // o = p·k + g reads g·(c/k) + p: output 1 (p 0, g 1) reads channel 3.
+        assert_eq!(g.source(1), 3);
+        assert_eq!(g.source(4), 1);
+    }
+
+    #[test]
+    fn node_softmax_normalises_each_slice() {
+        let beta: Vec<f64> = (0..14).map(|i| i as f64 * 0.1).collect();
+        let mut y = vec![0.0; 14];
+        node_softmax(4, &beta, &mut y);
+        for (off, len) in node_slices(4) {
+            let s: f64 = y[off..off + len].iter().sum();
+            assert!((s - 1.0).abs() < 1e-15, "slice at {off}: sum {s}");
+        }
+        assert!((y[1] / y[0] - 0.1f64.exp()).abs() < 1e-12);
+    }
+}
