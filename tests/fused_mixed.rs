@@ -97,7 +97,14 @@ fn run(
         let normed: Vec<Normed<Var>> =
             c.z.iter().zip(zs).map(|((j, _), z)| Normed::new(vec![*j], z.clone())).collect();
         let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
-        let e = MixedEdge { alpha, weighting: c.weighting, row: c.row, skip: c.skip.then_some((3, x)), normed, acc };
+        let e = MixedEdge {
+            alpha,
+            weighting: c.weighting,
+            row: c.row,
+            skip: c.skip.then_some((3, x)),
+            normed,
+            acc,
+        };
         mixed_edge(e, &mut states, training)
     } else {
         // Sigmoid: the 7 columns weigh slots 1..8, and there is no `none` term.
@@ -113,7 +120,8 @@ fn run(
             terms[3] = Some(x.clone());
         }
         let zero = F::zero(x, 1);
-        let all: Vec<Var> = terms.into_iter().skip(first).map(|t| t.unwrap_or_else(|| zero.clone())).collect();
+        let all: Vec<Var> =
+            terms.into_iter().skip(first).map(|t| t.unwrap_or_else(|| zero.clone())).collect();
         let s = F::weighted_sum(&all, &w);
         match acc {
             Some(a) => F::add(a, &s),
@@ -167,7 +175,9 @@ fn fused_edge_matches_the_unfused_composition_in_f64() {
             for training in [true, false] {
                 {
                     let c = case(10 + i as u64, shape, stride2, with_acc, weighting);
-                    let what = format!("{shape:?} stride2={stride2} acc={with_acc} {weighting:?} training={training}");
+                    let what = format!(
+                        "{shape:?} stride2={stride2} acc={with_acc} {weighting:?} training={training}"
+                    );
                     let fused = run(&c, &Device::Cpu, DType::F64, true, training);
                     let unfused = run(&c, &Device::Cpu, DType::F64, false, training);
                     compare(&what, &fused, &unfused, 1e-10);
@@ -260,11 +270,8 @@ fn network_grads(
     method: Method,
 ) -> (f64, Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let mut rng = Rng::new(5);
-    let (mut net, mut store) = Network::new(
-        NetConfig { channels: 4, layers: 3, classes: 10, method },
-        dtype,
-        &mut rng,
-    );
+    let (mut net, mut store) =
+        Network::new(NetConfig { channels: 4, layers: 3, classes: 10, method }, dtype, &mut rng);
     net.fuse = fuse;
     if method == Method::FairDarts {
         // Away from FairDARTS' all-zero start, so every σ differs.

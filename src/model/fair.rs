@@ -20,15 +20,8 @@ use crate::rng::Rng;
 use crate::tensor::{DType, Tensor};
 
 /// FairDARTS' candidates, in α column order: the DARTS [`PRIMITIVES`] without `none`.
-pub const FAIR_PRIMITIVES: [&str; 7] = [
-    PRIMITIVES[1],
-    PRIMITIVES[2],
-    PRIMITIVES[3],
-    PRIMITIVES[4],
-    PRIMITIVES[5],
-    PRIMITIVES[6],
-    PRIMITIVES[7],
-];
+pub const FAIR_PRIMITIVES: [&str; 7] =
+    [PRIMITIVES[1], PRIMITIVES[2], PRIMITIVES[3], PRIMITIVES[4], PRIMITIVES[5], PRIMITIVES[6], PRIMITIVES[7]];
 
 /// The architecture-loss weight of the zero-one loss in the reference (`--aux_loss_weight`).
 pub const ZERO_ONE_WEIGHT: f64 = 10.0;

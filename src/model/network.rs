@@ -62,10 +62,7 @@ impl Network {
     /// edges without `none`, α = 0 `[14, 7]`).
     pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
         let NetConfig { channels: c, layers, classes, method } = config;
-        assert!(
-            matches!(method, Method::Darts | Method::FairDarts),
-            "Network: {method} is not built yet"
-        );
+        assert!(matches!(method, Method::Darts | Method::FairDarts), "Network: {method} is not built yet");
         assert!(layers >= 3, "Network: at least 3 layers (reductions at 1/3 and 2/3), got {layers}");
         let mut s = Store::new(dtype);
         let c_stem = 3 * c;

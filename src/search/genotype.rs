@@ -221,7 +221,9 @@ pub fn to_dot_triples(genes: &[Triple], title: &str) -> String {
     s.push_str("  \"c_{k-2}\" [fillcolor=darkseagreen2];\n  \"c_{k-1}\" [fillcolor=darkseagreen2];\n");
     for i in 0..STEPS {
         if isolated(genes, i) {
-            s.push_str(&format!("  \"{i}\" [fillcolor=lightgrey, style=\"filled,dashed\", label=\"{i}\\n(no input)\"];\n"));
+            s.push_str(&format!(
+                "  \"{i}\" [fillcolor=lightgrey, style=\"filled,dashed\", label=\"{i}\\n(no input)\"];\n"
+            ));
         } else {
             s.push_str(&format!("  \"{i}\" [fillcolor=lightblue];\n"));
         }
@@ -364,6 +366,88 @@ mod tests {
                 ("skip_connect".to_string(), 2),
             ]
         );
+    }
+
+    /// FairDARTS' threshold rule on hand-made σ(α): node 0 keeps both inputs, node 1 keeps only
+    /// its strongest (the second is below 0.85), node 2 keeps none (an isolated node), node 3
+    /// keeps its two strongest of five (ties between ops: the lower op).
+    fn fair_weights() -> Vec<[f64; 7]> {
+        let mut w = vec![[0.5f64; 7]; EDGES];
+        w[0][3] = 0.9; // node 0, input 0: sep_conv_3x3
+        w[1][0] = 0.86; // node 0, input 1: max_pool_3x3
+        w[3][6] = 0.95; // node 1, input 1: dil_conv_5x5
+        w[4][2] = 0.84; // node 1, input 2: skip_connect, below the threshold
+        w[5][1] = 0.8; // node 2: nothing reaches 0.85
+        w[8][4] = 0.7;
+        w[13][5] = 0.99; // node 3, input 4: dil_conv_3x3
+        w[10][2] = 0.87; // node 3, input 1: skip_connect and sep_conv_5x5 tie
+        w[10][4] = 0.87;
+        w
+    }
+
+    #[test]
+    fn threshold_parse_keeps_strong_edges_and_can_isolate_a_node() {
+        let t = |op: &str, node, j| (op.to_string(), node, j);
+        assert_eq!(
+            parse_threshold(&fair_weights(), 0.85),
+            vec![
+                t("sep_conv_3x3", 2, 0),
+                t("max_pool_3x3", 2, 1),
+                t("dil_conv_5x5", 3, 1),
+                t("dil_conv_3x3", 5, 4),
+                t("skip_connect", 5, 1),
+            ]
+        );
+        // At threshold 0 it is DARTS' parse over the seven ops; a weight at the threshold stays.
+        assert_eq!(parse_threshold(&fair_weights(), 0.0).len(), 8);
+        let mut w = fair_weights();
+        w[1][0] = 0.85;
+        assert_eq!(parse_threshold(&w, 0.85)[1], t("max_pool_3x3", 2, 1));
+    }
+
+    #[test]
+    fn sparse_genotype_outputs_and_validation() {
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let alpha: Vec<f64> = fair_weights().iter().flatten().map(|&p| logit(p)).collect();
+        let g = Genotype::from_alphas_sparse(&alpha, &alpha, 0.85);
+        assert!(g.sparse && g.normal_nodes == vec![2, 2, 3, 5, 5]);
+        assert_eq!(g.normal[3], ("dil_conv_3x3".to_string(), 4));
+        assert!(g.to_python().starts_with(
+            "Genotype(normal=[('sep_conv_3x3', 2, 0), ('max_pool_3x3', 2, 1), ('dil_conv_5x5', 3, 1), "
+        ));
+        assert!(g.to_python().contains("normal_concat=range(2, 6)"));
+        // The JSON round-trips with the destinations; the validation accepts it, training does not.
+        let back: Genotype = serde_json::from_str(&g.to_json()).unwrap();
+        assert_eq!(back, g);
+        g.validate().unwrap();
+        let e = g.validate_trainable().unwrap_err();
+        assert_eq!(
+            e,
+            crate::search::genotypes::GenotypeError::NotTwoInputs { cell: "normal", node: 1, inputs: 1 }
+        );
+        assert!(e.to_string().contains("cannot be trained"), "{e}");
+        // The isolated node 2 is drawn as such, and has no incoming edge.
+        let dot = to_dot_triples(&g.triples(false), "normal");
+        assert!(dot.contains("\"2\" [fillcolor=lightgrey, style=\"filled,dashed\""), "{dot}");
+        assert!(!dot.contains("-> \"2\""), "{dot}");
+        assert!(dot.contains("\"2\" -> \"3\" [label=\"dil_conv_3x3\"]"), "{dot}");
+        let svg = to_svg_triples(&g.triples(false), "normal");
+        assert_eq!(svg.matches("(no input)").count(), 1);
+        // A sparse genotype with two inputs per node trains.
+        let full: Vec<f64> = vec![logit(0.9); EDGES * 7];
+        let two = Genotype::from_alphas_sparse(&full, &full, 0.85);
+        two.validate_trainable().unwrap();
+        assert_eq!(two.triples(true), Genotype::from_alphas_sparse(&full, &full, 0.0).triples(true));
+    }
+
+    #[test]
+    fn dense_json_has_no_sparse_fields() {
+        let w = vec![0.0f64; 8 * EDGES];
+        let json = Genotype::from_alphas(&w, &w).to_json();
+        assert!(!json.contains("nodes") && !json.contains("sparse"), "{json}");
+        let g: Genotype = serde_json::from_str(&json).unwrap();
+        assert!(!g.sparse && g.normal_nodes.is_empty());
+        assert_eq!(g.to_json(), json);
     }
 
     #[test]

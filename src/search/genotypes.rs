@@ -185,7 +185,13 @@ impl Genotype {
             ),
             _ => return Err(GenotypeError::UnknownName { name: name.to_string() }),
         };
-        Ok(Genotype { normal, normal_concat: concat.clone(), reduce, reduce_concat: concat, ..Default::default() })
+        Ok(Genotype {
+            normal,
+            normal_concat: concat.clone(),
+            reduce,
+            reduce_concat: concat,
+            ..Default::default()
+        })
     }
 
     /// A genotype from text: JSON (`genotype.json`), the Python notation, or a published name.
@@ -239,7 +245,9 @@ impl Genotype {
                     )));
                 }
             } else if !nodes.is_empty() {
-                return Err(GenotypeError::Syntax(format!("{cell}: destination nodes in a genotype not marked sparse")));
+                return Err(GenotypeError::Syntax(format!(
+                    "{cell}: destination nodes in a genotype not marked sparse"
+                )));
             } else if genes.is_empty() || genes.len() % 2 != 0 {
                 return Err(GenotypeError::WrongCount { cell, count: genes.len() });
             }
