@@ -135,6 +135,24 @@ pub fn topk_correct<T: Real>(n: usize, k: usize, top: usize, logits: &[T], label
         .count()
 }
 
+/// FairDARTS' zero-one loss of architecture weights `s` (σ(α)): `−scale Σ_i (s_i − ½)²`, the
+/// squares summed in f64 in index order (scale = 1 / count: the negated mean squared distance
+/// from ½).
+pub fn zero_one_fwd<T: Real>(s: &[T], scale: f64) -> T {
+    let q: f64 = s.iter().map(|&v| (v.to_f64() - 0.5) * (v.to_f64() - 0.5)).sum();
+    T::from_f64(-scale * q)
+}
+
+/// The gradient of [`zero_one_fwd`]: `ds_i = −2 scale (s_i − ½) dloss`.
+pub fn zero_one_bwd<T: Real>(s: &[T], scale: f64, dloss: T, ds: &mut [T]) {
+    check("zero_one_bwd", "ds", ds.len(), s.len());
+    let k = T::from_f64(-2.0 * scale) * dloss;
+    let half = T::from_f64(0.5);
+    for (d, &v) in ds.iter_mut().zip(s) {
+        *d = k * (v - half);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,23 +288,5 @@ mod tests {
         ];
         assert_eq!(top1_correct(3, 3, &logits, &[1, 0, 0]), 3);
         assert_eq!(top1_correct(3, 3, &logits, &[2, 1, 2]), 0);
-    }
-}
-
-/// FairDARTS' zero-one loss of architecture weights `s` (σ(α)): `−scale Σ_i (s_i − ½)²`, the
-/// squares summed in f64 in index order (scale = 1 / count: the negated mean squared distance
-/// from ½).
-pub fn zero_one_fwd<T: Real>(s: &[T], scale: f64) -> T {
-    let q: f64 = s.iter().map(|&v| (v.to_f64() - 0.5) * (v.to_f64() - 0.5)).sum();
-    T::from_f64(-scale * q)
-}
-
-/// The gradient of [`zero_one_fwd`]: `ds_i = −2 scale (s_i − ½) dloss`.
-pub fn zero_one_bwd<T: Real>(s: &[T], scale: f64, dloss: T, ds: &mut [T]) {
-    check("zero_one_bwd", "ds", ds.len(), s.len());
-    let k = T::from_f64(-2.0 * scale) * dloss;
-    let half = T::from_f64(0.5);
-    for (d, &v) in ds.iter_mut().zip(s) {
-        *d = k * (v - half);
     }
 }
