@@ -1,8 +1,11 @@
 /*
-Elementwise kernels (f32): ReLU forward/backward, add, scale, per-sample scale, axpy, fill.
+Elementwise kernels (f32): ReLU and sigmoid forward/backward, add, scale, per-sample scale, axpy,
+fill.
 
   relu_fwd_f32   y[i]  = x[i] < 0 ? 0 : x[i]        (NaN propagates, -0 stays -0; as the CPU backend)
   relu_bwd_f32   dx[i] = x[i] > 0 ? dy[i] : 0       (x is the forward INPUT)
+  sigmoid_fwd_f32  y[i]  = 1 / (1 + exp(-x[i]))     (FairDARTS' architecture weights)
+  sigmoid_bwd_f32  dx[i] = dy[i] y[i] (1 - y[i])   (y is the forward OUTPUT)
   add_f32        y[i]  = a[i] + b[i]
   scale_f32      y[i]  = s * x[i]
   scale_samples_f32  y[i] = s[i / inner] * x[i]    (s: one factor per leading index, e.g. per
@@ -52,6 +55,23 @@ extern "C" __global__ void relu_bwd_f32(const float* x, const float* dy, float* 
         const float v = x[i];
         const float g = dy[i];
         dx[i] = v > 0.0f ? g : 0.0f;
+    }
+}
+
+extern "C" __global__ void sigmoid_fwd_f32(const float* x, float* y, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
+    }
+}
+
+extern "C" __global__ void sigmoid_bwd_f32(const float* y, const float* dy, float* dx, int n) {
+    const unsigned un = n > 0 ? static_cast<unsigned>(n) : 0u;
+    const unsigned stride = blockDim.x * gridDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < un; i += stride) {
+        const float v = y[i];
+        dx[i] = (dy[i] * v) * (1.0f - v);
     }
 }
 

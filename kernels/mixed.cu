@@ -6,7 +6,9 @@ Every BN inside a search cell is non-affine, so a BN-terminated candidate j (poo
 FactorizedReduce, sep/dil convs) outputs x̂_j = (z_j − μ_j)·rstd_j of its pre-BN output z_j, and
 the edge is a BN apply with a scalar gain per candidate:
 
-  w        = softmax(alpha_row)                        (computed here, from device memory)
+  w        = softmax(alpha_row) (DARTS) or sigmoid(alpha_row) elementwise (FairDARTS), computed
+           here from device memory. alpha has `cols` ≤ k columns: column c weighs slot
+           c + k − cols (FairDARTS: 7 columns, slot 0 `none` absent); lower slots weigh 0.
   y        = acc + Σ_{j normed} w_j (z_j − μ_j) rstd_j + w_s x          (s: the identity slot)
   stats    training: μ_j, rstd_j = 1/sqrt(var_biased + eps) of z_j per channel, and the running
            statistics updated as PyTorch (momentum, unbiased variance); eval: the running ones.
@@ -14,8 +16,9 @@ the edge is a BN apply with a scalar gain per candidate:
   dz_j     = w_j rstd_j (dy − S/M − x̂_j T_j/M)    (training; eval: w_j rstd_j dy)
   dx_s     = w_s dy
   g_j      = Σ_c T_jc (normed), Σ_c U_c (identity), 0 (`none`): ∂L/∂w_j
-  dalpha   = w ⊙ (g − Σ_i w_i g_i)                 (the softmax backward), written into row `row`
-           of a [rows, k] gradient that is zero elsewhere.
+  dalpha   = w ⊙ (g − Σ_i w_i g_i)  (the softmax backward), or w ⊙ (1 − w) ⊙ g (the sigmoid's),
+           over the α columns, written into row `row` of a [rows, cols] gradient that is zero
+           elsewhere.
 
 Saved by the forward (the caller keeps them): z_j, μ_j, rstd_j, x, alpha. Recomputed, never
 stored: x̂_j, the products w_j x̂_j, w itself. The `none` slot costs nothing.
@@ -43,7 +46,7 @@ Static shared memory at most 3 KiB + 32 bytes (the partials' merge tree); dynami
 Determinism: every sum runs in an order fixed by the shapes (per thread in index order, then a
 fixed shuffle tree and the warps in order, then the chunks in order), so bits do not depend on
 scheduling.
-Assumptions: contiguous NCHW buffers of n·c·hw floats (< 2^31), c ≤ 65535, k ≤ 8; outputs do not
+Assumptions: contiguous NCHW buffers of n·c·hw floats (< 2^31), c ≤ 65535, 1 ≤ cols ≤ k ≤ 8; outputs do not
 alias inputs.
 */
 #include "common.cuh"
@@ -68,7 +71,9 @@ struct MixedFwd {
     unsigned normed;
     int training;
     float eps, momentum;
-    int ptile;  // pixels per tile of the partials
+    int ptile;    // pixels per tile of the partials
+    int cols;     // α columns (≤ k): column c weighs slot c + k − cols
+    int sigmoid;  // 1: w = sigmoid(α) elementwise; 0: softmax(α)
 };
 
 struct MixedBwd {
@@ -87,20 +92,30 @@ struct MixedBwd {
     unsigned normed;
     int training;
     int rows, row;
-    int chunks;  // runs of n·hw per channel in mixed_bwd_sums_f32
+    int chunks;   // runs of n·hw per channel in mixed_bwd_sums_f32
+    int cols;     // α columns (≤ k): column c weighs slot c + k − cols
+    int sigmoid;  // 1: w = sigmoid(α) elementwise; 0: softmax(α)
 };
 
-// w = softmax(alpha[0..k)); slots >= k get 0.
-static __device__ __forceinline__ void mixed_softmax(const float* __restrict__ alpha, int k, float* w) {
+// Slot weights of one α row of `cols` columns: slot j ≥ k − cols takes column j − (k − cols),
+// w_j = softmax over the columns or sigmoid(α) elementwise; other slots (and slots ≥ k) get 0.
+static __device__ __forceinline__ void mixed_weights(const float* __restrict__ alpha, int k, int cols, int sigmoid,
+                                                     float* w) {
+    const int first = k - cols;
     float m = -3.402823466e38f;
     for (int j = 0; j < MIXED_K; j++)
-        if (j < k) m = fmaxf(m, alpha[j]);
+        if (j >= first && j < k) m = fmaxf(m, alpha[j - first]);
     float s = 0.0f;
     for (int j = 0; j < MIXED_K; j++) {
-        w[j] = j < k ? expf(alpha[j] - m) : 0.0f;
+        const int on = j >= first && j < k;
+        if (sigmoid)
+            w[j] = on ? 1.0f / (1.0f + expf(-alpha[j - first])) : 0.0f;
+        else
+            w[j] = on ? expf(alpha[j - first] - m) : 0.0f;
         s += w[j];
     }
-    for (int j = 0; j < MIXED_K; j++) w[j] = w[j] / s;
+    if (!sigmoid)
+        for (int j = 0; j < MIXED_K; j++) w[j] = w[j] / s;
 }
 
 // block_sum with the total broadcast to every thread.
@@ -206,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_stats_f32(MixedF
 
 extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_fwd_f32(MixedFwd p) {
     float w[MIXED_K];
-    mixed_softmax(p.alpha, p.k, w);
+    mixed_weights(p.alpha, p.k, p.cols, p.sigmoid, w);
     const unsigned total = static_cast<unsigned>(p.n) * static_cast<unsigned>(p.c) * static_cast<unsigned>(p.hw);
     const unsigned hw = static_cast<unsigned>(p.hw), c = static_cast<unsigned>(p.c);
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
@@ -271,7 +286,7 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_sums_f32(Mix
 extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd p) {
     DARTS_DYN_SMEM(float, sums);
     float w[MIXED_K];
-    mixed_softmax(p.alpha, p.k, w);
+    mixed_weights(p.alpha, p.k, p.cols, p.sigmoid, w);
     const unsigned hw = static_cast<unsigned>(p.hw), c = static_cast<unsigned>(p.c);
     const unsigned total = static_cast<unsigned>(p.n) * c * hw;
     const float inv_m = 1.0f / static_cast<float>(static_cast<unsigned>(p.n) * hw);
@@ -310,9 +325,13 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd
                 for (unsigned ch = 0; ch < c; ch++) g[j] += sums[static_cast<unsigned>(j) * c + ch];
             wg = fmaf(w[j], g[j], wg);
         }
-        const unsigned kk = static_cast<unsigned>(p.k);
+        // ∂L/∂α_col: softmax w_j (g_j − Σ w g), sigmoid w_j (1 − w_j) g_j (slot j = col + first).
+        const unsigned cols = static_cast<unsigned>(p.cols), first = static_cast<unsigned>(p.k - p.cols);
         for (unsigned r = 0; r < static_cast<unsigned>(p.rows); r++)
-            for (unsigned j = 0; j < kk; j++)
-                p.dalpha[r * kk + j] = r == static_cast<unsigned>(p.row) ? w[j] * (g[j] - wg) : 0.0f;
+            for (unsigned col = 0; col < cols; col++) {
+                const unsigned j = col + first;
+                const float d = p.sigmoid ? w[j] * (1.0f - w[j]) * g[j] : w[j] * (g[j] - wg);
+                p.dalpha[r * cols + col] = r == static_cast<unsigned>(p.row) ? d : 0.0f;
+            }
     }
 }

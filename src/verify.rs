@@ -111,6 +111,7 @@ fn mixed_cases(cs: &mut Vec<Case>, rng: &mut Rng, shape: &[usize], label: &str) 
             let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
             let e = EdgeOperands {
                 alpha: &t[0],
+                weighting: mixed::Weighting::Softmax,
                 row: 5,
                 skip: (!reduction).then_some((3, &t[1])),
                 normed: slots

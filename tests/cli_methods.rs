@@ -47,7 +47,8 @@ fn alphas(out: &Path, epoch: usize) -> serde_json::Value {
 
 #[test]
 fn method_options_are_refused_elsewhere_and_explained() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
+        (&["--method", "fair-darts", "--order", "second"], "--order must be first with the zero-one loss"),
         (&["--pc-k", "2"], "--pc-k is a pc-darts option; this search's --method is darts"),
         (
             &["--method", "pc-darts", "--zero-one-weight", "5"],
@@ -145,4 +146,36 @@ fn ada_rolls_back_and_raises_weight_decay_to_its_cap() {
     assert_eq!(arrays["run.weight_decay"].data.to_f64(), [0.03]);
     assert!(out.join("genotype.json").exists());
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A tiny search of each successor runs end to end: config.json records the method and its
+/// recipe, the alphas files carry the method's parameters, the genotype is written (FairDARTS'
+/// in triples), and the epoch lines carry the diagnostics.
+#[test]
+fn each_method_searches_end_to_end() {
+    for (method, check) in [
+        ("pc-darts", &["\"betas_normal\"", "\"pc_k\":4"][..]),
+        ("fair-darts", &["\"method\":\"fair-darts\""][..]),
+    ] {
+        let out = tmp(method);
+        let o = search(&out, &["--method", method, "--epochs", "2", "--arch-warmup", "1"]);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["method"], method);
+        let a = std::fs::read_to_string(out.join("alphas/epoch_001.json")).unwrap();
+        for c in check {
+            assert!(a.contains(c), "{method}: alphas file lacks {c}: {a}");
+        }
+        let py = std::fs::read_to_string(out.join("genotype.txt")).unwrap();
+        assert!(py.starts_with("Genotype(normal=["), "{method}: {py}");
+        let epochs: Vec<serde_json::Value> =
+            lines(&out).into_iter().filter(|l| l["kind"] == "epoch").collect();
+        assert_eq!(epochs.len(), 2);
+        for e in &epochs {
+            assert!(e["diagnostics"]["normal"]["skip_connect"].is_u64(), "{method}: {e}");
+            assert_eq!(e["diagnostics"]["normal"]["entropy"].as_array().map(|v| v.len()), Some(14));
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }

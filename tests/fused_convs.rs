@@ -284,7 +284,14 @@ mod emu {
                     let mut bns: Vec<BnState> = (0..4).map(|_| BnState::new_on(c, DType::F32, dev)).collect();
                     let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
                     let normed = vec![Normed { slots: vec![4, 5, 6, 7], z: z.value(), tiles }];
-                    let e = EdgeOperands { alpha: &alpha, row: 1, skip: None, normed, acc: None };
+                    let e = EdgeOperands {
+                        alpha: &alpha,
+                        weighting: Default::default(),
+                        row: 1,
+                        skip: None,
+                        normed,
+                        acc: None,
+                    };
                     let (y, _) = mixed::forward(&e, &mut states, true);
                     let mut v = y.to_f64_vec();
                     for b in &bns {

@@ -1,6 +1,8 @@
-//! The fused mixed op against its unfused composition (BN per candidate, softmax, row, weighted
-//! sum, add): in f64 on the CPU within 1e-10, on the emulator against the CPU within 1e-5, and by
-//! finite differences; then whole mixed ops and whole networks, fused against unfused.
+//! The fused mixed op against its unfused composition (BN per candidate, softmax or sigmoid, row,
+//! weighted sum, add): in f64 on the CPU within 1e-10, on the emulator against the CPU within
+//! 1e-5, and by finite differences; then whole mixed ops and whole networks, fused against
+//! unfused. Every edge check runs with DARTS' softmax over 8 α columns and FairDARTS' sigmoid
+//! over 7 (no `none`: column k is slot k + 1).
 
 mod common;
 
@@ -11,14 +13,16 @@ use darts::autograd::check::rel_err;
 use darts::autograd::functions::{self as F, BnState};
 use darts::autograd::{Groups, ParamId, Tape, Var};
 use darts::backend::gpu::emu::EmuRuntime;
-use darts::fused::mixed::{mixed_edge, MixedEdge, Normed, K};
-use darts::model::{NetConfig, Network};
+use darts::fused::mixed::{mixed_edge, MixedEdge, Normed, Weighting, K};
+use darts::model::{Method, NetConfig, Network};
 use darts::rng::Rng;
 use darts::{DType, Device, Tensor};
 
-/// One edge's operands: α `[rows, 8]`, x, acc, and the pre-BN outputs of the BN slots.
+/// One edge's operands: α `[rows, 8]` (sigmoid: `[rows, 7]`), x, acc, and the pre-BN outputs of
+/// the BN slots.
 struct Case {
     alpha: Tensor,
+    weighting: Weighting,
     row: usize,
     x: Tensor,
     acc: Option<Tensor>,
@@ -26,10 +30,11 @@ struct Case {
     skip: bool,
 }
 
-fn case(seed: u64, shape: &[usize], stride2: bool, with_acc: bool) -> Case {
+fn case(seed: u64, shape: &[usize], stride2: bool, with_acc: bool, weighting: Weighting) -> Case {
     let mut rng = Rng::new(seed);
     let rows = 3;
-    let alpha = randn(&mut rng, &[rows, K]);
+    let cols = if weighting == Weighting::Sigmoid { K - 1 } else { K };
+    let alpha = randn(&mut rng, &[rows, cols]);
     let x = randn(&mut rng, shape);
     let acc = with_acc.then(|| randn(&mut rng, shape));
     // Slots 1, 2 (pools), 4-7 (convs); 3 is FactorizedReduce on a stride-2 edge, else identity.
@@ -43,7 +48,7 @@ fn case(seed: u64, shape: &[usize], stride2: bool, with_acc: bool) -> Case {
             (j, Tensor::from_f64(shape, &v, DType::F64))
         })
         .collect();
-    Case { alpha, row: 1, x, acc, z, skip: !stride2 }
+    Case { alpha, weighting, row: 1, x, acc, z, skip: !stride2 }
 }
 
 fn on(t: &Tensor, device: &Device, dtype: DType) -> Tensor {
@@ -92,10 +97,21 @@ fn run(
         let normed: Vec<Normed<Var>> =
             c.z.iter().zip(zs).map(|((j, _), z)| Normed::new(vec![*j], z.clone())).collect();
         let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
-        let e = MixedEdge { alpha, row: c.row, skip: c.skip.then_some((3, x)), normed, acc };
+        let e = MixedEdge {
+            alpha,
+            weighting: c.weighting,
+            row: c.row,
+            skip: c.skip.then_some((3, x)),
+            normed,
+            acc,
+        };
         mixed_edge(e, &mut states, training)
     } else {
-        let w = F::row(&F::softmax(alpha), c.row);
+        // Sigmoid: the 7 columns weigh slots 1..8, and there is no `none` term.
+        let (w, first) = match c.weighting {
+            Weighting::Softmax => (F::row(&F::softmax(alpha), c.row), 0),
+            Weighting::Sigmoid => (F::row(&F::sigmoid(alpha), c.row), 1),
+        };
         let mut terms: Vec<Option<Var>> = vec![None; K];
         for (((j, _), z), bn) in c.z.iter().zip(zs).zip(bns.iter_mut()) {
             terms[*j] = Some(F::batch_norm(z, None, bn, training));
@@ -104,7 +120,8 @@ fn run(
             terms[3] = Some(x.clone());
         }
         let zero = F::zero(x, 1);
-        let all: Vec<Var> = terms.into_iter().map(|t| t.unwrap_or_else(|| zero.clone())).collect();
+        let all: Vec<Var> =
+            terms.into_iter().skip(first).map(|t| t.unwrap_or_else(|| zero.clone())).collect();
         let s = F::weighted_sum(&all, &w);
         match acc {
             Some(a) => F::add(a, &s),
@@ -154,11 +171,13 @@ fn the_backward_sums_split_at_the_darts_shapes() {
 #[test]
 fn fused_edge_matches_the_unfused_composition_in_f64() {
     for (i, shape) in SHAPES.iter().enumerate() {
-        for stride2 in [false, true] {
-            for with_acc in [false, true] {
-                for training in [true, false] {
-                    let c = case(10 + i as u64, shape, stride2, with_acc);
-                    let what = format!("{shape:?} stride2={stride2} acc={with_acc} training={training}");
+        for (stride2, with_acc, weighting) in combos() {
+            for training in [true, false] {
+                {
+                    let c = case(10 + i as u64, shape, stride2, with_acc, weighting);
+                    let what = format!(
+                        "{shape:?} stride2={stride2} acc={with_acc} {weighting:?} training={training}"
+                    );
                     let fused = run(&c, &Device::Cpu, DType::F64, true, training);
                     let unfused = run(&c, &Device::Cpu, DType::F64, false, training);
                     compare(&what, &fused, &unfused, 1e-10);
@@ -166,6 +185,19 @@ fn fused_edge_matches_the_unfused_composition_in_f64() {
             }
         }
     }
+}
+
+/// (stride 2, with an accumulator, weighting) of every edge check.
+fn combos() -> Vec<(bool, bool, Weighting)> {
+    let mut v = Vec::new();
+    for stride2 in [false, true] {
+        for with_acc in [false, true] {
+            for weighting in [Weighting::Softmax, Weighting::Sigmoid] {
+                v.push((stride2, with_acc, weighting));
+            }
+        }
+    }
+    v
 }
 
 #[test]
@@ -186,10 +218,10 @@ fn fused_edge_and_network_on_cuda_match_the_cpu() {
 fn edge_on_device_matches_the_cpu(emu: &Device) {
     let emu = emu.clone();
     for (i, shape) in SHAPES.iter().enumerate() {
-        for stride2 in [false, true] {
+        for (stride2, weighting) in combos().into_iter().filter(|c| c.1).map(|c| (c.0, c.2)) {
             for training in [true, false] {
-                let c = case(30 + i as u64, shape, stride2, true);
-                let what = format!("emu {shape:?} stride2={stride2} training={training}");
+                let c = case(30 + i as u64, shape, stride2, true, weighting);
+                let what = format!("emu {shape:?} stride2={stride2} {weighting:?} training={training}");
                 let gpu = run(&c, &emu, DType::F32, true, training);
                 let cpu = run(&c, &Device::Cpu, DType::F32, true, training);
                 compare(&what, &gpu, &cpu, 1e-5);
@@ -200,18 +232,23 @@ fn edge_on_device_matches_the_cpu(emu: &Device) {
 
 #[test]
 fn fused_edge_passes_the_finite_difference_check() {
-    for (stride2, training) in [(false, true), (true, true), (false, false)] {
-        let c = case(50, &[2, 3, 5, 5], stride2, true);
+    let cases = [(false, true), (true, true), (false, false)];
+    for ((stride2, training), weighting) in
+        cases.iter().flat_map(|&c| [(c, Weighting::Softmax), (c, Weighting::Sigmoid)])
+    {
+        let c = case(50, &[2, 3, 5, 5], stride2, true, weighting);
         let mut inputs = vec![c.alpha.clone(), c.x.clone(), c.acc.clone().unwrap()];
         inputs.extend(c.z.iter().map(|(_, z)| z.clone()));
         let slots: Vec<usize> = c.z.iter().map(|(j, _)| *j).collect();
-        gradcheck(&format!("mixed edge stride2={stride2} training={training}"), &inputs, 1e-6, |v| {
+        let what = format!("mixed edge stride2={stride2} {weighting:?} training={training}");
+        gradcheck(&what, &inputs, 1e-6, |v| {
             let normed: Vec<Normed<Var>> =
                 slots.iter().zip(&v[3..]).map(|(j, z)| Normed::new(vec![*j], z.clone())).collect();
             let mut bns: Vec<BnState> = slots.iter().map(|_| BnState::new(3, DType::F64)).collect();
             let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
             let e = MixedEdge {
                 alpha: &v[0],
+                weighting,
                 row: 2,
                 skip: (!stride2).then_some((3, &v[1])),
                 normed,
@@ -230,14 +267,19 @@ fn network_grads(
     device: &Device,
     dtype: DType,
     hw: usize,
+    method: Method,
 ) -> (f64, Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let mut rng = Rng::new(5);
-    let (mut net, mut store) = Network::new(
-        NetConfig { channels: 4, layers: 3, classes: 10, ..Default::default() },
-        dtype,
-        &mut rng,
-    );
+    let (mut net, mut store) =
+        Network::new(NetConfig { channels: 4, layers: 3, classes: 10, method }, dtype, &mut rng);
     net.fuse = fuse;
+    if method == Method::FairDarts {
+        // Away from FairDARTS' all-zero start, so every σ differs.
+        for a in [net.alphas_normal, net.alphas_reduce] {
+            let shape = store.params[a.0].value.shape().to_vec();
+            store.params[a.0].value = Tensor::from_f64(&shape, &rng.normals(shape.iter().product()), dtype);
+        }
+    }
     store.to_device(device);
     let x = Tensor::from_f64(&[2, 3, hw, hw], &rng.normals(2 * 3 * hw * hw), dtype).to_device(device);
     let (tape, _, loss) = net.loss(&mut store, &x, &[3, 7], true);
@@ -253,9 +295,9 @@ fn network_grads(
 
 #[test]
 fn fused_network_matches_the_unfused_one_in_f64() {
-    for hw in [8, 16] {
-        let (lf, gf, rf) = network_grads(true, &Device::Cpu, DType::F64, hw);
-        let (lu, gu, ru) = network_grads(false, &Device::Cpu, DType::F64, hw);
+    for (hw, method) in [(8, Method::Darts), (16, Method::Darts), (8, Method::FairDarts)] {
+        let (lf, gf, rf) = network_grads(true, &Device::Cpu, DType::F64, hw, method);
+        let (lu, gu, ru) = network_grads(false, &Device::Cpu, DType::F64, hw, method);
         assert!((lf - lu).abs() <= 1e-10 * lu.abs(), "{hw}x{hw}: loss {lf} vs {lu}");
         for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
             let e = rel_err(a, b);
@@ -279,8 +321,8 @@ fn network_on_device_matches_the_unfused_cpu(emu: &Device) {
     let emu = emu.clone();
     // 16x16 images: at 8x8 the last cells' BNs see 8 values per channel, and f32 itself (fused
     // or not, on any device) is then only good to a few 1e-5.
-    let (lg, gg, rg) = network_grads(true, &emu, DType::F32, 16);
-    let (lc, gc, rc) = network_grads(false, &Device::Cpu, DType::F64, 16);
+    let (lg, gg, rg) = network_grads(true, &emu, DType::F32, 16, Method::Darts);
+    let (lc, gc, rc) = network_grads(false, &Device::Cpu, DType::F64, 16, Method::Darts);
     assert!((lg - lc).abs() <= 1e-5 * lc.abs(), "loss {lg} vs {lc}");
     let e = rel_err(&gg.concat(), &gc.concat());
     assert!(e < 1e-5, "all gradients: relative error {e:e}");

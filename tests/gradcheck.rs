@@ -142,6 +142,25 @@ fn concat_split_and_crop() {
     });
 }
 
+/// FairDARTS' architecture weights and zero-one loss: σ(α) elementwise, and
+/// L01 = −mean((σ − ½)²) over two tensors (both cell types) at once, forward against its
+/// formula and backward by finite differences.
+#[test]
+fn sigmoid_and_zero_one_loss() {
+    let mut rng = Rng::new(11);
+    let (an, ar) = (randn(&mut rng, &[14, 7]), randn(&mut rng, &[14, 7]));
+    gradcheck("sigmoid", std::slice::from_ref(&an), TOL, |v| project(&F::sigmoid(&v[0]), 1));
+    gradcheck("zero_one_loss of sigmoids", &[an.clone(), ar.clone()], TOL, |v| {
+        F::zero_one_loss(&[&F::sigmoid(&v[0]), &F::sigmoid(&v[1])])
+    });
+    let tape = darts::autograd::Tape::new();
+    let (sn, sr) = (F::sigmoid(&tape.constant(an.clone())), F::sigmoid(&tape.constant(ar.clone())));
+    let got = F::zero_one_loss(&[&sn, &sr]).value().item();
+    let all: Vec<f64> = [an.to_f64_vec(), ar.to_f64_vec()].concat();
+    let want = -all.iter().map(|a| (1.0 / (1.0 + (-a).exp()) - 0.5).powi(2)).sum::<f64>() / all.len() as f64;
+    assert!((got - want).abs() <= 1e-15 * want.abs(), "zero_one_loss {got} vs {want}");
+}
+
 #[test]
 fn softmax_rows_gap_linear_cross_entropy() {
     let mut rng = Rng::new(7);

@@ -250,6 +250,31 @@ pub fn zero(x: &Var, stride: usize) -> Var {
     x.tape().constant(ops::elementwise::zero(x.value(), stride))
 }
 
+/// σ(x) = 1 / (1 + e^{−x}) elementwise (FairDARTS' architecture weights); dx = dy · y (1 − y).
+pub fn sigmoid(x: &Var) -> Var {
+    let y = ops::elementwise::sigmoid(x.value());
+    let yv = y.clone();
+    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::elementwise::sigmoid_bwd(&yv, dy))]))
+}
+
+/// FairDARTS' zero-one loss L01 = −mean((s − ½)²) over the concatenation of `ss` (σ(α) of both
+/// cell types), as a 0-d scalar: one part −Σ(s − ½)²/N per tensor, N the total count, added
+/// in order; ds = −2 (s − ½)/N · dL.
+pub fn zero_one_loss(ss: &[&Var]) -> Var {
+    assert!(!ss.is_empty(), "zero_one_loss: no inputs");
+    let count: usize = ss.iter().map(|s| s.value().numel()).sum();
+    let scale = 1.0 / count as f64;
+    let parts: Vec<Var> = ss
+        .iter()
+        .map(|s| {
+            let sv = s.value().clone();
+            let y = ops::loss::zero_one(&sv, scale);
+            s.tape().push(y, &[s], Box::new(move |dl, _| vec![Some(ops::loss::zero_one_bwd(&sv, scale, dl))]))
+        })
+        .collect();
+    add_n(&parts)
+}
+
 /// Row-wise softmax of `[rows, k]` (or of a `[k]` vector).
 pub fn softmax(x: &Var) -> Var {
     let y = ops::softmax::softmax(x.value());

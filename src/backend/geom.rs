@@ -57,9 +57,10 @@ impl Conv2dGeom {
     pub fn y_len(&self) -> usize {
         self.n * self.c_out * self.out_h() * self.out_w()
     }
-    /// One weight per channel, one input channel per output channel.
+    /// One weight per channel, one input channel per output channel. A single channel counts
+    /// (PC-DARTS' partial channels can be that narrow): its dense conv is the same sum.
     pub fn is_depthwise(&self) -> bool {
-        self.groups == self.c_in && self.c_out == self.c_in && self.groups > 1
+        self.groups == self.c_in && self.c_out == self.c_in
     }
     /// A dense 1x1 conv with no padding (stride may be > 1).
     pub fn is_pointwise(&self) -> bool {

@@ -316,6 +316,7 @@ impl Cases {
             let mut states: Vec<&mut BnState> = bns.iter_mut().collect();
             let e = EdgeOperands {
                 alpha: &alpha,
+                weighting: mixed::Weighting::Softmax,
                 row: 5,
                 skip: Some((3, &x)),
                 normed: slots.iter().zip(&zs).map(|(j, z)| mixed::Normed::new(vec![*j], z)).collect(),

@@ -2,6 +2,7 @@
 //! the channel concat of the four nodes as output.
 
 use super::eval::ops::{drop_path, Masks};
+use super::method::Method;
 use super::mixed::MixedOp;
 use crate::autograd::functions as F;
 use crate::autograd::Var;
@@ -31,7 +32,7 @@ pub struct Cell {
 
 impl Cell {
     /// Cell `index` with input channels `c_pp` (two cells back), `c_p` (previous cell) and
-    /// `c` channels per node.
+    /// `c` channels per node; `method` picks the edges (DARTS', or FairDARTS' without `none`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         s: &mut Store,
@@ -41,6 +42,7 @@ impl Cell {
         c: usize,
         reduction: bool,
         reduction_prev: bool,
+        method: Method,
         rng: &mut Rng,
     ) -> Cell {
         let prefix = format!("cells.{index}");
@@ -54,16 +56,20 @@ impl Cell {
         for i in 0..STEPS {
             for j in 0..2 + i {
                 let stride = if reduction && j < 2 { 2 } else { 1 };
-                edges.push(MixedOp::new(s, &format!("{prefix}._ops.{}", edges.len()), c, stride, rng));
+                let name = format!("{prefix}._ops.{}", edges.len());
+                edges.push(match method {
+                    Method::FairDarts => super::fair::edge(s, &name, c, stride, rng),
+                    _ => MixedOp::new(s, &name, c, stride, rng),
+                });
             }
         }
         Cell { reduction, pre0, pre1, edges }
     }
 
-    /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` of this cell type
-    /// (unfused), or α itself (`fused`: each edge is one fused node that takes the logits).
-    /// With `masks`, every edge's output goes through drop path (the next 14 masks, in edge
-    /// order) before its node's sum.
+    /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` (FairDARTS:
+    /// σ(α) `[14, 7]`) of this cell type (unfused), or α itself (`fused`: each edge is one fused
+    /// node that takes the logits). With `masks`, every edge's output goes through drop path
+    /// (the next 14 masks, in edge order) before its node's sum.
     pub fn forward(
         &self,
         ctx: &mut Ctx,

@@ -1,9 +1,10 @@
-//! The mixed op: Σ_k softmax(α_edge)_k · o_k(x) over the eight candidate operations.
+//! The mixed op: Σ_k w_k · o_k(x) over the candidate operations, w = softmax(α_edge) over the
+//! eight of DARTS, or σ(α_edge) over the seven of FairDARTS (no `none`, see `super::fair`).
 
 use crate::autograd::functions as F;
 use crate::autograd::Var;
 use crate::fused::convs::{edge_convs, ConvCand};
-use crate::fused::mixed::{mixed_edge, MixedEdge, Normed};
+use crate::fused::mixed::{mixed_edge, MixedEdge, Normed, Weighting, K};
 use crate::nn::{Ctx, DilConv, FactorizedReduce, PoolBn, PoolKind, SepConv, Store};
 use crate::rng::Rng;
 
@@ -30,17 +31,35 @@ enum Candidate {
     Dil(DilConv),
 }
 
-/// The eight candidates of one edge (names `<prefix>._ops.<k>...`).
+/// The candidates of one edge (names `<prefix>._ops.<k>...`, k the α column).
 #[derive(Clone, Debug)]
 pub struct MixedOp {
+    /// The candidates in α column order: the [`PRIMITIVES`], or all but `none`.
     ops: Vec<Candidate>,
+    /// How the edge weighs them.
+    weighting: Weighting,
 }
 
 impl MixedOp {
-    /// An edge on `c` channels with the given stride (2 on a reduction cell's input edges).
+    /// A DARTS edge on `c` channels with the given stride (2 on a reduction cell's input edges).
     pub fn new(s: &mut Store, prefix: &str, c: usize, stride: usize, rng: &mut Rng) -> MixedOp {
-        let p = |k: usize| format!("{prefix}._ops.{k}");
-        let ops = vec![
+        MixedOp::build(s, prefix, c, stride, true, Weighting::Softmax, rng)
+    }
+
+    /// An edge of the [`PRIMITIVES`] (`with_none`) or of all but `none`, whose candidate of
+    /// primitive i is then named and weighed as column i − 1 (FairDARTS).
+    pub(super) fn build(
+        s: &mut Store,
+        prefix: &str,
+        c: usize,
+        stride: usize,
+        with_none: bool,
+        weighting: Weighting,
+        rng: &mut Rng,
+    ) -> MixedOp {
+        let shift = usize::from(!with_none);
+        let p = |k: usize| format!("{prefix}._ops.{}", k - shift);
+        let mut ops = vec![
             Candidate::Zero { stride },
             Candidate::Pool(PoolBn::new(s, &p(1), PoolKind::Max, c, stride)),
             Candidate::Pool(PoolBn::new(s, &p(2), PoolKind::Avg, c, stride)),
@@ -54,10 +73,13 @@ impl MixedOp {
             Candidate::Dil(DilConv::new(s, &p(6), c, 3, stride, rng)),
             Candidate::Dil(DilConv::new(s, &p(7), c, 5, stride, rng)),
         ];
-        MixedOp { ops }
+        if !with_none {
+            ops.remove(0);
+        }
+        MixedOp { ops, weighting }
     }
 
-    /// Σ_k w[k] o_k(x), `w` the edge's softmax weights `[8]`.
+    /// Σ_k w[k] o_k(x), `w` the edge's weights, one per candidate.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var, w: &Var) -> Var {
         let outs: Vec<Var> = self
             .ops
@@ -74,9 +96,10 @@ impl MixedOp {
         F::weighted_sum(&outs, w)
     }
 
-    /// The fused edge: acc + Σ_k softmax(α[row])_k o_k(x) as one node over the candidates'
-    /// pre-BN outputs (see `fused::mixed`), `alpha` the cell type's logits `[14, 8]`, `acc` the
-    /// destination node's sum of earlier edges.
+    /// The fused edge: acc + Σ_k w(α[row])_k o_k(x) as one node over the candidates' pre-BN
+    /// outputs (see `fused::mixed`), `alpha` the cell type's logits (`[14, 8]`, or `[14, 7]`
+    /// without `none`: column k is then fused slot k + 1), `acc` the destination node's sum of
+    /// earlier edges.
     pub fn forward_fused(&self, ctx: &mut Ctx, x: &Var, alpha: &Var, row: usize, acc: Option<&Var>) -> Var {
         let mut normed = Vec::with_capacity(self.ops.len());
         let mut bns = Vec::with_capacity(self.ops.len());
@@ -85,7 +108,8 @@ impl MixedOp {
         let c = x.shape()[1];
         let (mut conv_slots, mut convs, mut conv_bns) = (Vec::new(), Vec::new(), Vec::new());
         let mut pools: Vec<(usize, &PoolBn)> = Vec::new();
-        for (slot, op) in self.ops.iter().enumerate() {
+        let first = K - self.ops.len();
+        for (slot, op) in self.ops.iter().enumerate().map(|(k, op)| (k + first, op)) {
             let (z, bn) = match op {
                 Candidate::Zero { .. } => continue,
                 Candidate::Identity => {
@@ -140,6 +164,7 @@ impl MixedOp {
             bns.extend(conv_bns);
         }
         let mut states = ctx.bn_states_mut(&bns);
-        mixed_edge(MixedEdge { alpha, row, skip, normed, acc }, &mut states, training)
+        let weighting = self.weighting;
+        mixed_edge(MixedEdge { alpha, weighting, row, skip, normed, acc }, &mut states, training)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cell;
 pub mod eval;
+pub mod fair;
 pub mod method;
 pub mod mixed;
 pub mod network;

@@ -1,9 +1,11 @@
 //! The DARTS search network (`model_search.Network` of the reference): stem, `layers` cells with
 //! reductions at 1/3 and 2/3 of the depth, global average pooling, a linear classifier, and the
-//! architecture parameters α (normal and reduce, `[14, 8]` each).
+//! architecture parameters α (normal and reduce, `[14, 8]` each; FairDARTS: `[14, 7]`, see
+//! [`super::fair`]).
 
 use super::cell::{Cell, EDGES};
 use super::eval::ops::{DropPath, Masks};
+use super::fair;
 use super::method::Method;
 use super::mixed::PRIMITIVES;
 use super::pc::{PcCell, PcParts};
@@ -96,13 +98,13 @@ impl Network {
     /// A freshly initialised network and its store: PyTorch's default conv/linear
     /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`. With
     /// [`Method::PcDarts`] the cells are [`PcCell`]s and the edge logits `betas_normal`,
-    /// `betas_reduce` (1e-3 · N(0, 1)) follow the alphas in [`Groups::ARCH`].
+    /// `betas_reduce` (1e-3 · N(0, 1)) follow the alphas in [`Groups::ARCH`]; FairDARTS' edges
+    /// have no `none` and α = 0 `[14, 7]`.
     pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
         let NetConfig { channels: c, layers, classes, method } = config;
         let pc_k = match method {
-            Method::Darts => None,
             Method::PcDarts { k } => Some(k),
-            _ => panic!("Network: {method} is not built yet"),
+            Method::Darts | Method::FairDarts => None,
         };
         assert!(layers >= 3, "Network: at least 3 layers (reductions at 1/3 and 2/3), got {layers}");
         let mut s = Store::new(dtype);
@@ -125,7 +127,9 @@ impl Network {
                 Some(k) => {
                     pc_cells.push(PcCell::new(&mut s, i, c_pp, c_p, c_cur, k, reduction, reduction_prev, rng))
                 }
-                None => cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, rng)),
+                None => {
+                    cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, method, rng))
+                }
             }
             reduction_prev = reduction;
             (c_pp, c_p) = (c_p, 4 * c_cur);
@@ -137,6 +141,9 @@ impl Network {
         let classifier_b = s.add("classifier.bias".into(), b, Groups::WEIGHTS);
         let k = PRIMITIVES.len();
         let alpha = |rng: &mut Rng| {
+            if method == Method::FairDarts {
+                return fair::initial_alpha(dtype);
+            }
             let v: Vec<f64> = rng.normals(EDGES * k).iter().map(|x| 1e-3 * x).collect();
             Tensor::from_f64(&[EDGES, k], &v, dtype)
         };
@@ -173,11 +180,15 @@ impl Network {
         let stem = ctx.bn(&stem, self.stem_bn, affine);
         // The softmaxes are shared by every cell of a type (the reference recomputes them per
         // cell; the values are identical).
-        // Fused: each edge takes the logits and computes its softmax row on the device.
+        // Fused: each edge takes the logits and computes its softmax (sigmoid) row on the device.
+        let weights = |a: &Var| match self.config.method {
+            Method::FairDarts => fair::weights(a),
+            _ => F::softmax(a),
+        };
         let (w_normal, w_reduce) = if self.fuse {
             (ctx.p(self.alphas_normal).clone(), ctx.p(self.alphas_reduce).clone())
         } else {
-            (F::softmax(ctx.p(self.alphas_normal)), F::softmax(ctx.p(self.alphas_reduce)))
+            (weights(ctx.p(self.alphas_normal)), weights(ctx.p(self.alphas_reduce)))
         };
         let mut masks = match &self.drop_path {
             Some(d) if ctx.training && d.prob > 0.0 => {

@@ -33,6 +33,31 @@ pub fn relu_bwd(x: &Tensor, dy: &Tensor) -> Tensor {
     })
 }
 
+/// σ(x) = 1 / (1 + e^{−x}) elementwise.
+pub fn sigmoid(x: &Tensor) -> Tensor {
+    if let Some(rt) = gpu_rt("sigmoid", &[x]) {
+        return gpu_out(&rt, x.shape(), |y| gew::sigmoid_fwd(buf(x), y));
+    }
+    with_dtype!(x.dtype(), T => {
+        let mut y = vec![T::ZERO; x.numel()];
+        cpu::elementwise::sigmoid_fwd(x.data::<T>(), &mut y);
+        Tensor::from_vec(x.shape(), y)
+    })
+}
+
+/// dx = dy · y (1 − y), `y` = σ(x) the forward's output.
+pub fn sigmoid_bwd(y: &Tensor, dy: &Tensor) -> Tensor {
+    same_shape("sigmoid_bwd", y, dy);
+    if let Some(rt) = gpu_rt("sigmoid_bwd", &[y, dy]) {
+        return gpu_out(&rt, y.shape(), |dx| gew::sigmoid_bwd(buf(y), buf(dy), dx));
+    }
+    with_dtype!(y.dtype(), T => {
+        let mut dx = vec![T::ZERO; y.numel()];
+        cpu::elementwise::sigmoid_bwd(y.data::<T>(), dy.data::<T>(), &mut dx);
+        Tensor::from_vec(y.shape(), dx)
+    })
+}
+
 /// a + b (same shapes).
 pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
     same_shape("add", a, b);

@@ -1,9 +1,10 @@
-//! Softmax cross-entropy (mean over the batch, optionally with label smoothing) and top-1 /
-//! top-k accuracy.
+//! Softmax cross-entropy (mean over the batch, optionally with label smoothing), top-1 /
+//! top-k accuracy, and FairDARTS' zero-one loss.
 
 use super::{buf, gpu_rt};
 use crate::backend::cpu::{self, Real as _};
 use crate::backend::gpu::launch::head as ghead;
+use crate::backend::gpu::launch::zero_one as gzo;
 use crate::backend::gpu::{Gpu, GpuBuf};
 use crate::tensor::gpu_ok;
 use crate::tensor::{fmt_shape, Tensor};
@@ -151,6 +152,32 @@ pub fn softmax_xent_smooth_bwd(probs: &Tensor, labels: Labels, eps: f64, dloss: 
         let dl = dloss.data::<T>()[0];
         cpu::loss::softmax_xent_bwd(n, k, probs.data::<T>(), labels.host, T::from_f64(eps), dl, &mut d);
         Tensor::from_vec(&[n, k], d)
+    })
+}
+
+/// FairDARTS' zero-one loss part of architecture weights `s` = σ(α): `−scale Σ_i (s_i − ½)²`
+/// as a 0-d tensor on `s`'s device (scale = 1 / the count over all parts: the loss of both cell
+/// types is the sum of their parts, −mean((s − ½)²) over their concatenation).
+pub fn zero_one(s: &Tensor, scale: f64) -> Tensor {
+    if let Some(rt) = gpu_rt("zero_one", &[s]) {
+        let mut out = Tensor::empty_gpu(&[], &rt);
+        gpu_ok(gzo::zero_one_fwd(buf(s), scale as f32, out.gpu_buf_mut()));
+        return out;
+    }
+    with_dtype!(s.dtype(), T => Tensor::from_vec(&[], vec![cpu::loss::zero_one_fwd(s.data::<T>(), scale)]))
+}
+
+/// The gradient of [`zero_one`]: `ds = −2 scale (s − ½) dloss`, `dloss` a one-element tensor on
+/// `s`'s device (never read back on a GPU).
+pub fn zero_one_bwd(s: &Tensor, scale: f64, dloss: &Tensor) -> Tensor {
+    assert_eq!(dloss.numel(), 1, "zero_one_bwd: dloss {} is not one element", fmt_shape(dloss.shape()));
+    if let Some(rt) = gpu_rt("zero_one_bwd", &[s, dloss]) {
+        return super::gpu_out(&rt, s.shape(), |ds| gzo::zero_one_bwd(buf(s), buf(dloss), scale as f32, ds));
+    }
+    with_dtype!(s.dtype(), T => {
+        let mut ds = vec![T::ZERO; s.numel()];
+        cpu::loss::zero_one_bwd(s.data::<T>(), scale, dloss.data::<T>()[0], &mut ds);
+        Tensor::from_vec(s.shape(), ds)
     })
 }
 

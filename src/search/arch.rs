@@ -13,8 +13,9 @@
 
 use serde_json::{json, Value};
 
-use super::genotype::{parse_cell, softmax_rows, Genotype};
+use super::genotype::{parse_cell, sigmoid_rows, softmax_rows, Genotype};
 use crate::model::cell::{EDGES, STEPS};
+use crate::model::fair;
 use crate::model::{Method, PRIMITIVES};
 use crate::nn::Store;
 
@@ -50,10 +51,6 @@ pub fn node_softmax(beta: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; EDGES];
     crate::backend::cpu::pcdarts::node_softmax(STEPS, beta, &mut out);
     out
-}
-
-fn sigmoid(v: f64) -> f64 {
-    1.0 / (1.0 + (-v).exp())
 }
 
 impl ArchSnapshot {
@@ -112,9 +109,9 @@ impl ArchSnapshot {
         let a = self.alphas(reduce);
         match self.method {
             Method::Darts | Method::PcDarts { .. } => softmax_rows(a),
-            Method::FairDarts => a
-                .chunks_exact(K - 1)
-                .map(|r| std::array::from_fn(|k| if k == 0 { 0.0 } else { sigmoid(r[k - 1]) }))
+            Method::FairDarts => sigmoid_rows(a)
+                .iter()
+                .map(|r| std::array::from_fn(|k| if k == 0 { 0.0 } else { r[k - 1] }))
                 .collect(),
         }
     }
@@ -131,20 +128,26 @@ impl ArchSnapshot {
         w
     }
 
-    /// The cell of one type by the method's rule.
-    pub fn parse(&self, reduce: bool) -> Vec<(String, usize)> {
-        parse_cell(&self.ranked_weights(reduce))
-    }
-
-    /// The genotype by the method's rule.
+    /// The genotype by the method's rule: DARTS' top-2 rule on the ranked weights, or
+    /// FairDARTS' threshold rule (σ ≥ [`fair::THRESHOLD`], a sparse genotype).
     pub fn genotype(&self) -> Genotype {
+        if self.method == Method::FairDarts {
+            return Genotype::from_alphas_sparse(&self.alphas_normal, &self.alphas_reduce, fair::THRESHOLD);
+        }
         let concat: Vec<usize> = (2..2 + STEPS).collect();
         Genotype {
-            normal: self.parse(false),
+            normal: parse_cell(&self.ranked_weights(false)),
             normal_concat: concat.clone(),
-            reduce: self.parse(true),
+            reduce: parse_cell(&self.ranked_weights(true)),
             reduce_concat: concat,
+            ..Default::default()
         }
+    }
+
+    /// The edges (rows of α) the genotype keeps in a cell type.
+    pub fn kept_edges(&self, reduce: bool) -> Vec<usize> {
+        let first_edge = |node: usize| (0..node - 2).map(|n| n + 2).sum::<usize>();
+        self.genotype().triples(reduce).iter().map(|(_, node, j)| first_edge(*node) + j).collect()
     }
 
     /// The `alphas/epoch_NNN.json` object: `{"epoch", "method", "alphas_normal",
@@ -233,7 +236,7 @@ mod tests {
         };
         let w = s.op_weights(false);
         assert_eq!(w[0][0], 0.0);
-        assert!((w[0][1] - sigmoid(2.0)).abs() < 1e-15);
+        assert!((w[0][1] - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-15);
         assert_eq!(w[1][3], 0.5);
         let darts_json =
             ArchSnapshot::from_json(&json!({"epoch": 0, "alphas_normal": [0.0], "alphas_reduce": []}));

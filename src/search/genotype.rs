@@ -1,18 +1,22 @@
-//! The discrete cell read off the alphas (the reference `_parse`), and its outputs:
-//! `genotype.json`, the reference's Python notation, Graphviz DOT and a self-contained SVG.
+//! The discrete cell read off the alphas (the reference `_parse`; FairDARTS' `threshold_sparse`
+//! parse, [`parse_threshold`]), and its outputs: `genotype.json`, the reference's Python
+//! notation, Graphviz DOT and a self-contained SVG.
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::cell::{EDGES, STEPS};
+use crate::model::fair::FAIR_PRIMITIVES;
 use crate::model::PRIMITIVES;
 
 /// Index of `none` in [`PRIMITIVES`].
 const NONE: usize = 0;
 
-/// Two (op, input) pairs per intermediate node, for normal and reduction cells.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Two (op, input) pairs per intermediate node, for normal and reduction cells; or, for
+/// FairDARTS' sparse cells, any number of genes per node, each with its destination node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genotype {
-    /// Normal cell: (op name, input state index) in node order, two per node.
+    /// Normal cell: (op name, input state index) in node order, two per node (sparse: the
+    /// genes of `normal_nodes`).
     pub normal: Vec<(String, usize)>,
     /// Nodes concatenated as the normal cell's output.
     pub normal_concat: Vec<usize>,
@@ -20,6 +24,60 @@ pub struct Genotype {
     pub reduce: Vec<(String, usize)>,
     /// Nodes concatenated as the reduction cell's output.
     pub reduce_concat: Vec<usize>,
+    /// Sparse genotypes only: the destination state (2..6) of each normal gene, in node order;
+    /// empty (and absent from the JSON) for two genes per node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub normal_nodes: Vec<usize>,
+    /// Sparse genotypes only: the destination state of each reduce gene.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reduce_nodes: Vec<usize>,
+    /// A sparse genotype (FairDARTS): genes are (op, node, input) triples in the Python notation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sparse: bool,
+}
+
+/// A gene with its destination: (op name, destination state 2..6, input state).
+pub type Triple = (String, usize, usize);
+
+/// FairDARTS' `threshold_sparse` parse of one cell from its weights σ(α) `[14][7]` (columns in
+/// [`FAIR_PRIMITIVES`] order): for node i, the two incoming edges whose strongest weight is
+/// largest (ties: the lower input), as DARTS; each kept only if that weight is ≥ `threshold`,
+/// with its argmax op (ties: the lower op), as the triple (op, i + 2, input). A node may so keep
+/// two, one or no inputs.
+pub fn parse_threshold(w: &[[f64; 7]], threshold: f64) -> Vec<Triple> {
+    assert_eq!(w.len(), EDGES, "parse_threshold: {} edges, expected {EDGES}", w.len());
+    let best_op = |row: &[f64; 7]| -> usize {
+        let mut best = 0;
+        for (k, &v) in row.iter().enumerate() {
+            if v > row[best] {
+                best = k;
+            }
+        }
+        best
+    };
+    let mut genes = Vec::new();
+    let mut start = 0;
+    for i in 0..STEPS {
+        let n = i + 2;
+        let rows = &w[start..start + n];
+        let mut inputs: Vec<usize> = (0..n).collect();
+        // A stable sort on descending strength keeps the lower input first on ties.
+        inputs.sort_by(|&a, &b| rows[b][best_op(&rows[b])].total_cmp(&rows[a][best_op(&rows[a])]));
+        for &j in &inputs[..2] {
+            let k = best_op(&rows[j]);
+            if rows[j][k] >= threshold {
+                genes.push((FAIR_PRIMITIVES[k].to_string(), i + 2, j));
+            }
+        }
+        start += n;
+    }
+    genes
+}
+
+/// Row-wise sigmoid of `[14, 7]` alpha logits: FairDARTS' weights σ(α).
+pub fn sigmoid_rows(alpha: &[f64]) -> Vec<[f64; 7]> {
+    assert_eq!(alpha.len(), EDGES * 7, "sigmoid_rows: {} values, expected [{EDGES}, 7]", alpha.len());
+    alpha.chunks_exact(7).map(|r| std::array::from_fn(|k| 1.0 / (1.0 + (-r[k]).exp()))).collect()
 }
 
 /// One cell's genes from its softmax weights `[14][8]`: for node i, the two incoming edges
@@ -74,7 +132,41 @@ impl Genotype {
             normal_concat: concat.clone(),
             reduce: parse_cell(&softmax_rows(reduce)),
             reduce_concat: concat,
+            ..Default::default()
         }
+    }
+
+    /// FairDARTS' genotype of alpha logits (normal and reduce, `[14, 7]` each, row-major):
+    /// [`parse_threshold`] of σ(α) at `threshold` (0.85 in the reference,
+    /// `crate::model::fair::THRESHOLD`). Always sparse.
+    pub fn from_alphas_sparse(normal: &[f64], reduce: &[f64], threshold: f64) -> Genotype {
+        let concat: Vec<usize> = (2..2 + STEPS).collect();
+        let split = |t: Vec<Triple>| -> (Vec<(String, usize)>, Vec<usize>) {
+            t.into_iter().map(|(op, node, j)| ((op, j), node)).unzip()
+        };
+        let (normal, normal_nodes) = split(parse_threshold(&sigmoid_rows(normal), threshold));
+        let (reduce, reduce_nodes) = split(parse_threshold(&sigmoid_rows(reduce), threshold));
+        Genotype {
+            normal,
+            normal_concat: concat.clone(),
+            reduce,
+            reduce_concat: concat,
+            normal_nodes,
+            reduce_nodes,
+            sparse: true,
+        }
+    }
+
+    /// A cell's genes as (op, destination state, input) triples (`reduce`: the reduction
+    /// cell); a dense genotype's destinations are 2 + gene / 2.
+    pub fn triples(&self, reduce: bool) -> Vec<Triple> {
+        let (genes, nodes) =
+            if reduce { (&self.reduce, &self.reduce_nodes) } else { (&self.normal, &self.normal_nodes) };
+        genes
+            .iter()
+            .enumerate()
+            .map(|(g, (op, j))| (op.clone(), if self.sparse { nodes[g] } else { 2 + g / 2 }, *j))
+            .collect()
     }
 
     /// `genotype.json`: `{"normal": [["sep_conv_3x3", 0], ...], "normal_concat": [2, 3, 4, 5], ...}`.
@@ -82,17 +174,23 @@ impl Genotype {
         serde_json::to_string_pretty(self).expect("genotype serialises")
     }
 
-    /// The reference implementation's Python notation.
+    /// The reference implementation's Python notation (sparse: FairDARTS' (op, node, input)
+    /// triples).
     pub fn to_python(&self) -> String {
-        let genes = |g: &[(String, usize)]| {
-            g.iter().map(|(op, j)| format!("('{op}', {j})")).collect::<Vec<_>>().join(", ")
+        let genes = |reduce: bool| {
+            let t = self.triples(reduce);
+            let one = |(op, node, j): &Triple| match self.sparse {
+                true => format!("('{op}', {node}, {j})"),
+                false => format!("('{op}', {j})"),
+            };
+            t.iter().map(one).collect::<Vec<_>>().join(", ")
         };
         let range = |c: &[usize]| format!("range({}, {})", c[0], c[c.len() - 1] + 1);
         format!(
             "Genotype(normal=[{}], normal_concat={}, reduce=[{}], reduce_concat={})",
-            genes(&self.normal),
+            genes(false),
             range(&self.normal_concat),
-            genes(&self.reduce),
+            genes(true),
             range(&self.reduce_concat)
         )
     }
@@ -106,16 +204,33 @@ fn state_name(j: usize) -> String {
     }
 }
 
+/// Dense genes (two per node, in node order) as triples.
+fn dense(genes: &[(String, usize)]) -> Vec<Triple> {
+    genes.iter().enumerate().map(|(g, (op, j))| (op.clone(), 2 + g / 2, *j)).collect()
+}
+
 /// A Graphviz DOT drawing of one cell (inputs, the four nodes, the output).
 pub fn to_dot(genes: &[(String, usize)], title: &str) -> String {
+    to_dot_triples(&dense(genes), title)
+}
+
+/// [`to_dot`] of (op, node, input) genes ([`Genotype::triples`]): a node without inputs
+/// (FairDARTS' sparse cells) is drawn grey and dashed, labelled "(no input)".
+pub fn to_dot_triples(genes: &[Triple], title: &str) -> String {
     let mut s = format!("digraph \"{title}\" {{\n  rankdir=LR;\n  node [shape=box, style=filled];\n");
     s.push_str("  \"c_{k-2}\" [fillcolor=darkseagreen2];\n  \"c_{k-1}\" [fillcolor=darkseagreen2];\n");
     for i in 0..STEPS {
-        s.push_str(&format!("  \"{i}\" [fillcolor=lightblue];\n"));
+        if isolated(genes, i) {
+            s.push_str(&format!(
+                "  \"{i}\" [fillcolor=lightgrey, style=\"filled,dashed\", label=\"{i}\\n(no input)\"];\n"
+            ));
+        } else {
+            s.push_str(&format!("  \"{i}\" [fillcolor=lightblue];\n"));
+        }
     }
     s.push_str("  \"c_{k}\" [fillcolor=palegoldenrod];\n");
-    for (g, (op, j)) in genes.iter().enumerate() {
-        s.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{op}\"];\n", state_name(*j), g / 2));
+    for (op, node, j) in genes {
+        s.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{op}\"];\n", state_name(*j), node - 2));
     }
     for i in 0..STEPS {
         s.push_str(&format!("  \"{i}\" -> \"c_{{k}}\";\n"));
@@ -124,9 +239,20 @@ pub fn to_dot(genes: &[(String, usize)], title: &str) -> String {
     s
 }
 
+/// Whether intermediate node `i` (state i + 2) has no incoming gene.
+fn isolated(genes: &[Triple], i: usize) -> bool {
+    genes.iter().all(|(_, node, _)| *node != i + 2)
+}
+
 /// A self-contained SVG of one cell (no Graphviz needed): inputs on the left, nodes in the
 /// middle column, the output on the right, edges labelled with their op.
 pub fn to_svg(genes: &[(String, usize)], title: &str) -> String {
+    to_svg_triples(&dense(genes), title)
+}
+
+/// [`to_svg`] of (op, node, input) genes: a node without inputs is drawn grey with a dashed
+/// border and "(no input)" under it.
+pub fn to_svg_triples(genes: &[Triple], title: &str) -> String {
     let (w, h) = (760.0, 520.0);
     let pos = |j: usize| -> (f64, f64) {
         match j {
@@ -159,8 +285,8 @@ pub fn to_svg(genes: &[(String, usize)], title: &str) -> String {
             ));
         }
     };
-    for (g, (op, j)) in genes.iter().enumerate() {
-        line(&mut s, pos(*j), pos(g / 2 + 2), op);
+    for (op, node, j) in genes {
+        line(&mut s, pos(*j), pos(*node), op);
     }
     for i in 0..STEPS {
         line(&mut s, pos(i + 2), out, "");
@@ -178,7 +304,20 @@ pub fn to_svg(genes: &[(String, usize)], title: &str) -> String {
     boxed(&mut s, pos(0), "c_{k-2}", "#c1e1c1");
     boxed(&mut s, pos(1), "c_{k-1}", "#c1e1c1");
     for i in 0..STEPS {
-        boxed(&mut s, pos(i + 2), &i.to_string(), "#add8e6");
+        if isolated(genes, i) {
+            let p = pos(i + 2);
+            boxed(&mut s, p, &i.to_string(), "#dddddd");
+            s.push_str(&format!(
+                "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"70\" height=\"30\" rx=\"4\" fill=\"none\" stroke=\"#fff\" stroke-dasharray=\"4 3\"/>\n\
+                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#666\">(no input)</text>\n",
+                p.0 - 35.0,
+                p.1 - 15.0,
+                p.0,
+                p.1 + 28.0
+            ));
+        } else {
+            boxed(&mut s, pos(i + 2), &i.to_string(), "#add8e6");
+        }
     }
     boxed(&mut s, out, "c_{k}", "#eee8aa");
     s.push_str("</svg>\n");
@@ -227,6 +366,88 @@ mod tests {
                 ("skip_connect".to_string(), 2),
             ]
         );
+    }
+
+    /// FairDARTS' threshold rule on hand-made σ(α): node 0 keeps both inputs, node 1 keeps only
+    /// its strongest (the second is below 0.85), node 2 keeps none (an isolated node), node 3
+    /// keeps its two strongest of five (ties between ops: the lower op).
+    fn fair_weights() -> Vec<[f64; 7]> {
+        let mut w = vec![[0.5f64; 7]; EDGES];
+        w[0][3] = 0.9; // node 0, input 0: sep_conv_3x3
+        w[1][0] = 0.86; // node 0, input 1: max_pool_3x3
+        w[3][6] = 0.95; // node 1, input 1: dil_conv_5x5
+        w[4][2] = 0.84; // node 1, input 2: skip_connect, below the threshold
+        w[5][1] = 0.8; // node 2: nothing reaches 0.85
+        w[8][4] = 0.7;
+        w[13][5] = 0.99; // node 3, input 4: dil_conv_3x3
+        w[10][2] = 0.87; // node 3, input 1: skip_connect and sep_conv_5x5 tie
+        w[10][4] = 0.87;
+        w
+    }
+
+    #[test]
+    fn threshold_parse_keeps_strong_edges_and_can_isolate_a_node() {
+        let t = |op: &str, node, j| (op.to_string(), node, j);
+        assert_eq!(
+            parse_threshold(&fair_weights(), 0.85),
+            vec![
+                t("sep_conv_3x3", 2, 0),
+                t("max_pool_3x3", 2, 1),
+                t("dil_conv_5x5", 3, 1),
+                t("dil_conv_3x3", 5, 4),
+                t("skip_connect", 5, 1),
+            ]
+        );
+        // At threshold 0 it is DARTS' parse over the seven ops; a weight at the threshold stays.
+        assert_eq!(parse_threshold(&fair_weights(), 0.0).len(), 8);
+        let mut w = fair_weights();
+        w[1][0] = 0.85;
+        assert_eq!(parse_threshold(&w, 0.85)[1], t("max_pool_3x3", 2, 1));
+    }
+
+    #[test]
+    fn sparse_genotype_outputs_and_validation() {
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let alpha: Vec<f64> = fair_weights().iter().flatten().map(|&p| logit(p)).collect();
+        let g = Genotype::from_alphas_sparse(&alpha, &alpha, 0.85);
+        assert!(g.sparse && g.normal_nodes == vec![2, 2, 3, 5, 5]);
+        assert_eq!(g.normal[3], ("dil_conv_3x3".to_string(), 4));
+        assert!(g.to_python().starts_with(
+            "Genotype(normal=[('sep_conv_3x3', 2, 0), ('max_pool_3x3', 2, 1), ('dil_conv_5x5', 3, 1), "
+        ));
+        assert!(g.to_python().contains("normal_concat=range(2, 6)"));
+        // The JSON round-trips with the destinations; the validation accepts it, training does not.
+        let back: Genotype = serde_json::from_str(&g.to_json()).unwrap();
+        assert_eq!(back, g);
+        g.validate().unwrap();
+        let e = g.validate_trainable().unwrap_err();
+        assert_eq!(
+            e,
+            crate::search::genotypes::GenotypeError::NotTwoInputs { cell: "normal", node: 1, inputs: 1 }
+        );
+        assert!(e.to_string().contains("cannot be trained"), "{e}");
+        // The isolated node 2 is drawn as such, and has no incoming edge.
+        let dot = to_dot_triples(&g.triples(false), "normal");
+        assert!(dot.contains("\"2\" [fillcolor=lightgrey, style=\"filled,dashed\""), "{dot}");
+        assert!(!dot.contains("-> \"2\""), "{dot}");
+        assert!(dot.contains("\"2\" -> \"3\" [label=\"dil_conv_3x3\"]"), "{dot}");
+        let svg = to_svg_triples(&g.triples(false), "normal");
+        assert_eq!(svg.matches("(no input)").count(), 1);
+        // A sparse genotype with two inputs per node trains.
+        let full: Vec<f64> = vec![logit(0.9); EDGES * 7];
+        let two = Genotype::from_alphas_sparse(&full, &full, 0.85);
+        two.validate_trainable().unwrap();
+        assert_eq!(two.triples(true), Genotype::from_alphas_sparse(&full, &full, 0.0).triples(true));
+    }
+
+    #[test]
+    fn dense_json_has_no_sparse_fields() {
+        let w = vec![0.0f64; 8 * EDGES];
+        let json = Genotype::from_alphas(&w, &w).to_json();
+        assert!(!json.contains("nodes") && !json.contains("sparse"), "{json}");
+        let g: Genotype = serde_json::from_str(&json).unwrap();
+        assert!(!g.sparse && g.normal_nodes.is_empty());
+        assert_eq!(g.to_json(), json);
     }
 
     #[test]

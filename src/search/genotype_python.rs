@@ -200,5 +200,6 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
         normal_concat: normal_concat.ok_or_else(|| missing("normal_concat"))?,
         reduce: reduce.ok_or_else(|| missing("reduce"))?,
         reduce_concat: reduce_concat.ok_or_else(|| missing("reduce_concat"))?,
+        ..Default::default()
     })
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::genotype::Genotype;
+use crate::model::cell::STEPS;
 use crate::model::PRIMITIVES;
 
 /// Why a genotype could not be read.
@@ -42,6 +43,26 @@ pub enum GenotypeError {
         cell: &'static str,
         /// How many genes it has.
         count: usize,
+    },
+    /// A sparse gene whose destination is not an intermediate state (2..6) or comes before the
+    /// previous gene's.
+    NodeOutOfOrder {
+        /// `normal` or `reduce`.
+        cell: &'static str,
+        /// Position of the gene.
+        gene: usize,
+        /// The destination given.
+        node: usize,
+    },
+    /// A sparse genotype (FairDARTS) with a node of other than two inputs: the evaluation
+    /// network builds two-input cells only (FairDARTS' DCOCell is not built).
+    NotTwoInputs {
+        /// `normal` or `reduce`.
+        cell: &'static str,
+        /// The intermediate node (0..4).
+        node: usize,
+        /// Its inputs.
+        inputs: usize,
     },
     /// A concat list that is empty or names a state the cell does not have.
     BadConcat {
@@ -86,6 +107,17 @@ impl fmt::Display for GenotypeError {
             GenotypeError::WrongCount { cell, count } => {
                 write!(f, "{cell}: {count} genes, expected two per node (an even number, at least 2)")
             }
+            GenotypeError::NodeOutOfOrder { cell, gene, node } => write!(
+                f,
+                "{cell} gene {gene}: destination state {node} out of order or outside 2..={}",
+                STEPS + 1
+            ),
+            GenotypeError::NotTwoInputs { cell, node, inputs } => write!(
+                f,
+                "{cell} node {node} has {inputs} input(s): this sparse (FairDARTS) genotype cannot be \
+                 trained, the evaluation network builds cells of two inputs per node only \
+                 (FairDARTS' DCOCell is not built)"
+            ),
             GenotypeError::BadConcat { field, concat, states } => {
                 write!(f, "{field} {concat:?}: must be a non-empty list of states 0..{states}")
             }
@@ -153,7 +185,13 @@ impl Genotype {
             ),
             _ => return Err(GenotypeError::UnknownName { name: name.to_string() }),
         };
-        Ok(Genotype { normal, normal_concat: concat.clone(), reduce, reduce_concat: concat })
+        Ok(Genotype {
+            normal,
+            normal_concat: concat.clone(),
+            reduce,
+            reduce_concat: concat,
+            ..Default::default()
+        })
     }
 
     /// A genotype from text: JSON (`genotype.json`), the Python notation, or a published name.
@@ -190,25 +228,71 @@ impl Genotype {
     /// Checks the genotype against the search space: two genes per node, every op one of
     /// [`PRIMITIVES`], node i reading only states 0..i+2 (the cell inputs and earlier nodes),
     /// and each concat list non-empty over existing states.
+    ///
+    /// A sparse genotype (FairDARTS) instead has one destination per gene, in 2..6 and in node
+    /// order, any number of genes per node, and states 0..6.
     pub fn validate(&self) -> Result<(), GenotypeError> {
-        for (cell, field, genes, concat) in [
-            ("normal", "normal_concat", &self.normal, &self.normal_concat),
-            ("reduce", "reduce_concat", &self.reduce, &self.reduce_concat),
+        for (cell, field, genes, nodes, concat) in [
+            ("normal", "normal_concat", &self.normal, &self.normal_nodes, &self.normal_concat),
+            ("reduce", "reduce_concat", &self.reduce, &self.reduce_nodes, &self.reduce_concat),
         ] {
-            if genes.is_empty() || genes.len() % 2 != 0 {
+            if self.sparse {
+                if nodes.len() != genes.len() {
+                    return Err(GenotypeError::Syntax(format!(
+                        "{cell}: {} genes but {} destination nodes",
+                        genes.len(),
+                        nodes.len()
+                    )));
+                }
+            } else if !nodes.is_empty() {
+                return Err(GenotypeError::Syntax(format!(
+                    "{cell}: destination nodes in a genotype not marked sparse"
+                )));
+            } else if genes.is_empty() || genes.len() % 2 != 0 {
                 return Err(GenotypeError::WrongCount { cell, count: genes.len() });
             }
+            let mut last = 2;
             for (gene, (op, input)) in genes.iter().enumerate() {
                 if !PRIMITIVES.contains(&op.as_str()) {
                     return Err(GenotypeError::UnknownOp { cell, gene, op: op.clone() });
                 }
-                if *input >= gene / 2 + 2 {
+                let node = if self.sparse { nodes[gene] } else { gene / 2 + 2 };
+                if self.sparse && !(last..2 + STEPS).contains(&node) {
+                    return Err(GenotypeError::NodeOutOfOrder { cell, gene, node });
+                }
+                last = node;
+                if *input >= node && self.sparse {
+                    return Err(GenotypeError::Syntax(format!(
+                        "{cell} gene {gene}: input {input} out of range: node {} reads states 0..={}",
+                        node - 2,
+                        node - 1
+                    )));
+                }
+                if *input >= node {
                     return Err(GenotypeError::InputOutOfRange { cell, gene, input: *input });
                 }
             }
-            let states = 2 + genes.len() / 2;
+            let states = if self.sparse { 2 + STEPS } else { 2 + genes.len() / 2 };
             if concat.is_empty() || concat.iter().any(|&s| s >= states) {
                 return Err(GenotypeError::BadConcat { field, concat: concat.clone(), states });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Genotype::validate`], and every node with exactly two inputs, as the evaluation
+    /// network builds them (a sparse FairDARTS genotype passes only if it is so).
+    pub fn validate_trainable(&self) -> Result<(), GenotypeError> {
+        self.validate()?;
+        if !self.sparse {
+            return Ok(());
+        }
+        for (cell, nodes) in [("normal", &self.normal_nodes), ("reduce", &self.reduce_nodes)] {
+            for node in 0..STEPS {
+                let inputs = nodes.iter().filter(|&&d| d == node + 2).count();
+                if inputs != 2 {
+                    return Err(GenotypeError::NotTwoInputs { cell, node, inputs });
+                }
             }
         }
         Ok(())

@@ -152,6 +152,13 @@ impl SearchConfig {
                 );
             }
         }
+        if self.zero_one_weight > 0.0 && self.order() == super::step::Order::Second {
+            return bad(
+                "--order",
+                "first with the zero-one loss (FairDARTS is first order: the unrolled gradient has no zero-one term)",
+                "second".into(),
+            );
+        }
         if self.arch_warmup > self.epochs {
             return bad(
                 "--arch-warmup",
@@ -217,6 +224,7 @@ impl SearchConfig {
             arch_lr: self.arch_lr,
             arch_betas: self.arch_betas,
             arch_weight_decay: self.arch_weight_decay,
+            zero_one_weight: self.zero_one_weight,
             ..StepConfig::default()
         }
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::arch::ArchSnapshot;
 use super::diagnostics::Diagnostics;
 use super::early_stop::EarlyStopRule;
-use super::genotype::{to_dot, to_svg, Genotype};
+use super::genotype::{to_dot_triples, to_svg_triples, Genotype};
 use super::hyper;
 use super::prefetch::Prefetch;
 use super::robust::{lambda_history, Robust};
@@ -411,10 +411,10 @@ fn arch(state: &SearchState) -> ArchSnapshot {
 fn write_genotype(out: &Path, g: &Genotype) -> Result<(), RunError> {
     write_file(&out.join("genotype.json"), &g.to_json())?;
     write_file(&out.join("genotype.txt"), &(g.to_python() + "\n"))?;
-    write_file(&out.join("normal.dot"), &to_dot(&g.normal, "normal"))?;
-    write_file(&out.join("reduce.dot"), &to_dot(&g.reduce, "reduce"))?;
-    write_file(&out.join("normal.svg"), &to_svg(&g.normal, "normal cell"))?;
-    write_file(&out.join("reduce.svg"), &to_svg(&g.reduce, "reduction cell"))
+    write_file(&out.join("normal.dot"), &to_dot_triples(&g.triples(false), "normal"))?;
+    write_file(&out.join("reduce.dot"), &to_dot_triples(&g.triples(true), "reduce"))?;
+    write_file(&out.join("normal.svg"), &to_svg_triples(&g.triples(false), "normal cell"))?;
+    write_file(&out.join("reduce.svg"), &to_svg_triples(&g.triples(true), "reduction cell"))
 }
 
 /// Loss and top-1 accuracy of `state` over images `range` of `set` (BN in eval mode).

@@ -1,6 +1,7 @@
 //! One DARTS search step: the architecture step on a validation batch (first order, or second
 //! order through the unrolled model), then the weight step on a training batch.
 
+use crate::autograd::functions as F;
 use crate::autograd::{GradStore, Groups, ParamId};
 use crate::model::Network;
 use crate::nn::Store;
@@ -39,6 +40,10 @@ pub struct StepConfig {
     pub arch_betas: (f64, f64),
     /// Adam (coupled) weight decay of the alphas.
     pub arch_weight_decay: f64,
+    /// Weight w01 of FairDARTS' zero-one loss in the architecture objective
+    /// CE(val) + w01 · L01(σ(α)) (first order); 0 (DARTS) leaves it out. FairDARTS: 10
+    /// (`model::fair::ZERO_ONE_WEIGHT`).
+    pub zero_one_weight: f64,
 }
 
 impl Default for StepConfig {
@@ -53,6 +58,7 @@ impl Default for StepConfig {
             arch_lr: adam.lr,
             arch_betas: adam.betas,
             arch_weight_decay: adam.weight_decay,
+            zero_one_weight: 0.0,
         }
     }
 }
@@ -261,10 +267,24 @@ impl SearchState {
     }
 
     /// dα = ∇α L_val(w, α) (one forward and backward on the validation batch, BN in training
-    /// mode as in the reference).
+    /// mode as in the reference). With a zero-one weight w01 (FairDARTS), the objective is
+    /// L_val + w01 · L01, L01 = −mean((σ(α) − ½)²) over both cell types' σ(α) concatenated
+    /// (`ConvSeparateLoss` of the reference); the validation loss returned is L_val alone.
     fn arch_grad_first(&mut self, val: &Batch) -> (Tensor, Vec<Tensor>) {
         let (tape, _, loss) = self.net.loss(&mut self.store, val.x, val.y, true);
-        let grads = tape.backward(&loss, Groups::ARCH);
+        let w01 = self.config.zero_one_weight;
+        let objective = if w01 != 0.0 {
+            // Second leaves of the alphas on the same tape: their gradients add to the network's.
+            let sigma = |i: usize| {
+                let p = &self.store.params[i];
+                F::sigmoid(&tape.param(ParamId(i), p.group, p.value.clone()))
+            };
+            let (sn, sr) = (sigma(self.net.alphas_normal.0), sigma(self.net.alphas_reduce.0));
+            F::add(&loss, &F::scale(&F::zero_one_loss(&[&sn, &sr]), w01))
+        } else {
+            loss.clone()
+        };
+        let grads = tape.backward(&objective, Groups::ARCH);
         let dalpha =
             self.arch_ids().iter().map(|&i| grads.get(ParamId(i)).expect("alpha gradient").clone()).collect();
         (loss.value().clone(), dalpha)

@@ -63,5 +63,6 @@ pub fn all_ops() -> Genotype {
             ("skip_connect", 4),
         ]),
         reduce_concat: vec![3, 4, 5],
+        ..Default::default()
     }
 }

@@ -2,7 +2,7 @@
 
 use darts::backend::cpu;
 use darts::backend::geom::BnGeom;
-use darts::backend::gpu::launch::{elementwise as ew, optim, reduce, softmax, weighted_sum as ws};
+use darts::backend::gpu::launch::{elementwise as ew, optim, reduce, softmax, weighted_sum as ws, zero_one};
 use darts::backend::gpu::{Gpu, GpuBuf};
 use darts::rng::Rng;
 
@@ -14,6 +14,7 @@ pub fn cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
     weighted_sum_cases(rt, rng, out);
     reduce_cases(rt, rng, out);
     softmax_cases(rt, rng, out);
+    fair_cases(rt, rng, out);
     optim_cases(rt, rng, out);
 }
 
@@ -152,6 +153,37 @@ fn reduce_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
             gpu: q.to_host().unwrap(),
             cpu: wq,
         });
+    }
+}
+
+/// FairDARTS' sigmoid and zero-one loss (forward and backward) at α sizes and odd ones.
+fn fair_cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
+    for n in [1, 98, 257, 1000] {
+        let x: Vec<f32> = rng.normals(n).into_iter().map(|v| (v * 3.0) as f32).collect();
+        let dy = normals(rng, n);
+        let mut y = nan(rt, n);
+        ew::sigmoid_fwd(&up(rt, &x), &mut y).unwrap();
+        let mut want = vec![0.0; n];
+        cpu::elementwise::sigmoid_fwd(&wide(&x), &mut want);
+        let y_host = y.to_host().unwrap();
+        out.push(Outcome { name: format!("sigmoid_fwd {n}"), gpu: y_host.clone(), cpu: want });
+        let mut dx = nan(rt, n);
+        ew::sigmoid_bwd(&y, &up(rt, &dy), &mut dx).unwrap();
+        let mut want = vec![0.0; n];
+        cpu::elementwise::sigmoid_bwd(&wide(&y_host), &wide(&dy), &mut want);
+        out.push(Outcome { name: format!("sigmoid_bwd {n}"), gpu: dx.to_host().unwrap(), cpu: want });
+
+        let scale = 1.0 / (2 * n) as f64;
+        let mut l = nan(rt, 1);
+        zero_one::zero_one_fwd(&y, scale as f32, &mut l).unwrap();
+        let want = cpu::loss::zero_one_fwd(&wide(&y_host), scale);
+        out.push(Outcome { name: format!("zero_one_fwd {n}"), gpu: l.to_host().unwrap(), cpu: vec![want] });
+        let dl = [1.7f32];
+        let mut ds = nan(rt, n);
+        zero_one::zero_one_bwd(&y, &up(rt, &dl), scale as f32, &mut ds).unwrap();
+        let mut want = vec![0.0; n];
+        cpu::loss::zero_one_bwd(&wide(&y_host), scale, 1.7, &mut want);
+        out.push(Outcome { name: format!("zero_one_bwd {n}"), gpu: ds.to_host().unwrap(), cpu: want });
     }
 }
 

@@ -32,6 +32,28 @@ pub fn relu_bwd<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) {
     });
 }
 
+/// `y = σ(x) = 1 / (1 + e^{−x})`.
+pub fn sigmoid_fwd<T: Real>(x: &[T], y: &mut [T]) {
+    check_len("sigmoid_fwd", "y", y.len(), x.len());
+    for_each_chunk_mut(y, CHUNK, |off, y| {
+        for (yi, &xi) in y.iter_mut().zip(&x[off..]) {
+            *yi = T::ONE / (T::ONE + (T::ZERO - xi).exp());
+        }
+    });
+}
+
+/// `dx = dy · y (1 − y)` from the forward's output `y`.
+pub fn sigmoid_bwd<T: Real>(y: &[T], dy: &[T], dx: &mut [T]) {
+    check_len("sigmoid_bwd", "dy", dy.len(), y.len());
+    check_len("sigmoid_bwd", "dx", dx.len(), y.len());
+    for_each_chunk_mut(dx, CHUNK, |off, dx| {
+        let range = off..off + dx.len();
+        for ((dxi, &yi), &dyi) in dx.iter_mut().zip(&y[range.clone()]).zip(&dy[range]) {
+            *dxi = dyi * yi * (T::ONE - yi);
+        }
+    });
+}
+
 /// `y = a + b`.
 pub fn add<T: Real>(a: &[T], b: &[T], y: &mut [T]) {
     check_len("add", "b", b.len(), a.len());

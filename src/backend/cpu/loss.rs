@@ -4,7 +4,7 @@
 //!       = (1/n) sum_i (lse(z_i) - (1 - eps) z_i[label_i] - (eps/k) sum_j z_ij)` with
 //! `lse(z) = max z + ln sum_j exp(z_j - max z)` (stable for large logits), and its gradient
 //! `dz_i = dloss * (softmax(z_i) - q_i) / n`; `eps = 0` is the plain cross-entropy, bit for bit.
-//! Plus top-1 and top-k counts.
+//! Plus top-1 and top-k counts, and FairDARTS' zero-one loss `−scale Σ_i (s_i − ½)²`.
 
 use super::real::Real;
 
@@ -133,6 +133,24 @@ pub fn topk_correct<T: Real>(n: usize, k: usize, top: usize, logits: &[T], label
             rank < top
         })
         .count()
+}
+
+/// FairDARTS' zero-one loss of architecture weights `s` (σ(α)): `−scale Σ_i (s_i − ½)²`, the
+/// squares summed in f64 in index order (scale = 1 / count: the negated mean squared distance
+/// from ½).
+pub fn zero_one_fwd<T: Real>(s: &[T], scale: f64) -> T {
+    let q: f64 = s.iter().map(|&v| (v.to_f64() - 0.5) * (v.to_f64() - 0.5)).sum();
+    T::from_f64(-scale * q)
+}
+
+/// The gradient of [`zero_one_fwd`]: `ds_i = −2 scale (s_i − ½) dloss`.
+pub fn zero_one_bwd<T: Real>(s: &[T], scale: f64, dloss: T, ds: &mut [T]) {
+    check("zero_one_bwd", "ds", ds.len(), s.len());
+    let k = T::from_f64(-2.0 * scale) * dloss;
+    let half = T::from_f64(0.5);
+    for (d, &v) in ds.iter_mut().zip(s) {
+        *d = k * (v - half);
+    }
 }
 
 #[cfg(test)]

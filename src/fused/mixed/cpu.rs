@@ -5,6 +5,7 @@
 //! is rstd_j of candidate slot j (unused slots stay 0).
 
 use super::gpu::K;
+use super::Weighting;
 use crate::backend::cpu::batchnorm::{channel_mean_var, channel_sum, per_channel};
 use crate::backend::cpu::par::for_each_chunk_mut;
 use crate::backend::cpu::Real;
@@ -14,7 +15,7 @@ use crate::backend::geom::BnGeom;
 pub struct Edge<'a, T> {
     /// Reduction geometry of the edge's output.
     pub g: BnGeom,
-    /// softmax(α_row), one weight per slot.
+    /// The slot weights of α_row ([`slot_weights`]), one per slot.
     pub w: &'a [T],
     /// Pre-BN outputs of the BN-terminated candidates, by slot.
     pub z: [Option<&'a [T]>; K],
@@ -22,6 +23,25 @@ pub struct Edge<'a, T> {
     pub skip: Option<(usize, &'a [T])>,
     /// μ and rstd of every slot (see the module docs).
     pub stats: &'a [T],
+}
+
+/// The K slot weights of one α row of `cols = row.len()` ≤ K columns: slot j ≥ K − cols takes
+/// column j − (K − cols), w = softmax(row) or w_j = σ(α) = 1/(1 + e^{−α}) each; lower slots
+/// weigh 0.
+pub fn slot_weights<T: Real>(row: &[T], weighting: Weighting) -> Vec<T> {
+    let cols = row.len();
+    assert!((1..=K).contains(&cols), "mixed_edge: an α row of {cols} columns (1..={K})");
+    let mut w = vec![T::ZERO; K];
+    let cw = &mut w[K - cols..];
+    match weighting {
+        Weighting::Softmax => crate::backend::cpu::softmax::softmax_row(row, cw),
+        Weighting::Sigmoid => {
+            for (wj, &a) in cw.iter_mut().zip(row) {
+                *wj = T::ONE / (T::ONE + (T::ZERO - a).exp());
+            }
+        }
+    }
+    w
 }
 
 /// Batch statistics of `z` (training): μ and rstd = 1/√(var_biased + eps) per channel, as the
@@ -159,9 +179,10 @@ pub fn dz<T: Real>(e: &Edge<T>, j: usize, dy: &[T], sums: &[f64], training: bool
     });
 }
 
-/// dα of the edge's row: w ⊙ (g − Σ w g) with g_j = Σ_c sums[j] for the BN slots and the
-/// identity, 0 for `none`.
-pub fn dalpha_row<T: Real>(e: &Edge<T>, sums: &[f64]) -> Vec<T> {
+/// dα of the edge's row over its last `cols` slots (the α columns): with g_j = Σ_c sums[j] for
+/// the BN slots and the identity, 0 for `none`, softmax: w ⊙ (g − Σ w g); sigmoid:
+/// w ⊙ (1 − w) ⊙ g.
+pub fn dalpha_row<T: Real>(e: &Edge<T>, sums: &[f64], weighting: Weighting, cols: usize) -> Vec<T> {
     let c = e.g.c;
     let gj: Vec<f64> = (0..K)
         .map(|j| {
@@ -174,5 +195,12 @@ pub fn dalpha_row<T: Real>(e: &Edge<T>, sums: &[f64]) -> Vec<T> {
         })
         .collect();
     let wg: f64 = e.w.iter().zip(&gj).map(|(w, g)| w.to_f64() * g).sum();
-    e.w.iter().zip(&gj).map(|(w, g)| T::from_f64(w.to_f64() * (g - wg))).collect()
+    let d = |(w, g): (&T, &f64)| {
+        let w = w.to_f64();
+        T::from_f64(match weighting {
+            Weighting::Softmax => w * (g - wg),
+            Weighting::Sigmoid => w * (1.0 - w) * g,
+        })
+    };
+    e.w.iter().zip(&gj).skip(K - cols).map(d).collect()
 }

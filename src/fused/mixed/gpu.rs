@@ -34,6 +34,10 @@ pub struct MixedFwd {
     pub momentum: f32,
     /// Pixels per tile of the partials.
     pub ptile: i32,
+    /// α columns (≤ `k`): column c weighs slot c + k − cols.
+    pub cols: i32,
+    /// 1: w = sigmoid(α) elementwise; 0: w = softmax(α).
+    pub sigmoid: i32,
 }
 
 /// `struct MixedBwd` of `kernels/mixed.cu`.
@@ -61,11 +65,15 @@ pub struct MixedBwd {
     pub row: i32,
     /// Runs of n·hw per channel in the sums pass ([`bwd_chunks`]).
     pub chunks: i32,
+    /// α columns (≤ `k`): column c weighs slot c + k − cols.
+    pub cols: i32,
+    /// 1: w = sigmoid(α) elementwise; 0: w = softmax(α).
+    pub sigmoid: i32,
 }
 
 // No implicit padding: pointers, then an even number of 4-byte fields.
-const _: () = assert!(std::mem::size_of::<MixedFwd>() == (6 * K + 4) * 8 + 10 * 4);
-const _: () = assert!(std::mem::size_of::<MixedBwd>() == (4 * K + 6) * 8 + 10 * 4);
+const _: () = assert!(std::mem::size_of::<MixedFwd>() == (6 * K + 4) * 8 + 12 * 4);
+const _: () = assert!(std::mem::size_of::<MixedBwd>() == (4 * K + 6) * 8 + 12 * 4);
 
 // SAFETY: both are repr(C) structs of u64/i32/u32/f32 fields with no implicit padding (sizes
 // asserted above), so every bit pattern is valid and none is uninitialised.

@@ -2,14 +2,19 @@
 //!
 //! The search cells' BNs are non-affine, so every BN-terminated candidate j (pools,
 //! FactorizedReduce, sep and dil convs) outputs x̂_j = (z_j − μ_j)·rstd_j of its pre-BN output
-//! z_j, and the edge is a BN apply with a scalar gain per candidate, w = softmax(α_row):
+//! z_j, and the edge is a BN apply with a scalar gain per candidate, w = softmax(α_row) (DARTS)
+//! or w_j = σ(α_row,j) each (FairDARTS, [`Weighting`]):
 //!
 //! ```text
 //! y      = acc + Σ_j w_j x̂_j + w_s x                      (s: the identity; `none` adds nothing)
 //! dz_j   = w_j rstd_j (dy − mean(dy) − x̂_j mean(dy x̂_j))  (training; eval: w_j rstd_j dy)
 //! dx     = w_s dy,   dacc = dy
-//! dα_row = w ⊙ (g − Σ w g),  g_j = Σ dy·x̂_j (BN slots), Σ dy·x (identity), 0 (`none`)
+//! g_j    = Σ dy·x̂_j (BN slots), Σ dy·x (identity), 0 (`none`)
+//! dα_row = w ⊙ (g − Σ w g)   (softmax),   w ⊙ (1 − w) ⊙ g   (sigmoid)
 //! ```
+//!
+//! α has `cols` ≤ K columns: column c weighs slot c + K − cols (FairDARTS drops `none`, slot 0:
+//! its 7 columns are slots 1..8); the slots below weigh 0 and must be unused.
 //!
 //! The unfused reference is `nn::PoolBn`/`SepConv`/... each ending in its own BN, the `zero` op,
 //! `row`, `softmax`, `weighted_sum` and the node's `add`s (`MixedOp::forward`).
@@ -26,7 +31,6 @@ pub mod gpu;
 
 use crate::autograd::functions::BnState;
 use crate::autograd::Var;
-use crate::backend::cpu::softmax::softmax_row;
 use crate::backend::cpu::Real as _;
 use crate::backend::gpu::{DevPtr, GpuBuf};
 use crate::ops::norm::bn_geom;
@@ -35,10 +39,22 @@ use crate::with_dtype;
 
 pub use gpu::K;
 
+/// How an edge turns its α row into candidate weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weighting {
+    /// w = softmax(α_row) (DARTS).
+    #[default]
+    Softmax,
+    /// w_j = σ(α_j) = 1/(1 + e^{−α_j}) each (FairDARTS).
+    Sigmoid,
+}
+
 /// What one edge feeds the fused node.
 pub struct MixedEdge<'a> {
-    /// The cell type's architecture logits `[rows, K]` (not their softmax).
+    /// The cell type's architecture logits `[rows, cols]`, cols ≤ K (not their weights).
     pub alpha: &'a Var,
+    /// Softmax or sigmoid weights.
+    pub weighting: Weighting,
     /// This edge's row of `alpha`.
     pub row: usize,
     /// The identity candidate: its slot and operand (the edge's input).
@@ -90,8 +106,10 @@ fn ptr_at(b: &GpuBuf, offset: usize) -> DevPtr {
 
 /// One edge's operands as tensors (the tensor-level form of [`MixedEdge`]).
 pub struct EdgeOperands<'a> {
-    /// Architecture logits `[rows, K]`.
+    /// Architecture logits `[rows, cols]`, cols ≤ K.
     pub alpha: &'a Tensor,
+    /// Softmax or sigmoid weights.
+    pub weighting: Weighting,
     /// This edge's row.
     pub row: usize,
     /// The identity's slot and operand.
@@ -108,12 +126,12 @@ pub struct EdgeOperands<'a> {
 /// (updated in training mode, used in eval mode).
 pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (Tensor, MixedSaved) {
     let alpha = e.alpha;
-    let &[rows, k] = alpha.shape() else {
-        panic!("{OP}: alpha must be [rows, {K}], got {}", fmt_shape(alpha.shape()))
+    let &[rows, cols] = alpha.shape() else {
+        panic!("{OP}: alpha must be [rows, cols ≤ {K}], got {}", fmt_shape(alpha.shape()))
     };
     assert!(
-        k == K && e.row < rows,
-        "{OP}: row {} of alpha {} (want [rows, {K}])",
+        (1..=K).contains(&cols) && e.row < rows,
+        "{OP}: row {} of alpha {} (want [rows, cols ≤ {K}])",
         e.row,
         fmt_shape(alpha.shape())
     );
@@ -153,7 +171,14 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
     }
     if let Some((j, _)) = e.skip {
         assert!(j < K && !slots_used[j], "{OP}: identity slot {j} clashes");
+        slots_used[j] = true;
     }
+    assert!(
+        slots_used[..K - cols].iter().all(|&u| !u),
+        "{OP}: a candidate in slots 0..{} has no column in alpha {}",
+        K - cols,
+        fmt_shape(alpha.shape())
+    );
     let g = bn_geom(OP, &shape);
     let (eps, momentum) = bns.first().map_or((1e-5, 0.1), |b| (b.eps, b.momentum));
     assert!(
@@ -171,6 +196,8 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
             c: c as i32,
             hw: g.hw as i32,
             k: K as i32,
+            cols: cols as i32,
+            sigmoid: (e.weighting == Weighting::Sigmoid) as i32,
             skip: e.skip.map_or(-1, |s| s.0 as i32),
             training: training as i32,
             eps: eps as f32,
@@ -199,14 +226,13 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         }
         p.x = e.skip.map_or(0, |(_, x)| x.gpu_buf().expect("x on the GPU").ptr());
         p.acc = e.acc.map_or(0, |a| a.gpu_buf().expect("acc on the GPU").ptr());
-        p.alpha = ptr_at(alpha.gpu_buf().expect("alpha on the GPU"), e.row * K);
+        p.alpha = ptr_at(alpha.gpu_buf().expect("alpha on the GPU"), e.row * cols);
         p.y = y.gpu_buf_mut().ptr();
         gpu_ok(gpu::forward(&*rt, &p));
         (y, stats)
     } else {
         with_dtype!(alpha.dtype(), T => {
-            let mut w = vec![T::ZERO; K];
-            softmax_row(&alpha.data::<T>()[e.row * K..(e.row + 1) * K], &mut w);
+            let w = cpu::slot_weights(&alpha.data::<T>()[e.row * cols..(e.row + 1) * cols], e.weighting);
             let mut st = vec![T::ZERO; 2 * K * c];
             for (((j, z, part), bn), tiles) in parts(&pairs).zip(bns.iter_mut()).zip(&tiles) {
                 let (head, tail) = st.split_at_mut((K + j) * c);
@@ -229,6 +255,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
     };
     let saved = MixedSaved {
         alpha: alpha.clone(),
+        weighting: e.weighting,
         row: e.row,
         skip: e.skip.map(|(j, x)| (j, x.clone())),
         normed: pairs.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect(),
@@ -283,6 +310,7 @@ pub fn batch_stats_update(z: &Tensor, bn: &mut BnState) -> (Tensor, Tensor) {
 pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var {
     let operands = EdgeOperands {
         alpha: e.alpha.value(),
+        weighting: e.weighting,
         row: e.row,
         skip: e.skip.map(|(j, x)| (j, x.value())),
         normed: e
@@ -420,6 +448,7 @@ fn host_edge<'a, T: crate::tensor::Element>(
 /// What the backward keeps: the candidates' pre-BN outputs, their statistics, x and α.
 pub struct MixedSaved {
     alpha: Tensor,
+    weighting: Weighting,
     row: usize,
     skip: Option<(usize, Tensor)>,
     normed: Vec<(Vec<usize>, Tensor)>,
@@ -429,7 +458,7 @@ pub struct MixedSaved {
 
 /// The gradients of a fused edge (the accumulator's is `dy` itself).
 pub struct MixedGrads {
-    /// `[rows, K]`, zero outside the edge's row.
+    /// `[rows, cols]` as α, zero outside the edge's row.
     pub dalpha: Option<Tensor>,
     /// Of the identity's operand.
     pub dx: Option<Tensor>,
@@ -442,7 +471,7 @@ impl MixedSaved {
     pub fn backward(&self, dy: &Tensor, need_alpha: bool, need_x: bool, need_z: &[bool]) -> MixedGrads {
         let g = bn_geom(OP, dy.shape());
         let c = g.c;
-        let rows = self.alpha.shape()[0];
+        let (rows, cols) = (self.alpha.shape()[0], self.alpha.shape()[1]);
         let need_x = need_x && self.skip.is_some();
         assert_eq!(
             need_z.len(),
@@ -465,6 +494,8 @@ impl MixedSaved {
                 rows: rows as i32,
                 row: self.row as i32,
                 chunks: chunks as i32,
+                cols: cols as i32,
+                sigmoid: (self.weighting == Weighting::Sigmoid) as i32,
                 ..Default::default()
             };
             let mut dz: Vec<Option<Tensor>> = Vec::new();
@@ -482,9 +513,9 @@ impl MixedSaved {
                 dz.push(t);
             }
             let mut dx = need_x.then(|| Tensor::empty_gpu(dy.shape(), &rt));
-            let mut dalpha = need_alpha.then(|| Tensor::empty_gpu(&[rows, K], &rt));
+            let mut dalpha = need_alpha.then(|| Tensor::empty_gpu(&[rows, cols], &rt));
             p.x = self.skip.as_ref().map_or(0, |(_, x)| x.gpu_buf().expect("x on the GPU").ptr());
-            p.alpha = ptr_at(self.alpha.gpu_buf().expect("alpha on the GPU"), self.row * K);
+            p.alpha = ptr_at(self.alpha.gpu_buf().expect("alpha on the GPU"), self.row * cols);
             p.dy = dy.gpu_buf().expect("dy on the GPU").ptr();
             p.sums = sums.ptr();
             p.dx_skip = dx.as_mut().map_or(0, |t| t.gpu_buf_mut().ptr());
@@ -493,8 +524,8 @@ impl MixedSaved {
             (dalpha, dx, dz)
         } else {
             with_dtype!(dy.dtype(), T => {
-                let mut w = vec![T::ZERO; K];
-                softmax_row(&self.alpha.data::<T>()[self.row * K..(self.row + 1) * K], &mut w);
+                let row = &self.alpha.data::<T>()[self.row * cols..(self.row + 1) * cols];
+                let w = cpu::slot_weights(row, self.weighting);
                 let st = self.stats.data::<T>();
                 let edge = host_edge::<T>(&g, &w, &self.normed, self.skip.as_ref().map(|(j, x)| (*j, x)), st);
                 let dyv = dy.data::<T>();
@@ -518,9 +549,10 @@ impl MixedSaved {
                     Tensor::from_vec(dy.shape(), dyv.iter().map(|&d| ws * d).collect::<Vec<T>>())
                 });
                 let dalpha = need_alpha.then(|| {
-                    let mut full = vec![T::ZERO; rows * K];
-                    full[self.row * K..(self.row + 1) * K].copy_from_slice(&cpu::dalpha_row(&edge, &sums));
-                    Tensor::from_vec(&[rows, K], full)
+                    let mut full = vec![T::ZERO; rows * cols];
+                    let d = cpu::dalpha_row(&edge, &sums, self.weighting, cols);
+                    full[self.row * cols..(self.row + 1) * cols].copy_from_slice(&d);
+                    Tensor::from_vec(&[rows, cols], full)
                 });
                 (dalpha, dx, dz)
             })

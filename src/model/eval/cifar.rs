@@ -32,7 +32,7 @@ impl NetworkCifar {
         dtype: DType,
         rng: &mut Rng,
     ) -> Result<(NetworkCifar, Store), GenotypeError> {
-        genotype.validate()?;
+        genotype.validate_trainable()?;
         let mut s = Store::new(dtype);
         let c_stem = 3 * config.channels;
         let stem_w = s.conv("stem.0.weight".into(), [c_stem, 3, 3, 3], rng);

@@ -45,7 +45,7 @@ impl NetworkImageNet {
         dtype: DType,
         rng: &mut Rng,
     ) -> Result<(NetworkImageNet, Store), GenotypeError> {
-        genotype.validate()?;
+        genotype.validate_trainable()?;
         let c = config.channels;
         assert!(c % 2 == 0, "NetworkImageNet: channels {c} must be even (stem0 has C/2)");
         let mut s = Store::new(dtype);

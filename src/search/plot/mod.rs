@@ -144,16 +144,7 @@ fn input_name(j: usize) -> String {
 /// genotype keeps.
 pub fn alphas_svg(epochs: &[EpochAlphas], reduce: bool) -> String {
     let weights: Vec<Vec<[f64; 8]>> = epochs.iter().map(|a| a.arch.op_weights(reduce)).collect();
-    let kept: Vec<usize> = match epochs.last() {
-        Some(a) => a
-            .arch
-            .parse(reduce)
-            .iter()
-            .enumerate()
-            .map(|(g, (_, j))| (0..g / 2).map(|n| n + 2).sum::<usize>() + j)
-            .collect(),
-        None => Vec::new(),
-    };
+    let kept: Vec<usize> = epochs.last().map_or_else(Vec::new, |a| a.arch.kept_edges(reduce));
     let (x, xt) = epoch_axis(epochs.iter().map(|a| a.epoch));
     let yt = ticks(0.0, 1.0, 2, false);
     let (cell_w, cell_h, top) = (200.0, 130.0, 70.0);

@@ -1,4 +1,4 @@
-//! `kernels/elementwise.cu`: ReLU, add, add_n, scale, per-sample scale, axpy, fill (grid-stride,
+//! `kernels/elementwise.cu`: ReLU, sigmoid, add, add_n, scale, per-sample scale, axpy, fill (grid-stride,
 //! block 256).
 
 use super::{check_len, grid_for, int, BLOCK};
@@ -24,6 +24,20 @@ pub fn relu_bwd(x: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError
     let n = x.len();
     check_len("relu_bwd", n, &[("dy", dy), ("dx", dx)]);
     launch(k::relu_bwd_f32, n, dx, &[x.arg(), dy.arg(), dx.arg(), Arg::I32(int("relu_bwd", n))])
+}
+
+/// y = 1 / (1 + e^{−x}).
+pub fn sigmoid_fwd(x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = x.len();
+    check_len("sigmoid_fwd", n, &[("y", y)]);
+    launch(k::sigmoid_fwd_f32, n, y, &[x.arg(), y.arg(), Arg::I32(int("sigmoid_fwd", n))])
+}
+
+/// dx = dy · y (1 − y), y the forward's output.
+pub fn sigmoid_bwd(y: &GpuBuf, dy: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
+    let n = y.len();
+    check_len("sigmoid_bwd", n, &[("dy", dy), ("dx", dx)]);
+    launch(k::sigmoid_bwd_f32, n, dx, &[y.arg(), dy.arg(), dx.arg(), Arg::I32(int("sigmoid_bwd", n))])
 }
 
 /// y = a + b.

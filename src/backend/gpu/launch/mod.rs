@@ -14,6 +14,7 @@ pub mod reduce;
 pub mod sepconv;
 pub mod softmax;
 pub mod weighted_sum;
+pub mod zero_one;
 
 use super::buffer::GpuBuf;
 
