@@ -198,6 +198,10 @@ enum BenchCommand {
         /// emu-deferred), with at least 2 warm-up steps (the first eager, the second captured).
         #[arg(long, default_value = "off", value_parser = ["auto", "off"])]
         cuda_graph: String,
+        /// Search method's supernet (the preset's shape and batch; --batch overrides): darts,
+        /// pc-darts (K = 4) or fair-darts.
+        #[arg(long, default_value = "darts", value_parser = ["darts", "pc-darts", "fair-darts"])]
+        method: String,
     },
 }
 
@@ -386,6 +390,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             layers,
             no_fuse,
             cuda_graph,
+            method,
         } => {
             let order = match order.as_str() {
                 "first" => darts::search::Order::First,
@@ -400,6 +405,8 @@ fn bench(cmd: BenchCommand) -> ExitCode {
             }
             b.steps = steps;
             b.warmup = warmup;
+            b.method = darts::model::Method::from_name(&method, darts::model::method::PC_K)
+                .expect("clap checked it");
             b.fuse = !no_fuse;
             b.graph = if cuda_graph == "auto" { GraphMode::Auto } else { GraphMode::Off };
             b.seed = seed;

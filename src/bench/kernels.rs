@@ -72,6 +72,7 @@ pub fn kernel_cases(device: &Device, b: usize, filter: &str) -> Vec<KernelCase> 
     cs.pools(b);
     cs.elementwise(b);
     cs.layout(b);
+    cs.successors(b);
     cs.head(b);
     cs.optimisers();
     cs.out
@@ -405,6 +406,43 @@ impl Cases {
                 drop(ops::layout::crop_bwd(&dyc, &node, 1, 1))
             });
         }
+    }
+
+    /// The successors' kernels: PC-DARTS' merge of an edge (1/4 of the channels through the
+    /// mixed op) and its node softmax of β, FairDARTS' sigmoid and zero-one loss of α.
+    fn successors(&mut self, b: usize) {
+        const K: usize = 4;
+        for (c, hw) in SHAPES {
+            for stride in [1, 2] {
+                let (x, m) = (self.rand(&[b, c, hw, hw]), self.rand(&[b, c / K, hw / stride, hw / stride]));
+                let n_out = numel(&[b, c, hw / stride, hw / stride]);
+                let beta = self.rand(&[14]);
+                let label = format!("{} stride {stride}", fmt(x.shape()));
+                // Reads m and the bypassed channels of x (all of x on stride 2), writes the output.
+                let bytes = F32 * (numel(m.shape()) + numel(x.shape()) * (K as u64 - 1) / K as u64 + n_out);
+                let (m1, x1, b1) = (m.clone(), x.clone(), beta.clone());
+                self.push("pc_merge", format!("fwd {label}"), bytes, 0, move || {
+                    drop(ops::pcdarts::pc_merge(&m1, &x1, None, &b1, 3, K, stride))
+                });
+                let dy = self.rand(&[b, c, hw / stride, hw / stride]);
+                self.push("pc_merge", format!("bwd {label}"), 2 * bytes, 0, move || {
+                    drop(ops::pcdarts::pc_merge_bwd(&m, &x, &dy, &beta, 3, K, stride, [true, true, true]))
+                });
+            }
+        }
+        let beta = self.rand(&[14]);
+        self.push("node_softmax", "fwd [14]".into(), F32 * 28, 0, move || {
+            drop(ops::pcdarts::node_softmax(&beta, 4))
+        });
+        let alpha = self.rand(&[14, 7]);
+        let a1 = alpha.clone();
+        self.push("sigmoid", "fwd [14,7]".into(), F32 * 2 * 98, 0, move || {
+            drop(ops::elementwise::sigmoid(&a1))
+        });
+        let s = ops::elementwise::sigmoid(&alpha);
+        self.push("zero_one", "fwd [14,7]".into(), F32 * 98, 0, move || {
+            drop(ops::loss::zero_one(&s, 1.0 / 196.0))
+        });
     }
 
     fn head(&mut self, b: usize) {

@@ -232,3 +232,44 @@ impl Network {
         (ctx.tape.clone(), logits, loss)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FairDARTS' α start at 0 (σ = ½) on edges of seven ops, DARTS' at 1e-3 · N(0, 1) on eight;
+    /// PC-DARTS adds β after them.
+    #[test]
+    fn each_method_initialises_its_architecture() {
+        let build = |method| {
+            let config = NetConfig { channels: 4, layers: 3, classes: 10, method };
+            Network::new(config, DType::F64, &mut Rng::new(0)).1
+        };
+        let arch = |s: &Store| -> Vec<(String, Vec<usize>)> {
+            s.params
+                .iter()
+                .filter(|p| p.group == Groups::ARCH)
+                .map(|p| (p.name.clone(), p.value.shape().to_vec()))
+                .collect()
+        };
+        let fair = build(Method::FairDarts);
+        assert_eq!(
+            arch(&fair),
+            [("alphas_normal".into(), vec![EDGES, 7]), ("alphas_reduce".into(), vec![EDGES, 7])]
+        );
+        for p in fair.params.iter().filter(|p| p.group == Groups::ARCH) {
+            assert!(p.value.to_f64_vec().iter().all(|&v| v == 0.0), "{} is not all zeros", p.name);
+        }
+        assert!(
+            fair.find("cells.0._ops.0._ops.6.op.1.weight").is_some(),
+            "dil_conv_5x5 is op 6 without none"
+        );
+        assert!(fair.find("cells.0._ops.0._ops.7.op.1.weight").is_none());
+        let darts = build(Method::Darts);
+        let a = darts.params[darts.find("alphas_normal").unwrap().0].value.to_f64_vec();
+        assert!(a.iter().all(|v| v.abs() < 1e-2) && a.iter().any(|&v| v != 0.0));
+        let pc = build(Method::PcDarts { k: 4 });
+        let names: Vec<String> = arch(&pc).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce"]);
+    }
+}
