@@ -931,7 +931,43 @@ pub fn darts_cases(b: usize) -> Vec<Case> {
     ));
     optimiser_cases(&mut cs, rng);
     pc_cases(&mut cs, rng, b);
+    fair_cases(&mut cs, rng);
     cs
+}
+
+/// FairDARTS: the sigmoid of both cells' α `[14, 7]` and the zero-one loss of σ(α) (scale 1/196:
+/// −mean over both cells), forward and backward.
+fn fair_cases(cs: &mut Vec<Case>, rng: &mut Rng) {
+    let (alpha, dy) = (rand(rng, &[14, 7]), rand(rng, &[14, 7]));
+    cs.push(case(
+        "sigmoid",
+        "forward",
+        "[14, 7]".into(),
+        vec![alpha.clone()],
+        Box::new(|t| vec![ops::elementwise::sigmoid(&t[0])]),
+    ));
+    cs.push(case(
+        "sigmoid",
+        "backward",
+        "[14, 7]".into(),
+        vec![alpha.clone(), dy],
+        Box::new(|t| vec![ops::elementwise::sigmoid_bwd(&ops::elementwise::sigmoid(&t[0]), &t[1])]),
+    ));
+    let dloss = rand(rng, &[1]);
+    cs.push(case(
+        "zero_one",
+        "forward",
+        "[14, 7]".into(),
+        vec![alpha.clone()],
+        Box::new(|t| vec![ops::loss::zero_one(&ops::elementwise::sigmoid(&t[0]), 1.0 / 196.0)]),
+    ));
+    cs.push(case(
+        "zero_one",
+        "backward",
+        "[14, 7]".into(),
+        vec![alpha, dloss],
+        Box::new(|t| vec![ops::loss::zero_one_bwd(&ops::elementwise::sigmoid(&t[0]), 1.0 / 196.0, &t[1])]),
+    ));
 }
 
 /// PC-DARTS (k = 4): the partial-channel merge on a normal edge of the first stage (with the

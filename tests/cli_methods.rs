@@ -3,33 +3,20 @@
 //! DARTS-ADA rolls back and raises the weight decay up to its cap.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn darts() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_darts"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+#[path = "common/cli.rs"]
+mod cli;
+
+use cli::{darts, stderr};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darts-cli-methods-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    cli::tmp("cli-methods", name)
 }
 
 /// A tiny CPU search into `out` with extra arguments.
 fn search(out: &Path, extra: &[&str]) -> Output {
-    darts()
-        .args(["search", "--device", "cpu", "--channels", "4", "--layers", "3", "--batch", "4"])
-        .args(["--train-images", "8", "--data", "data/sample", "--out"])
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    cli::tiny_search(out, 4, extra)
 }
 
 fn lines(out: &Path) -> Vec<serde_json::Value> {

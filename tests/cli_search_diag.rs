@@ -3,33 +3,20 @@
 //! and the plots are well-formed SVG with a panel per edge and every op named.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn darts() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_darts"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+#[path = "common/cli.rs"]
+mod cli;
+
+use cli::{darts, stderr};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darts-cli-diag-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    cli::tmp("cli-diag", name)
 }
 
 /// A tiny CPU search into `out` with extra arguments.
 fn search(out: &Path, extra: &[&str]) -> Output {
-    darts()
-        .args(["search", "--device", "cpu", "--channels", "2", "--layers", "3", "--batch", "4"])
-        .args(["--train-images", "8", "--data", "data/sample", "--out"])
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    cli::tiny_search(out, 2, extra)
 }
 
 fn config(out: &Path) -> serde_json::Value {

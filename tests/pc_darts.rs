@@ -13,15 +13,19 @@ use darts::model::{Method, NetConfig, Network};
 use darts::rng::Rng;
 use darts::search::arch::ArchSnapshot;
 use darts::search::genotype::Genotype;
-use darts::search::state_io::{load_state, state_arrays};
+use darts::search::state_io::load_state;
 use darts::search::{Batch, Order, SearchState, StepConfig};
 use darts::{DType, Tensor};
 
 const PC: Method = Method::PcDarts { k: 4 };
 
+#[path = "common/reference.rs"]
+mod reference;
+
+use reference::{batch, compare, losses, step_arrays};
+
 fn fixture(name: &str) -> Arrays {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pc-darts").join(name);
-    checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}")).0
+    reference::fixture(&format!("pc-darts/{name}"))
 }
 
 /// The fixtures' network: C = 8, 3 cells (normal, reduction, reduction), k = 4.
@@ -75,55 +79,23 @@ fn train_mode_logits_match_the_reference_fused_and_unfused() {
     }
 }
 
-fn batch(b: &Arrays, kind: &str) -> (Tensor, Vec<u32>) {
-    let x = &b[&format!("x_{kind}.0")];
-    let labels = b[&format!("y_{kind}.0")].data.to_f64().iter().map(|&v| v as u32).collect();
-    (Tensor::from_f64(&x.shape, &x.data.to_f64(), DType::F64), labels)
-}
-
 #[test]
 fn first_order_step_matches_the_reference_fused_and_unfused() {
     let want = fixture("first-1.safetensors");
     let b = fixture("batches.safetensors");
-    let ((xt, yt), (xv, yv)) = (batch(&b, "train"), batch(&b, "val"));
+    let ((xt, yt), (xv, yv)) = (batch(&b, "train", 0, DType::F64), batch(&b, "val", 0, DType::F64));
     for fuse in [true, false] {
         let (net, store) = small_net(fuse);
         let mut s = SearchState::new(net, store, StepConfig { order: Order::First, ..Default::default() });
         load_state(&mut s, &fixture("init.safetensors"), Path::new("init")).unwrap();
         let stats = s.step(&Batch::new(&xt, &yt), &Batch::new(&xv, &yv), 0.025);
-        let mut ours = state_arrays(&s);
-        for (id, g) in s.last_grads.as_ref().unwrap().iter() {
-            ours.insert(format!("grad.{}", s.store.params[id.0].name), checkpoint::tensor_array(g));
-        }
-        let mut failures = Vec::new();
-        let mut checked = 0;
-        for (name, w) in &want {
-            if name.starts_with("loss.") {
-                continue;
-            }
-            let Some(got) = ours.get(name) else {
-                failures.push(format!("{name}: missing from our state"));
-                continue;
-            };
-            assert_eq!(got.shape, w.shape, "{name}");
-            let e = rel_err(&got.data.to_f64(), &w.data.to_f64());
-            if e.is_nan() || e > 1e-8 {
-                failures.push(format!("{name}: relative error {e:e}"));
-            }
-            checked += 1;
-        }
-        assert!(
-            failures.is_empty(),
-            "fuse {fuse}: {} of {checked} tensors differ:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        let checked = compare(&step_arrays(&s), &want, 1e-8, &format!("fuse {fuse}"));
         assert!(
             want.contains_key("grad.betas_normal") && checked == want.len() - 2,
             "{checked} of {} tensors compared",
             want.len()
         );
-        let (lt, lv) = (want["loss.train"].data.to_f64()[0], want["loss.val"].data.to_f64()[0]);
+        let (lt, lv) = losses(&want, 0);
         assert!(
             (stats.loss_train - lt).abs() < 1e-12 && (stats.loss_val - lv).abs() < 1e-12,
             "fuse {fuse}: losses {} {} vs {lt} {lv}",

@@ -7,26 +7,17 @@
 
 use std::path::Path;
 
-use darts::autograd::check::rel_err;
-use darts::checkpoint::{self, Arrays};
 use darts::model::fair::ZERO_ONE_WEIGHT;
 use darts::model::{Method, NetConfig, Network};
 use darts::rng::Rng;
-use darts::search::state_io::{load_state, state_arrays};
+use darts::search::state_io::load_state;
 use darts::search::{Batch, Order, SearchState, StepConfig};
-use darts::{DType, Tensor};
+use darts::DType;
 
-fn fixture(rel: &str) -> Arrays {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
-    checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}")).0
-}
+#[path = "common/reference.rs"]
+mod reference;
 
-fn batch(b: &Arrays, kind: &str, i: usize) -> (Tensor, Vec<u32>) {
-    let x = &b[&format!("x_{kind}.{i}")];
-    let y = &b[&format!("y_{kind}.{i}")];
-    let labels = y.data.to_f64().iter().map(|&v| v as u32).collect();
-    (Tensor::from_f64(&x.shape, &x.data.to_f64(), DType::F64), labels)
-}
+use reference::{batch, compare, fixture, losses, step_arrays};
 
 #[test]
 fn first_order_fair_darts_step_matches_the_reference_in_f64() {
@@ -37,34 +28,13 @@ fn first_order_fair_darts_step_matches_the_reference_in_f64() {
     load_state(&mut s, &fixture("fair-darts/init.safetensors"), Path::new("init")).unwrap();
     // The batches of the DARTS fixtures (same seed and data).
     let b = fixture("f64/batches.safetensors");
-    let (xt, yt) = batch(&b, "train", 0);
-    let (xv, yv) = batch(&b, "val", 0);
+    let (xt, yt) = batch(&b, "train", 0, DType::F64);
+    let (xv, yv) = batch(&b, "val", 0, DType::F64);
     let stats = s.step(&Batch::new(&xt, &yt), &Batch::new(&xv, &yv), 0.025);
-    let mut ours = state_arrays(&s);
-    for (id, g) in s.last_grads.as_ref().unwrap().iter() {
-        ours.insert(format!("grad.{}", s.store.params[id.0].name), checkpoint::tensor_array(g));
-    }
-
     let want = fixture("fair-darts/first-1.safetensors");
-    let (mut failures, mut checked) = (Vec::new(), 0);
-    for (name, w) in &want {
-        if name.starts_with("loss.") {
-            continue;
-        }
-        let Some(got) = ours.get(name) else {
-            failures.push(format!("{name}: missing from our state"));
-            continue;
-        };
-        assert_eq!(got.shape, w.shape, "{name}");
-        let e = rel_err(&got.data.to_f64(), &w.data.to_f64());
-        if e.is_nan() || e > 1e-8 {
-            failures.push(format!("{name}: relative error {e:e}"));
-        }
-        checked += 1;
-    }
-    assert!(failures.is_empty(), "{} of {checked} tensors differ:\n{}", failures.len(), failures.join("\n"));
+    let checked = compare(&step_arrays(&s), &want, 1e-8, "FairDARTS step");
     assert!(checked > 4000 && want.contains_key("grad.alphas_normal"), "only {checked} tensors compared");
-    let (lt, lv) = (want["loss.train"].data.to_f64()[0], want["loss.val"].data.to_f64()[0]);
+    let (lt, lv) = losses(&want, 0);
     assert!(
         (stats.loss_train - lt).abs() < 1e-12 && (stats.loss_val - lv).abs() < 1e-12,
         "losses {} {} vs {lt} {lv}",

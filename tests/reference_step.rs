@@ -8,24 +8,17 @@
 use std::path::Path;
 
 use darts::autograd::check::rel_err;
-use darts::checkpoint::{self, Arrays};
+use darts::checkpoint::Arrays;
 use darts::model::{NetConfig, Network};
 use darts::rng::Rng;
-use darts::search::state_io::{load_state, state_arrays};
+use darts::search::state_io::load_state;
 use darts::search::{Batch, Order, SearchState, StepConfig};
-use darts::{DType, Tensor};
+use darts::DType;
 
-fn fixture(rel: &str) -> Arrays {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
-    checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}")).0
-}
+#[path = "common/reference.rs"]
+mod reference;
 
-fn batch(b: &Arrays, kind: &str, i: usize, dtype: DType) -> (Tensor, Vec<u32>) {
-    let x = &b[&format!("x_{kind}.{i}")];
-    let y = &b[&format!("y_{kind}.{i}")];
-    let labels = y.data.to_f64().iter().map(|&v| v as u32).collect();
-    (Tensor::from_f64(&x.shape, &x.data.to_f64(), dtype), labels)
-}
+use reference::{batch, compare, fixture, losses, step_arrays};
 
 /// Runs step `i` from the state in `start` and returns our state arrays, with the last step's
 /// gradients (`grad.*`) and losses of this step.
@@ -41,42 +34,7 @@ fn run_step(dtype: DType, dir: &str, start: &str, order: Order, i: usize) -> (Ar
     let (xt, yt) = batch(&b, "train", i, dtype);
     let (xv, yv) = batch(&b, "val", i, dtype);
     let stats = s.step(&Batch::new(&xt, &yt), &Batch::new(&xv, &yv), 0.025);
-    let mut arrays = state_arrays(&s);
-    for (id, g) in s.last_grads.as_ref().unwrap().iter() {
-        arrays.insert(format!("grad.{}", s.store.params[id.0].name), checkpoint::tensor_array(g));
-    }
-    (arrays, stats.loss_train, stats.loss_val)
-}
-
-/// Compares every reference tensor (except `loss.*`, checked separately) by name.
-fn compare(ours: &Arrays, reference: &Arrays, tol: f64, what: &str) {
-    let mut failures = Vec::new();
-    let mut checked = 0;
-    for (name, want) in reference {
-        if name.starts_with("loss.") {
-            continue;
-        }
-        let Some(got) = ours.get(name) else {
-            failures.push(format!("{name}: missing from our state"));
-            continue;
-        };
-        assert_eq!(got.shape, want.shape, "{name}");
-        let e = rel_err(&got.data.to_f64(), &want.data.to_f64());
-        if e.is_nan() || e > tol {
-            failures.push(format!("{name}: relative error {e:e}"));
-        }
-        checked += 1;
-    }
-    assert!(
-        failures.is_empty(),
-        "{what}: {} of {checked} tensors differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
-fn losses(reference: &Arrays, i: usize) -> (f64, f64) {
-    (reference["loss.train"].data.to_f64()[i], reference["loss.val"].data.to_f64()[i])
+    (step_arrays(&s), stats.loss_train, stats.loss_val)
 }
 
 fn check_order(order: Order, name: &str) {

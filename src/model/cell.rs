@@ -14,10 +14,49 @@ pub const STEPS: usize = 4;
 /// Edges per cell: 2 + 3 + 4 + 5.
 pub const EDGES: usize = 14;
 
+/// A cell's preprocessing of its two inputs (`preprocess0`, `preprocess1`) to `c` channels:
+/// ReLU-conv1x1-BN, or FactorizedReduce on the input from before a reduction cell.
+#[derive(Clone, Debug)]
+pub struct Preprocess {
+    pre0: Pre0,
+    pre1: ReluConvBn,
+}
+
 #[derive(Clone, Debug)]
 enum Pre0 {
     Conv(ReluConvBn),
     Reduce(FactorizedReduce),
+}
+
+impl Preprocess {
+    /// Cell `prefix`'s preprocessing from `c_pp` (two cells back) and `c_p` (previous cell)
+    /// channels to `c`.
+    pub fn new(
+        s: &mut Store,
+        prefix: &str,
+        c_pp: usize,
+        c_p: usize,
+        c: usize,
+        reduction_prev: bool,
+        rng: &mut Rng,
+    ) -> Preprocess {
+        let pre0 = if reduction_prev {
+            Pre0::Reduce(FactorizedReduce::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
+        } else {
+            Pre0::Conv(ReluConvBn::new(s, &format!("{prefix}.preprocess0"), c_pp, c, 1, 1, 0, rng))
+        };
+        let pre1 = ReluConvBn::new(s, &format!("{prefix}.preprocess1"), c_p, c, 1, 1, 0, rng);
+        Preprocess { pre0, pre1 }
+    }
+
+    /// The two preprocessed states.
+    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var) -> [Var; 2] {
+        let s0 = match &self.pre0 {
+            Pre0::Conv(c) => c.forward(ctx, s0),
+            Pre0::Reduce(r) => r.forward(ctx, s0),
+        };
+        [s0, self.pre1.forward(ctx, s1)]
+    }
 }
 
 /// One cell (names `cells.<i>.preprocess0`, `.preprocess1`, `._ops.<e>`).
@@ -25,8 +64,7 @@ enum Pre0 {
 pub struct Cell {
     /// A reduction cell (stride 2 on the edges from its inputs, channels doubled).
     pub reduction: bool,
-    pre0: Pre0,
-    pre1: ReluConvBn,
+    pre: Preprocess,
     edges: Vec<MixedOp>,
 }
 
@@ -46,12 +84,7 @@ impl Cell {
         rng: &mut Rng,
     ) -> Cell {
         let prefix = format!("cells.{index}");
-        let pre0 = if reduction_prev {
-            Pre0::Reduce(FactorizedReduce::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
-        } else {
-            Pre0::Conv(ReluConvBn::new(s, &format!("{prefix}.preprocess0"), c_pp, c, 1, 1, 0, rng))
-        };
-        let pre1 = ReluConvBn::new(s, &format!("{prefix}.preprocess1"), c_p, c, 1, 1, 0, rng);
+        let pre = Preprocess::new(s, &prefix, c_pp, c_p, c, reduction_prev, rng);
         let mut edges = Vec::with_capacity(EDGES);
         for i in 0..STEPS {
             for j in 0..2 + i {
@@ -63,7 +96,7 @@ impl Cell {
                 });
             }
         }
-        Cell { reduction, pre0, pre1, edges }
+        Cell { reduction, pre, edges }
     }
 
     /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` (FairDARTS:
@@ -79,12 +112,7 @@ impl Cell {
         fused: bool,
         mut masks: Option<&mut Masks>,
     ) -> Var {
-        let s0 = match &self.pre0 {
-            Pre0::Conv(c) => c.forward(ctx, s0),
-            Pre0::Reduce(r) => r.forward(ctx, s0),
-        };
-        let s1 = self.pre1.forward(ctx, s1);
-        let mut states = vec![s0, s1];
+        let mut states = self.pre.forward(ctx, s0, s1).to_vec();
         let mut offset = 0;
         for _ in 0..STEPS {
             if fused {

@@ -13,20 +13,14 @@
 //! `cells.<i>._ops.<e>._ops.<k>...` for candidates on c/k channels (the bypass pool `mp` has no
 //! parameters), and `betas_normal`, `betas_reduce` `[14]` after the alphas.
 
-use super::cell::{EDGES, STEPS};
+use super::cell::{Preprocess, EDGES, STEPS};
 use super::eval::ops::{drop_path, Masks};
 use super::mixed::MixedOp;
 use crate::autograd::functions as F;
 use crate::autograd::{Groups, Var};
-use crate::nn::{Ctx, FactorizedReduce, ReluConvBn, Store, P};
+use crate::nn::{Ctx, Store, P};
 use crate::rng::Rng;
 use crate::tensor::{DType, Tensor};
-
-#[derive(Clone, Debug)]
-enum Pre0 {
-    Conv(ReluConvBn),
-    Reduce(FactorizedReduce),
-}
 
 /// One PC-DARTS cell (names `cells.<i>.preprocess0`, `.preprocess1`, `._ops.<e>`).
 #[derive(Clone, Debug)]
@@ -37,8 +31,7 @@ pub struct PcCell {
     c: usize,
     /// Channel proportion.
     k: usize,
-    pre0: Pre0,
-    pre1: ReluConvBn,
+    pre: Preprocess,
     edges: Vec<MixedOp>,
 }
 
@@ -59,12 +52,7 @@ impl PcCell {
     ) -> PcCell {
         assert!(k >= 1 && c % k == 0, "PcCell: k = {k} must divide the {c} channels of cell {index}");
         let prefix = format!("cells.{index}");
-        let pre0 = if reduction_prev {
-            Pre0::Reduce(FactorizedReduce::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
-        } else {
-            Pre0::Conv(ReluConvBn::new(s, &format!("{prefix}.preprocess0"), c_pp, c, 1, 1, 0, rng))
-        };
-        let pre1 = ReluConvBn::new(s, &format!("{prefix}.preprocess1"), c_p, c, 1, 1, 0, rng);
+        let pre = Preprocess::new(s, &prefix, c_pp, c_p, c, reduction_prev, rng);
         let mut edges = Vec::with_capacity(EDGES);
         for i in 0..STEPS {
             for j in 0..2 + i {
@@ -72,7 +60,7 @@ impl PcCell {
                 edges.push(MixedOp::new(s, &format!("{prefix}._ops.{}", edges.len()), c / k, stride, rng));
             }
         }
-        PcCell { reduction, c, k, pre0, pre1, edges }
+        PcCell { reduction, c, k, pre, edges }
     }
 
     /// Forward from the two previous states. `weights`: softmax(α) `[14, 8]` (unfused) or α
@@ -90,12 +78,7 @@ impl PcCell {
         fused: bool,
         mut masks: Option<&mut Masks>,
     ) -> Var {
-        let s0 = match &self.pre0 {
-            Pre0::Conv(c) => c.forward(ctx, s0),
-            Pre0::Reduce(r) => r.forward(ctx, s0),
-        };
-        let s1 = self.pre1.forward(ctx, s1);
-        let mut states = vec![s0, s1];
+        let mut states = self.pre.forward(ctx, s0, s1).to_vec();
         let mut offset = 0;
         for _ in 0..STEPS {
             let mut acc: Option<Var> = None;

@@ -46,32 +46,40 @@ pub type Triple = (String, usize, usize);
 /// two, one or no inputs.
 pub fn parse_threshold(w: &[[f64; 7]], threshold: f64) -> Vec<Triple> {
     assert_eq!(w.len(), EDGES, "parse_threshold: {} edges, expected {EDGES}", w.len());
-    let best_op = |row: &[f64; 7]| -> usize {
-        let mut best = 0;
-        for (k, &v) in row.iter().enumerate() {
-            if v > row[best] {
-                best = k;
-            }
+    let best_op = |row: &[f64; 7]| argmax_except(row, None);
+    top_two_inputs(w, |row| row[best_op(row)])
+        .into_iter()
+        .filter_map(|(node, j, e)| {
+            let k = best_op(&w[e]);
+            (w[e][k] >= threshold).then(|| (FAIR_PRIMITIVES[k].to_string(), node + 2, j))
+        })
+        .collect()
+}
+
+/// The index of the largest value of `row` other than `skip` (ties: the lower index).
+fn argmax_except(row: &[f64], skip: Option<usize>) -> usize {
+    let mut best: Option<usize> = None;
+    for (k, &v) in row.iter().enumerate() {
+        if Some(k) != skip && best.map_or(true, |b| v > row[b]) {
+            best = Some(k);
         }
-        best
-    };
-    let mut genes = Vec::new();
+    }
+    best.expect("a row with a value besides the skipped one")
+}
+
+/// DARTS' edge choice: for each node i (in order), its two incoming edges whose `strength` is
+/// largest (a stable sort: ties keep the lower input first), as (node, input, edge row).
+fn top_two_inputs<R>(w: &[R], strength: impl Fn(&R) -> f64) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::with_capacity(2 * STEPS);
     let mut start = 0;
     for i in 0..STEPS {
         let n = i + 2;
-        let rows = &w[start..start + n];
         let mut inputs: Vec<usize> = (0..n).collect();
-        // A stable sort on descending strength keeps the lower input first on ties.
-        inputs.sort_by(|&a, &b| rows[b][best_op(&rows[b])].total_cmp(&rows[a][best_op(&rows[a])]));
-        for &j in &inputs[..2] {
-            let k = best_op(&rows[j]);
-            if rows[j][k] >= threshold {
-                genes.push((FAIR_PRIMITIVES[k].to_string(), i + 2, j));
-            }
-        }
+        inputs.sort_by(|&a, &b| strength(&w[start + b]).total_cmp(&strength(&w[start + a])));
+        out.extend(inputs[..2].iter().map(|&j| (i, j, start + j)));
         start += n;
     }
-    genes
+    out
 }
 
 /// Row-wise sigmoid of `[14, 7]` alpha logits: FairDARTS' weights σ(α).
@@ -85,29 +93,11 @@ pub fn sigmoid_rows(alpha: &[f64]) -> Vec<[f64; 7]> {
 /// argmax op excluding `none` (ties: the lower op index).
 pub fn parse_cell(w: &[[f64; 8]]) -> Vec<(String, usize)> {
     assert_eq!(w.len(), EDGES, "parse_cell: {} edges, expected {EDGES}", w.len());
-    let best_op = |row: &[f64; 8]| -> usize {
-        let mut best = if NONE == 0 { 1 } else { 0 };
-        for (k, &v) in row.iter().enumerate() {
-            if k != NONE && v > row[best] {
-                best = k;
-            }
-        }
-        best
-    };
-    let mut genes = Vec::new();
-    let mut start = 0;
-    for i in 0..STEPS {
-        let n = i + 2;
-        let rows = &w[start..start + n];
-        let mut inputs: Vec<usize> = (0..n).collect();
-        // A stable sort on descending strength keeps the lower input first on ties.
-        inputs.sort_by(|&a, &b| rows[b][best_op(&rows[b])].total_cmp(&rows[a][best_op(&rows[a])]));
-        for &j in &inputs[..2] {
-            genes.push((PRIMITIVES[best_op(&rows[j])].to_string(), j));
-        }
-        start += n;
-    }
-    genes
+    let best_op = |row: &[f64; 8]| argmax_except(row, Some(NONE));
+    top_two_inputs(w, |row| row[best_op(row)])
+        .into_iter()
+        .map(|(_, j, e)| (PRIMITIVES[best_op(&w[e])].to_string(), j))
+        .collect()
 }
 
 /// Row-wise softmax of `[14, 8]` alpha logits.
