@@ -453,4 +453,26 @@ mod tests {
         assert!(to_dot(&g.normal, "normal").contains("\"c_{k-2}\" -> \"0\" [label=\"max_pool_3x3\"]"));
         assert!(to_svg(&g.normal, "normal").starts_with("<svg"));
     }
+
+    /// FairDARTS' triples read back from their Python notation (with an isolated node, a node
+    /// of one input, and an empty cell) equal the genotype; pairs and triples do not mix.
+    #[test]
+    fn sparse_python_notation_round_trips() {
+        let mut w = vec![[0.5f64; 7]; EDGES];
+        w[0][2] = 0.9; // node 0 from input 0: skip_connect
+        w[1][3] = 0.95; // node 0 from input 1: sep_conv_3x3
+        w[3][6] = 0.86; // node 1 from input 1: dil_conv_5x5 (its other input stays below 0.85)
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let normal: Vec<f64> = w.iter().flatten().map(|&p| logit(p)).collect();
+        let reduce = vec![0.0; EDGES * 7];
+        let g = Genotype::from_alphas_sparse(&normal, &reduce, 0.85);
+        assert_eq!(g.normal_nodes, [2, 2, 3]);
+        assert!(g.reduce.is_empty());
+        let back = Genotype::parse(&g.to_python()).unwrap();
+        assert_eq!(back, g, "{}", g.to_python());
+        let mixed =
+            "Genotype(normal=[('skip_connect', 2, 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 6), \
+                     reduce=[], reduce_concat=range(2, 6))";
+        assert!(Genotype::parse(mixed).unwrap_err().to_string().contains("mixes (op, input) pairs and"));
+    }
 }

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Anything before `Genotype(` (e.g. `DARTS_V2 = `) is ignored. The four fields are keyword
-//! arguments in any order; genes are tuples or lists of a quoted op and an index; a concat is a
-//! list of indices or `range(a, b)`.
+//! arguments in any order; genes are tuples or lists of a quoted op and an index, or FairDARTS'
+//! sparse triples `('op', node, input)` (then a node may have fewer than two inputs, and an
+//! empty cell `[]` is sparse too); a concat is a list of indices or `range(a, b)`.
 
 use super::genotype::Genotype;
 use super::genotypes::GenotypeError;
@@ -65,6 +66,24 @@ fn tokens(text: &str) -> Result<Vec<Tok>, GenotypeError> {
         }
     }
     Ok(out)
+}
+
+/// A parsed gene: op, destination state (triples only), input.
+type Gene = (String, Option<usize>, usize);
+
+/// A cell's (op, input) genes, and their destination states when the cell is sparse.
+type Cell = (Vec<(String, usize)>, Option<Vec<usize>>);
+
+/// A cell's genes and, when they are FairDARTS triples (or the cell is empty, which only a
+/// sparse genotype can be), their destinations.
+fn split_cell(genes: Vec<Gene>, name: &str) -> Result<Cell, GenotypeError> {
+    let triples = genes.iter().filter(|g| g.1.is_some()).count();
+    if triples != 0 && triples != genes.len() {
+        return Err(syntax(format!("{name} mixes (op, input) pairs and (op, node, input) triples")));
+    }
+    let sparse = genes.is_empty() || triples > 0;
+    let nodes = sparse.then(|| genes.iter().filter_map(|g| g.1).collect());
+    Ok((genes.into_iter().map(|(op, _, j)| (op, j)).collect(), nodes))
 }
 
 struct Parser {
@@ -131,8 +150,8 @@ impl Parser {
         Ok(out)
     }
 
-    /// `('op', j)` or `['op', j]`.
-    fn gene(&mut self) -> Result<(String, usize), GenotypeError> {
+    /// `('op', j)` or `['op', j]`, or the triple `('op', node, j)`.
+    fn gene(&mut self) -> Result<Gene, GenotypeError> {
         let close = match self.next("a gene")? {
             Tok::Punct('(') => ')',
             Tok::Punct('[') => ']',
@@ -143,10 +162,19 @@ impl Parser {
             t => return Err(syntax(format!("expected a quoted op name, found {t:?}"))),
         };
         self.punct(',')?;
-        let j = self.int()?;
-        self.eat(',');
+        let first = self.int()?;
+        let second = if self.eat(',') && self.peek() != Some(&Tok::Punct(close)) {
+            let j = self.int()?;
+            self.eat(',');
+            Some(j)
+        } else {
+            None
+        };
         self.punct(close)?;
-        Ok((op, j))
+        Ok(match second {
+            Some(j) => (op, Some(first), j),
+            None => (op, None, first),
+        })
     }
 
     /// A list of indices or `range(a, b)` / `range(b)`.
@@ -195,11 +223,18 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
         return Err(syntax(format!("unexpected {t:?} after Genotype(...)")));
     }
     let missing = |name: &str| syntax(format!("missing field {name}"));
+    let (normal, normal_nodes) = split_cell(normal.ok_or_else(|| missing("normal"))?, "normal")?;
+    let (reduce, reduce_nodes) = split_cell(reduce.ok_or_else(|| missing("reduce"))?, "reduce")?;
+    let sparse = normal_nodes.is_some() || reduce_nodes.is_some();
+    // A sparse genotype's other cell in pairs is dense: two per node, in node order.
+    let dense_nodes = |genes: &[(String, usize)]| (0..genes.len()).map(|g| 2 + g / 2).collect();
     Ok(Genotype {
-        normal: normal.ok_or_else(|| missing("normal"))?,
+        normal_nodes: if sparse { normal_nodes.unwrap_or_else(|| dense_nodes(&normal)) } else { Vec::new() },
+        reduce_nodes: if sparse { reduce_nodes.unwrap_or_else(|| dense_nodes(&reduce)) } else { Vec::new() },
+        normal,
         normal_concat: normal_concat.ok_or_else(|| missing("normal_concat"))?,
-        reduce: reduce.ok_or_else(|| missing("reduce"))?,
+        reduce,
         reduce_concat: reduce_concat.ok_or_else(|| missing("reduce_concat"))?,
-        ..Default::default()
+        sparse,
     })
 }
