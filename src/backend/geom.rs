@@ -142,3 +142,77 @@ pub fn out_dim(len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> u
         (padded - span) / stride + 1
     }
 }
+
+/// The shapes of one partial-channel merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcGeom {
+    /// Batch.
+    pub n: usize,
+    /// Channels of x and y.
+    pub c: usize,
+    /// Height and width of x.
+    pub h: usize,
+    /// Width of x.
+    pub w: usize,
+    /// Channel proportion and shuffle groups.
+    pub k: usize,
+    /// 1 (identity bypass) or 2 (2x2 max-pool bypass).
+    pub stride: usize,
+}
+
+impl PcGeom {
+    /// Channels through the mixed op (c/k).
+    pub fn cpk(&self) -> usize {
+        self.c / self.k
+    }
+    /// Output height.
+    pub fn oh(&self) -> usize {
+        self.h / self.stride
+    }
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        self.w / self.stride
+    }
+    /// Elements of y (and of the unshuffled v).
+    pub fn y_len(&self) -> usize {
+        self.n * self.c * self.oh() * self.ow()
+    }
+    /// Elements of m.
+    pub fn m_len(&self) -> usize {
+        self.n * self.cpk() * self.oh() * self.ow()
+    }
+    /// Elements of x.
+    pub fn x_len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+    /// The channel of v that output channel `o` reads: q = (o mod k)·(c/k) + o div k.
+    pub fn source(&self, o: usize) -> usize {
+        (o % self.k) * self.cpk() + o / self.k
+    }
+    /// The output channel that reads channel `q` of v: o = (q mod c/k)·k + q div (c/k).
+    pub fn dest(&self, q: usize) -> usize {
+        (q % self.cpk()) * self.k + q / self.cpk()
+    }
+    /// Panics (naming the op) unless the geometry is valid: k ≥ 1 divides c, stride 1 or 2 with
+    /// even h and w on stride 2.
+    pub fn check(&self, op: &str) {
+        assert!(
+            self.k >= 1 && self.c % self.k == 0,
+            "{op}: k = {} must divide the {} channels",
+            self.k,
+            self.c
+        );
+        assert!(
+            self.stride == 1 || (self.stride == 2 && self.h % 2 == 0 && self.w % 2 == 0),
+            "{op}: stride {} on {}x{} (stride 1, or 2 on even sizes)",
+            self.stride,
+            self.h,
+            self.w
+        );
+    }
+}
+
+/// Edges into the nodes of a cell with `steps` intermediate nodes: 2 + 3 + ... + (steps + 1).
+pub fn node_edges(steps: usize) -> usize {
+    steps * (steps + 3) / 2
+}

@@ -64,13 +64,19 @@ impl Preprocess {
 pub struct Cell {
     /// A reduction cell (stride 2 on the edges from its inputs, channels doubled).
     pub reduction: bool,
+    /// Channels per node.
+    c: usize,
+    /// PC-DARTS' channel proportion k: the edges' candidates work on c/k channels
+    /// (see [`super::pc`]); `None` for DARTS and FairDARTS.
+    pc_k: Option<usize>,
     pre: Preprocess,
     edges: Vec<MixedOp>,
 }
 
 impl Cell {
     /// Cell `index` with input channels `c_pp` (two cells back), `c_p` (previous cell) and
-    /// `c` channels per node; `method` picks the edges (DARTS', or FairDARTS' without `none`).
+    /// `c` channels per node; `method` picks the edges (DARTS', FairDARTS' without `none`, or
+    /// PC-DARTS' on c/k channels).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         s: &mut Store,
@@ -83,6 +89,13 @@ impl Cell {
         method: Method,
         rng: &mut Rng,
     ) -> Cell {
+        let pc_k = match method {
+            Method::PcDarts { k } => {
+                assert!(k >= 1 && c % k == 0, "Cell: k = {k} must divide the {c} channels of cell {index}");
+                Some(k)
+            }
+            Method::Darts | Method::FairDarts => None,
+        };
         let prefix = format!("cells.{index}");
         let pre = Preprocess::new(s, &prefix, c_pp, c_p, c, reduction_prev, rng);
         let mut edges = Vec::with_capacity(EDGES);
@@ -92,62 +105,88 @@ impl Cell {
                 let name = format!("{prefix}._ops.{}", edges.len());
                 edges.push(match method {
                     Method::FairDarts => super::fair::edge(s, &name, c, stride, rng),
-                    _ => MixedOp::new(s, &name, c, stride, rng),
+                    _ => MixedOp::new(s, &name, c / pc_k.unwrap_or(1), stride, rng),
                 });
             }
         }
-        Cell { reduction, pre, edges }
+        Cell { reduction, c, pc_k, pre, edges }
     }
 
     /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` (FairDARTS:
     /// σ(α) `[14, 7]`) of this cell type (unfused), or α itself (`fused`: each edge is one fused
-    /// node that takes the logits). With `masks`, every edge's output goes through drop path
-    /// (the next 14 masks, in edge order) before its node's sum.
+    /// node that takes the logits); `w2` PC-DARTS' node-normalised β `[14]`
+    /// ([`F::node_softmax`]). With `masks`, every edge's output goes through drop path (the
+    /// next 14 masks, in edge order) before its node's sum.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         ctx: &mut Ctx,
         s0: &Var,
         s1: &Var,
         weights: &Var,
+        w2: Option<&Var>,
         fused: bool,
         mut masks: Option<&mut Masks>,
     ) -> Var {
         let mut states = self.pre.forward(ctx, s0, s1).to_vec();
         let mut offset = 0;
         for _ in 0..STEPS {
-            if fused {
-                let mut acc: Option<Var> = None;
-                for (j, state) in states.iter().enumerate() {
-                    let edge = &self.edges[offset + j];
-                    acc = Some(match masks.as_deref_mut() {
-                        // Drop path acts on the edge alone: the fused node then adds nothing.
-                        Some(m) => {
-                            let e = drop_path(&edge.forward_fused(ctx, state, weights, offset + j, None), m);
-                            match acc {
-                                Some(a) => F::add(&a, &e),
-                                None => e,
-                            }
+            let mut acc: Option<Var> = None;
+            for (j, state) in states.iter().enumerate() {
+                let stride = if self.reduction && j < 2 { 2 } else { 1 };
+                let edge = Edge { e: offset + j, stride, weights, w2, fused };
+                acc = Some(match masks.as_deref_mut() {
+                    // Drop path acts on the edge alone, which is then added.
+                    Some(m) => {
+                        let out = drop_path(&self.edge(ctx, &edge, state, None), m);
+                        match acc {
+                            Some(a) => F::add(&a, &out),
+                            None => out,
                         }
-                        None => edge.forward_fused(ctx, state, weights, offset + j, acc.as_ref()),
-                    });
-                }
-                offset += states.len();
-                states.push(acc.expect("a node has at least two edges"));
-                continue;
-            }
-            let terms: Vec<Var> = (0..states.len())
-                .map(|j| {
-                    let w = F::row(weights, offset + j);
-                    let e = self.edges[offset + j].forward(ctx, &states[j], &w);
-                    match masks.as_deref_mut() {
-                        Some(m) => drop_path(&e, m),
-                        None => e,
                     }
-                })
-                .collect();
+                    None => self.edge(ctx, &edge, state, acc.as_ref()),
+                });
+            }
             offset += states.len();
-            states.push(F::add_n(&terms));
+            states.push(acc.expect("a node has at least two edges"));
         }
         F::concat_channels(&states[2..])
+    }
+}
+
+/// Which edge of a cell runs, and with what ([`Cell::forward`]'s arguments).
+struct Edge<'a> {
+    e: usize,
+    stride: usize,
+    weights: &'a Var,
+    w2: Option<&'a Var>,
+    fused: bool,
+}
+
+impl Cell {
+    /// `acc` plus edge `d.e`'s output from input state `x`: the mixed op (one fused node that
+    /// adds into `acc`, or the unfused composition), or PC-DARTS' mixed op on the first c/k
+    /// channels merged with the bypassed rest ([`F::pc_merge`]).
+    fn edge(&self, ctx: &mut Ctx, d: &Edge, x: &Var, acc: Option<&Var>) -> Var {
+        let op = &self.edges[d.e];
+        let mixed = |ctx: &mut Ctx, x: &Var, acc: Option<&Var>| {
+            if d.fused {
+                op.forward_fused(ctx, x, d.weights, d.e, acc)
+            } else {
+                let y = op.forward(ctx, x, &F::row(d.weights, d.e));
+                match acc {
+                    Some(a) => F::add(a, &y),
+                    None => y,
+                }
+            }
+        };
+        match self.pc_k {
+            None => mixed(ctx, x, acc),
+            Some(k) => {
+                let m = mixed(ctx, &F::channel_slice(x, 0, self.c / k), None);
+                let w2 = d.w2.expect("PC-DARTS edges are weighted by the node-normalised β");
+                F::pc_merge(&m, x, acc, w2, d.e, k, d.stride)
+            }
+        }
     }
 }

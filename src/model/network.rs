@@ -8,7 +8,7 @@ use super::eval::ops::{DropPath, Masks};
 use super::fair;
 use super::method::Method;
 use super::mixed::PRIMITIVES;
-use super::pc::{PcCell, PcParts};
+use super::pc::PcParts;
 use crate::autograd::functions as F;
 use crate::autograd::{Groups, Tape, Var};
 use crate::nn::{Ctx, Store, B, P};
@@ -97,15 +97,11 @@ impl SearchDropPath {
 impl Network {
     /// A freshly initialised network and its store: PyTorch's default conv/linear
     /// initialisation, BN γ = 1, β = 0, α = 1e-3 · N(0, 1), all drawn from `rng`. With
-    /// [`Method::PcDarts`] the cells are [`PcCell`]s and the edge logits `betas_normal`,
+    /// [`Method::PcDarts`] the cells' edges work on c/k channels and the edge logits `betas_normal`,
     /// `betas_reduce` (1e-3 · N(0, 1)) follow the alphas in [`Groups::ARCH`]; FairDARTS' edges
     /// have no `none` and α = 0 `[14, 7]`.
     pub fn new(config: NetConfig, dtype: DType, rng: &mut Rng) -> (Network, Store) {
         let NetConfig { channels: c, layers, classes, method } = config;
-        let pc_k = match method {
-            Method::PcDarts { k } => Some(k),
-            Method::Darts | Method::FairDarts => None,
-        };
         assert!(layers >= 3, "Network: at least 3 layers (reductions at 1/3 and 2/3), got {layers}");
         let mut s = Store::new(dtype);
         let c_stem = 3 * c;
@@ -116,21 +112,13 @@ impl Network {
 
         let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
         let mut cells = Vec::with_capacity(layers);
-        let mut pc_cells = Vec::new();
         let mut reduction_prev = false;
         for i in 0..layers {
             let reduction = i == layers / 3 || i == 2 * layers / 3;
             if reduction {
                 c_cur *= 2;
             }
-            match pc_k {
-                Some(k) => {
-                    pc_cells.push(PcCell::new(&mut s, i, c_pp, c_p, c_cur, k, reduction, reduction_prev, rng))
-                }
-                None => {
-                    cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, method, rng))
-                }
-            }
+            cells.push(Cell::new(&mut s, i, c_pp, c_p, c_cur, reduction, reduction_prev, method, rng));
             reduction_prev = reduction;
             (c_pp, c_p) = (c_p, 4 * c_cur);
         }
@@ -149,7 +137,7 @@ impl Network {
         };
         let alphas_normal = s.add("alphas_normal".into(), alpha(rng), Groups::ARCH);
         let alphas_reduce = s.add("alphas_reduce".into(), alpha(rng), Groups::ARCH);
-        let pc = pc_k.map(|_| PcParts::new(&mut s, pc_cells, dtype, rng));
+        let pc = matches!(method, Method::PcDarts { .. }).then(|| PcParts::new(&mut s, dtype, rng));
         let net = Network {
             config,
             stem_w,
@@ -166,11 +154,6 @@ impl Network {
             drop_path: None,
         };
         (net, s)
-    }
-
-    /// Cells in the network (of whichever method).
-    fn cell_count(&self) -> usize {
-        self.pc.as_ref().map_or(self.cells.len(), |pc| pc.cells.len())
     }
 
     /// Logits `[n, classes]` of images `x` `[n, 3, 32, 32]` on a fresh tape (in `ctx`).
@@ -192,26 +175,24 @@ impl Network {
         };
         let mut masks = match &self.drop_path {
             Some(d) if ctx.training && d.prob > 0.0 => {
-                Some(d.draw(self.cell_count() * EDGES, x.shape()[0], x.value().dtype(), &x.value().device()))
+                Some(d.draw(self.cells.len() * EDGES, x.shape()[0], x.value().dtype(), &x.value().device()))
             }
             _ => None,
         };
-        let last = match &self.pc {
-            Some(pc) => pc.forward(ctx, stem, (&w_normal, &w_reduce), self.fuse, masks.as_mut()),
-            None => {
-                let (mut s0, mut s1) = (stem.clone(), stem);
-                for cell in &self.cells {
-                    let w = if cell.reduction { &w_reduce } else { &w_normal };
-                    let out = cell.forward(ctx, &s0, &s1, w, self.fuse, masks.as_mut());
-                    (s0, s1) = (s1, out);
-                }
-                s1
-            }
-        };
+        let w2 = self.pc.as_ref().map(|pc| pc.node_weights(ctx));
+        let (mut s0, mut s1) = (stem.clone(), stem);
+        for cell in &self.cells {
+            let (w, w2) = match cell.reduction {
+                true => (&w_reduce, w2.as_ref().map(|w| &w.1)),
+                false => (&w_normal, w2.as_ref().map(|w| &w.0)),
+            };
+            let out = cell.forward(ctx, &s0, &s1, w, w2, self.fuse, masks.as_mut());
+            (s0, s1) = (s1, out);
+        }
         if let Some(m) = &masks {
             assert!(m.exhausted(), "search network: drop-path masks left over after the last cell");
         }
-        let pooled = F::global_avg_pool(&last);
+        let pooled = F::global_avg_pool(&s1);
         F::linear(&pooled, ctx.p(self.classifier_w), ctx.p(self.classifier_b))
     }
 

@@ -2,8 +2,9 @@
 //! of β over each node's incoming edges (see `backend::cpu::pcdarts` for the math).
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype};
-use crate::backend::cpu::pcdarts::{self as cpu, PcGeom};
+use crate::backend::cpu::pcdarts as cpu;
 use crate::backend::cpu::Real as _;
+use crate::backend::geom::PcGeom;
 use crate::backend::gpu::launch::pcdarts as gpc;
 use crate::backend::gpu::DevPtr;
 use crate::tensor::{fmt_shape, gpu_ok, Tensor};
@@ -163,7 +164,7 @@ pub fn pc_merge_bwd(
 }
 
 fn node_steps(op: &str, t: &Tensor, steps: usize) {
-    let e = cpu::node_edges(steps);
+    let e = crate::backend::geom::node_edges(steps);
     assert_eq!(t.shape(), &[e][..], "{op}: {} for {steps} nodes (want [{e}])", fmt_shape(t.shape()));
 }
 

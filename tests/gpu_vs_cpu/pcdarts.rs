@@ -1,7 +1,8 @@
 //! PC-DARTS (`kernels/pcdarts.cu`): the partial-channel merge forward and backward (dm, dx, ds)
 //! and the node softmax, against `cpu::pcdarts` in f64.
 
-use darts::backend::cpu::pcdarts::{self as cpu, PcGeom};
+use darts::backend::cpu::pcdarts as cpu;
+use darts::backend::geom::{node_edges, PcGeom};
 use darts::backend::gpu::launch::pcdarts as gpu;
 use darts::backend::gpu::Gpu;
 use darts::rng::Rng;
@@ -66,7 +67,7 @@ pub fn cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
         });
     }
     for steps in [1, 2, 4, 7] {
-        let e = cpu::node_edges(steps);
+        let e = node_edges(steps);
         let (beta, dy) = (normals(rng, e), normals(rng, e));
         let mut y = nan(rt, e);
         gpu::node_softmax_fwd(steps, &up(rt, &beta), &mut y).unwrap();

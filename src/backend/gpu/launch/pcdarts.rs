@@ -4,7 +4,7 @@
 //! `backend::cpu::pcdarts`.
 
 use super::{grid_for, int, partials_for, BLOCK};
-use crate::backend::cpu::pcdarts::{node_edges, PcGeom};
+use crate::backend::geom::{node_edges, PcGeom};
 use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
