@@ -32,6 +32,41 @@ pub fn conv2d(x: &Var, w: &Var, p: ConvParams) -> Var {
     )
 }
 
+/// conv2d(relu(x)[:, :, shift.., shift..], w) as one node that keeps only x: relu(x) (and the
+/// one-pixel shift FactorizedReduce's second conv reads, `shift` 1) is recomputed in the
+/// backward instead of being saved next to x, which the producer's consumers keep anyway.
+pub fn relu_conv2d(x: &Var, w: &Var, p: ConvParams, shift: usize) -> Var {
+    let input = move |xv: &Tensor| {
+        let r = ops::elementwise::relu(xv);
+        match shift {
+            0 => r,
+            s => {
+                let (h, w) = (xv.shape()[2], xv.shape()[3]);
+                assert!(h > s && w > s, "relu_conv2d: shift {s} of x {}", fmt_shape(xv.shape()));
+                ops::layout::crop(&r, s, s, h - s, w - s)
+            }
+        }
+    };
+    let y = ops::conv::conv2d(&input(x.value()), w.value(), p);
+    let (xv, wv) = (x.value().clone(), w.value().clone());
+    x.tape().push(
+        y,
+        &[x, w],
+        Box::new(move |dy, need| {
+            let r = input(&xv);
+            let dx = need[0].then(|| {
+                let dr = ops::conv::conv2d_bwd_data(dy, &wv, r.shape(), p);
+                let dr = match shift {
+                    0 => dr,
+                    s => ops::layout::crop_bwd(&dr, xv.shape(), s, s),
+                };
+                ops::elementwise::relu_bwd(&xv, &dr)
+            });
+            vec![dx, need[1].then(|| ops::conv::conv2d_bwd_weight(&r, dy, wv.shape(), p))]
+        }),
+    )
+}
+
 /// max(x, 0).
 pub fn relu(x: &Var) -> Var {
     let y = ops::elementwise::relu(x.value());
@@ -93,6 +128,19 @@ pub fn batch_norm(x: &Var, affine: Option<(&Var, &Var)>, state: &mut BnState, tr
             &mut state.running_mean,
             &mut state.running_var,
         );
+        if affine.is_none() {
+            // Without γ and β the output is x̂ itself, which the next op keeps anyway: save it
+            // instead of x, so x (a conv's or a concat's output) is freed now.
+            drop(xv);
+            let yv = y.clone();
+            return x.tape().push(
+                y,
+                &parents,
+                Box::new(move |dy, _| {
+                    vec![Some(ops::norm::batch_norm_train_bwd_from_output(&yv, dy, &saved))]
+                }),
+            );
+        }
         x.tape().push(
             y,
             &parents,

@@ -129,12 +129,17 @@ impl Cell {
         mut masks: Option<&mut Masks>,
     ) -> Var {
         let mut states = self.pre.forward(ctx, s0, s1).to_vec();
+        // PC-DARTS: every edge from a state reads the same first c/k channels, sliced once.
+        let mut heads: Vec<Var> = Vec::new();
         let mut offset = 0;
         for _ in 0..STEPS {
             let mut acc: Option<Var> = None;
             for (j, state) in states.iter().enumerate() {
+                if let (Some(k), true) = (self.pc_k, j == heads.len()) {
+                    heads.push(F::channel_slice(state, 0, self.c / k));
+                }
                 let stride = if self.reduction && j < 2 { 2 } else { 1 };
-                let edge = Edge { e: offset + j, stride, weights, w2, fused };
+                let edge = Edge { e: offset + j, stride, weights, w2, fused, head: heads.get(j) };
                 acc = Some(match masks.as_deref_mut() {
                     // Drop path acts on the edge alone, which is then added.
                     Some(m) => {
@@ -161,12 +166,14 @@ struct Edge<'a> {
     weights: &'a Var,
     w2: Option<&'a Var>,
     fused: bool,
+    /// PC-DARTS: the input's first c/k channels.
+    head: Option<&'a Var>,
 }
 
 impl Cell {
     /// `acc` plus edge `d.e`'s output from input state `x`: the mixed op (one fused node that
     /// adds into `acc`, or the unfused composition), or PC-DARTS' mixed op on the first c/k
-    /// channels merged with the bypassed rest ([`F::pc_merge`]).
+    /// channels of x (`d.head`) merged with the bypassed rest ([`F::pc_merge`]).
     fn edge(&self, ctx: &mut Ctx, d: &Edge, x: &Var, acc: Option<&Var>) -> Var {
         let op = &self.edges[d.e];
         let mixed = |ctx: &mut Ctx, x: &Var, acc: Option<&Var>| {
@@ -183,7 +190,14 @@ impl Cell {
         match self.pc_k {
             None => mixed(ctx, x, acc),
             Some(k) => {
-                let m = mixed(ctx, &F::channel_slice(x, 0, self.c / k), None);
+                let head = d.head.expect("PC-DARTS edges read their input's sliced channels");
+                assert_eq!(
+                    head.shape()[1],
+                    self.c / k,
+                    "Cell::edge: the head of x {:?} with k {k}",
+                    x.shape()
+                );
+                let m = mixed(ctx, head, None);
                 let w2 = d.w2.expect("PC-DARTS edges are weighted by the node-normalised β");
                 F::pc_merge(&m, x, acc, w2, d.e, k, d.stride)
             }

@@ -38,7 +38,7 @@ impl ReluConvBn {
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let y = F::conv2d(&F::relu(x), ctx.p(self.w), self.p);
+        let y = F::relu_conv2d(x, ctx.p(self.w), self.p, 0);
         ctx.bn(&y, self.bn, None)
     }
 }
@@ -82,11 +82,9 @@ impl FactorizedReduce {
 
     /// The forward up to its BN (the fused mixed op applies the BN).
     pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let r = F::relu(x);
-        let (h, w) = (x.shape()[2], x.shape()[3]);
         let p = ConvParams::new(2, 0);
-        let a = F::conv2d(&r, ctx.p(self.w1), p);
-        let b = F::conv2d(&F::crop(&r, 1, 1, h - 1, w - 1), ctx.p(self.w2), p);
+        let a = F::relu_conv2d(x, ctx.p(self.w1), p, 0);
+        let b = F::relu_conv2d(x, ctx.p(self.w2), p, 1);
         F::concat_channels(&[a, b])
     }
 

@@ -256,6 +256,19 @@ pub fn batch_norm_train_bwd(
     })
 }
 
+/// Training-mode backward of a BN without γ and β from its output y = x̂ (instead of x):
+/// dx = invstd · (dy − mean(dy) − x̂ · mean(dy · x̂)). It is [`batch_norm_train_bwd`] with
+/// x := y, mean := 0, invstd := 1 (so its x̂ is y) and γ := invstd (its factor on dx).
+pub fn batch_norm_train_bwd_from_output(y: &Tensor, dy: &Tensor, saved: &BnSaved) -> Tensor {
+    let c = saved.invstd.numel();
+    let device = y.device();
+    let unit = BnSaved {
+        mean: Tensor::zeros_on(&[c], y.dtype(), &device),
+        invstd: Tensor::full_on(&[c], 1.0, y.dtype(), &device),
+    };
+    batch_norm_train_bwd(y, dy, &unit, Some(&saved.invstd), false).dx
+}
+
 /// Eval-mode backward (running statistics are constants).
 pub fn batch_norm_eval_bwd(
     x: &Tensor,
