@@ -79,7 +79,18 @@ ALL_OPS = Genotype(
     reduce=[("skip_connect", 0), ("sep_conv_5x5", 1), ("avg_pool_3x3", 1), ("dil_conv_3x3", 2),
             ("max_pool_3x3", 0), ("sep_conv_3x3", 3), ("dil_conv_5x5", 1), ("skip_connect", 4)],
     reduce_concat=[3, 4, 5])
-GENOTYPES = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS_V2, "ALL_OPS": ALL_OPS}
+# Not published: a sparse FairDARTS genotype of (op, node, input) triples, built as FairDARTS'
+# DCOCell (tests/eval_reference.rs): normal node 2 with two inputs, node 3 with one, node 4
+# isolated, node 5 reading node 3 and the isolated node 4 (that op exists but never runs); the
+# reduction cell keeps nodes 2 and 4 only (a stride-2 skip_connect), so its output has two nodes.
+FAIR_SPARSE = Genotype(
+    normal=[("sep_conv_3x3", 2, 0), ("skip_connect", 2, 1), ("dil_conv_3x3", 3, 2),
+            ("max_pool_3x3", 5, 3), ("sep_conv_5x5", 5, 4)],
+    normal_concat=range(2, 6),
+    reduce=[("skip_connect", 2, 0), ("avg_pool_3x3", 2, 1), ("dil_conv_5x5", 4, 2), ("max_pool_3x3", 4, 1)],
+    reduce_concat=range(2, 6))
+GENOTYPES = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS_V2, "ALL_OPS": ALL_OPS,
+             "FAIR_SPARSE": FAIR_SPARSE}
 
 # ----------------------------------------------------------------------------------------------
 # Operations (operations.py, affine=True)
@@ -220,6 +231,40 @@ class Cell(nn.Module):
         return torch.cat([states[i] for i in self._concat], dim=1)
 
 
+class DCOCell(nn.Module):
+    """FairDARTS' cell of a sparse genotype (its model.py `DCOCell`): ops keyed by destination
+    node and input, a node sums the ops of the inputs that exist, drop path acts on each node's
+    sum, and the output concatenates every node that has an op (in the genotype's order)."""
+
+    def __init__(self, genotype, c_prev_prev, c_prev, c, reduction, reduction_prev):
+        super().__init__()
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(c_prev_prev, c)
+        else:
+            self.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        genes = genotype.reduce if reduction else genotype.normal
+        self._ops = nn.ModuleDict()
+        for name, to, frm in genes:
+            stride = 2 if reduction and frm < 2 else 1
+            node = self._ops[str(to)] if str(to) in self._ops else nn.ModuleDict()
+            self._ops[str(to)] = node
+            if str(frm) not in node:
+                node[str(frm)] = nn.ModuleList()
+            node[str(frm)].append(OPS[name](c, stride))
+        self.multiplier = len(self._ops)
+
+    def forward(self, s0, s1, drop_prob):
+        states = {"0": self.preprocess0(s0), "1": self.preprocess1(s1)}
+        for to, node in self._ops.items():
+            h = [sum(op(states[frm]) for op in ops) for frm, ops in node.items() if frm in states]
+            out = sum(h)
+            if self.training and drop_prob > 0.:
+                out = drop_path(out, drop_prob)
+            states[to] = out
+        return torch.cat(list(states.values())[2:], dim=1)
+
+
 class AuxiliaryHeadCIFAR(nn.Module):
     def __init__(self, c, num_classes):
         super().__init__()
@@ -266,7 +311,8 @@ def _cells(net, genotype, layers, c_prev_prev, c_prev, c_curr, reduction_prev):
         reduction = i in (layers // 3, 2 * layers // 3)
         if reduction:
             c_curr *= 2
-        cell = Cell(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+        sparse = len(genotype.normal[0]) == 3
+        cell = (DCOCell if sparse else Cell)(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
         reduction_prev = reduction
         net.cells.append(cell)
         c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
@@ -431,6 +477,8 @@ def write_safetensors(path, tensors, metadata=None):
 STEP_CONFIGS = {
     "darts_v2": dict(genotype="DARTS_V2", channels=8, layers=5, auxiliary=True, batch=2, hw=32, labels=[3, 7]),
     "all_ops": dict(genotype="ALL_OPS", channels=4, layers=3, auxiliary=False, batch=2, hw=16, labels=[5, 0]),
+    "fair_sparse": dict(genotype="FAIR_SPARSE", channels=4, layers=5, auxiliary=False, batch=2, hw=16,
+                        labels=[2, 9]),
     # The head after the last cell: its in-place ReLU reaches the classifier. Outputs only (the
     # head's 768x128x2x2 conv alone is 3 MB in float64).
     "darts_v2_l3_aux": dict(genotype="DARTS_V2", channels=4, layers=3, auxiliary=True, batch=2, hw=32,
@@ -444,6 +492,7 @@ NAMED = [
     ("cifar_v2_c8_l5_aux", NetworkCIFAR, 8, 10, 5, True, "DARTS_V2"),
     ("cifar_v1_c4_l6", NetworkCIFAR, 4, 10, 6, False, "DARTS_V1"),
     ("imagenet_v2_c8_l5_aux", NetworkImageNet, 8, 1000, 5, True, "DARTS_V2"),
+    ("cifar_fair_sparse_c4_l5_aux", NetworkCIFAR, 4, 10, 5, True, "FAIR_SPARSE"),
 ]
 
 

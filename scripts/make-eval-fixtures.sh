@@ -23,4 +23,5 @@ log=$dir/log.jsonl
 "$PYTHON" scripts/eval_torch.py step --config darts_v2 --out "$dir/step.safetensors" | tee -a "$log"
 "$PYTHON" scripts/eval_torch.py step --config all_ops --out "$dir/step-all-ops.safetensors" | tee -a "$log"
 "$PYTHON" scripts/eval_torch.py step --config darts_v2_l3_aux --out "$dir/outputs-l3-aux.safetensors" | tee -a "$log"
+"$PYTHON" scripts/eval_torch.py step --config fair_sparse --out "$dir/step-fair-sparse.safetensors" | tee -a "$log"
 du -b "$dir"/*

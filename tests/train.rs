@@ -110,3 +110,31 @@ fn training_batches_draw_a_cutout_per_image() {
     let plain = EpochSampler::new((0..10).collect(), 5, true, 3).unwrap().next_plan();
     assert!(plain.aug.unwrap().iter().all(|p| p.cutout.is_none()), "no cutout unless asked");
 }
+
+/// A sparse FairDARTS genotype trains as FairDARTS' DCOCell (a node of one input, an isolated
+/// node, cells of different widths), with drop path on each node's sum in the second epoch; the
+/// checkpoint holds its ops under the reference's `_ops.<node>.<input>.<k>` names.
+#[test]
+fn a_sparse_fair_darts_genotype_trains_as_dco_cells() {
+    let genotype =
+        "Genotype(normal=[('sep_conv_3x3', 2, 0), ('skip_connect', 2, 1), ('dil_conv_3x3', 3, 2)], \
+                    normal_concat=range(2, 6), reduce=[('skip_connect', 2, 0), ('max_pool_3x3', 4, 1)], \
+                    reduce_concat=range(2, 6))";
+    let cfg = TrainConfig { genotype: genotype.into(), ..tiny() };
+    let out = tmp("sparse");
+    let r = run(&cfg, &opts(&out, false, None, Device::Cpu)).unwrap();
+    assert!(!r.interrupted && r.epochs_done == 2);
+    let steps = step_lines(&out);
+    assert_eq!(steps.len(), 4);
+    assert!(steps.iter().all(|v| v["loss"].as_f64().is_some_and(f64::is_finite)), "{steps:?}");
+    assert_eq!(steps[3]["drop_path"], 0.15);
+    let (arrays, _) = darts::checkpoint::read(&out.join("checkpoint.safetensors")).unwrap();
+    for name in [
+        "cells.0._ops.2.0.0.op.1.weight",
+        "cells.0._ops.3.2.0.op.1.weight",
+        "cells.1._ops.2.0.0.conv_1.weight",
+    ] {
+        assert!(arrays.keys().any(|k| k.ends_with(name)), "{name} missing");
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -410,12 +410,22 @@ mod tests {
         let back: Genotype = serde_json::from_str(&g.to_json()).unwrap();
         assert_eq!(back, g);
         g.validate().unwrap();
-        let e = g.validate_trainable().unwrap_err();
-        assert_eq!(
-            e,
-            crate::search::genotypes::GenotypeError::NotTwoInputs { cell: "normal", node: 1, inputs: 1 }
-        );
+        // It trains as FairDARTS' DCOCell: node 1 has one input, the isolated node 2 is left out.
+        g.validate_trainable().unwrap();
+        assert_eq!(crate::search::genotypes::dco_nodes(&g.normal, &g.normal_nodes), [2, 3, 5]);
+        // A node whose only input is the isolated node cannot be computed; nor can an empty cell.
+        let mut dead = g.clone();
+        dead.normal.truncate(3);
+        dead.normal_nodes.truncate(3);
+        dead.normal.push(("sep_conv_3x3".into(), 4));
+        dead.normal_nodes.push(5);
+        dead.validate().unwrap();
+        let e = dead.validate_trainable().unwrap_err();
+        assert_eq!(e, crate::search::genotypes::GenotypeError::NodeWithoutInput { cell: "normal", node: 3 });
         assert!(e.to_string().contains("cannot be trained"), "{e}");
+        let empty = Genotype::from_alphas_sparse(&alpha, &vec![0.0; EDGES * 7], 0.85);
+        let e = empty.validate_trainable().unwrap_err();
+        assert_eq!(e, crate::search::genotypes::GenotypeError::EmptyCell { cell: "reduce" });
         // The isolated node 2 is drawn as such, and has no incoming edge.
         let dot = to_dot_triples(&g.triples(false), "normal");
         assert!(dot.contains("\"2\" [fillcolor=lightgrey, style=\"filled,dashed\""), "{dot}");
@@ -423,7 +433,7 @@ mod tests {
         assert!(dot.contains("\"2\" -> \"3\" [label=\"dil_conv_3x3\"]"), "{dot}");
         let svg = to_svg_triples(&g.triples(false), "normal");
         assert_eq!(svg.matches("(no input)").count(), 1);
-        // A sparse genotype with two inputs per node trains.
+        // A sparse genotype with two inputs per node.
         let full: Vec<f64> = vec![logit(0.9); EDGES * 7];
         let two = Genotype::from_alphas_sparse(&full, &full, 0.85);
         two.validate_trainable().unwrap();

@@ -54,15 +54,19 @@ pub enum GenotypeError {
         /// The destination given.
         node: usize,
     },
-    /// A sparse genotype (FairDARTS) with a node of other than two inputs: the evaluation
-    /// network builds two-input cells only (FairDARTS' DCOCell is not built).
-    NotTwoInputs {
+    /// A sparse genotype (FairDARTS) whose node has inputs but none of them exists (each is an
+    /// isolated node, or one that itself reads none): FairDARTS' DCOCell cannot compute it.
+    NodeWithoutInput {
         /// `normal` or `reduce`.
         cell: &'static str,
         /// The intermediate node (0..4).
         node: usize,
-        /// Its inputs.
-        inputs: usize,
+    },
+    /// A sparse genotype (FairDARTS) whose cell keeps no edge at all: its output would have no
+    /// channels.
+    EmptyCell {
+        /// `normal` or `reduce`.
+        cell: &'static str,
     },
     /// A concat list that is empty or names a state the cell does not have.
     BadConcat {
@@ -112,11 +116,15 @@ impl fmt::Display for GenotypeError {
                 "{cell} gene {gene}: destination state {node} out of order or outside 2..={}",
                 STEPS + 1
             ),
-            GenotypeError::NotTwoInputs { cell, node, inputs } => write!(
+            GenotypeError::NodeWithoutInput { cell, node } => write!(
                 f,
-                "{cell} node {node} has {inputs} input(s): this sparse (FairDARTS) genotype cannot be \
-                 trained, the evaluation network builds cells of two inputs per node only \
-                 (FairDARTS' DCOCell is not built)"
+                "{cell} node {node}: none of its inputs exists (each is an isolated node), so this \
+                 sparse (FairDARTS) genotype cannot be trained"
+            ),
+            GenotypeError::EmptyCell { cell } => write!(
+                f,
+                "the {cell} cell keeps no edge (no weight reached the threshold), so this sparse \
+                 (FairDARTS) genotype cannot be trained: search longer or lower the threshold"
             ),
             GenotypeError::BadConcat { field, concat, states } => {
                 write!(f, "{field} {concat:?}: must be a non-empty list of states 0..{states}")
@@ -280,21 +288,46 @@ impl Genotype {
         Ok(())
     }
 
-    /// [`Genotype::validate`], and every node with exactly two inputs, as the evaluation
-    /// network builds them (a sparse FairDARTS genotype passes only if it is so).
+    /// [`Genotype::validate`], and for a sparse genotype (FairDARTS' DCOCell) every node with
+    /// inputs reading at least one state that exists (a cell input, or a node that itself has
+    /// such an input), and each cell keeping at least one node.
     pub fn validate_trainable(&self) -> Result<(), GenotypeError> {
         self.validate()?;
         if !self.sparse {
             return Ok(());
         }
-        for (cell, nodes) in [("normal", &self.normal_nodes), ("reduce", &self.reduce_nodes)] {
-            for node in 0..STEPS {
-                let inputs = nodes.iter().filter(|&&d| d == node + 2).count();
-                if inputs != 2 {
-                    return Err(GenotypeError::NotTwoInputs { cell, node, inputs });
+        for (cell, genes, nodes) in
+            [("normal", &self.normal, &self.normal_nodes), ("reduce", &self.reduce, &self.reduce_nodes)]
+        {
+            if dco_nodes(genes, nodes).is_empty() {
+                return Err(GenotypeError::EmptyCell { cell });
+            }
+            let mut exists = [vec![true; 2], vec![false; STEPS]].concat();
+            for node in 2..2 + STEPS {
+                let mut inputs =
+                    genes.iter().zip(nodes).filter(|(_, &d)| d == node).map(|((_, j), _)| *j).peekable();
+                if inputs.peek().is_none() {
+                    continue;
                 }
+                if !inputs.any(|j| exists[j]) {
+                    return Err(GenotypeError::NodeWithoutInput { cell, node: node - 2 });
+                }
+                exists[node] = true;
             }
         }
         Ok(())
     }
+}
+
+/// The states a sparse cell (FairDARTS' DCOCell) outputs: each node that has an input, in
+/// order. Its concat list is not used: the reference concatenates exactly these.
+pub fn dco_nodes(genes: &[(String, usize)], nodes: &[usize]) -> Vec<usize> {
+    assert_eq!(genes.len(), nodes.len(), "dco_nodes: {} genes, {} destinations", genes.len(), nodes.len());
+    let mut out: Vec<usize> = Vec::new();
+    for &d in nodes {
+        if out.last() != Some(&d) {
+            out.push(d);
+        }
+    }
+    out
 }

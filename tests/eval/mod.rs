@@ -66,3 +66,16 @@ pub fn all_ops() -> Genotype {
         ..Default::default()
     }
 }
+
+/// A sparse FairDARTS genotype (`FAIR_SPARSE` of `scripts/eval_torch.py`), built as FairDARTS'
+/// DCOCell: normal node 2 of two inputs, node 3 of one, node 4 isolated, node 5 reading node 3
+/// and the isolated node 4; the reduction cell keeps nodes 2 and 4 (a stride-2 skip_connect).
+pub fn fair_sparse() -> Genotype {
+    Genotype::parse(
+        "FAIR_SPARSE = Genotype(normal=[('sep_conv_3x3', 2, 0), ('skip_connect', 2, 1), \
+         ('dil_conv_3x3', 3, 2), ('max_pool_3x3', 5, 3), ('sep_conv_5x5', 5, 4)], \
+         normal_concat=range(2, 6), reduce=[('skip_connect', 2, 0), ('avg_pool_3x3', 2, 1), \
+         ('dil_conv_5x5', 4, 2), ('max_pool_3x3', 4, 1)], reduce_concat=range(2, 6))",
+    )
+    .expect("FAIR_SPARSE parses")
+}

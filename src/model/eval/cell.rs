@@ -1,5 +1,7 @@
 //! An evaluation cell (`model.py` `Cell`): two preprocessed inputs, two genotype ops per node
-//! summed, and the channel concat of the genotype's `concat` states.
+//! summed, and the channel concat of the genotype's `concat` states. A sparse (FairDARTS)
+//! genotype builds FairDARTS' `DCOCell` instead: a node sums the ops of its inputs that exist,
+//! drop path acts on each node's sum, and the output concatenates every node that has an input.
 
 use super::layers::ReluConvBn;
 use super::ops::{drop_path, EvalOp, Masks};
@@ -9,6 +11,7 @@ use crate::nn::FactorizedReduce;
 use crate::nn::{Ctx, Store};
 use crate::rng::Rng;
 use crate::search::genotype::Genotype;
+use crate::search::genotypes::dco_nodes;
 
 #[derive(Clone, Debug)]
 enum Pre0 {
@@ -16,7 +19,8 @@ enum Pre0 {
     Reduce(FactorizedReduce),
 }
 
-/// One cell (names `cells.<i>.preprocess0`, `.preprocess1`, `._ops.<g>`, g the gene index).
+/// One cell (names `cells.<i>.preprocess0`, `.preprocess1`, `._ops.<g>`, g the gene index;
+/// a DCOCell's `._ops.<node>.<input>.<k>`, k counting the ops of one node and input).
 #[derive(Clone, Debug)]
 pub struct EvalCell {
     /// A reduction cell (stride 2 on the ops that read a cell input, channels doubled).
@@ -25,7 +29,11 @@ pub struct EvalCell {
     pre1: ReluConvBn,
     ops: Vec<EvalOp>,
     inputs: Vec<usize>,
+    /// The state each op adds into (2 + gene / 2 in a two-input cell).
+    nodes: Vec<usize>,
     concat: Vec<usize>,
+    /// FairDARTS' DCOCell (a sparse genotype).
+    dco: bool,
 }
 
 /// Shape of one cell: input channels two cells back (`c_pp`) and one back (`c_p`), channels
@@ -61,21 +69,42 @@ impl EvalCell {
             Pre0::Conv(ReluConvBn::new(s, &format!("{prefix}.preprocess0"), c_pp, c, rng))
         };
         let pre1 = ReluConvBn::new(s, &format!("{prefix}.preprocess1"), c_p, c, rng);
-        let (genes, concat) = if reduction {
-            (&genotype.reduce, &genotype.reduce_concat)
+        let (genes, concat, nodes) = if reduction {
+            (&genotype.reduce, &genotype.reduce_concat, &genotype.reduce_nodes)
         } else {
-            (&genotype.normal, &genotype.normal_concat)
+            (&genotype.normal, &genotype.normal_concat, &genotype.normal_nodes)
+        };
+        let dco = genotype.sparse;
+        let nodes: Vec<usize> = match dco {
+            true => nodes.clone(),
+            false => (0..genes.len()).map(|g| 2 + g / 2).collect(),
         };
         let ops = genes
             .iter()
+            .zip(&nodes)
             .enumerate()
-            .map(|(g, (name, input))| {
+            .map(|(g, ((name, input), node))| {
                 let stride = if reduction && *input < 2 { 2 } else { 1 };
-                EvalOp::new(s, &format!("{prefix}._ops.{g}"), name, c, stride, rng)
+                let name_of = match dco {
+                    false => format!("{prefix}._ops.{g}"),
+                    true => {
+                        let k = genes[..g]
+                            .iter()
+                            .zip(&nodes)
+                            .filter(|((_, j), d)| j == input && *d == node)
+                            .count();
+                        format!("{prefix}._ops.{node}.{input}.{k}")
+                    }
+                };
+                EvalOp::new(s, &name_of, name, c, stride, rng)
             })
             .collect();
         let inputs = genes.iter().map(|(_, j)| *j).collect();
-        EvalCell { reduction, pre0, pre1, ops, inputs, concat: concat.clone() }
+        let concat = match dco {
+            true => dco_nodes(genes, &nodes),
+            false => concat.clone(),
+        };
+        EvalCell { reduction, pre0, pre1, ops, inputs, nodes, concat, dco }
     }
 
     /// Output channels per node channel: the number of concatenated states.
@@ -83,32 +112,56 @@ impl EvalCell {
         self.concat.len()
     }
 
-    /// How many drop-path masks a forward uses: one per op but the identity.
+    /// How many drop-path masks a forward uses: one per op but the identity (a DCOCell: one per
+    /// node).
     pub fn droppable(&self) -> usize {
-        self.ops.iter().filter(|op| !op.is_identity()).count()
+        match self.dco {
+            true => self.concat.len(),
+            false => self.ops.iter().filter(|op| !op.is_identity()).count(),
+        }
     }
 
     /// Forward from the two previous states; with `masks` (training with drop path), the output
-    /// of every op but the identity takes the next mask.
+    /// of every op but the identity takes the next mask (a DCOCell: every node's sum).
     pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var, mut masks: Option<&mut Masks>) -> Var {
         let s0 = match &self.pre0 {
             Pre0::Conv(c) => c.forward(ctx, s0),
             Pre0::Reduce(r) => r.forward(ctx, s0),
         };
         let s1 = self.pre1.forward(ctx, s1);
-        let mut states = vec![s0, s1];
-        for node in 0..self.ops.len() / 2 {
-            let [a, b] = [2 * node, 2 * node + 1].map(|g| {
+        let mut states: Vec<Option<Var>> = vec![Some(s0), Some(s1)];
+        let last = self.nodes.iter().copied().max().unwrap_or(1);
+        states.resize(last + 1, None);
+        for node in 2..=last {
+            let mut sum: Option<Var> = None;
+            for g in (0..self.ops.len()).filter(|&g| self.nodes[g] == node) {
+                // A DCOCell skips the inputs that do not exist (isolated nodes).
+                let Some(x) = &states[self.inputs[g]] else { continue };
                 let op = &self.ops[g];
-                let h = op.forward(ctx, &states[self.inputs[g]]);
-                match masks.as_deref_mut() {
-                    Some(m) if !op.is_identity() => drop_path(&h, m),
+                let h = op.forward(ctx, x);
+                let h = match masks.as_deref_mut() {
+                    Some(m) if !self.dco && !op.is_identity() => drop_path(&h, m),
                     _ => h,
-                }
-            });
-            states.push(F::add(&a, &b));
+                };
+                sum = Some(match sum {
+                    Some(a) => F::add(&a, &h),
+                    None => h,
+                });
+            }
+            states[node] = match (sum, masks.as_deref_mut()) {
+                (Some(s), Some(m)) if self.dco => Some(drop_path(&s, m)),
+                (s, _) => s,
+            };
         }
-        let out: Vec<Var> = self.concat.iter().map(|&i| states[i].clone()).collect();
+        let out: Vec<Var> = self
+            .concat
+            .iter()
+            .map(|&i| {
+                states[i].clone().unwrap_or_else(|| {
+                    panic!("EvalCell: state {i} of the concat has no input (the genotype was not validated)")
+                })
+            })
+            .collect();
         F::concat_channels(&out)
     }
 }
