@@ -19,6 +19,10 @@ the edge is a BN apply with a scalar gain per candidate:
   dalpha   = w ⊙ (g − Σ_i w_i g_i)  (the softmax backward), or w ⊙ (1 − w) ⊙ g (the sigmoid's),
            over the α columns, written into row `row` of a [rows, cols] gradient that is zero
            elsewhere.
+  dscale   PC-DARTS: the edge's output m (no acc) is scaled downstream by s = scale[scale_index]
+           (pc_merge), so dy = s·dy_m and ∂L/∂s through m is Σ dy_m·m = (Σ_i w_i g_i)/s (0 when
+           s = 0, where softmax's backward zeroes it anyway), written at scale_index of a
+           [scale_len] vector that is zero elsewhere: pc_merge need not keep m.
 
 Saved by the forward (the caller keeps them): z_j, μ_j, rstd_j, x, alpha. Recomputed, never
 stored: x̂_j, the products w_j x̂_j, w itself. The `none` slot costs nothing.
@@ -40,7 +44,8 @@ src/fused/mixed/gpu.rs as #[repr(C)]; pointer slots are indexed by candidate, nu
   mixed_bwd_f32(MixedBwd)        grid-stride over n·c·hw, block 256, dynamic shared (k + 1)·c
                                  floats: each block first adds the chunks' partial sums in chunk
                                  order into shared memory (every block the same bits), then dz_j
-                                 and dx_s; block 0 also writes dalpha (when not null).
+                                 and dx_s; block 0 also writes dalpha and dscale (when not
+                                 null).
 Static shared memory at most 3 KiB + 32 bytes (the partials' merge tree); dynamic (k + 1)·c·4 bytes in the backward (≤ 48 KiB: c ≤
 1365, checked by the host).
 Determinism: every sum runs in an order fixed by the shapes (per thread in index order, then a
@@ -87,6 +92,8 @@ struct MixedBwd {
     float* sums;
     float* dx_skip;
     float* dalpha;
+    const float* scale;  // PC-DARTS' downstream scale vector, or null
+    float* dscale;       // [scale_len], or null
     int n, c, hw, k;
     int skip;
     unsigned normed;
@@ -95,6 +102,7 @@ struct MixedBwd {
     int chunks;   // runs of n·hw per channel in mixed_bwd_sums_f32
     int cols;     // α columns (≤ k): column c weighs slot c + k − cols
     int sigmoid;  // 1: w = sigmoid(α) elementwise; 0: softmax(α)
+    int scale_len, scale_index;
 };
 
 // Slot weights of one α row of `cols` columns: slot j ≥ k − cols takes column j − (k − cols),
@@ -316,7 +324,7 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd
             }
         }
     }
-    if (blockIdx.x == 0 && p.dalpha && threadIdx.x == 0) {
+    if (blockIdx.x == 0 && threadIdx.x == 0 && (p.dalpha || p.dscale)) {
         float g[MIXED_K];
         float wg = 0.0f;
         for (int j = 0; j < MIXED_K; j++) {
@@ -327,11 +335,17 @@ extern "C" __global__ void __launch_bounds__(MIXED_BLOCK) mixed_bwd_f32(MixedBwd
         }
         // ∂L/∂α_col: softmax w_j (g_j − Σ w g), sigmoid w_j (1 − w_j) g_j (slot j = col + first).
         const unsigned cols = static_cast<unsigned>(p.cols), first = static_cast<unsigned>(p.k - p.cols);
-        for (unsigned r = 0; r < static_cast<unsigned>(p.rows); r++)
-            for (unsigned col = 0; col < cols; col++) {
-                const unsigned j = col + first;
-                const float d = p.sigmoid ? w[j] * (1.0f - w[j]) * g[j] : w[j] * (g[j] - wg);
-                p.dalpha[r * cols + col] = r == static_cast<unsigned>(p.row) ? d : 0.0f;
-            }
+        if (p.dalpha)
+            for (unsigned r = 0; r < static_cast<unsigned>(p.rows); r++)
+                for (unsigned col = 0; col < cols; col++) {
+                    const unsigned j = col + first;
+                    const float d = p.sigmoid ? w[j] * (1.0f - w[j]) * g[j] : w[j] * (g[j] - wg);
+                    p.dalpha[r * cols + col] = r == static_cast<unsigned>(p.row) ? d : 0.0f;
+                }
+        if (p.dscale) {
+            const float s = p.scale[p.scale_index];
+            const float d = s != 0.0f ? wg / s : 0.0f;
+            for (int i = 0; i < p.scale_len; i++) p.dscale[i] = i == p.scale_index ? d : 0.0f;
+        }
     }
 }

@@ -11,7 +11,9 @@ q = g·(c/k) + p of v; conversely q is read by o = (q mod c/k)·k + q div (c/k))
   dm[:, q] = s · dy[:, o(q)]                               q < c/k
   dx[:, q] = 0 for q < c/k; for q >= c/k: s · dy[:, o(q)] (stride 1), or s · dy[:, o(q)] at
              the window's first maximum in row-major order and 0 at its other three (stride 2)
-  ds       = Σ dy ⊙ shuffle(v)   written as dgrad[index] of a [len] vector, zeros elsewhere
+  ds       = Σ dy ⊙ shuffle(v)   written as dgrad[index] of a [len] vector, zeros elsewhere;
+             with m null in the backward, v's first c/k channels count 0 (the fused mixed
+             edge adds its own part of ds, Σ dy·m)
 s = *p.s, one entry of a device vector (the edge's normalised β): no host round trip.
 
 Launch shapes (block PC_BLOCK = 256, no dynamic shared memory):
@@ -68,7 +70,7 @@ static __device__ __forceinline__ float pc_value(const PcMerge& p, int ni, int q
     const int cpk = p.c / p.k, oh = p.h / p.stride, ow = p.w / p.stride;
     if (q < cpk) {
         *at_x = -1;
-        return p.m[((static_cast<size_t>(ni) * cpk + q) * oh + i) * ow + j];
+        return p.m ? p.m[((static_cast<size_t>(ni) * cpk + q) * oh + i) * ow + j] : 0.0f;
     }
     const size_t plane = (static_cast<size_t>(ni) * p.c + q) * p.h * p.w;
     if (p.stride == 1) {

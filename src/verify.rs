@@ -127,7 +127,7 @@ fn mixed_cases(cs: &mut Vec<Case>, rng: &mut Rng, shape: &[usize], label: &str) 
                 out.extend(bns.into_iter().flat_map(|b| [b.running_mean, b.running_var]));
                 return out;
             }
-            let g = saved.backward(&t[3], true, true, &vec![true; ns]);
+            let g = saved.backward(&t[3], true, true, &vec![true; ns], false);
             let mut out = vec![g.dalpha.expect("dalpha")];
             out.extend(g.dx);
             out.extend(g.dz.into_iter().map(|d| d.expect("dz")));
@@ -991,7 +991,7 @@ fn pc_cases(cs: &mut Vec<Case>, rng: &mut Rng, b: usize) {
             label,
             vec![m, x, s, dy],
             Box::new(move |t| {
-                let g = ops::pcdarts::pc_merge_bwd(&t[0], &t[1], &t[3], &t[2], 5, 4, stride, [true; 3]);
+                let g = ops::pcdarts::pc_merge_bwd(Some(&t[0]), &t[1], &t[3], &t[2], 5, 4, stride, [true; 3]);
                 g.into_iter().map(|d| d.expect("every gradient asked for")).collect()
             }),
         ));

@@ -104,6 +104,7 @@ fn run(
             skip: c.skip.then_some((3, x)),
             normed,
             acc,
+            scale: None,
         };
         mixed_edge(e, &mut states, training)
     } else {
@@ -253,6 +254,7 @@ fn fused_edge_passes_the_finite_difference_check() {
                 skip: (!stride2).then_some((3, &v[1])),
                 normed,
                 acc: Some(&v[2]),
+                scale: None,
             };
             let y = mixed_edge(e, &mut states, training);
             let mut rng = Rng::new(7);

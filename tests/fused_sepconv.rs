@@ -315,8 +315,9 @@ mod emu {
             unfused as f64 / plane as f64,
             fused as f64 / plane as f64
         );
-        // Unfused: relu(x), d1, z1, bn(z1), relu, d2, z2 and the output; fused: z1, z2, output.
-        assert!(unfused >= 8 * plane, "unfused holds {unfused} B");
+        // Unfused: relu(x), d1, bn(z1), relu, d2 and the output (a non-affine BN keeps its
+        // output, not z1 or z2); fused: z1, z2, output.
+        assert!(unfused >= 6 * plane, "unfused holds {unfused} B");
         assert!(fused < 4 * plane, "fused holds {fused} B, more than z1, z2, the output and statistics");
         assert!(fused_peak < unfused_peak, "backward peak: fused {fused_peak} B vs unfused {unfused_peak} B");
     }

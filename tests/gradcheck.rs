@@ -207,10 +207,10 @@ fn pc_merge_channel_slice_and_node_softmax() {
         let acc = randn(&mut rng, &[2, c, oh, ow]);
         let inputs = [m.clone(), x.clone(), s.clone(), acc];
         gradcheck(&format!("pc_merge c{c} k{k} s{stride}"), &inputs, TOL, |v| {
-            project(&F::pc_merge(&v[0], &v[1], Some(&v[3]), &v[2], 2, k, stride), 3)
+            project(&F::pc_merge(&v[0], &v[1], Some(&v[3]), &v[2], 2, k, stride, false), 3)
         });
         gradcheck(&format!("pc_merge c{c} k{k} s{stride}, no acc"), &inputs[..3], TOL, |v| {
-            project(&F::pc_merge(&v[0], &v[1], None, &v[2], 4, k, stride), 4)
+            project(&F::pc_merge(&v[0], &v[1], None, &v[2], 4, k, stride, false), 4)
         });
         // cat(m, bypass) then the shuffle, from the definition.
         let (mv, xv, sv) = (m.to_f64_vec(), x.to_f64_vec(), s.to_f64_vec());

@@ -32,37 +32,59 @@ pub fn conv2d(x: &Var, w: &Var, p: ConvParams) -> Var {
     )
 }
 
-/// conv2d(relu(x)[:, :, shift.., shift..], w) as one node that keeps only x: relu(x) (and the
-/// one-pixel shift FactorizedReduce's second conv reads, `shift` 1) is recomputed in the
-/// backward instead of being saved next to x, which the producer's consumers keep anyway.
-pub fn relu_conv2d(x: &Var, w: &Var, p: ConvParams, shift: usize) -> Var {
-    let input = move |xv: &Tensor| {
-        let r = ops::elementwise::relu(xv);
-        match shift {
+/// conv2d(relu(x)[:, :, shift.., shift..], w) as one node that keeps only its inputs: x is the
+/// channel concat of `xs` (a search cell's nodes, which the cell's edges keep anyway), and x
+/// itself, relu(x) and the one-pixel shift FactorizedReduce's second conv reads (`shift` 1) are
+/// recomputed in the backward instead of being saved.
+pub fn relu_conv2d(xs: &[&Var], w: &Var, p: ConvParams, shift: usize) -> Var {
+    let first = *xs.first().expect("relu_conv2d: no inputs");
+    let parts: Vec<Tensor> = xs.iter().map(|x| x.value().clone()).collect();
+    let input = move |parts: &[Tensor]| {
+        let x = match parts {
+            [x] => x.clone(),
+            _ => ops::layout::concat_channels(&parts.iter().collect::<Vec<_>>()),
+        };
+        let r = ops::elementwise::relu(&x);
+        let r = match shift {
             0 => r,
             s => {
-                let (h, w) = (xv.shape()[2], xv.shape()[3]);
-                assert!(h > s && w > s, "relu_conv2d: shift {s} of x {}", fmt_shape(xv.shape()));
+                let (h, w) = (x.shape()[2], x.shape()[3]);
+                assert!(h > s && w > s, "relu_conv2d: shift {s} of x {}", fmt_shape(x.shape()));
                 ops::layout::crop(&r, s, s, h - s, w - s)
             }
-        }
+        };
+        (x, r)
     };
-    let y = ops::conv::conv2d(&input(x.value()), w.value(), p);
-    let (xv, wv) = (x.value().clone(), w.value().clone());
-    x.tape().push(
+    let y = ops::conv::conv2d(&input(&parts).1, w.value(), p);
+    let wv = w.value().clone();
+    let mut parents: Vec<&Var> = xs.to_vec();
+    parents.push(w);
+    first.tape().push(
         y,
-        &[x, w],
+        &parents,
         Box::new(move |dy, need| {
-            let r = input(&xv);
-            let dx = need[0].then(|| {
+            let (x, r) = input(&parts);
+            let k = parts.len();
+            let mut out: Vec<Option<Tensor>> = if need[..k].iter().any(|&n| n) {
                 let dr = ops::conv::conv2d_bwd_data(dy, &wv, r.shape(), p);
                 let dr = match shift {
                     0 => dr,
-                    s => ops::layout::crop_bwd(&dr, xv.shape(), s, s),
+                    s => ops::layout::crop_bwd(&dr, x.shape(), s, s),
                 };
-                ops::elementwise::relu_bwd(&xv, &dr)
-            });
-            vec![dx, need[1].then(|| ops::conv::conv2d_bwd_weight(&r, dy, wv.shape(), p))]
+                let dx = ops::elementwise::relu_bwd(&x, &dr);
+                let dxs = match k {
+                    1 => vec![dx],
+                    _ => ops::layout::split_channels(
+                        &dx,
+                        &parts.iter().map(|t| t.shape()[1]).collect::<Vec<_>>(),
+                    ),
+                };
+                dxs.into_iter().zip(&need[..k]).map(|(d, &n)| n.then_some(d)).collect()
+            } else {
+                vec![None; k]
+            };
+            out.push(need[k].then(|| ops::conv::conv2d_bwd_weight(&r, dy, wv.shape(), p)));
+            out
         }),
     )
 }
@@ -414,10 +436,23 @@ pub fn channel_slice(x: &Var, a: usize, len: usize) -> Var {
 /// PC-DARTS' merge of an edge into its node, one node on the tape:
 /// `acc + s[index] · shuffle_k(cat(m, bypass(x[:, c/k:])))`, `m` the mixed op's output on the
 /// first c/k channels of `x`, bypass the identity (stride 1) or a 2x2 max pool (stride 2), `s`
-/// the normalised β (read on the device). Saves only references to m, x and s.
-pub fn pc_merge(m: &Var, x: &Var, acc: Option<&Var>, s: &Var, index: usize, k: usize, stride: usize) -> Var {
+/// the normalised β (read on the device). Saves references to x and s, and to m unless
+/// `m_in_edge`: then m's node (the fused mixed edge given `s` as its scale) adds the m part of
+/// ds itself, and this node's ds covers the bypassed channels alone.
+#[allow(clippy::too_many_arguments)]
+pub fn pc_merge(
+    m: &Var,
+    x: &Var,
+    acc: Option<&Var>,
+    s: &Var,
+    index: usize,
+    k: usize,
+    stride: usize,
+    m_in_edge: bool,
+) -> Var {
     let y = ops::pcdarts::pc_merge(m.value(), x.value(), acc.map(|a| a.value()), s.value(), index, k, stride);
-    let (mv, xv, sv) = (m.value().clone(), x.value().clone(), s.value().clone());
+    let mv = (!m_in_edge).then(|| m.value().clone());
+    let (xv, sv) = (x.value().clone(), s.value().clone());
     let mut parents = vec![m, x, s];
     parents.extend(acc);
     let has_acc = acc.is_some();
@@ -425,8 +460,8 @@ pub fn pc_merge(m: &Var, x: &Var, acc: Option<&Var>, s: &Var, index: usize, k: u
         y,
         &parents,
         Box::new(move |dy, need| {
-            let [dm, dx, ds] =
-                ops::pcdarts::pc_merge_bwd(&mv, &xv, dy, &sv, index, k, stride, [need[0], need[1], need[2]]);
+            let need3 = [need[0], need[1], need[2]];
+            let [dm, dx, ds] = ops::pcdarts::pc_merge_bwd(mv.as_ref(), &xv, dy, &sv, index, k, stride, need3);
             let mut out = vec![dm, dx, ds];
             if has_acc {
                 out.push(need[3].then(|| dy.clone()));

@@ -181,6 +181,10 @@ impl PcGeom {
     pub fn m_len(&self) -> usize {
         self.n * self.cpk() * self.oh() * self.ow()
     }
+    /// The shape of m `[n, c/k, oh, ow]`.
+    pub fn m_shape(&self) -> [usize; 4] {
+        [self.n, self.cpk(), self.oh(), self.ow()]
+    }
     /// Elements of x.
     pub fn x_len(&self) -> usize {
         self.n * self.c * self.h * self.w

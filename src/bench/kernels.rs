@@ -325,7 +325,7 @@ impl Cases {
             };
             let (y, saved) = mixed::forward(&e, &mut states, true);
             if backward {
-                drop(saved.backward(&dy, true, true, &[true; 6]));
+                drop(saved.backward(&dy, true, true, &[true; 6], false));
             }
             drop(y);
         };
@@ -426,7 +426,16 @@ impl Cases {
                 });
                 let dy = self.rand(&[b, c, hw / stride, hw / stride]);
                 self.push("pc_merge", format!("bwd {label}"), 2 * bytes, 0, move || {
-                    drop(ops::pcdarts::pc_merge_bwd(&m, &x, &dy, &beta, 3, K, stride, [true, true, true]))
+                    drop(ops::pcdarts::pc_merge_bwd(
+                        Some(&m),
+                        &x,
+                        &dy,
+                        &beta,
+                        3,
+                        K,
+                        stride,
+                        [true, true, true],
+                    ))
                 });
             }
         }

@@ -49,13 +49,15 @@ impl Preprocess {
         Preprocess { pre0, pre1 }
     }
 
-    /// The two preprocessed states.
-    pub fn forward(&self, ctx: &mut Ctx, s0: &Var, s1: &Var) -> [Var; 2] {
+    /// The two preprocessed states, from the previous cells' outputs as channel parts (their
+    /// nodes, or the stem), concatenated only transiently.
+    pub fn forward(&self, ctx: &mut Ctx, s0: &[Var], s1: &[Var]) -> [Var; 2] {
+        let (s0, s1): (Vec<&Var>, Vec<&Var>) = (s0.iter().collect(), s1.iter().collect());
         let s0 = match &self.pre0 {
-            Pre0::Conv(c) => c.forward(ctx, s0),
-            Pre0::Reduce(r) => r.forward(ctx, s0),
+            Pre0::Conv(c) => c.forward_parts(ctx, &s0),
+            Pre0::Reduce(r) => r.forward_parts(ctx, &s0),
         };
-        [s0, self.pre1.forward(ctx, s1)]
+        [s0, self.pre1.forward_parts(ctx, &s1)]
     }
 }
 
@@ -112,7 +114,8 @@ impl Cell {
         Cell { reduction, c, pc_k, pre, edges }
     }
 
-    /// Forward from the two previous states, `weights` = softmax(α) `[14, 8]` (FairDARTS:
+    /// Forward from the two previous states (each as its channel parts: a cell's output is
+    /// the channel concat of its four nodes, which it returns apart), `weights` = softmax(α) `[14, 8]` (FairDARTS:
     /// σ(α) `[14, 7]`) of this cell type (unfused), or α itself (`fused`: each edge is one fused
     /// node that takes the logits); `w2` PC-DARTS' node-normalised β `[14]`
     /// ([`F::node_softmax`]). With `masks`, every edge's output goes through drop path (the
@@ -121,13 +124,13 @@ impl Cell {
     pub fn forward(
         &self,
         ctx: &mut Ctx,
-        s0: &Var,
-        s1: &Var,
+        s0: &[Var],
+        s1: &[Var],
         weights: &Var,
         w2: Option<&Var>,
         fused: bool,
         mut masks: Option<&mut Masks>,
-    ) -> Var {
+    ) -> Vec<Var> {
         let mut states = self.pre.forward(ctx, s0, s1).to_vec();
         // PC-DARTS: every edge from a state reads the same first c/k channels, sliced once.
         let mut heads: Vec<Var> = Vec::new();
@@ -155,7 +158,7 @@ impl Cell {
             offset += states.len();
             states.push(acc.expect("a node has at least two edges"));
         }
-        F::concat_channels(&states[2..])
+        states.split_off(2)
     }
 }
 
@@ -176,9 +179,9 @@ impl Cell {
     /// channels of x (`d.head`) merged with the bypassed rest ([`F::pc_merge`]).
     fn edge(&self, ctx: &mut Ctx, d: &Edge, x: &Var, acc: Option<&Var>) -> Var {
         let op = &self.edges[d.e];
-        let mixed = |ctx: &mut Ctx, x: &Var, acc: Option<&Var>| {
+        let mixed = |ctx: &mut Ctx, x: &Var, acc: Option<&Var>, scale: Option<(&Var, usize)>| {
             if d.fused {
-                op.forward_fused(ctx, x, d.weights, d.e, acc)
+                op.forward_fused(ctx, x, d.weights, d.e, acc, scale)
             } else {
                 let y = op.forward(ctx, x, &F::row(d.weights, d.e));
                 match acc {
@@ -188,18 +191,19 @@ impl Cell {
             }
         };
         match self.pc_k {
-            None => mixed(ctx, x, acc),
+            None => mixed(ctx, x, acc, None),
             Some(k) => {
                 let head = d.head.expect("PC-DARTS edges read their input's sliced channels");
                 assert_eq!(
                     head.shape()[1],
                     self.c / k,
-                    "Cell::edge: the head of x {:?} with k {k}",
-                    x.shape()
+                    "Cell::edge: the head of x {} with k {k}",
+                    crate::tensor::fmt_shape(x.shape())
                 );
-                let m = mixed(ctx, head, None);
                 let w2 = d.w2.expect("PC-DARTS edges are weighted by the node-normalised β");
-                F::pc_merge(&m, x, acc, w2, d.e, k, d.stride)
+                // The fused edge gives ∂L/∂β̂ through m itself, so the merge does not keep m.
+                let m = mixed(ctx, head, None, Some((w2, d.e)));
+                F::pc_merge(&m, x, acc, w2, d.e, k, d.stride, d.fused)
             }
         }
     }

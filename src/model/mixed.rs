@@ -99,8 +99,17 @@ impl MixedOp {
     /// The fused edge: acc + Σ_k w(α[row])_k o_k(x) as one node over the candidates' pre-BN
     /// outputs (see `fused::mixed`), `alpha` the cell type's logits (`[14, 8]`, or `[14, 7]`
     /// without `none`: column k is then fused slot k + 1), `acc` the destination node's sum of
-    /// earlier edges.
-    pub fn forward_fused(&self, ctx: &mut Ctx, x: &Var, alpha: &Var, row: usize, acc: Option<&Var>) -> Var {
+    /// earlier edges; `scale` PC-DARTS' downstream scale of the output
+    /// ([`MixedEdge::scale`]).
+    pub fn forward_fused(
+        &self,
+        ctx: &mut Ctx,
+        x: &Var,
+        alpha: &Var,
+        row: usize,
+        acc: Option<&Var>,
+        scale: Option<(&Var, usize)>,
+    ) -> Var {
         let mut normed = Vec::with_capacity(self.ops.len());
         let mut bns = Vec::with_capacity(self.ops.len());
         let mut skip = None;
@@ -165,6 +174,6 @@ impl MixedOp {
         }
         let mut states = ctx.bn_states_mut(&bns);
         let weighting = self.weighting;
-        mixed_edge(MixedEdge { alpha, weighting, row, skip, normed, acc }, &mut states, training)
+        mixed_edge(MixedEdge { alpha, weighting, row, skip, normed, acc, scale }, &mut states, training)
     }
 }

@@ -180,7 +180,8 @@ impl Network {
             _ => None,
         };
         let w2 = self.pc.as_ref().map(|pc| pc.node_weights(ctx));
-        let (mut s0, mut s1) = (stem.clone(), stem);
+        // Cell outputs travel as their nodes (the consumers concatenate them transiently).
+        let (mut s0, mut s1) = (vec![stem.clone()], vec![stem]);
         for cell in &self.cells {
             let (w, w2) = match cell.reduction {
                 true => (&w_reduce, w2.as_ref().map(|w| &w.1)),
@@ -192,7 +193,7 @@ impl Network {
         if let Some(m) = &masks {
             assert!(m.exhausted(), "search network: drop-path masks left over after the last cell");
         }
-        let pooled = F::global_avg_pool(&s1);
+        let pooled = F::global_avg_pool(&F::concat_channels(&s1));
         F::linear(&pooled, ctx.p(self.classifier_w), ctx.p(self.classifier_b))
     }
 

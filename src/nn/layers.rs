@@ -38,7 +38,13 @@ impl ReluConvBn {
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let y = F::relu_conv2d(x, ctx.p(self.w), self.p, 0);
+        self.forward_parts(ctx, &[x])
+    }
+
+    /// Forward of the channel concat of `xs` (a search cell's output as its nodes; the concat
+    /// is not kept).
+    pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var]) -> Var {
+        let y = F::relu_conv2d(xs, ctx.p(self.w), self.p, 0);
         ctx.bn(&y, self.bn, None)
     }
 }
@@ -76,15 +82,24 @@ impl FactorizedReduce {
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let y = self.forward_pre_bn(ctx, x);
+        self.forward_parts(ctx, &[x])
+    }
+
+    /// Forward of the channel concat of `xs` (see [`ReluConvBn::forward_parts`]).
+    pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var]) -> Var {
+        let y = self.pre_bn(ctx, xs);
         ctx.bn(&y, self.bn, self.affine)
     }
 
     /// The forward up to its BN (the fused mixed op applies the BN).
     pub fn forward_pre_bn(&self, ctx: &mut Ctx, x: &Var) -> Var {
+        self.pre_bn(ctx, &[x])
+    }
+
+    fn pre_bn(&self, ctx: &mut Ctx, xs: &[&Var]) -> Var {
         let p = ConvParams::new(2, 0);
-        let a = F::relu_conv2d(x, ctx.p(self.w1), p, 0);
-        let b = F::relu_conv2d(x, ctx.p(self.w2), p, 1);
+        let a = F::relu_conv2d(xs, ctx.p(self.w1), p, 0);
+        let b = F::relu_conv2d(xs, ctx.p(self.w2), p, 1);
         F::concat_channels(&[a, b])
     }
 

@@ -44,27 +44,38 @@ pub fn channel_slice_bwd(dy: &Tensor, x_shape: &[usize], a: usize) -> Tensor {
     super::layout::concat_channels(&parts)
 }
 
-/// Shapes of a merge: x `[n, c, h, w]`, m `[n, c/k, h/stride, w/stride]`, s a vector.
-fn geom(op: &str, m: &Tensor, x: &Tensor, s: &Tensor, index: usize, k: usize, stride: usize) -> PcGeom {
+/// Shapes of a merge: x `[n, c, h, w]`, m (when given) `[n, c/k, h/stride, w/stride]`, s a
+/// vector.
+fn geom(
+    op: &str,
+    m: Option<&Tensor>,
+    x: &Tensor,
+    s: &Tensor,
+    index: usize,
+    k: usize,
+    stride: usize,
+) -> PcGeom {
     let [n, c, h, w] = nchw(op, "x", x);
     let g = PcGeom { n, c, h, w, k, stride };
     g.check(op);
-    let want = [n, g.cpk(), g.oh(), g.ow()];
-    assert_eq!(
-        m.shape(),
-        &want[..],
-        "{op}: m {} vs x {} with k {k}, stride {stride} (want {})",
-        fmt_shape(m.shape()),
-        fmt_shape(x.shape()),
-        fmt_shape(&want)
-    );
+    if let Some(m) = m {
+        let want = g.m_shape();
+        assert_eq!(
+            m.shape(),
+            &want[..],
+            "{op}: m {} vs x {} with k {k}, stride {stride} (want {})",
+            fmt_shape(m.shape()),
+            fmt_shape(x.shape()),
+            fmt_shape(&want)
+        );
+        same_dtype(op, m, x);
+    }
     assert!(
         s.shape().len() == 1 && index < s.numel(),
         "{op}: scale index {index} of {}",
         fmt_shape(s.shape())
     );
-    same_dtype(op, m, x);
-    same_dtype(op, m, s);
+    same_dtype(op, x, s);
     g
 }
 
@@ -84,7 +95,7 @@ pub fn pc_merge(
     stride: usize,
 ) -> Tensor {
     const OP: &str = "pc_merge";
-    let g = geom(OP, m, x, s, index, k, stride);
+    let g = geom(OP, Some(m), x, s, index, k, stride);
     let shape = [g.n, g.c, g.oh(), g.ow()];
     if let Some(a) = acc {
         assert_eq!(
@@ -110,10 +121,11 @@ pub fn pc_merge(
 }
 
 /// The gradients of [`pc_merge`] asked for: dm, dx, and ds placed at `index` of zeros shaped
-/// like `s` (dacc is `dy` itself).
+/// like `s` (dacc is `dy` itself). Without `m` (the fused edge reports its own part of ds,
+/// [`crate::fused::mixed::MixedEdge::scale`]), ds is the bypassed channels' part alone.
 #[allow(clippy::too_many_arguments)]
 pub fn pc_merge_bwd(
-    m: &Tensor,
+    m: Option<&Tensor>,
     x: &Tensor,
     dy: &Tensor,
     s: &Tensor,
@@ -133,13 +145,13 @@ pub fn pc_merge_bwd(
         fmt_shape(&y_shape)
     );
     let [need_m, need_x, need_s] = need;
-    if let Some(rt) = gpu_rt(OP, &[m, x, dy, s]) {
-        let mut dm = need_m.then(|| Tensor::empty_gpu(m.shape(), &rt));
+    if let Some(rt) = gpu_rt(OP, &[x, dy, s]) {
+        let mut dm = need_m.then(|| Tensor::empty_gpu(&g.m_shape(), &rt));
         let mut dx = need_x.then(|| Tensor::empty_gpu(x.shape(), &rt));
         let mut ds = need_s.then(|| Tensor::empty_gpu(s.shape(), &rt));
         gpu_ok(gpc::pc_merge_bwd(
             &g,
-            buf(m),
+            m.map(buf),
             buf(x),
             buf(dy),
             entry(s, index),
@@ -153,13 +165,14 @@ pub fn pc_merge_bwd(
         let mut dm = need_m.then(|| vec![T::ZERO; g.m_len()]);
         let mut dx = need_x.then(|| vec![T::ZERO; g.x_len()]);
         let sv = s.data::<T>()[index];
-        let d = cpu::pc_merge_bwd(&g, m.data::<T>(), x.data::<T>(), dy.data::<T>(), sv, dm.as_deref_mut(), dx.as_deref_mut());
+        let mv = m.map(|m| m.data::<T>());
+        let d = cpu::pc_merge_bwd(&g, mv, x.data::<T>(), dy.data::<T>(), sv, dm.as_deref_mut(), dx.as_deref_mut());
         let ds = need_s.then(|| {
             let mut v = vec![T::ZERO; s.numel()];
             v[index] = d;
             Tensor::from_vec(s.shape(), v)
         });
-        [dm.map(|v| Tensor::from_vec(m.shape(), v)), dx.map(|v| Tensor::from_vec(x.shape(), v)), ds]
+        [dm.map(|v| Tensor::from_vec(&g.m_shape(), v)), dx.map(|v| Tensor::from_vec(x.shape(), v)), ds]
     })
 }
 

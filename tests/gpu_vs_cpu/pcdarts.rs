@@ -44,10 +44,20 @@ pub fn cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
         out.push(Outcome { name: format!("pc_merge_fwd {tag}"), gpu: y.to_host().unwrap(), cpu: want });
 
         let (mut dm, mut dx, mut ds) = (nan(rt, g.m_len()), nan(rt, g.x_len()), nan(rt, 14));
-        gpu::pc_merge_bwd(&g, &gm, &gx, &gdy, s_ptr, Some(&mut dm), Some(&mut dx), Some((&mut ds, INDEX)))
-            .unwrap();
+        gpu::pc_merge_bwd(
+            &g,
+            Some(&gm),
+            &gx,
+            &gdy,
+            s_ptr,
+            Some(&mut dm),
+            Some(&mut dx),
+            Some((&mut ds, INDEX)),
+        )
+        .unwrap();
         let (mut want_dm, mut want_dx) = (vec![0.0; g.m_len()], vec![0.0; g.x_len()]);
-        let d = cpu::pc_merge_bwd(&g, &wm, &wx, &wdy, ws[INDEX], Some(&mut want_dm), Some(&mut want_dx));
+        let d =
+            cpu::pc_merge_bwd(&g, Some(&wm), &wx, &wdy, ws[INDEX], Some(&mut want_dm), Some(&mut want_dx));
         let mut want_ds = vec![0.0; 14];
         want_ds[INDEX] = d;
         out.push(Outcome {

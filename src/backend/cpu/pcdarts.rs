@@ -78,21 +78,21 @@ pub fn pc_merge_fwd<T: Real>(g: &PcGeom, m: &[T], x: &[T], acc: Option<&[T]>, s:
 /// every element written), and ds as the return value.
 pub fn pc_merge_bwd<T: Real>(
     g: &PcGeom,
-    m: &[T],
+    m: Option<&[T]>,
     x: &[T],
     dy: &[T],
     s: T,
     mut dm: Option<&mut [T]>,
     mut dx: Option<&mut [T]>,
 ) -> T {
-    check_lens("pc_merge_bwd", g, m.len(), x.len(), dy.len());
+    check_lens("pc_merge_bwd", g, m.map_or(g.m_len(), <[T]>::len), x.len(), dy.len());
     let (cpk, ohw, ow) = (g.cpk(), g.oh() * g.ow(), g.ow());
     if let Some(d) = dx.as_deref_mut() {
         assert_eq!(d.len(), x.len(), "pc_merge_bwd: dx has {} elements, x {}", d.len(), x.len());
         d.fill(T::ZERO);
     }
     if let Some(d) = dm.as_deref() {
-        assert_eq!(d.len(), m.len(), "pc_merge_bwd: dm has {} elements, m {}", d.len(), m.len());
+        assert_eq!(d.len(), g.m_len(), "pc_merge_bwd: dm has {} elements, m {}", d.len(), g.m_len());
     }
     let mut ds = T::ZERO;
     for ni in 0..g.n {
@@ -102,7 +102,9 @@ pub fn pc_merge_bwd<T: Real>(
                 let d = dy[(ni * g.c + o) * ohw + p];
                 if q < cpk {
                     let at = (ni * cpk + q) * ohw + p;
-                    ds += d * m[at];
+                    if let Some(m) = m {
+                        ds += d * m[at];
+                    }
                     if let Some(dm) = dm.as_deref_mut() {
                         dm[at] = s * d;
                     }

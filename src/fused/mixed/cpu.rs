@@ -183,6 +183,20 @@ pub fn dz<T: Real>(e: &Edge<T>, j: usize, dy: &[T], sums: &[f64], training: bool
 /// the BN slots and the identity, 0 for `none`, softmax: w ⊙ (g − Σ w g); sigmoid:
 /// w ⊙ (1 − w) ⊙ g.
 pub fn dalpha_row<T: Real>(e: &Edge<T>, sums: &[f64], weighting: Weighting, cols: usize) -> Vec<T> {
+    let (gj, wg) = slot_grads(e, sums);
+    let d = |(w, g): (&T, &f64)| {
+        let w = w.to_f64();
+        T::from_f64(match weighting {
+            Weighting::Softmax => w * (g - wg),
+            Weighting::Sigmoid => w * (1.0 - w) * g,
+        })
+    };
+    e.w.iter().zip(&gj).skip(K - cols).map(d).collect()
+}
+
+/// g_j = ∂L/∂w_j per slot (0 for unused slots) and Σ_j w_j g_j, which is Σ dy·(the edge's output
+/// without acc).
+pub fn slot_grads<T: Real>(e: &Edge<T>, sums: &[f64]) -> (Vec<f64>, f64) {
     let c = e.g.c;
     let gj: Vec<f64> = (0..K)
         .map(|j| {
@@ -194,13 +208,6 @@ pub fn dalpha_row<T: Real>(e: &Edge<T>, sums: &[f64], weighting: Weighting, cols
             }
         })
         .collect();
-    let wg: f64 = e.w.iter().zip(&gj).map(|(w, g)| w.to_f64() * g).sum();
-    let d = |(w, g): (&T, &f64)| {
-        let w = w.to_f64();
-        T::from_f64(match weighting {
-            Weighting::Softmax => w * (g - wg),
-            Weighting::Sigmoid => w * (1.0 - w) * g,
-        })
-    };
-    e.w.iter().zip(&gj).skip(K - cols).map(d).collect()
+    let wg = e.w.iter().zip(&gj).map(|(w, g)| w.to_f64() * g).sum();
+    (gj, wg)
 }

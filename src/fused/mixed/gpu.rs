@@ -54,6 +54,10 @@ pub struct MixedBwd {
     pub sums: DevPtr,
     pub dx_skip: DevPtr,
     pub dalpha: DevPtr,
+    /// PC-DARTS' downstream scale vector (s = scale[scale_index]), or 0.
+    pub scale: DevPtr,
+    /// ∂L/∂scale through the edge's output, `[scale_len]`, or 0.
+    pub dscale: DevPtr,
     pub n: i32,
     pub c: i32,
     pub hw: i32,
@@ -69,11 +73,15 @@ pub struct MixedBwd {
     pub cols: i32,
     /// 1: w = sigmoid(α) elementwise; 0: w = softmax(α).
     pub sigmoid: i32,
+    /// Length of `scale` and `dscale`.
+    pub scale_len: i32,
+    /// The entry of `scale` that scales this edge.
+    pub scale_index: i32,
 }
 
 // No implicit padding: pointers, then an even number of 4-byte fields.
 const _: () = assert!(std::mem::size_of::<MixedFwd>() == (6 * K + 4) * 8 + 12 * 4);
-const _: () = assert!(std::mem::size_of::<MixedBwd>() == (4 * K + 6) * 8 + 12 * 4);
+const _: () = assert!(std::mem::size_of::<MixedBwd>() == (4 * K + 8) * 8 + 14 * 4);
 
 // SAFETY: both are repr(C) structs of u64/i32/u32/f32 fields with no implicit padding (sizes
 // asserted above), so every bit pattern is valid and none is uninitialised.

@@ -64,6 +64,11 @@ pub struct MixedEdge<'a> {
     pub normed: Vec<Normed<Var>>,
     /// The sum of the destination node's earlier edges, added to the output.
     pub acc: Option<&'a Var>,
+    /// PC-DARTS: the vector s and the index e whose entry scales this edge's output downstream
+    /// ([`crate::autograd::functions::pc_merge`] with `m_in_edge`); the node then also gives
+    /// ∂L/∂s through its output, Σ dy_m·m = (Σ_j w_j g_j)/s_e, so the merge need not keep m.
+    /// Only without `acc`.
+    pub scale: Option<(&'a Var, usize)>,
 }
 
 const OP: &str = "mixed_edge";
@@ -261,6 +266,7 @@ pub fn forward(e: &EdgeOperands, bns: &mut [&mut BnState], training: bool) -> (T
         normed: pairs.iter().map(|(js, z)| (js.clone(), (*z).clone())).collect(),
         stats,
         training,
+        scale: None,
     };
     (y, saved)
 }
@@ -320,18 +326,28 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
             .collect(),
         acc: e.acc.map(|a| a.value()),
     };
-    let (y, saved) = forward(&operands, bns, training);
-    // Parents: α, then the identity's operand, the accumulator, the candidates.
+    let (y, mut saved) = forward(&operands, bns, training);
+    assert!(e.scale.is_none() || e.acc.is_none(), "{OP}: a scaled edge has no accumulator");
+    saved.scale = e.scale.map(|(s, i)| {
+        assert!(
+            s.shape().len() == 1 && i < s.shape()[0],
+            "{OP}: scale index {i} of {}",
+            fmt_shape(s.shape())
+        );
+        (s.value().clone(), i)
+    });
+    // Parents: α, then the identity's operand, the accumulator, the candidates, the scale.
     let mut parents: Vec<&Var> = vec![e.alpha];
     parents.extend(e.skip.map(|s| s.1));
     parents.extend(e.acc);
     parents.extend(e.normed.iter().map(|o| &o.z));
-    let (has_skip, has_acc) = (e.skip.is_some(), e.acc.is_some());
+    parents.extend(e.scale.map(|s| s.0));
+    let (has_skip, has_acc, has_scale) = (e.skip.is_some(), e.acc.is_some(), e.scale.is_some());
     e.alpha.tape().push(
         y,
         &parents,
         Box::new(move |dy, need| {
-            // need: [α, x?, acc?, z_0, ...].
+            // need: [α, x?, acc?, z_0, ..., s?].
             let mut at = 1;
             let need_x = has_skip && {
                 at += 1;
@@ -341,7 +357,11 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
                 at += 1;
                 need[at - 1]
             };
-            let g = saved.backward(dy, need[0], need_x, &need[at..]);
+            let (need_z, need_s) = match has_scale {
+                true => (&need[at..need.len() - 1], need[need.len() - 1]),
+                false => (&need[at..], false),
+            };
+            let g = saved.backward(dy, need[0], need_x, need_z, need_s);
             let mut out = vec![g.dalpha];
             if has_skip {
                 out.push(g.dx);
@@ -350,6 +370,9 @@ pub fn mixed_edge(e: MixedEdge, bns: &mut [&mut BnState], training: bool) -> Var
                 out.push(need_acc.then(|| dy.clone()));
             }
             out.extend(g.dz);
+            if has_scale {
+                out.push(g.dscale);
+            }
             out
         }),
     )
@@ -454,6 +477,8 @@ pub struct MixedSaved {
     normed: Vec<(Vec<usize>, Tensor)>,
     stats: Tensor,
     training: bool,
+    /// PC-DARTS' downstream scale and this edge's index in it ([`MixedEdge::scale`]).
+    scale: Option<(Tensor, usize)>,
 }
 
 /// The gradients of a fused edge (the accumulator's is `dy` itself).
@@ -464,12 +489,23 @@ pub struct MixedGrads {
     pub dx: Option<Tensor>,
     /// Of each stacked pre-BN operand, in the order given.
     pub dz: Vec<Option<Tensor>>,
+    /// Of the downstream scale vector through this edge's output (zero outside its entry).
+    pub dscale: Option<Tensor>,
 }
 
 impl MixedSaved {
-    /// The gradients asked for, given the output's gradient `dy`.
-    pub fn backward(&self, dy: &Tensor, need_alpha: bool, need_x: bool, need_z: &[bool]) -> MixedGrads {
+    /// The gradients asked for, given the output's gradient `dy` (`need_scale`: of the
+    /// downstream scale, for an edge that has one).
+    pub fn backward(
+        &self,
+        dy: &Tensor,
+        need_alpha: bool,
+        need_x: bool,
+        need_z: &[bool],
+        need_scale: bool,
+    ) -> MixedGrads {
         let g = bn_geom(OP, dy.shape());
+        let scale = self.scale.as_ref().filter(|_| need_scale);
         let c = g.c;
         let (rows, cols) = (self.alpha.shape()[0], self.alpha.shape()[1]);
         let need_x = need_x && self.skip.is_some();
@@ -480,7 +516,7 @@ impl MixedSaved {
             need_z.len(),
             self.normed.len()
         );
-        let (dalpha, dx, dz) = if let Some(rt) = crate::ops::gpu_rt(OP, &[dy, &self.alpha]) {
+        let (dalpha, dx, dz, dscale) = if let Some(rt) = crate::ops::gpu_rt(OP, &[dy, &self.alpha]) {
             let chunks = gpu::bwd_chunks(g.n, c, g.hw);
             let sums = gpu_ok(GpuBuf::alloc(&rt, chunks * (K + 1) * c));
             let sb = self.stats.gpu_buf().expect("stats on the GPU");
@@ -520,8 +556,14 @@ impl MixedSaved {
             p.sums = sums.ptr();
             p.dx_skip = dx.as_mut().map_or(0, |t| t.gpu_buf_mut().ptr());
             p.dalpha = dalpha.as_mut().map_or(0, |t| t.gpu_buf_mut().ptr());
+            let mut dscale = scale.map(|(s, i)| {
+                p.scale = s.gpu_buf().expect("scale on the GPU").ptr();
+                (p.scale_len, p.scale_index) = (s.numel() as i32, *i as i32);
+                Tensor::empty_gpu(s.shape(), &rt)
+            });
+            p.dscale = dscale.as_mut().map_or(0, |t| t.gpu_buf_mut().ptr());
             gpu_ok(gpu::backward(&*rt, &p));
-            (dalpha, dx, dz)
+            (dalpha, dx, dz, dscale)
         } else {
             with_dtype!(dy.dtype(), T => {
                 let row = &self.alpha.data::<T>()[self.row * cols..(self.row + 1) * cols];
@@ -554,9 +596,16 @@ impl MixedSaved {
                     full[self.row * cols..(self.row + 1) * cols].copy_from_slice(&d);
                     Tensor::from_vec(&[rows, cols], full)
                 });
-                (dalpha, dx, dz)
+                let dscale = scale.map(|(s, i)| {
+                    let sv = s.data::<T>()[*i].to_f64();
+                    let wg = cpu::slot_grads(&edge, &sums).1;
+                    let mut v = vec![T::ZERO; s.numel()];
+                    v[*i] = T::from_f64(if sv != 0.0 { wg / sv } else { 0.0 });
+                    Tensor::from_vec(s.shape(), v)
+                });
+                (dalpha, dx, dz, dscale)
             })
         };
-        MixedGrads { dalpha, dx, dz }
+        MixedGrads { dalpha, dx, dz, dscale }
     }
 }

@@ -52,7 +52,7 @@ impl ReluConvBn {
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        let y = F::conv2d(&F::relu(x), ctx.p(self.w), self.p);
+        let y = F::relu_conv2d(&[x], ctx.p(self.w), self.p, 0);
         self.bn.forward(ctx, &y)
     }
 }

@@ -100,7 +100,7 @@ pub fn pc_merge_fwd(
 #[allow(clippy::too_many_arguments)]
 pub fn pc_merge_bwd(
     g: &PcGeom,
-    m: &GpuBuf,
+    m: Option<&GpuBuf>,
     x: &GpuBuf,
     dy: &GpuBuf,
     s: DevPtr,
@@ -108,14 +108,16 @@ pub fn pc_merge_bwd(
     dx: Option<&mut GpuBuf>,
     dgrad: Option<(&mut GpuBuf, usize)>,
 ) -> Result<(), GpuError> {
-    check("m", m, g.m_len());
+    if let Some(m) = m {
+        check("m", m, g.m_len());
+    }
     check("x", x, g.x_len());
     check("dy", dy, g.y_len());
     let rt = dy.runtime().clone();
     let nparts = partials_for(g.y_len());
     let partials = GpuBuf::alloc(&rt, nparts)?;
     let mut p = geom_args(g);
-    p.m = m.ptr();
+    p.m = m.map_or(0, GpuBuf::ptr);
     p.x = x.ptr();
     p.s = s;
     p.dy = dy.ptr();
