@@ -193,14 +193,19 @@ def drop_path(x, drop_prob):
 # ----------------------------------------------------------------------------------------------
 
 
+def _preprocess(cell, c_prev_prev, c_prev, c, reduction_prev):
+    """A cell's preprocess0 (FactorizedReduce after a reduction cell) and preprocess1."""
+    if reduction_prev:
+        cell.preprocess0 = FactorizedReduce(c_prev_prev, c)
+    else:
+        cell.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0)
+    cell.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+
+
 class Cell(nn.Module):
     def __init__(self, genotype, c_prev_prev, c_prev, c, reduction, reduction_prev):
         super().__init__()
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(c_prev_prev, c)
-        else:
-            self.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0)
-        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        _preprocess(self, c_prev_prev, c_prev, c, reduction_prev)
         if reduction:
             op_names, indices = zip(*genotype.reduce)
             concat = genotype.reduce_concat
@@ -238,11 +243,7 @@ class DCOCell(nn.Module):
 
     def __init__(self, genotype, c_prev_prev, c_prev, c, reduction, reduction_prev):
         super().__init__()
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(c_prev_prev, c)
-        else:
-            self.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0)
-        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        _preprocess(self, c_prev_prev, c_prev, c, reduction_prev)
         genes = genotype.reduce if reduction else genotype.normal
         self._ops = nn.ModuleDict()
         for name, to, frm in genes:
