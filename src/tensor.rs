@@ -228,14 +228,7 @@ impl Tensor {
 
     /// Every element equal to `v`, on `device` (filled there: no host copy for a GPU).
     pub fn full_on(shape: &[usize], v: f64, dtype: DType, device: &Device) -> Tensor {
-        match device {
-            Device::Cpu => Tensor::full(shape, v, dtype),
-            Device::Gpu(rt) => {
-                let mut t = Tensor::empty_gpu(shape, rt);
-                gpu_ok(crate::backend::gpu::launch::elementwise::fill(t.gpu_buf_mut(), v as f32));
-                t
-            }
-        }
+        crate::ops::elementwise::full_on(shape, v, dtype, device)
     }
 
     /// Every element equal to `v` (rounded to the dtype).

@@ -143,6 +143,61 @@ pub fn out_dim(len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> u
     }
 }
 
+/// A crop window: `y[n, c, i, j] = x[n, c, top + i, left + j]` for `i < oh`, `j < ow`, x
+/// `[n, c, h, w]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CropGeom {
+    /// Batch.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Height of x.
+    pub h: usize,
+    /// Width of x.
+    pub w: usize,
+    /// First row of the window.
+    pub top: usize,
+    /// First column of the window.
+    pub left: usize,
+    /// Rows of the window (y's height).
+    pub oh: usize,
+    /// Columns of the window (y's width).
+    pub ow: usize,
+}
+
+impl CropGeom {
+    /// Elements of x.
+    pub fn x_len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+
+    /// Elements of y.
+    pub fn y_len(&self) -> usize {
+        self.n * self.c * self.oh * self.ow
+    }
+
+    /// Panics unless the window fits x and the buffers hold `x_len` and `y_len` elements.
+    pub fn check(&self, op: &str, x_len: usize, y_len: usize) {
+        let CropGeom { n, c, h, w, top, left, oh, ow } = *self;
+        assert!(
+            top + oh <= h && left + ow <= w,
+            "{op}: window rows {top}..{} cols {left}..{} exceed the {h}x{w} input",
+            top + oh,
+            left + ow
+        );
+        assert!(
+            x_len == self.x_len(),
+            "{op}: full tensor has {x_len} elements, [n={n}, c={c}, h={h}, w={w}] needs {}",
+            self.x_len()
+        );
+        assert!(
+            y_len == self.y_len(),
+            "{op}: cropped tensor has {y_len} elements, [n={n}, c={c}, h={oh}, w={ow}] needs {}",
+            self.y_len()
+        );
+    }
+}
+
 /// The shapes of one partial-channel merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PcGeom {

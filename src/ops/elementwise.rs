@@ -222,6 +222,23 @@ fn check_weighted(op: &str, xs: &[&Tensor], w: &Tensor) {
     }
 }
 
+/// `shape` filled with `v` on `device` (filled there: no host copy for a GPU; f32 on a GPU).
+pub fn full_on(
+    shape: &[usize],
+    v: f64,
+    dtype: crate::tensor::DType,
+    device: &crate::tensor::Device,
+) -> Tensor {
+    match device {
+        crate::tensor::Device::Cpu => Tensor::full(shape, v, dtype),
+        crate::tensor::Device::Gpu(rt) => {
+            let mut t = Tensor::empty_gpu(shape, rt);
+            gpu_ok(gew::fill(t.gpu_buf_mut(), v as f32));
+            t
+        }
+    }
+}
+
 /// The DARTS `none` op: zeros of the output shape of a stride-`stride` op on `x` (NCHW).
 pub fn zero(x: &Tensor, stride: usize) -> Tensor {
     let [n, c, h, w] = nchw("zero", "x", x);

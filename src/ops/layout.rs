@@ -2,6 +2,7 @@
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype};
 use crate::backend::cpu::{self, Real as _};
+use crate::backend::geom::CropGeom;
 use crate::backend::gpu::launch::layout as glay;
 use crate::tensor::gpu_ok;
 use crate::tensor::{fmt_shape, Tensor};
@@ -72,12 +73,13 @@ pub fn crop(x: &Tensor, top: usize, left: usize, oh: usize, ow: usize) -> Tensor
         "crop: window {oh}x{ow} at ({top}, {left}) exceeds x {}",
         fmt_shape(x.shape())
     );
+    let g = CropGeom { n, c, h, w, top, left, oh, ow };
     if let Some(rt) = gpu_rt("crop", &[x]) {
-        return gpu_out(&rt, &[n, c, oh, ow], |y| glay::crop_fwd(n, c, h, w, top, left, oh, ow, buf(x), y));
+        return gpu_out(&rt, &[n, c, oh, ow], |y| glay::crop_fwd(&g, buf(x), y));
     }
     with_dtype!(x.dtype(), T => {
         let mut y = vec![T::ZERO; n * c * oh * ow];
-        cpu::concat::crop_fwd(n, c, h, w, top, left, oh, ow, x.data::<T>(), &mut y);
+        cpu::concat::crop_fwd(&g, x.data::<T>(), &mut y);
         Tensor::from_vec(&[n, c, oh, ow], y)
     })
 }
@@ -86,12 +88,13 @@ pub fn crop(x: &Tensor, top: usize, left: usize, oh: usize, ow: usize) -> Tensor
 pub fn crop_bwd(dy: &Tensor, x_shape: &[usize], top: usize, left: usize) -> Tensor {
     let [n, c, oh, ow] = nchw("crop_bwd", "dy", dy);
     let (h, w) = (x_shape[2], x_shape[3]);
+    let g = CropGeom { n, c, h, w, top, left, oh, ow };
     if let Some(rt) = gpu_rt("crop_bwd", &[dy]) {
-        return gpu_out(&rt, x_shape, |dx| glay::crop_bwd(n, c, h, w, top, left, oh, ow, buf(dy), dx));
+        return gpu_out(&rt, x_shape, |dx| glay::crop_bwd(&g, buf(dy), dx));
     }
     with_dtype!(dy.dtype(), T => {
         let mut dx = vec![T::ZERO; n * c * h * w];
-        cpu::concat::crop_bwd(n, c, h, w, top, left, oh, ow, dy.data::<T>(), &mut dx);
+        cpu::concat::crop_bwd(&g, dy.data::<T>(), &mut dx);
         Tensor::from_vec(x_shape, dx)
     })
 }

@@ -2,6 +2,7 @@
 //! `cpu::concat` in f64 (pure copies: the results must be exact).
 
 use darts::backend::cpu::concat as cpu;
+use darts::backend::geom::CropGeom;
 use darts::backend::gpu::launch::layout as gpu;
 use darts::backend::gpu::{Gpu, GpuBuf};
 use darts::rng::Rng;
@@ -78,18 +79,19 @@ pub fn cases(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>) {
 
     for (n, c, h, w, top, left, oh, ow) in CROPS {
         let tag = format!("{n}x{c}x{h}x{w} [{top}+{oh}, {left}+{ow}]");
+        let g = CropGeom { n, c, h, w, top, left, oh, ow };
         let x = normals(rng, n * c * h * w);
         let mut y = nan(rt, n * c * oh * ow);
-        gpu::crop_fwd(n, c, h, w, top, left, oh, ow, &up(rt, &x), &mut y).unwrap();
+        gpu::crop_fwd(&g, &up(rt, &x), &mut y).unwrap();
         let mut want = vec![0.0; n * c * oh * ow];
-        cpu::crop_fwd(n, c, h, w, top, left, oh, ow, &wide(&x), &mut want);
+        cpu::crop_fwd(&g, &wide(&x), &mut want);
         out.push(Outcome { name: format!("crop_fwd {tag}"), gpu: y.to_host().unwrap(), cpu: want });
 
         let dy = normals(rng, n * c * oh * ow);
         let mut dx = nan(rt, n * c * h * w);
-        gpu::crop_bwd(n, c, h, w, top, left, oh, ow, &up(rt, &dy), &mut dx).unwrap();
+        gpu::crop_bwd(&g, &up(rt, &dy), &mut dx).unwrap();
         let mut want = vec![0.0; n * c * h * w];
-        cpu::crop_bwd(n, c, h, w, top, left, oh, ow, &wide(&dy), &mut want);
+        cpu::crop_bwd(&g, &wide(&dy), &mut want);
         out.push(Outcome { name: format!("crop_bwd {tag}"), gpu: dx.to_host().unwrap(), cpu: want });
     }
 }

@@ -4,6 +4,7 @@
 
 use super::par::{for_each_chunk_mut, is_large};
 use super::real::Real;
+use crate::backend::geom::CropGeom;
 use rayon::prelude::*;
 
 /// Concatenates `parts` along channels: each part is `(data [n, c_i, hw], c_i)`, and `y` is
@@ -74,55 +75,10 @@ pub fn split_channels<T: Real>(n: usize, hw: usize, y: &[T], parts: &mut [(&mut 
     }
 }
 
-/// Panics unless a crop window fits its input and both lengths match (shared with the GPU
-/// launch code).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn check_crop(
-    op: &str,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-    big: usize,
-    small: usize,
-) {
-    assert!(
-        top + oh <= h && left + ow <= w,
-        "{op}: window rows {top}..{} cols {left}..{} exceed the {h}x{w} input",
-        top + oh,
-        left + ow
-    );
-    assert!(
-        big == n * c * h * w,
-        "{op}: full tensor has {big} elements, [n={n}, c={c}, h={h}, w={w}] needs {}",
-        n * c * h * w
-    );
-    assert!(
-        small == n * c * oh * ow,
-        "{op}: cropped tensor has {small} elements, [n={n}, c={c}, h={oh}, w={ow}] needs {}",
-        n * c * oh * ow
-    );
-}
-
 /// `y[n, c, i, j] = x[n, c, top + i, left + j]` for `i < oh`, `j < ow`; `x` is `[n, c, h, w]`.
-#[allow(clippy::too_many_arguments)]
-pub fn crop_fwd<T: Real>(
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-    x: &[T],
-    y: &mut [T],
-) {
-    check_crop("crop_fwd", n, c, h, w, top, left, oh, ow, x.len(), y.len());
+pub fn crop_fwd<T: Real>(g: &CropGeom, x: &[T], y: &mut [T]) {
+    g.check("crop_fwd", x.len(), y.len());
+    let CropGeom { h, w, top, left, oh, ow, .. } = *g;
     // One task per (n, c) plane.
     for_each_chunk_mut(y, oh * ow, |off, y_plane| {
         let x_plane = &x[(off / (oh * ow)) * h * w..][..h * w];
@@ -134,20 +90,9 @@ pub fn crop_fwd<T: Real>(
 }
 
 /// The backward of [`crop_fwd`]: `dx` is zero except `dx[n, c, top + i, left + j] = dy[n, c, i, j]`.
-#[allow(clippy::too_many_arguments)]
-pub fn crop_bwd<T: Real>(
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-    dy: &[T],
-    dx: &mut [T],
-) {
-    check_crop("crop_bwd", n, c, h, w, top, left, oh, ow, dx.len(), dy.len());
+pub fn crop_bwd<T: Real>(g: &CropGeom, dy: &[T], dx: &mut [T]) {
+    g.check("crop_bwd", dx.len(), dy.len());
+    let CropGeom { h, w, top, left, oh, ow, .. } = *g;
     for_each_chunk_mut(dx, h * w, |off, dx_plane| {
         let dy_plane = &dy[(off / (h * w)) * oh * ow..][..oh * ow];
         dx_plane.fill(T::ZERO);
@@ -197,9 +142,10 @@ mod tests {
         for (h, w) in [(7, 7), (5, 6)] {
             let (n, c) = (2, 3);
             let (top, left, oh, ow) = (1, 1, h - 1, w - 1);
+            let g = CropGeom { n, c, h, w, top, left, oh, ow };
             let x = rng.vec(n * c * h * w);
             let mut y = vec![0.0; n * c * oh * ow];
-            crop_fwd(n, c, h, w, top, left, oh, ow, &x, &mut y);
+            crop_fwd(&g, &x, &mut y);
             for p in 0..n * c {
                 for i in 0..oh {
                     for j in 0..ow {
@@ -209,10 +155,10 @@ mod tests {
             }
             let r = rng.vec(y.len());
             let mut dx = vec![f64::NAN; x.len()];
-            crop_bwd(n, c, h, w, top, left, oh, ow, &r, &mut dx);
+            crop_bwd(&g, &r, &mut dx);
             let loss = |x: &[f64]| {
                 let mut y = vec![0.0; n * c * oh * ow];
-                crop_fwd(n, c, h, w, top, left, oh, ow, x, &mut y);
+                crop_fwd(&g, x, &mut y);
                 dot(&r, &y)
             };
             assert_rel_close("crop_bwd", &dx, &numeric_grad(loss, &x, 1e-5), 1e-7);
@@ -224,6 +170,7 @@ mod tests {
     fn crop_out_of_bounds_panics() {
         let x = vec![0.0f32; 49];
         let mut y = vec![0.0f32; 49];
-        crop_fwd(1, 1, 7, 7, 1, 0, 7, 7, &x, &mut y);
+        let g = CropGeom { n: 1, c: 1, h: 7, w: 7, top: 1, left: 0, oh: 7, ow: 7 };
+        crop_fwd(&g, &x, &mut y);
     }
 }

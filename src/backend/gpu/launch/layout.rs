@@ -3,6 +3,7 @@
 //! op needs no kernel here: it is [`super::elementwise::fill`] with 0.
 
 use super::{grid_for, int, BLOCK};
+use crate::backend::geom::CropGeom;
 use crate::backend::gpu::k;
 use crate::backend::gpu::{Arg, DevPtr, GpuBuf, GpuError, LaunchCfg};
 
@@ -111,29 +112,11 @@ pub fn split_channels(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_crop(
-    op: &str,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-    big: usize,
-    small: usize,
-) {
-    crate::backend::cpu::concat::check_crop(op, n, c, h, w, top, left, oh, ow, big, small);
-    int(op, big);
-}
-
 /// `struct CropGeom` of `kernels/layout.cu`: `planes, h, w, top, left, oh, ow`, one by-value
 /// argument after the two buffers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-struct CropGeom {
+struct CropArgs {
     planes: i32,
     h: i32,
     w: i32,
@@ -143,67 +126,32 @@ struct CropGeom {
     ow: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<CropGeom>() == 7 * 4);
+const _: () = assert!(std::mem::size_of::<CropArgs>() == 7 * 4);
 
 // SAFETY: a repr(C) struct of i32 fields only (no padding), so every bit pattern is valid.
-unsafe impl bytemuck::Zeroable for CropGeom {}
-unsafe impl bytemuck::Pod for CropGeom {}
+unsafe impl bytemuck::Zeroable for CropArgs {}
+unsafe impl bytemuck::Pod for CropArgs {}
 
-#[allow(clippy::too_many_arguments)]
-fn crop_geom(
-    op: &str,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-) -> CropGeom {
-    let [planes, h, w, top, left, oh, ow] = [n * c, h, w, top, left, oh, ow].map(|v| int(op, v));
-    CropGeom { planes, h, w, top, left, oh, ow }
+/// Checks `g` against the buffers (and the kernel's int range) and packs its arguments.
+fn crop_args(op: &str, g: &CropGeom, x_len: usize, y_len: usize) -> CropArgs {
+    g.check(op, x_len, y_len);
+    int(op, x_len);
+    let [planes, h, w, top, left, oh, ow] =
+        [g.n * g.c, g.h, g.w, g.top, g.left, g.oh, g.ow].map(|v| int(op, v));
+    CropArgs { planes, h, w, top, left, oh, ow }
 }
 
 /// `y[n, c, i, j] = x[n, c, top + i, left + j]` for `i < oh`, `j < ow`; `x` is `[n, c, h, w]`.
-#[allow(clippy::too_many_arguments)]
-pub fn crop_fwd(
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-    x: &GpuBuf,
-    y: &mut GpuBuf,
-) -> Result<(), GpuError> {
-    let op = "crop_fwd";
-    check_crop(op, n, c, h, w, top, left, oh, ow, x.len(), y.len());
-    let geom = crop_geom(op, n, c, h, w, top, left, oh, ow);
-    let args = [x.arg(), y.arg(), Arg::pod(&geom)];
+pub fn crop_fwd(g: &CropGeom, x: &GpuBuf, y: &mut GpuBuf) -> Result<(), GpuError> {
+    let args = crop_args("crop_fwd", g, x.len(), y.len());
+    let args = [x.arg(), y.arg(), Arg::pod(&args)];
     y.runtime().launch(k::crop_fwd_f32, LaunchCfg::linear(grid_for(y.len()), BLOCK), &args)
 }
 
 /// The backward of [`crop_fwd`]: `dx` is zero except `dx[n, c, top + i, left + j] = dy[n, c, i, j]`
 /// (every element of `dx` is written).
-#[allow(clippy::too_many_arguments)]
-pub fn crop_bwd(
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
-    dy: &GpuBuf,
-    dx: &mut GpuBuf,
-) -> Result<(), GpuError> {
-    let op = "crop_bwd";
-    check_crop(op, n, c, h, w, top, left, oh, ow, dx.len(), dy.len());
-    let geom = crop_geom(op, n, c, h, w, top, left, oh, ow);
-    let args = [dy.arg(), dx.arg(), Arg::pod(&geom)];
+pub fn crop_bwd(g: &CropGeom, dy: &GpuBuf, dx: &mut GpuBuf) -> Result<(), GpuError> {
+    let args = crop_args("crop_bwd", g, dx.len(), dy.len());
+    let args = [dy.arg(), dx.arg(), Arg::pod(&args)];
     dx.runtime().launch(k::crop_bwd_f32, LaunchCfg::linear(grid_for(dx.len()), BLOCK), &args)
 }
