@@ -114,12 +114,15 @@ impl Cell {
         Cell { reduction, c, pc_k, pre, edges }
     }
 
-    /// Forward from the two previous states (each as its channel parts: a cell's output is
-    /// the channel concat of its four nodes, which it returns apart), `weights` = softmax(α) `[14, 8]` (FairDARTS:
-    /// σ(α) `[14, 7]`) of this cell type (unfused), or α itself (`fused`: each edge is one fused
-    /// node that takes the logits); `w2` PC-DARTS' node-normalised β `[14]`
-    /// ([`F::node_softmax`]). With `masks`, every edge's output goes through drop path (the
-    /// next 14 masks, in edge order) before its node's sum.
+    /// Forward from the two previous states, each given as its channel parts (the stem, or a
+    /// cell's four nodes); returns this cell's four nodes, whose channel concat is its output
+    /// (its consumers concatenate them only transiently).
+    ///
+    /// `weights` = softmax(α) `[14, 8]` (FairDARTS: σ(α) `[14, 7]`) of this cell type
+    /// (unfused), or α itself (`fused`: each edge is one fused node that takes the logits);
+    /// `w2` PC-DARTS' node-normalised β `[14]` ([`F::node_softmax`]). With `masks`, every
+    /// edge's output goes through drop path (the next 14 masks, in edge order) before its
+    /// node's sum.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
