@@ -205,7 +205,7 @@ pub struct PcGeom {
     pub n: usize,
     /// Channels of x and y.
     pub c: usize,
-    /// Height and width of x.
+    /// Height of x.
     pub h: usize,
     /// Width of x.
     pub w: usize,

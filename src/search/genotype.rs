@@ -412,7 +412,7 @@ mod tests {
         g.validate().unwrap();
         // It trains as FairDARTS' DCOCell: node 1 has one input, the isolated node 2 is left out.
         g.validate_trainable().unwrap();
-        assert_eq!(crate::search::genotypes::dco_nodes(&g.normal, &g.normal_nodes), [2, 3, 5]);
+        assert_eq!(crate::search::genotypes::dco_nodes(&g.normal_nodes), [2, 3, 5]);
         // A node whose only input is the isolated node cannot be computed; nor can an empty cell.
         let mut dead = g.clone();
         dead.normal.truncate(3);

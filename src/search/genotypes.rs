@@ -299,7 +299,7 @@ impl Genotype {
         for (cell, genes, nodes) in
             [("normal", &self.normal, &self.normal_nodes), ("reduce", &self.reduce, &self.reduce_nodes)]
         {
-            if dco_nodes(genes, nodes).is_empty() {
+            if nodes.is_empty() {
                 return Err(GenotypeError::EmptyCell { cell });
             }
             let mut exists = [vec![true; 2], vec![false; STEPS]].concat();
@@ -319,15 +319,11 @@ impl Genotype {
     }
 }
 
-/// The states a sparse cell (FairDARTS' DCOCell) outputs: each node that has an input, in
-/// order. Its concat list is not used: the reference concatenates exactly these.
-pub fn dco_nodes(genes: &[(String, usize)], nodes: &[usize]) -> Vec<usize> {
-    assert_eq!(genes.len(), nodes.len(), "dco_nodes: {} genes, {} destinations", genes.len(), nodes.len());
-    let mut out: Vec<usize> = Vec::new();
-    for &d in nodes {
-        if out.last() != Some(&d) {
-            out.push(d);
-        }
-    }
+/// The states a sparse cell (FairDARTS' DCOCell) outputs, from its genes' destinations (in
+/// node order): each node that has an input, once. Its concat list is not used: the reference
+/// concatenates exactly these.
+pub fn dco_nodes(nodes: &[usize]) -> Vec<usize> {
+    let mut out = nodes.to_vec();
+    out.dedup();
     out
 }

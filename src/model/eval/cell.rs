@@ -101,7 +101,7 @@ impl EvalCell {
             .collect();
         let inputs = genes.iter().map(|(_, j)| *j).collect();
         let concat = match dco {
-            true => dco_nodes(genes, &nodes),
+            true => dco_nodes(&nodes),
             false => concat.clone(),
         };
         EvalCell { reduction, pre0, pre1, ops, inputs, nodes, concat, dco }
