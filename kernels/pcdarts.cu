@@ -3,14 +3,16 @@ PC-DARTS (partial channels) on f32 NCHW, mirroring src/backend/cpu/pcdarts.rs.
 
 Partial-channel merge. An edge's input x is [n, c, h, w]; its mixed op ran on the first c/k
 channels and gave m [n, c/k, oh, ow]; the other channels bypass it: identity (stride 1,
-oh = h) or a 2x2 stride-2 max pool (stride 2, oh = h/2, h and w even). With
+oh = h) or a 2x2 stride-2 max pool (stride 2, oh = h/2, h and w even). The merge reads them
+as their own tensor, the tail x_t = x[:, c/k:] [n, c - c/k, h, w] (PC-DARTS states travel as
+head and tail), and writes dx_t of that shape; below, x[:, q] for q >= c/k is x_t[:, q - c/k]. With
 v = cat(m, bypass(x[:, c/k:])) and the shuffle of k groups (output o = p·k + g reads channel
 q = g·(c/k) + p of v; conversely q is read by o = (q mod c/k)·k + q div (c/k)):
 
   y[:, o]  = acc[:, o] + s · v[:, q(o)]                    (acc null: 0)
   dm[:, q] = s · dy[:, o(q)]                               q < c/k
-  dx[:, q] = 0 for q < c/k; for q >= c/k: s · dy[:, o(q)] (stride 1), or s · dy[:, o(q)] at
-             the window's first maximum in row-major order and 0 at its other three (stride 2)
+  dx[:, q] = for q >= c/k: s · dy[:, o(q)] (stride 1), or s · dy[:, o(q)] at the window's
+             first maximum in row-major order and 0 at its other three (stride 2)
   ds       = Σ dy ⊙ shuffle(v)   written as dgrad[index] of a [len] vector, zeros elsewhere;
              with m null in the backward, v's first c/k channels count 0 (the fused mixed
              edge adds its own part of ds, Σ dy·m)
@@ -40,13 +42,13 @@ Assumptions: contiguous buffers, element counts < 2^31, outputs do not alias inp
 
 struct PcMerge {
     const float* m;
-    const float* x;
+    const float* x;    // the tail [n, c - c/k, h, w]; null when k = 1
     const float* acc;  // may be null
     const float* s;    // the scale, one float
     const float* dy;
     float* y;
     float* dm;        // may be null
-    float* dx;        // may be null
+    float* dx;        // the tail's, may be null
     float* partials;  // [nparts]
     float* dgrad;     // [len], may be null
     int n, c, h, w;
@@ -72,7 +74,7 @@ static __device__ __forceinline__ float pc_value(const PcMerge& p, int ni, int q
         *at_x = -1;
         return p.m ? p.m[((static_cast<size_t>(ni) * cpk + q) * oh + i) * ow + j] : 0.0f;
     }
-    const size_t plane = (static_cast<size_t>(ni) * p.c + q) * p.h * p.w;
+    const size_t plane = (static_cast<size_t>(ni) * (p.c - cpk) + (q - cpk)) * p.h * p.w;
     if (p.stride == 1) {
         *at_x = static_cast<int>(plane + static_cast<size_t>(i) * p.w + j);
         return p.x[*at_x];
@@ -126,23 +128,11 @@ extern "C" __global__ void __launch_bounds__(PC_BLOCK) pc_merge_bwd_f32(PcMerge 
         part += d * v;
         if (q < cpk) {
             if (p.dm) p.dm[(static_cast<size_t>(ni) * cpk + q) * ohw + pix] = s * d;
-            if (p.dx) {
-                const size_t plane = (static_cast<size_t>(ni) * p.c + q) * p.h * p.w;
-                if (p.stride == 1) {
-                    p.dx[plane + pix] = 0.0f;
-                } else {
-                    const size_t tl = plane + static_cast<size_t>(2 * i) * p.w + 2 * j;
-                    p.dx[tl] = 0.0f;
-                    p.dx[tl + 1] = 0.0f;
-                    p.dx[tl + p.w] = 0.0f;
-                    p.dx[tl + p.w + 1] = 0.0f;
-                }
-            }
         } else if (p.dx) {
             if (p.stride == 1) {
                 p.dx[at] = s * d;
             } else {
-                const int tl = static_cast<int>((static_cast<size_t>(ni) * p.c + q) * p.h * p.w +
+                const int tl = static_cast<int>((static_cast<size_t>(ni) * (p.c - cpk) + (q - cpk)) * p.h * p.w +
                                                 static_cast<size_t>(2 * i) * p.w + 2 * j);
                 p.dx[tl] = tl == at ? s * d : 0.0f;
                 p.dx[tl + 1] = tl + 1 == at ? s * d : 0.0f;

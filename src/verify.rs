@@ -975,7 +975,8 @@ fn fair_cases(cs: &mut Vec<Case>, rng: &mut Rng) {
 fn pc_cases(cs: &mut Vec<Case>, rng: &mut Rng, b: usize) {
     for (c, hw, stride) in [(16, 32, 1), (32, 32, 2), (64, 16, 2)] {
         let o = hw / stride;
-        let (m, x, s) = (rand(rng, &[b, c / 4, o, o]), rand(rng, &[b, c, hw, hw]), rand(rng, &[14]));
+        // x: the bypassed channels x[:, c/4:] of the edge's input, their own tensor.
+        let (m, x, s) = (rand(rng, &[b, c / 4, o, o]), rand(rng, &[b, c - c / 4, hw, hw]), rand(rng, &[14]));
         let (acc, dy) = (rand(rng, &[b, c, o, o]), rand(rng, &[b, c, o, o]));
         let label = format!("[{b}, {c}, {hw}, {hw}] k4 s{stride}");
         cs.push(case(
@@ -983,7 +984,9 @@ fn pc_cases(cs: &mut Vec<Case>, rng: &mut Rng, b: usize) {
             "forward",
             label.clone(),
             vec![m.clone(), x.clone(), s.clone(), acc],
-            Box::new(move |t| vec![ops::pcdarts::pc_merge(&t[0], &t[1], Some(&t[3]), &t[2], 5, 4, stride)]),
+            Box::new(move |t| {
+                vec![ops::pcdarts::pc_merge(&t[0], Some(&t[1]), Some(&t[3]), &t[2], 5, 4, stride)]
+            }),
         ));
         cs.push(case(
             "pc_merge",
@@ -991,7 +994,16 @@ fn pc_cases(cs: &mut Vec<Case>, rng: &mut Rng, b: usize) {
             label,
             vec![m, x, s, dy],
             Box::new(move |t| {
-                let g = ops::pcdarts::pc_merge_bwd(Some(&t[0]), &t[1], &t[3], &t[2], 5, 4, stride, [true; 3]);
+                let g = ops::pcdarts::pc_merge_bwd(
+                    Some(&t[0]),
+                    Some(&t[1]),
+                    &t[3],
+                    &t[2],
+                    5,
+                    4,
+                    stride,
+                    [true; 3],
+                );
                 g.into_iter().map(|d| d.expect("every gradient asked for")).collect()
             }),
         ));

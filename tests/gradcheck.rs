@@ -6,6 +6,7 @@ mod common;
 use common::{gradcheck, randn};
 use darts::autograd::functions as F;
 use darts::autograd::functions::BnState;
+use darts::autograd::{Tape, Var};
 use darts::ops::ConvParams;
 use darts::rng::Rng;
 use darts::{DType, Tensor};
@@ -192,34 +193,42 @@ fn cross_entropy_with_label_smoothing() {
     }
 }
 
-/// PC-DARTS' merge (stride 1 and 2, with and without an accumulator, k = 4 and 2), channel
-/// slice and node softmax; and the merge's forward against the shuffle written out by its
-/// definition (view [n, k, c/k, h, w], swap axes 1 and 2, flatten).
+/// PC-DARTS' merge (stride 1 and 2, with and without an accumulator, k = 4, 2 and 1), the
+/// two-output channel split and split BN (a state's head and tail), and node softmax; and the merge's forward
+/// against the shuffle written out by its definition (view [n, k, c/k, h, w], swap axes 1 and
+/// 2, flatten).
 #[test]
-fn pc_merge_channel_slice_and_node_softmax() {
+fn pc_merge_channel_split_and_node_softmax() {
     let mut rng = Rng::new(12);
-    for (c, k, stride) in [(8, 4, 1), (8, 4, 2), (6, 2, 2)] {
+    for (c, k, stride) in [(8, 4, 1), (8, 4, 2), (6, 2, 2), (4, 1, 2)] {
         let (h, w) = (4, 6);
         let (oh, ow) = (h / stride, w / stride);
         let m = randn(&mut rng, &[2, c / k, oh, ow]);
-        let x = randn(&mut rng, &[2, c, h, w]);
+        // The edge input's bypassed channels x[:, c/k:], their own tensor (none when k = 1).
+        let x = (k > 1).then(|| randn(&mut rng, &[2, c - c / k, h, w]));
         let s = randn(&mut rng, &[5]);
         let acc = randn(&mut rng, &[2, c, oh, ow]);
-        let inputs = [m.clone(), x.clone(), s.clone(), acc];
+        let mut inputs = vec![m.clone(), s.clone(), acc];
+        inputs.extend(x.clone());
+        let tail = |v: &[Var]| if k > 1 { Some(v[3].clone()) } else { None };
         gradcheck(&format!("pc_merge c{c} k{k} s{stride}"), &inputs, TOL, |v| {
-            project(&F::pc_merge(&v[0], &v[1], Some(&v[3]), &v[2], 2, k, stride, false), 3)
+            project(&F::pc_merge(&v[0], tail(v).as_ref(), Some(&v[2]), &v[1], 2, k, stride, false), 3)
         });
-        gradcheck(&format!("pc_merge c{c} k{k} s{stride}, no acc"), &inputs[..3], TOL, |v| {
-            project(&F::pc_merge(&v[0], &v[1], None, &v[2], 4, k, stride, false), 4)
+        let no_acc: Vec<Tensor> =
+            inputs.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, t)| t.clone()).collect();
+        gradcheck(&format!("pc_merge c{c} k{k} s{stride}, no acc"), &no_acc, TOL, |v| {
+            let x = (k > 1).then(|| v[2].clone());
+            project(&F::pc_merge(&v[0], x.as_ref(), None, &v[1], 4, k, stride, false), 4)
         });
         // cat(m, bypass) then the shuffle, from the definition.
-        let (mv, xv, sv) = (m.to_f64_vec(), x.to_f64_vec(), s.to_f64_vec());
+        let (mv, sv) = (m.to_f64_vec(), s.to_f64_vec());
+        let xv = x.as_ref().map_or(vec![], |x| x.to_f64_vec());
         let cpk = c / k;
         let cat = |ni: usize, q: usize, i: usize, j: usize| -> f64 {
             if q < cpk {
                 return mv[((ni * cpk + q) * oh + i) * ow + j];
             }
-            let at = |a: usize, b: usize| xv[((ni * c + q) * h + a) * w + b];
+            let at = |a: usize, b: usize| xv[((ni * (c - cpk) + q - cpk) * h + a) * w + b];
             if stride == 1 {
                 at(i, j)
             } else {
@@ -240,14 +249,49 @@ fn pc_merge_channel_slice_and_node_softmax() {
                 }
             }
         }
-        let got = darts::ops::pcdarts::pc_merge(&m, &x, None, &s, 1, k, stride).to_f64_vec();
+        let got = darts::ops::pcdarts::pc_merge(&m, x.as_ref(), None, &s, 1, k, stride).to_f64_vec();
         assert_eq!(got, want, "pc_merge c{c} k{k} s{stride}: forward vs the definition");
     }
     let x = randn(&mut rng, &[2, 7, 3, 5]);
-    gradcheck("channel_slice", std::slice::from_ref(&x), TOL, |v| project(&F::channel_slice(&v[0], 2, 3), 5));
-    gradcheck("channel_slice at 0", std::slice::from_ref(&x), TOL, |v| {
-        project(&F::channel_slice(&v[0], 0, 7), 6)
-    });
+    // The split BN is the BN, split: the same values and running statistics, in both modes.
+    for training in [true, false] {
+        let tape = Tape::new();
+        let xv = tape.constant(x.clone());
+        let (mut whole, mut split) = (BnState::new(7, DType::F64), BnState::new(7, DType::F64));
+        let y = F::batch_norm(&xv, None, &mut whole, training).value().to_f64_vec();
+        let [h, t] = F::batch_norm_split(&xv, &mut split, training, 2);
+        let (hv, tv) = (h.value().to_f64_vec(), t.value().to_f64_vec());
+        for ni in 0..2 {
+            let img = &y[ni * 7 * 15..(ni + 1) * 7 * 15];
+            assert_eq!(
+                &hv[ni * 2 * 15..(ni + 1) * 2 * 15],
+                &img[..2 * 15],
+                "batch_norm_split head, {training}"
+            );
+            assert_eq!(
+                &tv[ni * 5 * 15..(ni + 1) * 5 * 15],
+                &img[2 * 15..],
+                "batch_norm_split tail, {training}"
+            );
+        }
+        assert_eq!(whole.running_mean.to_f64_vec(), split.running_mean.to_f64_vec());
+        assert_eq!(whole.running_var.to_f64_vec(), split.running_var.to_f64_vec());
+    }
+    // Both outputs, or one alone (the other's gradient is zeros).
+    for (name, use_head, use_tail) in [("both", true, true), ("head", true, false), ("tail", false, true)] {
+        let combine = |[h, t]: [Var; 2]| match (use_head, use_tail) {
+            (true, true) => F::add(&project(&h, 8), &project(&t, 9)),
+            (true, false) => project(&h, 8),
+            _ => project(&t, 9),
+        };
+        gradcheck(&format!("split_channels, {name}"), std::slice::from_ref(&x), TOL, |v| {
+            combine(F::split_channels(&F::scale(&v[0], 1.5), 3))
+        });
+        gradcheck(&format!("batch_norm_split, {name}"), std::slice::from_ref(&x), TOL, |v| {
+            let mut state = BnState::new(7, v[0].value().dtype());
+            combine(F::batch_norm_split(&v[0], &mut state, true, 2))
+        });
+    }
     let beta = randn(&mut rng, &[14]);
     gradcheck("node_softmax", &[beta], TOL, |v| project(&F::node_softmax(&v[0], 4), 7));
 }

@@ -426,23 +426,18 @@ pub fn inner(x: &Var, r: &Tensor) -> Var {
     x.tape().push(y, &[x], Box::new(move |dl, _| vec![Some(ops::elementwise::scale(&rv, dl.item()))]))
 }
 
-/// `x[:, a..a + len]` (PC-DARTS' partial channels); the backward scatters into zeros.
-pub fn channel_slice(x: &Var, a: usize, len: usize) -> Var {
-    let y = ops::pcdarts::channel_slice(x.value(), a, len);
-    let shape = x.shape().to_vec();
-    x.tape().push(y, &[x], Box::new(move |dy, _| vec![Some(ops::pcdarts::channel_slice_bwd(dy, &shape, a))]))
-}
-
 /// PC-DARTS' merge of an edge into its node, one node on the tape:
-/// `acc + s[index] · shuffle_k(cat(m, bypass(x[:, c/k:])))`, `m` the mixed op's output on the
-/// first c/k channels of `x`, bypass the identity (stride 1) or a 2x2 max pool (stride 2), `s`
-/// the normalised β (read on the device). Saves references to x and s, and to m unless
-/// `m_in_edge`: then m's node (the fused mixed edge given `s` as its scale) adds the m part of
-/// ds itself, and this node's ds covers the bypassed channels alone.
+/// `acc + s[index] · shuffle_k(cat(m, bypass(x_t)))`, `m` the mixed op's output on the first
+/// c/k channels of the edge's input x, x_t = x[:, c/k:] its bypassed channels as their own
+/// tensor (PC-DARTS states travel as these two parts; `None` when k = 1), bypass the identity
+/// (stride 1) or a 2x2 max pool (stride 2), `s` the normalised β (read on the device). Saves
+/// references to x_t and s, and to m unless `m_in_edge`: then m's node (the fused mixed edge
+/// given `s` as its scale) adds the m part of ds itself, and this node's ds covers the
+/// bypassed channels alone.
 #[allow(clippy::too_many_arguments)]
 pub fn pc_merge(
     m: &Var,
-    x: &Var,
+    x: Option<&Var>,
     acc: Option<&Var>,
     s: &Var,
     index: usize,
@@ -450,25 +445,125 @@ pub fn pc_merge(
     stride: usize,
     m_in_edge: bool,
 ) -> Var {
-    let y = ops::pcdarts::pc_merge(m.value(), x.value(), acc.map(|a| a.value()), s.value(), index, k, stride);
+    let y = ops::pcdarts::pc_merge(
+        m.value(),
+        x.map(Var::value),
+        acc.map(|a| a.value()),
+        s.value(),
+        index,
+        k,
+        stride,
+    );
     let mv = (!m_in_edge).then(|| m.value().clone());
-    let (xv, sv) = (x.value().clone(), s.value().clone());
-    let mut parents = vec![m, x, s];
+    let (xv, sv) = (x.map(|x| x.value().clone()), s.value().clone());
+    let mut parents = vec![m, s];
+    parents.extend(x);
     parents.extend(acc);
-    let has_acc = acc.is_some();
+    let (has_x, has_acc) = (x.is_some(), acc.is_some());
     m.tape().push(
         y,
         &parents,
         Box::new(move |dy, need| {
-            let need3 = [need[0], need[1], need[2]];
-            let [dm, dx, ds] = ops::pcdarts::pc_merge_bwd(mv.as_ref(), &xv, dy, &sv, index, k, stride, need3);
-            let mut out = vec![dm, dx, ds];
+            let need3 = [need[0], has_x && need[2], need[1]];
+            let [dm, dx, ds] =
+                ops::pcdarts::pc_merge_bwd(mv.as_ref(), xv.as_ref(), dy, &sv, index, k, stride, need3);
+            let mut out = vec![dm, ds];
+            if has_x {
+                out.push(dx);
+            }
             if has_acc {
-                out.push(need[3].then(|| dy.clone()));
+                out.push(need[out.len()].then(|| dy.clone()));
             }
             out
         }),
     )
+}
+
+/// `x` split along its channels into `[n, at, h, w]` and `[n, c − at, h, w]`, one node with
+/// two outputs that keeps nothing: the backward concatenates the parts' gradients (zeros for a
+/// part without one). The parts are copies, and x is freed once nothing else holds it.
+pub fn split_channels(x: &Var, at: usize) -> [Var; 2] {
+    let [_, c, _, _] = x
+        .shape()
+        .try_into()
+        .unwrap_or_else(|_| panic!("split_channels: x must be [n, c, h, w], got {}", fmt_shape(x.shape())));
+    assert!(0 < at && at < c, "split_channels: at {at} must lie inside the {c} channels of x");
+    let parts = ops::layout::split_channels(x.value(), &[at, c - at]);
+    let shape = x.shape().to_vec();
+    let outs = x.tape().push_multi(
+        parts,
+        &[x],
+        Box::new(move |dys, _| vec![Some(concat_grads(dys, &shape, &[at, c - at]))]),
+    );
+    outs.try_into().unwrap_or_else(|_| unreachable!("two parts give two outputs"))
+}
+
+/// The channel concat of the parts' gradients `dys` (part i has `chans[i]` channels) of a tensor
+/// shaped `shape`, zeros for a part without one (at least one has).
+fn concat_grads(dys: &[Option<Tensor>], shape: &[usize], chans: &[usize]) -> Tensor {
+    let some = dys.iter().flatten().next().expect("concat_grads: no part has a gradient");
+    let parts: Vec<Tensor> = dys
+        .iter()
+        .zip(chans)
+        .map(|(d, &ch)| match d {
+            Some(d) => d.clone(),
+            None => Tensor::zeros_on(&[shape[0], ch, shape[2], shape[3]], some.dtype(), &some.device()),
+        })
+        .collect();
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    ops::layout::concat_channels(&refs)
+}
+
+/// A non-affine batch norm whose output comes split along its channels at `at` (see
+/// [`split_channels`]), one node: in training it keeps the two output parts (x̂, which their
+/// consumers keep anyway) instead of x, and its backward concatenates them and their gradients
+/// transiently. So a state whose channels travel as two parts (PC-DARTS' head and tail) is not
+/// also kept whole.
+pub fn batch_norm_split(x: &Var, state: &mut BnState, training: bool, at: usize) -> [Var; 2] {
+    let [_, c, _, _] = x
+        .shape()
+        .try_into()
+        .unwrap_or_else(|_| panic!("batch_norm_split: x must be [n, c, h, w], got {}", fmt_shape(x.shape())));
+    assert!(0 < at && at < c, "batch_norm_split: at {at} must lie inside the {c} channels of x");
+    let xv = x.value().clone();
+    let shape = xv.shape().to_vec();
+    let outs = if training {
+        let (y, saved) = ops::norm::batch_norm_train(&xv, None, None, state.eps);
+        ops::norm::bn_update_running(
+            xv.shape(),
+            &saved,
+            state.eps,
+            state.momentum,
+            &mut state.running_mean,
+            &mut state.running_var,
+        );
+        drop(xv);
+        let parts = ops::layout::split_channels(&y, &[at, c - at]);
+        drop(y);
+        let kept = parts.clone();
+        x.tape().push_multi(
+            parts,
+            &[x],
+            Box::new(move |dys, _| {
+                let dy = concat_grads(dys, &shape, &[at, c - at]);
+                let y = ops::layout::concat_channels(&[&kept[0], &kept[1]]);
+                vec![Some(ops::norm::batch_norm_train_bwd_from_output(&y, &dy, &saved))]
+            }),
+        )
+    } else {
+        let (rm, rv, eps) = (state.running_mean.clone(), state.running_var.clone(), state.eps);
+        let y = ops::norm::batch_norm_eval(&xv, None, None, &rm, &rv, eps);
+        let parts = ops::layout::split_channels(&y, &[at, c - at]);
+        x.tape().push_multi(
+            parts,
+            &[x],
+            Box::new(move |dys, _| {
+                let dy = concat_grads(dys, &shape, &[at, c - at]);
+                vec![Some(ops::norm::batch_norm_eval_bwd(&xv, &dy, &rm, &rv, None, eps, false).dx)]
+            }),
+        )
+    };
+    outs.try_into().unwrap_or_else(|_| unreachable!("two parts give two outputs"))
 }
 
 /// Softmax of β over each node's incoming edges (slices of 2, 3, ..., steps + 1).

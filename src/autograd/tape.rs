@@ -11,6 +11,11 @@ use crate::tensor::{fmt_shape, Tensor};
 /// entry per input (`None` where not needed).
 pub type BackwardFn = Box<dyn Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>>>;
 
+/// The backward of a node with several outputs: given d(loss)/d(output i) for each output
+/// (`None` where an output got none) and which inputs need a gradient, returns one entry per
+/// input.
+pub type MultiBackwardFn = Box<dyn Fn(&[Option<Tensor>], &[bool]) -> Vec<Option<Tensor>>>;
+
 struct Node {
     parents: Vec<usize>,
     /// The groups of the leaves this node depends on (empty: a constant, nothing recorded).
@@ -93,6 +98,43 @@ impl Tape {
         let backward = (!groups.is_empty()).then_some(backward);
         let parents = parents.iter().map(|p| p.id).collect();
         self.push_node(Node { parents, groups, backward, leaf: None }, value)
+    }
+
+    /// Records an op with several outputs `values`, computed from `parents`, with one backward
+    /// over all their gradients; returns one variable per output.
+    ///
+    /// Recorded as a hub node on the parents, whose backward runs `backward`, and one node per
+    /// output on the hub: an output's backward hands its gradient to the hub (a shared slot) and
+    /// returns a one-element host placeholder as the hub's gradient, so the hub runs once the
+    /// walk reaches it, after every output (they are recorded later), and nothing else holds
+    /// the outputs' values.
+    pub fn push_multi(&self, values: Vec<Tensor>, parents: &[&Var], backward: MultiBackwardFn) -> Vec<Var> {
+        let slots: Rc<RefCell<Vec<Option<Tensor>>>> = Rc::new(RefCell::new(vec![None; values.len()]));
+        let hub_slots = slots.clone();
+        let placeholder = || Tensor::from_vec(&[1], vec![0f32]);
+        let hub = self.push(
+            placeholder(),
+            parents,
+            Box::new(move |_, need| {
+                let dys = std::mem::take(&mut *hub_slots.borrow_mut());
+                backward(&dys, need)
+            }),
+        );
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let slots = slots.clone();
+                self.push(
+                    value,
+                    &[&hub],
+                    Box::new(move |dy, _| {
+                        slots.borrow_mut()[i] = Some(dy.clone());
+                        vec![Some(placeholder())]
+                    }),
+                )
+            })
+            .collect()
     }
 
     /// Gradients of the scalar `loss` w.r.t. the leaves in `wanted`.

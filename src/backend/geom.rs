@@ -198,12 +198,14 @@ impl CropGeom {
     }
 }
 
-/// The shapes of one partial-channel merge.
+/// The shapes of one partial-channel merge of an edge whose input x has `c` channels: the
+/// mixed op's output m on x's first c/k, and the bypassed rest x[:, c/k:], which the merge
+/// reads as its own tensor (`[n, c − c/k, h, w]`: PC-DARTS states travel as these two parts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PcGeom {
     /// Batch.
     pub n: usize,
-    /// Channels of x and y.
+    /// Channels of the edge's input x and of the output y.
     pub c: usize,
     /// Height of x.
     pub h: usize,
@@ -240,9 +242,17 @@ impl PcGeom {
     pub fn m_shape(&self) -> [usize; 4] {
         [self.n, self.cpk(), self.oh(), self.ow()]
     }
-    /// Elements of x.
+    /// Channels of the bypassed part x[:, c/k:] (c − c/k), its own tensor.
+    pub fn xc(&self) -> usize {
+        self.c - self.cpk()
+    }
+    /// The shape of the bypassed part `[n, c − c/k, h, w]`.
+    pub fn x_shape(&self) -> [usize; 4] {
+        [self.n, self.xc(), self.h, self.w]
+    }
+    /// Elements of the bypassed part.
     pub fn x_len(&self) -> usize {
-        self.n * self.c * self.h * self.w
+        self.n * self.xc() * self.h * self.w
     }
     /// The channel of v that output channel `o` reads: q = (o mod k)·(c/k) + o div k.
     pub fn source(&self, o: usize) -> usize {

@@ -414,21 +414,23 @@ impl Cases {
         const K: usize = 4;
         for (c, hw) in SHAPES {
             for stride in [1, 2] {
-                let (x, m) = (self.rand(&[b, c, hw, hw]), self.rand(&[b, c / K, hw / stride, hw / stride]));
+                // x is the edge input's bypassed channels x[:, c/k:], their own tensor.
+                let (x, m) =
+                    (self.rand(&[b, c - c / K, hw, hw]), self.rand(&[b, c / K, hw / stride, hw / stride]));
                 let n_out = numel(&[b, c, hw / stride, hw / stride]);
                 let beta = self.rand(&[14]);
-                let label = format!("{} stride {stride}", fmt(x.shape()));
-                // Reads m and the bypassed channels of x (all of x on stride 2), writes the output.
-                let bytes = F32 * (numel(m.shape()) + numel(x.shape()) * (K as u64 - 1) / K as u64 + n_out);
+                let label = format!("{} stride {stride}", fmt(&[b, c, hw, hw]));
+                // Reads m and the bypassed channels, writes the output.
+                let bytes = F32 * (numel(m.shape()) + numel(x.shape()) + n_out);
                 let (m1, x1, b1) = (m.clone(), x.clone(), beta.clone());
                 self.push("pc_merge", format!("fwd {label}"), bytes, 0, move || {
-                    drop(ops::pcdarts::pc_merge(&m1, &x1, None, &b1, 3, K, stride))
+                    drop(ops::pcdarts::pc_merge(&m1, Some(&x1), None, &b1, 3, K, stride))
                 });
                 let dy = self.rand(&[b, c, hw / stride, hw / stride]);
                 self.push("pc_merge", format!("bwd {label}"), 2 * bytes, 0, move || {
                     drop(ops::pcdarts::pc_merge_bwd(
                         Some(&m),
-                        &x,
+                        Some(&x),
                         &dy,
                         &beta,
                         3,

@@ -50,14 +50,27 @@ impl Preprocess {
     }
 
     /// The two preprocessed states, from the previous cells' outputs as channel parts (their
-    /// nodes, or the stem), concatenated only transiently.
-    pub fn forward(&self, ctx: &mut Ctx, s0: &[Var], s1: &[Var]) -> [Var; 2] {
+    /// nodes, or the stem), concatenated only transiently. Each state comes whole (`[s]`), or
+    /// with `split` as its first `split` channels and the rest (`[head, tail]`, PC-DARTS': no
+    /// copy of the head is made beside the state).
+    pub fn forward(&self, ctx: &mut Ctx, s0: &[Var], s1: &[Var], split: Option<usize>) -> [Vec<Var>; 2] {
         let (s0, s1): (Vec<&Var>, Vec<&Var>) = (s0.iter().collect(), s1.iter().collect());
-        let s0 = match &self.pre0 {
-            Pre0::Conv(c) => c.forward_parts(ctx, &s0),
-            Pre0::Reduce(r) => r.forward_parts(ctx, &s0),
-        };
-        [s0, self.pre1.forward_parts(ctx, &s1)]
+        match split {
+            None => {
+                let s0 = match &self.pre0 {
+                    Pre0::Conv(c) => c.forward_parts(ctx, &s0),
+                    Pre0::Reduce(r) => r.forward_parts(ctx, &s0),
+                };
+                [vec![s0], vec![self.pre1.forward_parts(ctx, &s1)]]
+            }
+            Some(at) => {
+                let s0 = match &self.pre0 {
+                    Pre0::Conv(c) => c.forward_parts_split(ctx, &s0, at),
+                    Pre0::Reduce(r) => r.forward_parts_split(ctx, &s0, at),
+                };
+                [s0.to_vec(), self.pre1.forward_parts_split(ctx, &s1, at).to_vec()]
+            }
+        }
     }
 }
 
@@ -134,18 +147,16 @@ impl Cell {
         fused: bool,
         mut masks: Option<&mut Masks>,
     ) -> Vec<Var> {
-        let mut states = self.pre.forward(ctx, s0, s1).to_vec();
-        // PC-DARTS: every edge from a state reads the same first c/k channels, sliced once.
-        let mut heads: Vec<Var> = Vec::new();
+        // PC-DARTS: every state travels as its first c/k channels (what the edges' mixed ops
+        // read) and the rest (what their merges bypass), so no edge copies a slice of it.
+        let split = self.pc_k.map(|k| self.c / k).filter(|&at| at < self.c);
+        let mut states: Vec<Vec<Var>> = self.pre.forward(ctx, s0, s1, split).to_vec();
         let mut offset = 0;
         for _ in 0..STEPS {
             let mut acc: Option<Var> = None;
             for (j, state) in states.iter().enumerate() {
-                if let (Some(k), true) = (self.pc_k, j == heads.len()) {
-                    heads.push(F::channel_slice(state, 0, self.c / k));
-                }
                 let stride = if self.reduction && j < 2 { 2 } else { 1 };
-                let edge = Edge { e: offset + j, stride, weights, w2, fused, head: heads.get(j) };
+                let edge = Edge { e: offset + j, stride, weights, w2, fused };
                 acc = Some(match masks.as_deref_mut() {
                     // Drop path acts on the edge alone, which is then added.
                     Some(m) => {
@@ -159,9 +170,13 @@ impl Cell {
                 });
             }
             offset += states.len();
-            states.push(acc.expect("a node has at least two edges"));
+            let node = acc.expect("a node has at least two edges");
+            states.push(match split {
+                Some(at) => F::split_channels(&node, at).to_vec(),
+                None => vec![node],
+            });
         }
-        states.split_off(2)
+        states.split_off(2).into_iter().flatten().collect()
     }
 }
 
@@ -172,15 +187,14 @@ struct Edge<'a> {
     weights: &'a Var,
     w2: Option<&'a Var>,
     fused: bool,
-    /// PC-DARTS: the input's first c/k channels.
-    head: Option<&'a Var>,
 }
 
 impl Cell {
-    /// `acc` plus edge `d.e`'s output from input state `x`: the mixed op (one fused node that
-    /// adds into `acc`, or the unfused composition), or PC-DARTS' mixed op on the first c/k
-    /// channels of x (`d.head`) merged with the bypassed rest ([`F::pc_merge`]).
-    fn edge(&self, ctx: &mut Ctx, d: &Edge, x: &Var, acc: Option<&Var>) -> Var {
+    /// `acc` plus edge `d.e`'s output from input state `x` (its channel parts, see
+    /// [`Preprocess::forward`]): the mixed op (one fused node that adds into `acc`, or the
+    /// unfused composition), or PC-DARTS' mixed op on the first c/k channels of x (`x[0]`)
+    /// merged with the bypassed rest (`x[1]`, none when k = 1) ([`F::pc_merge`]).
+    fn edge(&self, ctx: &mut Ctx, d: &Edge, x: &[Var], acc: Option<&Var>) -> Var {
         let op = &self.edges[d.e];
         let mixed = |ctx: &mut Ctx, x: &Var, acc: Option<&Var>, scale: Option<(&Var, usize)>| {
             if d.fused {
@@ -194,19 +208,27 @@ impl Cell {
             }
         };
         match self.pc_k {
-            None => mixed(ctx, x, acc, None),
+            None => {
+                let [x] = x else { panic!("Cell::edge: a DARTS state comes whole, got {} parts", x.len()) };
+                mixed(ctx, x, acc, None)
+            }
             Some(k) => {
-                let head = d.head.expect("PC-DARTS edges read their input's sliced channels");
+                let (head, tail) = match x {
+                    [head] => (head, None),
+                    [head, tail] => (head, Some(tail)),
+                    _ => panic!("Cell::edge: a PC-DARTS state is its head and tail, got {} parts", x.len()),
+                };
                 assert_eq!(
                     head.shape()[1],
                     self.c / k,
-                    "Cell::edge: the head of x {} with k {k}",
-                    crate::tensor::fmt_shape(x.shape())
+                    "Cell::edge: the head {} of a state of {} channels with k {k}",
+                    crate::tensor::fmt_shape(head.shape()),
+                    self.c
                 );
                 let w2 = d.w2.expect("PC-DARTS edges are weighted by the node-normalised β");
                 // The fused edge gives ∂L/∂β̂ through m itself, so the merge does not keep m.
                 let m = mixed(ctx, head, None, Some((w2, d.e)));
-                F::pc_merge(&m, x, acc, w2, d.e, k, d.stride, d.fused)
+                F::pc_merge(&m, tail, acc, w2, d.e, k, d.stride, d.fused)
             }
         }
     }

@@ -8,8 +8,13 @@
 //! w2     = softmax(β[0..2]) ‖ softmax(β[2..5]) ‖ softmax(β[5..9]) ‖ softmax(β[9..14])
 //! ```
 //!
-//! Each edge is the mixed op on [`F::channel_slice`] (fused or not) and one [`F::pc_merge`]
-//! node that adds it into the node's running sum ([`Cell`] with a channel proportion). Checkpoint names follow the reference:
+//! Every state of a cell travels as two tensors, its first c/k channels (the head) and the
+//! rest (the tail): the preprocessing's BN writes them ([`F::batch_norm_split`]) and each node
+//! is split into them once ([`F::split_channels`]: a copy, after which the whole node is
+//! freed), so no state is kept twice and no edge slices one. Each edge is the mixed op on the
+//! head (fused or not) and one [`F::pc_merge`] node that adds it, with the bypassed tail, into
+//! the node's running sum ([`Cell`] with a channel proportion). Checkpoint names follow the
+//! reference:
 //! `cells.<i>._ops.<e>._ops.<k>...` for candidates on c/k channels (the bypass pool `mp` has no
 //! parameters), and `betas_normal`, `betas_reduce` `[14]` after the alphas.
 

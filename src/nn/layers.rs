@@ -47,6 +47,13 @@ impl ReluConvBn {
         let y = F::relu_conv2d(xs, ctx.p(self.w), self.p, 0);
         ctx.bn(&y, self.bn, None)
     }
+
+    /// [`ReluConvBn::forward_parts`] with the output split along its channels at `at`
+    /// ([`Ctx::bn_split`]): PC-DARTS' head and tail of a preprocessed state.
+    pub fn forward_parts_split(&self, ctx: &mut Ctx, xs: &[&Var], at: usize) -> [Var; 2] {
+        let y = F::relu_conv2d(xs, ctx.p(self.w), self.p, 0);
+        ctx.bn_split(&y, self.bn, at)
+    }
 }
 
 /// ReLU → two 1×1 stride-2 convs to `c_out / 2` channels each, the second on the input shifted
@@ -89,6 +96,14 @@ impl FactorizedReduce {
     pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var]) -> Var {
         let y = self.pre_bn(ctx, xs);
         ctx.bn(&y, self.bn, self.affine)
+    }
+
+    /// [`FactorizedReduce::forward_parts`] with the output split along its channels at `at`
+    /// (the search network's, without affine BN; see [`ReluConvBn::forward_parts_split`]).
+    pub fn forward_parts_split(&self, ctx: &mut Ctx, xs: &[&Var], at: usize) -> [Var; 2] {
+        assert!(self.affine.is_none(), "FactorizedReduce: a split output needs a non-affine BN");
+        let y = self.pre_bn(ctx, xs);
+        ctx.bn_split(&y, self.bn, at)
     }
 
     /// The forward up to its BN (the fused mixed op applies the BN).

@@ -172,6 +172,16 @@ impl<'a> Ctx<'a> {
         &mut buf.state
     }
 
+    /// A non-affine BN with buffers `b` whose output comes split along its channels at `at`
+    /// ([`crate::autograd::functions::batch_norm_split`]).
+    pub fn bn_split(&mut self, x: &Var, b: B, at: usize) -> [Var; 2] {
+        let buf = &mut self.bns[b.0];
+        if self.training {
+            buf.num_batches_tracked += 1;
+        }
+        crate::autograd::functions::batch_norm_split(x, &mut buf.state, self.training, at)
+    }
+
     /// Batch norm with buffers `b` (affine when `gamma_beta` is given).
     pub fn bn(&mut self, x: &Var, b: B, gamma_beta: Option<(P, P)>) -> Var {
         let affine = gamma_beta.map(|(g, bt)| (self.vars[g.0].clone(), self.vars[bt.0].clone()));

@@ -1,4 +1,4 @@
-//! PC-DARTS' ops: a channel slice, the partial-channel merge into a node's sum, and the softmax
+//! PC-DARTS' ops: the partial-channel merge into a node's sum, and the softmax
 //! of β over each node's incoming edges (see `backend::cpu::pcdarts` for the math).
 
 use super::{buf, gpu_out, gpu_rt, nchw, same_dtype};
@@ -10,72 +10,49 @@ use crate::backend::gpu::DevPtr;
 use crate::tensor::{fmt_shape, gpu_ok, Tensor};
 use crate::with_dtype;
 
-/// `x[:, a..a + len]` as a new tensor (the split of `ops::layout`, keeping one piece).
-pub fn channel_slice(x: &Tensor, a: usize, len: usize) -> Tensor {
-    let [_, c, _, _] = nchw("channel_slice", "x", x);
-    assert!(
-        len > 0 && a + len <= c,
-        "channel_slice: channels {a}..{} of x {}",
-        a + len,
-        fmt_shape(x.shape())
-    );
-    let pieces: Vec<usize> = [a, len, c - a - len].into_iter().filter(|&p| p > 0).collect();
-    let at = usize::from(a > 0);
-    super::layout::split_channels(x, &pieces).swap_remove(at)
-}
-
-/// The backward of [`channel_slice`]: `dy` placed at channels `a..` of zeros shaped `x_shape`.
-pub fn channel_slice_bwd(dy: &Tensor, x_shape: &[usize], a: usize) -> Tensor {
-    let [n, len, h, w] = nchw("channel_slice_bwd", "dy", dy);
-    let c = x_shape[1];
-    assert!(
-        x_shape.len() == 4 && a + len <= c && x_shape[0] == n && x_shape[2..] == [h, w],
-        "channel_slice_bwd: dy {} at channel {a} of x {}",
-        fmt_shape(dy.shape()),
-        fmt_shape(x_shape)
-    );
-    let zeros = |ch: usize| Tensor::zeros_on(&[n, ch, h, w], dy.dtype(), &dy.device());
-    let (before, after) = (zeros(a), zeros(c - a - len));
-    let parts: Vec<&Tensor> = [(&before, a), (dy, len), (&after, c - a - len)]
-        .into_iter()
-        .filter(|&(_, ch)| ch > 0)
-        .map(|(t, _)| t)
-        .collect();
-    super::layout::concat_channels(&parts)
-}
-
-/// Shapes of a merge: x `[n, c, h, w]`, m (when given) `[n, c/k, h/stride, w/stride]`, s a
-/// vector.
+/// Shapes of a merge whose output is `[n, c, oh, ow]`: m (when given) `[n, c/k, oh, ow]`, the
+/// tail x_t (absent exactly when k = 1) `[n, c − c/k, oh·stride, ow·stride]`, s a vector.
+#[allow(clippy::too_many_arguments)]
 fn geom(
     op: &str,
+    y_shape: [usize; 4],
     m: Option<&Tensor>,
-    x: &Tensor,
+    x: Option<&Tensor>,
     s: &Tensor,
     index: usize,
     k: usize,
     stride: usize,
 ) -> PcGeom {
-    let [n, c, h, w] = nchw(op, "x", x);
-    let g = PcGeom { n, c, h, w, k, stride };
+    let [n, c, oh, ow] = y_shape;
+    let g = PcGeom { n, c, h: oh * stride, w: ow * stride, k, stride };
     g.check(op);
     if let Some(m) = m {
-        let want = g.m_shape();
         assert_eq!(
             m.shape(),
-            &want[..],
-            "{op}: m {} vs x {} with k {k}, stride {stride} (want {})",
+            &g.m_shape()[..],
+            "{op}: m {} for an output [{n}, {c}, {oh}, {ow}] with k {k} (want {})",
             fmt_shape(m.shape()),
-            fmt_shape(x.shape()),
-            fmt_shape(&want)
+            fmt_shape(&g.m_shape())
         );
-        same_dtype(op, m, x);
+        same_dtype(op, m, s);
+    }
+    match x {
+        Some(x) => {
+            assert!(
+                g.xc() > 0 && x.shape() == g.x_shape(),
+                "{op}: the bypassed channels x[:, c/k:] are {}, want {} (k {k}, stride {stride})",
+                fmt_shape(x.shape()),
+                fmt_shape(&g.x_shape())
+            );
+            same_dtype(op, x, s);
+        }
+        None => assert_eq!(g.xc(), 0, "{op}: no bypassed channels given for k {k} of {c} channels"),
     }
     assert!(
         s.shape().len() == 1 && index < s.numel(),
         "{op}: scale index {index} of {}",
         fmt_shape(s.shape())
     );
-    same_dtype(op, x, s);
     g
 }
 
@@ -83,11 +60,13 @@ fn entry(s: &Tensor, index: usize) -> DevPtr {
     buf(s).ptr() + (4 * index) as DevPtr
 }
 
-/// `acc + s[index] · shuffle_k(cat(m, bypass(x[:, c/k:])))`: bypass the identity (stride 1) or
-/// a 2x2 stride-2 max pool (stride 2); the output is `[n, c, h/stride, w/stride]`.
+/// `acc + s[index] · shuffle_k(cat(m, bypass(x_t)))`, x_t = x[:, c/k:] the edge input's
+/// bypassed channels as their own tensor (`None` when k = 1): bypass the identity (stride 1)
+/// or a 2x2 stride-2 max pool (stride 2); the output is `[n, c, h/stride, w/stride]`, c = k·(m's
+/// channels).
 pub fn pc_merge(
     m: &Tensor,
-    x: &Tensor,
+    x: Option<&Tensor>,
     acc: Option<&Tensor>,
     s: &Tensor,
     index: usize,
@@ -95,7 +74,8 @@ pub fn pc_merge(
     stride: usize,
 ) -> Tensor {
     const OP: &str = "pc_merge";
-    let g = geom(OP, Some(m), x, s, index, k, stride);
+    let [n, cpk, oh, ow] = nchw(OP, "m", m);
+    let g = geom(OP, [n, cpk * k, oh, ow], Some(m), x, s, index, k, stride);
     let shape = [g.n, g.c, g.oh(), g.ow()];
     if let Some(a) = acc {
         assert_eq!(
@@ -105,28 +85,32 @@ pub fn pc_merge(
             fmt_shape(a.shape()),
             fmt_shape(&shape)
         );
-        same_dtype(OP, a, x);
+        same_dtype(OP, a, m);
     }
-    if let Some(rt) = gpu_rt(OP, &[m, x, s]) {
+    let mut on: Vec<&Tensor> = vec![m, s];
+    on.extend(x);
+    if let Some(rt) = gpu_rt(OP, &on) {
         return gpu_out(&rt, &shape, |y| {
-            gpc::pc_merge_fwd(&g, buf(m), buf(x), acc.map(buf), entry(s, index), y)
+            gpc::pc_merge_fwd(&g, buf(m), x.map(buf), acc.map(buf), entry(s, index), y)
         });
     }
-    with_dtype!(x.dtype(), T => {
+    with_dtype!(m.dtype(), T => {
         let mut y = vec![T::ZERO; g.y_len()];
         let sv = s.data::<T>()[index];
-        cpu::pc_merge_fwd(&g, m.data::<T>(), x.data::<T>(), acc.map(|a| a.data::<T>()), sv, &mut y);
+        let xv = x.map_or(&[][..], |x| x.data::<T>());
+        cpu::pc_merge_fwd(&g, m.data::<T>(), xv, acc.map(|a| a.data::<T>()), sv, &mut y);
         Tensor::from_vec(&shape, y)
     })
 }
 
-/// The gradients of [`pc_merge`] asked for: dm, dx, and ds placed at `index` of zeros shaped
-/// like `s` (dacc is `dy` itself). Without `m` (the fused edge reports its own part of ds,
-/// [`crate::fused::mixed::MixedEdge::scale`]), ds is the bypassed channels' part alone.
+/// The gradients of [`pc_merge`] asked for: dm, dx_t (the tail's; not asked when k = 1), and ds
+/// placed at `index` of zeros shaped like `s` (dacc is `dy` itself). Without `m` (the fused
+/// edge reports its own part of ds, [`crate::fused::mixed::MixedEdge::scale`]), ds is the
+/// bypassed channels' part alone.
 #[allow(clippy::too_many_arguments)]
 pub fn pc_merge_bwd(
     m: Option<&Tensor>,
-    x: &Tensor,
+    x: Option<&Tensor>,
     dy: &Tensor,
     s: &Tensor,
     index: usize,
@@ -135,24 +119,17 @@ pub fn pc_merge_bwd(
     need: [bool; 3],
 ) -> [Option<Tensor>; 3] {
     const OP: &str = "pc_merge_bwd";
-    let g = geom(OP, m, x, s, index, k, stride);
-    let y_shape = [g.n, g.c, g.oh(), g.ow()];
-    assert_eq!(
-        dy.shape(),
-        &y_shape[..],
-        "{OP}: dy {} vs output {}",
-        fmt_shape(dy.shape()),
-        fmt_shape(&y_shape)
-    );
+    let g = geom(OP, nchw(OP, "dy", dy), m, x, s, index, k, stride);
     let [need_m, need_x, need_s] = need;
-    if let Some(rt) = gpu_rt(OP, &[x, dy, s]) {
+    let need_x = need_x && x.is_some();
+    if let Some(rt) = gpu_rt(OP, &[dy, s]) {
         let mut dm = need_m.then(|| Tensor::empty_gpu(&g.m_shape(), &rt));
-        let mut dx = need_x.then(|| Tensor::empty_gpu(x.shape(), &rt));
+        let mut dx = need_x.then(|| Tensor::empty_gpu(&g.x_shape(), &rt));
         let mut ds = need_s.then(|| Tensor::empty_gpu(s.shape(), &rt));
         gpu_ok(gpc::pc_merge_bwd(
             &g,
             m.map(buf),
-            buf(x),
+            x.map(buf),
             buf(dy),
             entry(s, index),
             dm.as_mut().map(|t| t.gpu_buf_mut()),
@@ -161,18 +138,19 @@ pub fn pc_merge_bwd(
         ));
         return [dm, dx, ds];
     }
-    with_dtype!(x.dtype(), T => {
+    with_dtype!(dy.dtype(), T => {
         let mut dm = need_m.then(|| vec![T::ZERO; g.m_len()]);
         let mut dx = need_x.then(|| vec![T::ZERO; g.x_len()]);
         let sv = s.data::<T>()[index];
         let mv = m.map(|m| m.data::<T>());
-        let d = cpu::pc_merge_bwd(&g, mv, x.data::<T>(), dy.data::<T>(), sv, dm.as_deref_mut(), dx.as_deref_mut());
+        let xv = x.map_or(&[][..], |x| x.data::<T>());
+        let d = cpu::pc_merge_bwd(&g, mv, xv, dy.data::<T>(), sv, dm.as_deref_mut(), dx.as_deref_mut());
         let ds = need_s.then(|| {
             let mut v = vec![T::ZERO; s.numel()];
             v[index] = d;
             Tensor::from_vec(s.shape(), v)
         });
-        [dm.map(|v| Tensor::from_vec(&g.m_shape(), v)), dx.map(|v| Tensor::from_vec(x.shape(), v)), ds]
+        [dm.map(|v| Tensor::from_vec(&g.m_shape(), v)), dx.map(|v| Tensor::from_vec(&g.x_shape(), v)), ds]
     })
 }
 

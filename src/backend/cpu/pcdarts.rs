@@ -2,13 +2,14 @@
 //!
 //! An edge on `x` `[n, c, h, w]` runs its mixed op on the first c/k channels only, giving `m`
 //! `[n, c/k, h', w']`; the other channels bypass it (identity, or a 2x2 stride-2 max pool on a
-//! reduction edge, h' = h/2). With v = cat(m, bypass(x[:, c/k:])) and the channel shuffle of k
+//! reduction edge, h' = h/2). The merge reads them as their own tensor, the tail
+//! x_t = x[:, c/k:] `[n, c − c/k, h, w]`, and gives dx_t likewise. With v = cat(m, bypass(x[:, c/k:])) and the channel shuffle of k
 //! groups (output channel o = p·k + g reads channel q = g·(c/k) + p of v):
 //!
 //! ```text
 //! y[:, o]  = acc[:, o] + s · v[:, q(o)]
 //! dm[:, q] = s · dy[:, o(q)]                      q < c/k
-//! dx[:, q] = s · dy[:, o(q)]                      q ≥ c/k, stride 1 (zero for q < c/k)
+//! dx[:, q] = s · dy[:, o(q)]                      q ≥ c/k, stride 1 (dx_t's channel q − c/k)
 //!          = s · dy[:, o(q)] at each window's argmax, 0 elsewhere    (stride 2)
 //! ds       = Σ dy ⊙ shuffle(v),   dacc = dy
 //! ```
@@ -22,9 +23,10 @@ use super::real::Real;
 use crate::backend::geom::{node_edges, PcGeom};
 
 /// The bypass value of channel `q` (≥ c/k) at output pixel (i, j) of image `ni`: x itself, or
-/// the 2x2 window's max (the first maximum in row-major order), with its flat index in x.
+/// the 2x2 window's max (the first maximum in row-major order), with its flat index in the
+/// tail `x` (`[n, c − c/k, h, w]`).
 fn bypass<T: Real>(g: &PcGeom, x: &[T], ni: usize, q: usize, i: usize, j: usize) -> (T, usize) {
-    let plane = (ni * g.c + q) * g.h * g.w;
+    let plane = (ni * g.xc() + q - g.cpk()) * g.h * g.w;
     if g.stride == 1 {
         let at = plane + i * g.w + j;
         return (x[at], at);
@@ -50,7 +52,7 @@ fn check_lens(op: &str, g: &PcGeom, m: usize, x: usize, y: usize) {
     );
 }
 
-/// y = acc + s · shuffle_k(cat(m, bypass(x[:, c/k:]))) (`acc` absent: 0).
+/// y = acc + s · shuffle_k(cat(m, bypass(x_t))) (`acc` absent: 0), x_t the tail `[n, c − c/k, h, w]`.
 pub fn pc_merge_fwd<T: Real>(g: &PcGeom, m: &[T], x: &[T], acc: Option<&[T]>, s: T, y: &mut [T]) {
     check_lens("pc_merge", g, m.len(), x.len(), y.len());
     if let Some(a) = acc {
@@ -74,7 +76,7 @@ pub fn pc_merge_fwd<T: Real>(g: &PcGeom, m: &[T], x: &[T], acc: Option<&[T]>, s:
     });
 }
 
-/// The gradients of [`pc_merge_fwd`] asked for: `dm` (`[n, c/k, h', w']`), `dx` (`[n, c, h, w]`,
+/// The gradients of [`pc_merge_fwd`] asked for: `dm` (`[n, c/k, h', w']`), `dx` (the tail's,
 /// every element written), and ds as the return value.
 pub fn pc_merge_bwd<T: Real>(
     g: &PcGeom,

@@ -70,38 +70,52 @@ fn check(what: &str, b: &GpuBuf, len: usize) {
     assert_eq!(b.len(), len, "{OP}: {what} has {} elements, expected {len}", b.len());
 }
 
-/// `y = acc + s[0] · shuffle_k(cat(m, bypass(x[:, c/k:])))`, `s` a pointer to one float.
+/// Checks the tail x_t (`[n, c − c/k, h, w]`; absent exactly when k = 1) and gives its pointer.
+fn tail(x: Option<&GpuBuf>, g: &PcGeom) -> DevPtr {
+    match x {
+        Some(x) => {
+            check("x", x, g.x_len());
+            x.ptr()
+        }
+        None => {
+            assert_eq!(g.xc(), 0, "{OP}: no tail given for {} bypassed channels", g.xc());
+            0
+        }
+    }
+}
+
+/// `y = acc + s[0] · shuffle_k(cat(m, bypass(x_t)))`, x_t = x[:, c/k:] as its own tensor, `s` a
+/// pointer to one float.
 pub fn pc_merge_fwd(
     g: &PcGeom,
     m: &GpuBuf,
-    x: &GpuBuf,
+    x: Option<&GpuBuf>,
     acc: Option<&GpuBuf>,
     s: DevPtr,
     y: &mut GpuBuf,
 ) -> Result<(), GpuError> {
     check("m", m, g.m_len());
-    check("x", x, g.x_len());
     check("y", y, g.y_len());
     if let Some(a) = acc {
         check("acc", a, g.y_len());
     }
     let mut p = geom_args(g);
     p.m = m.ptr();
-    p.x = x.ptr();
+    p.x = tail(x, g);
     p.acc = acc.map_or(0, |a| a.ptr());
     p.s = s;
     p.y = y.ptr();
     y.runtime().launch(k::pc_merge_fwd_f32, LaunchCfg::linear(grid_for(g.y_len()), BLOCK), &[Arg::pod(&p)])
 }
 
-/// The backward of [`pc_merge_fwd`]: `dm`, `dx` (all of it, zeros included) and `dgrad`, a
+/// The backward of [`pc_merge_fwd`]: `dm`, `dx` (the tail's, zeros included) and `dgrad`, a
 /// `[len]` vector holding ds at `index` and zeros elsewhere (`s` = entry `index` of the vector
 /// it differentiates). Two launches: the per-block pass, then the ds sum.
 #[allow(clippy::too_many_arguments)]
 pub fn pc_merge_bwd(
     g: &PcGeom,
     m: Option<&GpuBuf>,
-    x: &GpuBuf,
+    x: Option<&GpuBuf>,
     dy: &GpuBuf,
     s: DevPtr,
     dm: Option<&mut GpuBuf>,
@@ -111,14 +125,13 @@ pub fn pc_merge_bwd(
     if let Some(m) = m {
         check("m", m, g.m_len());
     }
-    check("x", x, g.x_len());
     check("dy", dy, g.y_len());
     let rt = dy.runtime().clone();
     let nparts = partials_for(g.y_len());
     let partials = GpuBuf::alloc(&rt, nparts)?;
     let mut p = geom_args(g);
     p.m = m.map_or(0, GpuBuf::ptr);
-    p.x = x.ptr();
+    p.x = tail(x, g);
     p.s = s;
     p.dy = dy.ptr();
     p.partials = partials.ptr();
