@@ -61,7 +61,10 @@ m < 2^24):
   bn_fwd_eval_f32(x, gamma, beta, rmean, rvar, eps, n, c, hw, chunk, y)    grid (nchunks, c)
   bn_bwd_train_partial_f32(x, dy, mean, invstd, n, c, hw, chunk, partial)  grid (nchunks, c)
   bn_bwd_train_dx_f32(x, dy, mean, invstd, gamma, n, c, hw, chunk, partial, dx, dgamma, dbeta)
-                                                   grid (nchunks, c), after the partial pass
+                                                   grid (nchunks, c), after the partial pass;
+                                                   mean null in both: x is the output x̂ itself
+                                                   (a non-affine BN that kept its output), whose
+                                                   dx = invstd (dy - mean dy - x̂ mean(dy x̂))
   bn_bwd_eval_f32(dy, x, rmean, rvar, gamma, eps, n, c, hw, chunk, dx, partial)
                                                    grid (nchunks, c); partial null: dx only
   bn_bwd_sums_final_f32(partial, c, nchunks, dgamma, dbeta)
@@ -400,7 +403,8 @@ static __device__ __forceinline__ void bn_bwd_train_partial_block(const float* _
                                                                   float* __restrict__ partial,
                                                                   float (*warp_s)[BN_WARPS]) {
     const unsigned ch = blockIdx.y;
-    const float mu = mean[ch], s = invstd[ch];
+    // mean null: x is x̂ itself (a non-affine BN's output), so x̂ = x (mu 0, scale 1).
+    const float mu = mean != nullptr ? mean[ch] : 0.0f, s = mean != nullptr ? invstd[ch] : 1.0f;
     float s1 = 0.0f, s2 = 0.0f;
     for (BnCursor q = bn_cursor(g, ch, blockIdx.x, threadIdx.x); q.j < q.end;) {
         unsigned a[BN_ITEMS];
@@ -451,7 +455,9 @@ static __device__ __forceinline__ void bn_bwd_train_dx_block(const float* __rest
     }
     __syncthreads();
     const float mean_dy = stat[0], mean_dy_xhat = stat[1];
-    const float mu = mean[ch], s = invstd[ch];
+    // mean null: x is x̂ (mu 0, scale 1 on x), and dx still carries invstd.
+    const float mu = mean != nullptr ? mean[ch] : 0.0f, sx = mean != nullptr ? invstd[ch] : 1.0f;
+    const float s = invstd[ch];
     const float k = gamma != nullptr ? gamma[ch] * s : s;
     for (BnCursor q = bn_cursor(g, ch, blockIdx.x, threadIdx.x); q.j < q.end;) {
         unsigned a[BN_ITEMS];
@@ -464,7 +470,7 @@ static __device__ __forceinline__ void bn_bwd_train_dx_block(const float* __rest
         }
         for (int i = 0; i < BN_ITEMS; ++i) {
             if (static_cast<unsigned>(i) < cnt) {
-                const float xhat = (xv[i] - mu) * s;
+                const float xhat = (xv[i] - mu) * sx;
                 dx[a[i]] = k * fmaf(-xhat, mean_dy_xhat, gv[i] - mean_dy);
             }
         }

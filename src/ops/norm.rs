@@ -231,7 +231,7 @@ pub fn batch_norm_train_bwd(
     if let Some(rt) = gpu_rt("batch_norm_train_bwd", &[x, dy]) {
         return gpu_bn_grads(&rt, x.shape(), g.c, affine, |dx, dg, db| {
             let (mean, invstd) = (buf(&saved.mean), buf(&saved.invstd));
-            gbn::bn_bwd_train(&g, buf(x), buf(dy), mean, invstd, gamma.map(buf), dx, dg, db)
+            gbn::bn_bwd_train(&g, buf(x), buf(dy), Some(mean), invstd, gamma.map(buf), dx, dg, db)
         });
     }
     with_dtype!(x.dtype(), T => {
@@ -259,13 +259,20 @@ pub fn batch_norm_train_bwd(
 /// Training-mode backward of a BN without γ and β from its output y = x̂ (instead of x):
 /// dx = invstd · (dy − mean(dy) − x̂ · mean(dy · x̂)). It is [`batch_norm_train_bwd`] with
 /// x := y, mean := 0, invstd := 1 (so its x̂ is y) and γ := invstd (its factor on dx).
+/// On a GPU the kernels take no mean for this (and read y as x̂); on the CPU the unit
+/// statistics are c host values.
 pub fn batch_norm_train_bwd_from_output(y: &Tensor, dy: &Tensor, saved: &BnSaved) -> Tensor {
-    let c = saved.invstd.numel();
-    let device = y.device();
-    let unit = BnSaved {
-        mean: Tensor::zeros_on(&[c], y.dtype(), &device),
-        invstd: Tensor::full_on(&[c], 1.0, y.dtype(), &device),
-    };
+    const OP: &str = "batch_norm_train_bwd_from_output";
+    let g = bn_geom(OP, y.shape());
+    super::same_shape(OP, y, dy);
+    if let Some(rt) = gpu_rt(OP, &[y, dy]) {
+        return gpu_bn_grads(&rt, y.shape(), g.c, false, |dx, dg, db| {
+            gbn::bn_bwd_train(&g, buf(y), buf(dy), None, buf(&saved.invstd), None, dx, dg, db)
+        })
+        .dx;
+    }
+    let unit =
+        BnSaved { mean: Tensor::zeros(&[g.c], y.dtype()), invstd: Tensor::full(&[g.c], 1.0, y.dtype()) };
     batch_norm_train_bwd(y, dy, &unit, Some(&saved.invstd), false).dx
 }
 

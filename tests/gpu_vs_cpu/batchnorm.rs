@@ -119,6 +119,7 @@ fn one_case(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>, g: BnGeom, offset: 
     // The batch statistics the remaining kernels consume: the CPU's, rounded to f32, on both sides.
     let (mut wy, mut wmean, mut winvstd) = (vec![0.0; g.len()], vec![0.0; g.c], vec![0.0; g.c]);
     cpu::bn_fwd_train(&g, &wx, None, None, eps, &mut wy, &mut wmean, &mut winvstd);
+    let wy_train = wy;
     let (mean32, invstd32) = (f32s(&wmean), f32s(&winvstd));
     let (gmean, ginvstd) = (up(rt, &mean32), up(rt, &invstd32));
     let (wmean, winvstd) = (wide(&mean32), wide(&invstd32));
@@ -154,7 +155,7 @@ fn one_case(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>, g: BnGeom, offset: 
         &g,
         &gx,
         &gdy,
-        &gmean,
+        Some(&gmean),
         &ginvstd,
         Some(&ggamma),
         &mut dx,
@@ -179,10 +180,21 @@ fn one_case(rt: &Gpu, rng: &mut Rng, out: &mut Vec<Outcome>, g: BnGeom, offset: 
     push("bn_bwd_train dbeta", &dbeta, wdbeta);
 
     let mut dx = nan(rt, g.len());
-    bn::bn_bwd_train(&g, &gx, &gdy, &gmean, &ginvstd, None, &mut dx, None, None).unwrap();
+    bn::bn_bwd_train(&g, &gx, &gdy, Some(&gmean), &ginvstd, None, &mut dx, None, None).unwrap();
     let mut wdx = vec![0.0; g.len()];
     cpu::bn_bwd_train(&g, &wx, &wdy, &wmean, &winvstd, None, &mut wdx, None, None);
     push("bn_bwd_train dx plain", &dx, wdx);
+
+    // From the output: no mean, x is x̂ itself (the forward's y); the CPU's form is mean 0,
+    // invstd 1 and γ = invstd.
+    let gy = up(rt, &f32s(&wy_train));
+    let mut dx = nan(rt, g.len());
+    bn::bn_bwd_train(&g, &gy, &gdy, None, &ginvstd, None, &mut dx, None, None).unwrap();
+    let (zeros, ones) = (vec![0.0; g.c], vec![1.0; g.c]);
+    let wy = wide(&f32s(&wy_train));
+    let mut wdx = vec![0.0; g.len()];
+    cpu::bn_bwd_train(&g, &wy, &wdy, &zeros, &ones, Some(&winvstd), &mut wdx, None, None);
+    push("bn_bwd_train dx from the output", &dx, wdx);
 
     // Eval backward: affine with both parameter gradients, affine with dgamma only, plain.
     let (mut dx, mut dgamma, mut dbeta) = (nan(rt, g.len()), nan(rt, g.c), nan(rt, g.c));

@@ -247,12 +247,14 @@ pub fn bn_fwd_eval(
 
 /// Training backward (through the batch statistics): overwrites `dx`, and `dgamma`/`dbeta`
 /// when given. `mean`/`invstd` are the outputs of [`bn_fwd_train`]; `gamma` defaults to 1.
+/// Without `mean`, `x` is the output x̂ of a non-affine BN itself (x̂ = x, and dx still carries
+/// `invstd`): the backward of a BN that kept its output.
 #[allow(clippy::too_many_arguments)]
 pub fn bn_bwd_train(
     g: &BnGeom,
     x: &GpuBuf,
     dy: &GpuBuf,
-    mean: &GpuBuf,
+    mean: Option<&GpuBuf>,
     invstd: &GpuBuf,
     gamma: Option<&GpuBuf>,
     dx: &mut GpuBuf,
@@ -261,7 +263,8 @@ pub fn bn_bwd_train(
 ) -> Result<(), GpuError> {
     let op = "bn_bwd_train";
     check_len(op, g.len(), &[("x", x), ("dy", dy), ("dx", dx)]);
-    check_len(op, g.c, &[("mean", mean), ("invstd", invstd)]);
+    check_len(op, g.c, &[("invstd", invstd)]);
+    check_opt(op, g.c, "mean", mean);
     check_opt(op, g.c, "gamma", gamma);
     check_opt(op, g.c, "dgamma", dgamma.as_deref());
     check_opt(op, g.c, "dbeta", dbeta.as_deref());
@@ -274,7 +277,7 @@ pub fn bn_bwd_train(
     rt.launch(
         k::bn_bwd_train_partial_f32,
         p.grid,
-        &[x.arg(), dy.arg(), mean.arg(), invstd.arg(), p.n, p.c, p.hw, p.chunk, partial.arg()],
+        &[x.arg(), dy.arg(), opt(mean), invstd.arg(), p.n, p.c, p.hw, p.chunk, partial.arg()],
     )?;
     rt.launch(
         k::bn_bwd_train_dx_f32,
@@ -282,7 +285,7 @@ pub fn bn_bwd_train(
         &[
             x.arg(),
             dy.arg(),
-            mean.arg(),
+            opt(mean),
             invstd.arg(),
             opt(gamma),
             p.n,
