@@ -8,6 +8,26 @@ use crate::backend::gpu::cuda::CudaRuntime;
 use crate::backend::gpu::GpuError;
 use crate::tensor::Device;
 
+/// A failure of the device that work runs on (opening it, a launch, a copy, a graph), as code
+/// outside the backends sees it; the message names the call, and for a launch the kernel and
+/// the launches before it.
+#[derive(Debug)]
+pub struct DeviceError(GpuError);
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+impl From<GpuError> for DeviceError {
+    fn from(e: GpuError) -> Self {
+        DeviceError(e)
+    }
+}
+
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -60,12 +80,12 @@ impl fmt::Display for DeviceChoice {
 /// Opens the chosen device. `debug_sync` makes CUDA wait for and check every launch (`darts
 /// verify`, `--debug-sync`); the emulator checks every launch anyway. For `auto`, also returns
 /// why CUDA was not taken (to tell the user).
-pub fn open(choice: DeviceChoice, debug_sync: bool) -> Result<(Device, Option<String>), GpuError> {
+pub fn open(choice: DeviceChoice, debug_sync: bool) -> Result<(Device, Option<String>), DeviceError> {
     match choice {
         DeviceChoice::Cpu => Ok((Device::Cpu, None)),
         DeviceChoice::Cuda => Ok((Device::Gpu(Arc::new(CudaRuntime::new(0, debug_sync)?)), None)),
-        DeviceChoice::Emu => emu(false),
-        DeviceChoice::EmuDeferred => emu(true),
+        DeviceChoice::Emu => Ok(emu(false)?),
+        DeviceChoice::EmuDeferred => Ok(emu(true)?),
         DeviceChoice::Auto => match CudaRuntime::new(0, debug_sync) {
             Ok(rt) => Ok((Device::Gpu(Arc::new(rt)), None)),
             Err(e) => Ok((Device::Cpu, Some(e.to_string()))),

@@ -14,7 +14,8 @@
 //! The deferred emulator checks exactly these orderings (a missing wait fails with the kernel and
 //! the buffer it races).
 
-use crate::backend::gpu::{Event, Gpu, GpuError, HostStage, Stream};
+use crate::backend::gpu::{Event, Gpu, HostStage, Stream};
+use crate::device::DeviceError;
 use crate::ops::loss::labels_f32;
 use crate::tensor::{DType, Tensor};
 
@@ -46,7 +47,7 @@ impl Prefetch {
     /// Enqueues the upload of `images` and `labels` (on the host; the labels as the f32 the loss
     /// kernels read) into the next slot on the copy stream; returns the slot for
     /// [`Prefetch::take`].
-    pub fn upload(&mut self, images: &Tensor, labels: &[u32]) -> Result<usize, GpuError> {
+    pub fn upload(&mut self, images: &Tensor, labels: &[u32]) -> Result<usize, DeviceError> {
         let s = self.next;
         self.next ^= 1;
         // GPU batches are f32: the loader's values as they are (converted only otherwise).
@@ -93,7 +94,7 @@ impl Prefetch {
 
     /// The images and labels of slot `s`, for work on the compute stream (which waits for their
     /// upload).
-    pub fn take(&mut self, s: usize) -> Result<(Tensor, Tensor), GpuError> {
+    pub fn take(&mut self, s: usize) -> Result<(Tensor, Tensor), DeviceError> {
         let slot = self.slots[s].as_ref().expect("take after upload");
         self.rt.wait(Stream::Compute, slot.ready)?;
         Ok((slot.dev.clone(), slot.labels.clone()))
@@ -101,7 +102,7 @@ impl Prefetch {
 
     /// Marks the compute stream's work issued so far as the last use of slot `s` (drop every
     /// clone of its tensor first: the next upload writes it in place).
-    pub fn release(&mut self, s: usize) -> Result<(), GpuError> {
+    pub fn release(&mut self, s: usize) -> Result<(), DeviceError> {
         let used = self.rt.record(Stream::Compute)?;
         if let Some(slot) = self.slots[s].as_mut() {
             slot.used = Some(used);

@@ -26,9 +26,9 @@ use super::robust::{lambda_history, Robust};
 use super::state_io::{load_state, state_arrays};
 use super::step::{Batch, Order, SearchState};
 use super::stepper::{GraphMode, Stepper};
-use crate::backend::gpu::GpuError;
 use crate::checkpoint::{self, Array, ArrayData, CheckpointError};
 use crate::data::{eval_batches, Cifar10, DataError, Loader, Sampler, SamplerState, DEFAULT_DEPTH};
+use crate::device::DeviceError;
 use crate::meter::Meter;
 use crate::model::network::SearchDropPath;
 use crate::model::{Method, NetConfig, Network};
@@ -238,8 +238,8 @@ pub enum RunError {
     Checkpoint(CheckpointError),
     /// Writing outputs.
     Io(PathBuf, std::io::Error),
-    /// The GPU.
-    Gpu(GpuError),
+    /// The device (a GPU launch, copy or graph).
+    Device(DeviceError),
     /// The loss became NaN or infinite.
     NonFinite {
         /// Epoch of the step.
@@ -258,7 +258,7 @@ impl fmt::Display for RunError {
             RunError::Data(e) => write!(f, "{e}"),
             RunError::Checkpoint(e) => write!(f, "{e}"),
             RunError::Io(p, e) => write!(f, "{}: {e}", p.display()),
-            RunError::Gpu(e) => write!(f, "{e}"),
+            RunError::Device(e) => write!(f, "{e}"),
             RunError::NonFinite { epoch, step, loss } => write!(
                 f,
                 "the loss became {loss} at epoch {epoch}, step {step}; stopped, the last good checkpoint is kept \
@@ -487,8 +487,8 @@ fn draw(
     let states = (train.state(), val.state());
     let slots = match prefetch {
         Some((pt, pv)) => Some((
-            pt.upload(&tb.images, &tb.labels).map_err(RunError::Gpu)?,
-            pv.upload(&vb.images, &vb.labels).map_err(RunError::Gpu)?,
+            pt.upload(&tb.images, &tb.labels).map_err(RunError::Device)?,
+            pv.upload(&vb.images, &vb.labels).map_err(RunError::Device)?,
         )),
         None => None,
     };
@@ -557,7 +557,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
     // Drop-path masks are drawn on the host for every step: a replayed graph would reuse one
     // step's masks, so such a search issues its steps eagerly.
     let graph = if cfg.drop_path > 0.0 { GraphMode::Off } else { opts.graph };
-    let mut stepper = Stepper::new(&opts.device, graph).map_err(RunError::Gpu)?;
+    let mut stepper = Stepper::new(&opts.device, graph).map_err(RunError::Device)?;
     let wd = state.adam.weight_decay;
     let mut robust = Robust::new(
         cfg.hessian_every,
@@ -603,7 +603,8 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             };
             let ((xt, yt), (xv, yv)) = match (prefetch.as_mut(), slots) {
                 (Some((pt, pv)), Some((ts, vs))) => {
-                    let (t, v) = (pt.take(ts).map_err(RunError::Gpu)?, pv.take(vs).map_err(RunError::Gpu)?);
+                    let (t, v) =
+                        (pt.take(ts).map_err(RunError::Device)?, pv.take(vs).map_err(RunError::Device)?);
                     ((t.0, Some(t.1)), (v.0, Some(v.1)))
                 }
                 _ => ((tb.images.to_device(&opts.device), None), (vb.images.to_device(&opts.device), None)),
@@ -616,11 +617,11 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             }
             let train = Batch { x: &xt, y: Labels { host: &tb.labels, dev: yt.as_ref() } };
             let val = Batch { x: &xv, y: Labels { host: &vb.labels, dev: yv.as_ref() } };
-            stepper.issue(&mut state, &train, &val, lr).map_err(RunError::Gpu)?;
+            stepper.issue(&mut state, &train, &val, lr).map_err(RunError::Device)?;
             drop((xt, yt, xv, yv));
             if let (Some((pt, pv)), Some((ts, vs))) = (prefetch.as_mut(), slots) {
-                pt.release(ts).map_err(RunError::Gpu)?;
-                pv.release(vs).map_err(RunError::Gpu)?;
+                pt.release(ts).map_err(RunError::Device)?;
+                pv.release(vs).map_err(RunError::Device)?;
             }
             // On a GPU the next step's batches are drawn, and go up on the copy stream, while
             // this one computes; then its scalars are read.
@@ -629,7 +630,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
             if let (Some(pf), false) = (prefetch.as_mut(), last) {
                 pending = Some(draw(&mut train_loader, &mut val_loader, Some(pf))?);
             }
-            let stats = stepper.finish().map_err(RunError::Gpu)?;
+            let stats = stepper.finish().map_err(RunError::Device)?;
             if !stats.loss_train.is_finite() || !stats.loss_val.is_finite() {
                 let loss = if stats.loss_train.is_finite() { stats.loss_val } else { stats.loss_train };
                 return Err(RunError::NonFinite { epoch: pos.epoch, step: pos.step_in_epoch, loss });
@@ -730,7 +731,7 @@ pub fn run(cfg: &SearchConfig, opts: &RunOptions) -> Result<RunSummary, RunError
                     (train_loader, val_loader) = loaders(&pos)?;
                     pending = None;
                     // A captured step holds the old weight decay: capture again.
-                    stepper = Stepper::new(&opts.device, graph).map_err(RunError::Gpu)?;
+                    stepper = Stepper::new(&opts.device, graph).map_err(RunError::Device)?;
                     let line = serde_json::json!({
                         "kind": "ada", "epoch": from, "rollback_to": stop, "weight_decay": new_wd,
                     });

@@ -24,6 +24,7 @@
 
 use crate::autograd::GradStore;
 use crate::backend::gpu::{DevPtr, Gpu, GpuError, Graph, HostStage, Stream};
+use crate::device::DeviceError;
 use crate::ops::loss::{labels_f32, Labels};
 use crate::ops::optim::hyper;
 use crate::tensor::{Device, Tensor};
@@ -120,7 +121,7 @@ struct Captured {
 
 impl Stepper {
     /// A stepper for steps on `device`.
-    pub fn new(device: &Device, mode: GraphMode) -> Result<Stepper, GpuError> {
+    pub fn new(device: &Device, mode: GraphMode) -> Result<Stepper, DeviceError> {
         let gpu = match device {
             Device::Gpu(rt) => Some(GpuSide {
                 rt: rt.clone(),
@@ -143,7 +144,7 @@ impl Stepper {
         train: &Batch,
         val: &Batch,
         lr: f64,
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), DeviceError> {
         assert!(self.pending.is_none(), "Stepper::issue: the previous step's stats were not read (finish)");
         let Some(g) = self.gpu.as_mut() else {
             self.last = Issued::Eager;
@@ -193,7 +194,7 @@ impl Stepper {
     }
 
     /// The stats of the step last issued (waits for it on a GPU).
-    pub fn finish(&mut self) -> Result<StepStats, GpuError> {
+    pub fn finish(&mut self) -> Result<StepStats, DeviceError> {
         let values: Vec<f64> = match self.pending.take().expect("Stepper::finish: no step was issued") {
             Pending::Host(t) => t.to_f64_vec(),
             Pending::Staged => {
@@ -212,7 +213,7 @@ impl Stepper {
         train: &Batch,
         val: &Batch,
         lr: f64,
-    ) -> Result<StepStats, GpuError> {
+    ) -> Result<StepStats, DeviceError> {
         self.issue(state, train, val, lr)?;
         self.finish()
     }
