@@ -141,15 +141,7 @@ pub fn batch_norm(x: &Var, affine: Option<(&Var, &Var)>, state: &mut BnState, tr
     }
     let xv = x.value().clone();
     if training {
-        let (y, saved) = ops::norm::batch_norm_train(&xv, gamma.as_ref(), beta.as_ref(), eps);
-        ops::norm::bn_update_running(
-            xv.shape(),
-            &saved,
-            eps,
-            state.momentum,
-            &mut state.running_mean,
-            &mut state.running_var,
-        );
+        let (y, saved) = batch_norm_train_update(&xv, gamma.as_ref(), beta.as_ref(), state);
         if affine.is_none() {
             // Without γ and β the output is x̂ itself, which the next op keeps anyway: save it
             // instead of x, so x (a conv's or a concat's output) is freed now.
@@ -195,6 +187,25 @@ pub fn batch_norm(x: &Var, affine: Option<(&Var, &Var)>, state: &mut BnState, tr
             }),
         )
     }
+}
+
+/// The training forward on batch statistics, with the running statistics of `state` updated.
+fn batch_norm_train_update(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    state: &mut BnState,
+) -> (Tensor, ops::norm::BnSaved) {
+    let (y, saved) = ops::norm::batch_norm_train(x, gamma, beta, state.eps);
+    ops::norm::bn_update_running(
+        x.shape(),
+        &saved,
+        state.eps,
+        state.momentum,
+        &mut state.running_mean,
+        &mut state.running_var,
+    );
+    (y, saved)
 }
 
 /// k x k max pooling.
@@ -483,11 +494,7 @@ pub fn pc_merge(
 /// two outputs that keeps nothing: the backward concatenates the parts' gradients (zeros for a
 /// part without one). The parts are copies, and x is freed once nothing else holds it.
 pub fn split_channels(x: &Var, at: usize) -> [Var; 2] {
-    let [_, c, _, _] = x
-        .shape()
-        .try_into()
-        .unwrap_or_else(|_| panic!("split_channels: x must be [n, c, h, w], got {}", fmt_shape(x.shape())));
-    assert!(0 < at && at < c, "split_channels: at {at} must lie inside the {c} channels of x");
+    let c = split_channels_of("split_channels", x, at);
     let parts = ops::layout::split_channels(x.value(), &[at, c - at]);
     let shape = x.shape().to_vec();
     let outs = x.tape().push_multi(
@@ -496,6 +503,16 @@ pub fn split_channels(x: &Var, at: usize) -> [Var; 2] {
         Box::new(move |dys, _| vec![Some(concat_grads(dys, &shape, &[at, c - at]))]),
     );
     outs.try_into().unwrap_or_else(|_| unreachable!("two parts give two outputs"))
+}
+
+/// The channels of `x` (`[n, c, h, w]`), checked to be split at `at` into two non-empty parts.
+fn split_channels_of(op: &str, x: &Var, at: usize) -> usize {
+    let [_, c, _, _] = x
+        .shape()
+        .try_into()
+        .unwrap_or_else(|_| panic!("{op}: x must be [n, c, h, w], got {}", fmt_shape(x.shape())));
+    assert!(0 < at && at < c, "{op}: at {at} must lie inside the {c} channels of x");
+    c
 }
 
 /// The channel concat of the parts' gradients `dys` (part i has `chans[i]` channels) of a tensor
@@ -520,23 +537,11 @@ fn concat_grads(dys: &[Option<Tensor>], shape: &[usize], chans: &[usize]) -> Ten
 /// transiently. So a state whose channels travel as two parts (PC-DARTS' head and tail) is not
 /// also kept whole.
 pub fn batch_norm_split(x: &Var, state: &mut BnState, training: bool, at: usize) -> [Var; 2] {
-    let [_, c, _, _] = x
-        .shape()
-        .try_into()
-        .unwrap_or_else(|_| panic!("batch_norm_split: x must be [n, c, h, w], got {}", fmt_shape(x.shape())));
-    assert!(0 < at && at < c, "batch_norm_split: at {at} must lie inside the {c} channels of x");
+    let c = split_channels_of("batch_norm_split", x, at);
     let xv = x.value().clone();
     let shape = xv.shape().to_vec();
     let outs = if training {
-        let (y, saved) = ops::norm::batch_norm_train(&xv, None, None, state.eps);
-        ops::norm::bn_update_running(
-            xv.shape(),
-            &saved,
-            state.eps,
-            state.momentum,
-            &mut state.running_mean,
-            &mut state.running_var,
-        );
+        let (y, saved) = batch_norm_train_update(&xv, None, None, state);
         drop(xv);
         let parts = ops::layout::split_channels(&y, &[at, c - at]);
         drop(y);

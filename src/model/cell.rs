@@ -55,22 +55,11 @@ impl Preprocess {
     /// copy of the head is made beside the state).
     pub fn forward(&self, ctx: &mut Ctx, s0: &[Var], s1: &[Var], split: Option<usize>) -> [Vec<Var>; 2] {
         let (s0, s1): (Vec<&Var>, Vec<&Var>) = (s0.iter().collect(), s1.iter().collect());
-        match split {
-            None => {
-                let s0 = match &self.pre0 {
-                    Pre0::Conv(c) => c.forward_parts(ctx, &s0),
-                    Pre0::Reduce(r) => r.forward_parts(ctx, &s0),
-                };
-                [vec![s0], vec![self.pre1.forward_parts(ctx, &s1)]]
-            }
-            Some(at) => {
-                let s0 = match &self.pre0 {
-                    Pre0::Conv(c) => c.forward_parts_split(ctx, &s0, at),
-                    Pre0::Reduce(r) => r.forward_parts_split(ctx, &s0, at),
-                };
-                [s0.to_vec(), self.pre1.forward_parts_split(ctx, &s1, at).to_vec()]
-            }
-        }
+        let s0 = match &self.pre0 {
+            Pre0::Conv(c) => c.forward_parts(ctx, &s0, split),
+            Pre0::Reduce(r) => r.forward_parts(ctx, &s0, split),
+        };
+        [s0, self.pre1.forward_parts(ctx, &s1, split)]
     }
 }
 

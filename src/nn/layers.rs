@@ -38,21 +38,15 @@ impl ReluConvBn {
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        self.forward_parts(ctx, &[x])
+        self.forward_parts(ctx, &[x], None).remove(0)
     }
 
     /// Forward of the channel concat of `xs` (a search cell's output as its nodes; the concat
-    /// is not kept).
-    pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var]) -> Var {
+    /// is not kept): the output whole (`[y]`), or split along its channels at `split`
+    /// ([`Ctx::bn_parts`]: PC-DARTS' head and tail of a preprocessed state).
+    pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var], split: Option<usize>) -> Vec<Var> {
         let y = F::relu_conv2d(xs, ctx.p(self.w), self.p, 0);
-        ctx.bn(&y, self.bn, None)
-    }
-
-    /// [`ReluConvBn::forward_parts`] with the output split along its channels at `at`
-    /// ([`Ctx::bn_split`]): PC-DARTS' head and tail of a preprocessed state.
-    pub fn forward_parts_split(&self, ctx: &mut Ctx, xs: &[&Var], at: usize) -> [Var; 2] {
-        let y = F::relu_conv2d(xs, ctx.p(self.w), self.p, 0);
-        ctx.bn_split(&y, self.bn, at)
+        ctx.bn_parts(&y, self.bn, None, split)
     }
 }
 
@@ -89,21 +83,14 @@ impl FactorizedReduce {
 
     /// Forward.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Var {
-        self.forward_parts(ctx, &[x])
+        self.forward_parts(ctx, &[x], None).remove(0)
     }
 
-    /// Forward of the channel concat of `xs` (see [`ReluConvBn::forward_parts`]).
-    pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var]) -> Var {
+    /// Forward of the channel concat of `xs`, whole or split (see
+    /// [`ReluConvBn::forward_parts`]).
+    pub fn forward_parts(&self, ctx: &mut Ctx, xs: &[&Var], split: Option<usize>) -> Vec<Var> {
         let y = self.pre_bn(ctx, xs);
-        ctx.bn(&y, self.bn, self.affine)
-    }
-
-    /// [`FactorizedReduce::forward_parts`] with the output split along its channels at `at`
-    /// (the search network's, without affine BN; see [`ReluConvBn::forward_parts_split`]).
-    pub fn forward_parts_split(&self, ctx: &mut Ctx, xs: &[&Var], at: usize) -> [Var; 2] {
-        assert!(self.affine.is_none(), "FactorizedReduce: a split output needs a non-affine BN");
-        let y = self.pre_bn(ctx, xs);
-        ctx.bn_split(&y, self.bn, at)
+        ctx.bn_parts(&y, self.bn, self.affine, split)
     }
 
     /// The forward up to its BN (the fused mixed op applies the BN).

@@ -172,14 +172,16 @@ impl<'a> Ctx<'a> {
         &mut buf.state
     }
 
-    /// A non-affine BN with buffers `b` whose output comes split along its channels at `at`
-    /// ([`crate::autograd::functions::batch_norm_split`]).
-    pub fn bn_split(&mut self, x: &Var, b: B, at: usize) -> [Var; 2] {
+    /// [`Ctx::bn`]'s output whole (`[y]`), or split along its channels at `split` (non-affine
+    /// only: [`crate::autograd::functions::batch_norm_split`]).
+    pub fn bn_parts(&mut self, x: &Var, b: B, gamma_beta: Option<(P, P)>, split: Option<usize>) -> Vec<Var> {
+        let Some(at) = split else { return vec![self.bn(x, b, gamma_beta)] };
+        assert!(gamma_beta.is_none(), "Ctx::bn_parts: a split output needs a non-affine BN");
         let buf = &mut self.bns[b.0];
         if self.training {
             buf.num_batches_tracked += 1;
         }
-        crate::autograd::functions::batch_norm_split(x, &mut buf.state, self.training, at)
+        crate::autograd::functions::batch_norm_split(x, &mut buf.state, self.training, at).to_vec()
     }
 
     /// Batch norm with buffers `b` (affine when `gamma_beta` is given).
